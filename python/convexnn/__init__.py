@@ -1,4 +1,10 @@
-"""convexnn: globally optimal two-layer ReLU networks through their exact convex reformulations."""
+"""convexnn: globally optimal two-layer ReLU networks through their exact convex reformulations.
+
+>>> import convexnn as cnn
+>>> res = cnn.solve(X, y, beta=1e-2, patterns=200, bias=True)       # doctest: +SKIP
+>>> res.objective, res.gap, res.status                              # doctest: +SKIP
+>>> net = res.network(); net.predict(X)                             # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
@@ -17,5 +23,16 @@ def _load_blas() -> None:
 
 _load_blas()
 from . import _core  # noqa: E402
+from .network import GatedNetwork, Network  # noqa: E402
+from .patterns import Patterns, enumerate_patterns, sample_patterns  # noqa: E402
+from .result import SolveResult  # noqa: E402
+from .solve import beta_max, solve, solve_path  # noqa: E402
 
 __version__ = _core.__version__
+get_num_threads = _core.get_num_threads
+set_num_threads = _core.set_num_threads
+
+__all__ = [
+    "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max", "enumerate_patterns", "get_num_threads",
+    "sample_patterns", "set_num_threads", "solve", "solve_path", "__version__",
+]

@@ -1,0 +1,182 @@
+"""Sign patterns D_i = diag(1[X g_i >= 0]) of the hyperplane arrangement of the data, bit-packed in C++."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validation import add_bias_column, check_scalar, check_X
+
+
+def _design(X, bias, name="X"):
+    X = check_X(X, name)
+    return add_bias_column(X) if bias else X
+
+
+class Patterns:
+    """A deduplicated set of P sign patterns with one gate vector per pattern.
+
+    The masks are stored bit-packed (n x P bits) in the C++ core; only :meth:`dense` expands them.
+    Build one with :func:`sample_patterns`, :func:`enumerate_patterns` or :meth:`Patterns.from_gates`.
+
+    Attributes
+    ----------
+    gates : ndarray of shape (d[+1], P), float64
+        One gate per kept pattern, in mask order; with ``bias=True`` the last row multiplies the ones column.
+    n_patterns : int
+        P, the number of distinct non-zero patterns kept.
+    n_samples : int
+        n, the number of training rows the masks were computed on.
+    bias : bool
+        Whether the patterns were built with a ones column appended to X.
+    """
+
+    def __init__(self, core_set, bias):
+        if not isinstance(core_set, _core.PatternSet):
+            raise TypeError("Patterns wraps a convexnn._core.PatternSet; use from_gates / sample_patterns / "
+                             "enumerate_patterns to build one")
+        self._set = core_set
+        self.bias = bool(bias)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_gates(cls, X, G, bias=False):
+        """Patterns of user gates.
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+            Training data (without the bias column; it is appended when ``bias=True``).
+        G : array of shape (d[+1], P)
+            Gate vectors, one per column (d+1 rows when ``bias=True``).
+        bias : bool
+            Append a ones column to X first.
+
+        Returns
+        -------
+        Patterns
+            Deduplicated (first occurrence kept), with the all-zero pattern dropped.
+        """
+        Xb = _design(X, bias)
+        G = np.asarray(G, dtype=np.float64)
+        if G.ndim == 1:
+            G = G[:, None]
+        if G.ndim != 2 or G.shape[0] != Xb.shape[1]:
+            raise ValueError(f"G must have shape ({Xb.shape[1]}, P) (rows = features{' + bias' if bias else ''}); "
+                             f"got {G.shape}")
+        if G.shape[1] == 0:
+            raise ValueError("G has no columns: at least one gate is required")
+        if not np.isfinite(G).all():
+            raise ValueError("G contains NaN or Inf")
+        return cls(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(G.T)), bias)
+
+    # ---- inspection -------------------------------------------------------------------------------
+    @property
+    def n_patterns(self):
+        return self._set.n_patterns
+
+    @property
+    def n_samples(self):
+        return self._set.n_samples
+
+    @property
+    def gates(self):
+        return self._set.gates().T
+
+    def dense(self):
+        """The masks as a dense (n, P) bool array (for inspection and tests only)."""
+        return self._set.dense()
+
+    def masks_on(self, X):
+        """Dense (n_new, P) bool masks of the same gates on new data X (bias handled as at construction)."""
+        return self._set.recompute(_design(X, self.bias)).dense()
+
+    def subset(self, index):
+        """A new Patterns with the patterns ``index`` (array of ints), in that order."""
+        index = np.asarray(index, dtype=np.int64).ravel()
+        return Patterns(self._set.subset(index), self.bias)
+
+    def __len__(self):
+        return self.n_patterns
+
+    def __repr__(self):
+        return f"Patterns(n_patterns={self.n_patterns}, n_samples={self.n_samples}, bias={self.bias})"
+
+    def __getstate__(self):
+        return {"set": self._set, "bias": self.bias}
+
+    def __setstate__(self, state):
+        self._set = state["set"]
+        self.bias = state["bias"]
+
+
+def sample_patterns(X, n_patterns=1000, seed=0, bias=False):
+    """Patterns of ``n_patterns`` Gaussian gates, deduplicated.
+
+    Feature entries of each gate are N(0, 1). With ``bias=True`` the bias entry is chosen so that the gate's
+    hyperplane passes through a randomly chosen training point, so patterns split uncentered data.
+    Deterministic for a given ``seed``.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    n_patterns : int
+        Number of gates drawn; ``result.n_patterns`` is what remains after deduplication.
+    seed : int
+    bias : bool
+
+    Returns
+    -------
+    Patterns
+    """
+    n_patterns = check_scalar(n_patterns, "n_patterns", low=1, integer=True)
+    seed = check_scalar(seed, "seed", low=0, integer=True)
+    Xb = _design(X, bias)
+    return Patterns(_core.PatternSet.sample(Xb, int(n_patterns), int(seed), bool(bias)), bias)
+
+
+def enumerate_patterns(X, bias=False, max_patterns=None):
+    """ALL regions of the central hyperplane arrangement {u : x_k^T u = 0} of the data.
+
+    The count is estimated first (Cover's bound for the rank r of X); above ``max_patterns`` a ValueError
+    states the estimate. Gates lie strictly inside their regions, so
+    ``Patterns.from_gates(X, pats.gates, bias)`` gives back the same patterns.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    bias : bool
+    max_patterns : int or None
+        Refuse above this many regions (default 100000).
+
+    Returns
+    -------
+    Patterns
+        Cover's count 2 * sum_{k<r} C(n-1, k) on general-position data, minus one when the all-zero
+        pattern's region exists (it is dropped).
+    """
+    max_patterns = 100_000 if max_patterns is None else check_scalar(max_patterns, "max_patterns", low=1,
+                                                                        integer=True)
+    Xb = _design(X, bias)
+    try:
+        core = _core.enumerate_patterns(Xb, int(max_patterns))
+    except (OverflowError, MemoryError) as exc:
+        raise ValueError(f"enumerate_patterns: {exc} (raise max_patterns or sample instead)") from exc
+    return Patterns(core, bias)
+
+
+def as_patterns(patterns, X, bias, seed):
+    """Resolve solve()'s ``patterns`` argument: a Patterns, a (d[+1], P) gate array, an int P or None."""
+    if patterns is None:
+        patterns = 100
+    if isinstance(patterns, Patterns):
+        if patterns.bias != bool(bias):
+            raise ValueError(f"patterns were built with bias={patterns.bias} but solve got bias={bias}")
+        if patterns.n_samples != X.shape[0]:
+            raise ValueError(f"patterns were built on {patterns.n_samples} samples but X has {X.shape[0]}")
+        return patterns
+    if isinstance(patterns, (int, np.integer)) and not isinstance(patterns, bool):
+        return sample_patterns(X, int(patterns), seed=seed, bias=bias)
+    if hasattr(patterns, "shape") or isinstance(patterns, (list, tuple)):
+        return Patterns.from_gates(X, patterns, bias=bias)
+    raise TypeError(f"patterns must be a Patterns, a (d, P) gate array, an int or None; got {type(patterns).__name__}")

@@ -1,0 +1,187 @@
+"""solve() and solve_path(): the convex programs of two-layer ReLU networks, with certificates."""
+
+from __future__ import annotations
+
+import math
+import time as _time
+
+import numpy as np
+
+from . import _core
+from ._validation import (DEVICES, FORMULATIONS, GROUPS, LOSSES, add_bias_column, check_choice, check_dtype,
+                          check_scalar, check_X, check_y)
+from .patterns import as_patterns
+from .result import SolveResult
+
+_DEFAULT_MAX_ITER = 10_000
+
+
+def _check_common(X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype):
+    formulation = check_choice(formulation, "formulation", FORMULATIONS)
+    loss = check_choice(loss, "loss", LOSSES)
+    groups = check_choice(groups, "groups", GROUPS)
+    device = check_choice(device, "device", DEVICES)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be True or False; got {bias!r}")
+    X = check_X(X, dtype=check_dtype(dtype))
+    Y, was_1d = check_y(y, X.shape[0], loss)
+    beta = check_scalar(beta, "beta", low=0.0)
+    tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
+    max_iter = _DEFAULT_MAX_ITER if max_iter is None else check_scalar(max_iter, "max_iter", low=1, integer=True)
+    time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
+                                                                   low_inclusive=False, allow_inf=True)
+    if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
+        raise ValueError("formulation='relu' with groups='neuron' and c > 1 outputs has no exact network "
+                         "reconstruction; use groups='output' (independent heads)")
+    if device == "cuda":
+        _require_cuda()
+    return X, Y, was_1d, formulation, loss, groups, bool(bias), beta, tol, int(max_iter), time_limit
+
+
+def _require_cuda():
+    try:
+        from . import _cuda
+    except ImportError as exc:
+        raise ValueError("device='cuda' needs the CUDA build of convexnn (built when the CUDA toolkit with cuBLAS "
+                         f"is found at install time): {exc}") from exc
+    if _cuda.device_count() == 0:
+        raise ValueError("device='cuda' but no CUDA GPU is visible")
+    raise ValueError("device='cuda': the GPU solvers are not part of this build yet; use device='cpu'")
+
+
+def _operator(Xb, patterns):
+    cls = _core.MaskedOperatorF32 if Xb.dtype == np.float32 else _core.MaskedOperatorF64
+    return cls(Xb, patterns._set)
+
+
+def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
+          tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
+          warm_start=None, verbose=False):
+    """Solve the convex program of a two-layer ReLU network and certify the result.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Training data (float32 or float64; never modified).
+    y : array of shape (n,) or (n, c)
+        Targets: real values (squared), {-1, +1} (binary losses) or one-hot (cross_entropy).
+    beta : float >= 0
+        Weight of the group-norm regulariser (weight decay of the non-convex network).
+    patterns : Patterns, array of shape (d[+1], P), int or None
+        The sign patterns: a :class:`Patterns`, gate vectors, or a number of Gaussian gates drawn with
+        ``seed`` (default 100).
+    formulation : {"gated", "relu"}
+        "gated": the unconstrained group lasso (gated ReLU network). "relu": the exact cone-constrained program
+        (seed 003 eq. 8) whose optimum over all patterns equals the global optimum of the ReLU network.
+    loss : {"squared", "logistic", "hinge", "squared_hinge", "cross_entropy"}
+    groups : {"output", "neuron"}
+        Group norm per output column ("output") or per pattern ("neuron"); the same for c = 1.
+    bias : bool
+        Append a ones column to X (its weight is part of each neuron's group).
+    seed : int
+        Seed for sampled patterns.
+    tol : float
+        Target relative duality gap (gated) or KKT residual and relative violation (relu).
+    max_iter, time_limit : int, float or None
+    cutting_planes : bool
+        relu only: add the most violated patterns found by the dual oracle (not in this build yet).
+    device : {"cpu", "cuda"}
+    dtype : None, float32 or float64
+        Precision of the iterations (certificates are always accumulated in float64). None keeps X's.
+    warm_start : SolveResult or array (P, d[+1], c), optional
+        gated: a starting point on the same patterns.
+    verbose : bool
+        Print objective and gap while solving.
+
+    Returns
+    -------
+    SolveResult
+        ``objective``, ``dual_objective``, ``gap``, ``status``, ``coef_``, ``network()``, ``predict()`` ...
+
+    Notes
+    -----
+    formulation="gated" runs the C++ solver (``res.solver`` names the algorithm). formulation="relu" currently
+    runs the pure-Python reference (CVXPY + Clarabel interior point, ``res.solver == "reference-clarabel"``;
+    needs the ``reference`` extra) until the C++ exact solver lands; its dual bound comes from the C++ cone
+    oracle, so the certificate is computed independently of the interior-point solver.
+    """
+    start = _time.perf_counter()
+    X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
+        X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype)
+    seed = check_scalar(seed, "seed", low=0, integer=True)
+    Xb = add_bias_column(X) if bias else X
+    pats = as_patterns(patterns, X, bias, seed)
+    if cutting_planes:
+        raise ValueError("cutting_planes=True needs the exact C++ solver, which is not part of this build yet")
+    common = dict(patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias,
+                  output_1d=was_1d)
+    if formulation == "gated":
+        U0 = _warm_start_blocks(warm_start, pats.n_patterns, Xb.shape[1], Y.shape[1])
+        raw = _core.solve_gated(_operator(Xb, pats), Y, beta, loss=loss, groups=groups, tol=tol,
+                                max_iter=max_iter, time_limit=time_limit, warm_start=U0, verbose=bool(verbose))
+        return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
+                           status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
+                           solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64),
+                           kkt_residual=raw["gap"], history=list(raw.get("history", [])), **common)
+    from ._relu_reference import solve_relu_reference
+
+    out = solve_relu_reference(Xb, Y, beta, pats, loss, tol)
+    return SolveResult(time=_time.perf_counter() - start, **out, **common)
+
+
+def _warm_start_blocks(warm_start, P, d, c):
+    if warm_start is None:
+        return None
+    U0 = warm_start.coef_ if isinstance(warm_start, SolveResult) else warm_start
+    if isinstance(U0, tuple):
+        raise ValueError("warm_start for formulation='gated' must be gated coefficients (P, d, c)")
+    U0 = np.asarray(U0, dtype=np.float64)
+    if U0.shape != (P, d, c):
+        raise ValueError(f"warm_start must have shape {(P, d, c)} (patterns, features[+bias], outputs); "
+                         f"got {U0.shape}")
+    if not np.isfinite(U0).all():
+        raise ValueError("warm_start contains NaN or Inf")
+    return np.ascontiguousarray(U0)
+
+
+def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, seed=0):
+    """The smallest beta for which the zero network is optimal for the gated program on ``patterns``."""
+    X = check_X(X)
+    loss = check_choice(loss, "loss", LOSSES)
+    groups = check_choice(groups, "groups", GROUPS)
+    Y, _ = check_y(y, X.shape[0], loss)
+    Xb = add_bias_column(X) if bias else X
+    pats = as_patterns(patterns, X, bias, seed)
+    return float(_core.gated_beta_max(_operator(Xb, pats), Y, loss=loss, groups=groups))
+
+
+def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3, **kwargs):
+    """Warm-started regularization path: one :func:`solve` per beta, largest first.
+
+    Parameters
+    ----------
+    betas : array of floats, optional
+        Default: a log grid of ``n_betas`` values from ``beta_max`` down to ``beta_min_ratio * beta_max``.
+    other parameters : as :func:`solve`.
+
+    Returns
+    -------
+    list of SolveResult, in the order of ``betas`` (sorted decreasing when generated).
+    """
+    X = check_X(X)
+    bias = kwargs.get("bias", False)
+    pats = as_patterns(patterns, X, bias, kwargs.get("seed", 0))
+    if betas is None:
+        n_betas = check_scalar(n_betas, "n_betas", low=1, integer=True)
+        bmax = beta_max(X, y, pats, loss=kwargs.get("loss", "squared"), groups=kwargs.get("groups", "output"),
+                        bias=bias)
+        betas = bmax * np.logspace(0, np.log10(beta_min_ratio), n_betas)
+    betas = np.asarray(betas, dtype=np.float64).ravel()
+    if betas.size == 0 or not np.isfinite(betas).all() or (betas < 0).any():
+        raise ValueError("betas must be a non-empty array of finite values >= 0")
+    results, prev = [], None
+    for b in betas:
+        warm = prev if kwargs.get("formulation", "gated") == "gated" else None
+        prev = solve(X, y, float(b), patterns=pats, warm_start=warm, **kwargs)
+        results.append(prev)
+    return results
