@@ -5,6 +5,7 @@
 #   PREFIX/scnn    pyscnn 0.0.10 (installed --no-deps) + linalg-backends 0.0.1b0 (pre-release, module `lab`),
 #                  torch, cvxpy + clarabel, opt_einsum, tqdm, scikit-learn, and convexnn itself
 #   PREFIX/adelie  adelie 1.1.52 (+ its numpy < 2 pin) and convexnn's runtime deps
+# PEERS_SKIP_CONVEXNN=1 skips installing convexnn into them (install it later with PREFIX/*/bin/pip install .).
 # Then prints the versions and runs a tiny solve with each peer to prove the set-up works.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,13 +20,13 @@ echo "== scnn environment: $prefix/scnn"
   typing_extensions
 "$prefix/scnn/bin/python" -m pip install -q --no-deps "pyscnn==0.0.10"
 "$prefix/scnn/bin/python" -m pip install -q --no-deps --pre "linalg-backends==0.0.1b0"
-"$prefix/scnn/bin/python" -m pip install -q "$root"
+[ "${PEERS_SKIP_CONVEXNN:-0}" = 1 ] || "$prefix/scnn/bin/python" -m pip install -q "$root"
 
 echo "== adelie environment: $prefix/adelie"
 "$py" -m venv "$prefix/adelie"
 "$prefix/adelie/bin/python" -m pip install -q --upgrade pip
 "$prefix/adelie/bin/python" -m pip install -q "adelie==1.1.52"
-"$prefix/adelie/bin/python" -m pip install -q "$root"
+[ "${PEERS_SKIP_CONVEXNN:-0}" = 1 ] || "$prefix/adelie/bin/python" -m pip install -q "$root"
 
 "$prefix/scnn/bin/python" "$root/bench/peers/check_peers.py" scnn
 "$prefix/adelie/bin/python" "$root/bench/peers/check_peers.py" adelie
