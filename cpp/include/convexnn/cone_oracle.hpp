@@ -1,0 +1,79 @@
+// The per-pattern dual-constraint oracle of the exact (cone-constrained) ReLU program, and the Euclidean
+// projection onto a pattern's cone it reduces to.
+//
+// Pattern i has the polyhedral cone  K_i = { u in R^d : (2 D_i - I) X u >= 0 },  i.e. one constraint
+// a_k^T u >= 0 per sample with a_k = s_k x_k, s_k = +1 if bit k of the mask is set and -1 otherwise.
+// For a closed convex cone, max { g^T u : u in K, ||u|| <= 1 } = ||Pi_K(g)||, attained at
+// Pi_K(g) / ||Pi_K(g)|| (any feasible u, e.g. 0, when the projection is 0). With g = X^T D_i r this is the
+// dual constraint  max { r^T D_i X u : u in K_i, ||u|| <= 1 }  that the exact solver and the cutting
+// planes check against beta.
+//
+// The projection  min_u 1/2 ||u - g||^2  s.t.  A u >= 0  (A = (2 D_i - I) X, n x d, n >> d) is solved by a
+// dual active-set method in the style of Goldfarb & Idnani (1983) with Hessian I: the iterate is always
+// u = g + A_S^T lambda_S with lambda_S >= 0 on a linearly independent active set S (|S| <= d), the most
+// violated constraint is added, constraints whose multiplier would turn negative are dropped, and a QR
+// factorization of the active rows is updated by Givens rotations. The rows a_k are generated from X and
+// the mask bits on the fly; the only O(n d) work per iteration is one gemv X u.
+//
+// Properties the callers rely on (all arithmetic in double, whatever T is):
+//   * every iterate has lambda >= 0, so ||u|| = ||g - w|| with w = -A^T lambda in the polar cone, and
+//     ||u|| >= dist(g, polar cone) = ||Pi_K(g)||: the reported norm is an UPPER bound on the oracle value
+//     (up to rounding) even when the method stops early, and it decreases monotonically;
+//   * on convergence every constraint holds to  -a_k^T u <= tol * ||g|| * ||x_k||  (zero rows never bind).
+#pragma once
+
+#include <vector>
+
+#include "convexnn/common.hpp"
+#include "convexnn/operator.hpp"
+#include "convexnn/pattern_set.hpp"
+
+namespace convexnn {
+
+// Result of one cone projection. All fields are float64 whatever the data type T.
+template <class T>
+struct ConeProjection {
+  std::vector<double> u;        // (d,) the projection Pi_K(g) (approximately; see max_violation)
+  double norm = 0.0;            // ||u||: the oracle value max { g^T v : v in K, ||v|| <= 1 } (an upper bound)
+  double max_violation = 0.0;   // max_k max(0, -a_k^T u) / ||x_k|| over nonzero rows (0 when feasible)
+  index_t iterations = 0;       // active-set steps taken (each add, partial or dual step counts once)
+  bool converged = false;       // max_violation <= tol * ||g|| reached within the iteration cap
+};
+
+// Summary of one oracle call over a subset of patterns (both signs).
+struct ConeOracleInfo {
+  index_t total_iterations = 0;  // summed over all projections
+  index_t max_iterations = 0;    // largest count of a single projection
+  double max_relative_violation = 0.0;  // max over projections of max_violation / ||g|| (0 when g = 0)
+  index_t n_unconverged = 0;     // projections that hit the iteration cap or stalled numerically
+};
+
+// Default iteration cap (max_iter <= 0): generous compared to the O(d) steps the method usually needs,
+// small enough that a cycling instance returns instead of spinning (each step costs O(n d)).
+index_t default_cone_max_iter(index_t n, index_t d);
+
+// Projection of g (d,) onto K = { u : s_k x_k^T u >= 0 for all k }, with the signs s_k given by the mask
+// bits (bit k % 64 of mask[k / 64]; ceil(n / 64) words). X (n, d) any strides; X is not modified, and it
+// is copied to float64 only when T is float or its strides are not BLAS-compatible.
+// tol >= 0 is relative: stop when every -a_k^T u <= tol * ||g|| * ||x_k||.
+template <class T>
+ConeProjection<T> project_onto_sign_cone(MatrixView<T> X, const PatternSet::Word* mask, const double* g,
+                                         double tol = 1e-10, index_t max_iter = 0);
+
+// Projection of g (d,) onto the cone K_i of pattern i of `pats` (pats built on this X).
+template <class T>
+ConeProjection<T> project_onto_pattern_cone(MatrixView<T> X, const PatternSet& pats, index_t i, const double* g,
+                                            double tol = 1e-10, index_t max_iter = 0);
+
+// The dual-constraint oracle for every pattern i = subset.block(s), s = 0..S-1 (S = subset.count(P)):
+//   values_pos[s] = max { r^T D_i X u : u in K_i, ||u|| <= 1 } = ||Pi_{K_i}(X^T D_i r)||,
+//   values_neg[s] = the same with -r,
+//   maximizers (S x d row-major, optional: pass nullptr) = the maximizing unit vector for the sign with the
+//   larger value (+r on ties), 0 when that value is 0.
+// r has n entries. OpenMP over patterns; each pattern's result does not depend on the thread count.
+template <class T>
+ConeOracleInfo dual_constraint_oracle(MatrixView<T> X, const PatternSet& pats, const T* r, BlockSubset subset,
+                                      double tol, double* values_pos, double* values_neg,
+                                      double* maximizers = nullptr, index_t max_iter = 0);
+
+}  // namespace convexnn

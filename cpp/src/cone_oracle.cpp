@@ -1,0 +1,556 @@
+// Dual active-set (Goldfarb-Idnani, Hessian = I) projection onto the cone of a sign pattern, and the
+// per-pattern dual-constraint oracle built on it. See cone_oracle.hpp for the math.
+#include "convexnn/cone_oracle.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "convexnn/blas.hpp"
+
+namespace convexnn {
+namespace {
+
+using Word = PatternSet::Word;
+
+// std::bad_alloc that names the size that was asked for (pybind11 maps it to MemoryError with this text).
+class AllocationFailure : public std::bad_alloc {
+ public:
+  explicit AllocationFailure(std::string msg) : msg_(std::move(msg)) {}
+  const char* what() const noexcept override { return msg_.c_str(); }
+
+ private:
+  std::string msg_;
+};
+
+template <class V>
+void checked_resize(std::vector<V>& v, index_t count, const char* what) {
+  constexpr auto max_count = static_cast<index_t>(std::numeric_limits<std::size_t>::max() / sizeof(V) / 2);
+  if (count < 0 || count > max_count) {
+    std::ostringstream os;
+    os << "cone oracle: " << what << " needs " << count << " elements of " << sizeof(V)
+       << " bytes, which overflows the address space";
+    throw std::length_error(os.str());
+  }
+  try {
+    v.assign(static_cast<std::size_t>(count), V{});
+  } catch (const std::bad_alloc&) {
+    std::ostringstream os;
+    os << "cone oracle: cannot allocate " << count * static_cast<index_t>(sizeof(V)) << " bytes for " << what;
+    throw AllocationFailure(os.str());
+  }
+}
+
+// Pins OpenBLAS to one thread while the OpenMP region runs (the core parallelises over patterns; the
+// bundled pthreads OpenBLAS has no per-thread setting), restoring the previous count on exit.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : previous_(blas::get_num_threads()) {
+    if (previous_ != 1) blas::set_num_threads(1);
+  }
+  ~SingleThreadedBlas() {
+    if (previous_ != 1) blas::set_num_threads(previous_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int previous_;
+};
+
+// X seen in float64 with strides BLAS accepts: the caller's memory when T = double and the layout allows,
+// otherwise a row-major float64 copy (float data is widened so every constraint value is double-accurate).
+struct Float64Rows {
+  const double* data = nullptr;
+  index_t n = 0, d = 0;
+  index_t row_stride = 0, col_stride = 1;
+  bool row_major = true;
+  std::vector<double> storage;
+
+  double operator()(index_t k, index_t j) const { return data[k * row_stride + j * col_stride]; }
+  index_t ld() const { return row_major ? row_stride : col_stride; }
+
+  // v (n) = X u (d)
+  void times(const double* u, double* v) const {
+    blas::gemv<double>(row_major ? blas::Layout::RowMajor : blas::Layout::ColMajor, blas::Op::NoTrans, n, d, 1.0,
+                       data, ld(), u, 1, 0.0, v, 1);
+  }
+  // g (d) = X^T w (n)
+  void transpose_times(const double* w, double* g) const {
+    blas::gemv<double>(row_major ? blas::Layout::RowMajor : blas::Layout::ColMajor, blas::Op::Trans, n, d, 1.0,
+                       data, ld(), w, 1, 0.0, g, 1);
+  }
+};
+
+template <class T>
+void view_as_float64(MatrixView<T> X, Float64Rows& out) {
+  out.n = X.rows;
+  out.d = X.cols;
+  if constexpr (std::is_same_v<T, double>) {
+    // BLAS needs a leading dimension >= the inner extent and >= 1.
+    if (X.row_major() && X.row_stride >= 1) {
+      out.data = X.data;
+      out.row_stride = X.row_stride;
+      out.col_stride = 1;
+      out.row_major = true;
+      return;
+    }
+    if (X.col_major() && X.col_stride >= 1) {
+      out.data = X.data;
+      out.row_stride = 1;
+      out.col_stride = X.col_stride;
+      out.row_major = false;
+      return;
+    }
+  }
+  checked_resize(out.storage, X.rows * X.cols, "the float64 copy of X");
+  for (index_t k = 0; k < X.rows; ++k)
+    for (index_t j = 0; j < X.cols; ++j) out.storage[k * X.cols + j] = static_cast<double>(X(k, j));
+  out.data = out.storage.data();
+  out.row_stride = X.cols;
+  out.col_stride = 1;
+  out.row_major = true;
+}
+
+void row_norms(const Float64Rows& X, std::vector<double>& norms) {
+  checked_resize(norms, X.n, "the row norms of X");
+  for (index_t k = 0; k < X.n; ++k) {
+    double s = 0.0;
+    for (index_t j = 0; j < X.d; ++j) {
+      const double x = X(k, j);
+      s += x * x;
+    }
+    norms[k] = std::sqrt(s);
+  }
+}
+
+inline bool mask_bit(const Word* mask, index_t k) {
+  return (mask[k / PatternSet::kWordBits] >> (k % PatternSet::kWordBits)) & 1U;
+}
+
+// Below this sine of the angle between a new constraint row and the span of the active rows, the row is
+// treated as linearly dependent (no primal step; only a dual step that drops a constraint).
+constexpr double kDependentSine = 1e-12;
+
+struct ProjectionOutcome {
+  double norm = 0.0;
+  double max_violation = 0.0;
+  index_t iterations = 0;
+  bool converged = false;
+};
+
+// One solver per thread: the workspace of the dual active-set method for a fixed X.
+class ConeProjector {
+ public:
+  ConeProjector(const Float64Rows& X, const double* norms) : X_(X), norms_(norms), n_(X.n), d_(X.d) {
+    checked_resize(values_, n_, "the constraint values");
+    checked_resize(is_active_, n_, "the active-set flags");
+    checked_resize(J_, d_ * d_, "the active-set factor J");
+    checked_resize(R_, d_ * d_, "the active-set factor R");
+    dvec_.resize(d_);
+    r_.resize(d_);
+    lambda_.resize(d_);
+    active_.resize(d_);
+    a_pending_.resize(d_);
+    work_.resize(d_);
+  }
+
+  // u (d) = Pi_K(g) for the cone of `mask`.
+  ProjectionOutcome project(const Word* mask, const double* g, double tol, index_t max_iter, double* u) {
+    ProjectionOutcome out;
+    const index_t d = d_;
+    double g2 = 0.0;
+    for (index_t j = 0; j < d; ++j) g2 += g[j] * g[j];
+    const double gnorm = std::sqrt(g2);
+    if (gnorm == 0.0) {
+      std::fill(u, u + d, 0.0);
+      out.converged = true;
+      return out;
+    }
+    const double threshold = tol * gnorm;  // on the row-normalized violation -a_k^T u / ||x_k||
+
+    mask_ = mask;
+    g_ = g;
+    q_ = 0;
+    pending_ = -1;
+    lambda_pending_ = 0.0;
+    std::fill(J_.begin(), J_.end(), 0.0);
+    for (index_t j = 0; j < d; ++j) J_[j * d + j] = 1.0;
+    std::copy(g, g + d, u);
+
+    index_t iterations = 0;
+    bool stalled = false;
+    for (;;) {
+      // One pass over all n constraints: values c_k = s_k x_k^T u, the most violated inactive one.
+      X_.times(u, values_.data());
+      index_t entering = -1;
+      double entering_violation = threshold;
+      double max_violation = 0.0;
+      for (index_t k = 0; k < n_; ++k) {
+        if (norms_[k] == 0.0) continue;  // 0 >= 0 always holds
+        const double c = mask_bit(mask, k) ? values_[k] : -values_[k];
+        const double violation = -c / norms_[k];
+        if (violation > max_violation) max_violation = violation;
+        if (!is_active_[k] && violation > entering_violation) {
+          entering_violation = violation;
+          entering = k;
+        }
+      }
+      out.max_violation = max_violation;
+      if (entering < 0 || stalled || iterations >= max_iter) {
+        out.converged = entering < 0 && max_violation <= threshold;
+        break;
+      }
+      stalled = !add_constraint(entering, max_iter, iterations, u);
+    }
+    for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
+    q_ = 0;
+    double u2 = 0.0;
+    for (index_t j = 0; j < d; ++j) u2 += u[j] * u[j];
+    out.norm = std::sqrt(u2);
+    out.iterations = iterations;
+    return out;
+  }
+
+ private:
+  // Goldfarb-Idnani steps that make constraint p active: partial steps drop blocking constraints, the full
+  // step adds p. Returns false when no step is possible (numerically infeasible: should not happen for a
+  // cone, since u = 0 is feasible) so the caller stops with converged = false.
+  bool add_constraint(index_t p, index_t max_iter, index_t& iterations, double* u) {
+    const index_t d = d_;
+    const double sign = mask_bit(mask_, p) ? 1.0 : -1.0;
+    double ap2 = 0.0;
+    for (index_t j = 0; j < d; ++j) {
+      a_pending_[j] = sign * X_(p, j);
+      ap2 += a_pending_[j] * a_pending_[j];
+    }
+    pending_ = p;
+    lambda_pending_ = 0.0;
+    while (iterations < max_iter) {
+      ++iterations;
+      // dvec = J^T a_p; r = R^{-1} dvec[0..q) expresses a_p's component in the active span;
+      // z = sum_{i >= q} dvec_i J_i is the rest (the primal step direction), ||z||^2 = z^T a_p.
+      for (index_t i = 0; i < d; ++i) {
+        const double* Ji = J_.data() + i * d;
+        double s = 0.0;
+        for (index_t j = 0; j < d; ++j) s += Ji[j] * a_pending_[j];
+        dvec_[i] = s;
+      }
+      for (index_t i = q_ - 1; i >= 0; --i) {
+        double s = dvec_[i];
+        for (index_t j = i + 1; j < q_; ++j) s -= R_[j * d + i] * r_[j];
+        r_[i] = s / R_[i * d + i];
+      }
+      double z2 = 0.0;
+      for (index_t i = q_; i < d; ++i) z2 += dvec_[i] * dvec_[i];
+      const bool dependent = z2 <= kDependentSine * kDependentSine * ap2;
+
+      // Dual step length: the first active multiplier that reaches 0.
+      double t1 = std::numeric_limits<double>::infinity();
+      index_t blocking = -1;
+      for (index_t j = 0; j < q_; ++j) {
+        if (r_[j] > 0.0) {
+          const double ratio = lambda_[j] / r_[j];
+          if (ratio < t1) {
+            t1 = ratio;
+            blocking = j;
+          }
+        }
+      }
+      // Primal step length: where constraint p becomes tight.
+      double t2 = std::numeric_limits<double>::infinity();
+      if (!dependent) {
+        double cp = 0.0;
+        for (index_t j = 0; j < d; ++j) cp += a_pending_[j] * u[j];
+        t2 = std::max(0.0, -cp) / z2;
+      }
+      const double t = std::min(t1, t2);
+      if (!std::isfinite(t)) return false;
+
+      for (index_t j = 0; j < q_; ++j) lambda_[j] = std::max(0.0, lambda_[j] - t * r_[j]);
+      lambda_pending_ += t;
+      if (!dependent && t2 <= t1) {
+        append_active(p);
+        primal_from_factor(u);
+        return true;
+      }
+      drop_active(blocking);
+      primal_from_factor(u);
+    }
+    return true;  // iteration cap: the caller re-evaluates and reports converged = false
+  }
+
+  // Appends the pending constraint to the factorization N_A = J_1 R using dvec = J^T a_p: Givens
+  // rotations on columns q..d-1 of J zero dvec[q+1..d), and dvec[0..q] becomes R's new column.
+  void append_active(index_t p) {
+    const index_t d = d_;
+    for (index_t i = d - 1; i > q_; --i) {
+      const double b = dvec_[i];
+      if (b == 0.0) continue;
+      const double a = dvec_[i - 1];
+      const double h = std::hypot(a, b);
+      const double c = a / h, s = b / h;
+      dvec_[i - 1] = h;
+      dvec_[i] = 0.0;
+      double* J0 = J_.data() + (i - 1) * d;
+      double* J1 = J_.data() + i * d;
+      for (index_t j = 0; j < d; ++j) {
+        const double x = J0[j], y = J1[j];
+        J0[j] = c * x + s * y;
+        J1[j] = -s * x + c * y;
+      }
+    }
+    for (index_t i = 0; i <= q_; ++i) R_[q_ * d + i] = dvec_[i];
+    active_[q_] = p;
+    lambda_[q_] = lambda_pending_;
+    is_active_[p] = 1;
+    ++q_;
+    pending_ = -1;
+    lambda_pending_ = 0.0;
+  }
+
+  // Removes active constraint number l: its column leaves R, Givens rotations on rows l..q-1 restore the
+  // triangle, and the same rotations on J's columns keep N_A = J_1 R.
+  void drop_active(index_t l) {
+    const index_t d = d_;
+    is_active_[active_[l]] = 0;
+    for (index_t j = l; j + 1 < q_; ++j) {
+      active_[j] = active_[j + 1];
+      lambda_[j] = lambda_[j + 1];
+      std::copy(R_.begin() + (j + 1) * d, R_.begin() + (j + 1) * d + (j + 2), R_.begin() + j * d);
+    }
+    --q_;
+    for (index_t i = l; i < q_; ++i) {
+      const double a = R_[i * d + i], b = R_[i * d + i + 1];
+      if (b == 0.0) continue;
+      const double h = std::hypot(a, b);
+      const double c = a / h, s = b / h;
+      for (index_t col = i; col < q_; ++col) {
+        const double x = R_[col * d + i], y = R_[col * d + i + 1];
+        R_[col * d + i] = c * x + s * y;
+        R_[col * d + i + 1] = -s * x + c * y;
+      }
+      R_[i * d + i + 1] = 0.0;
+      double* J0 = J_.data() + i * d;
+      double* J1 = J_.data() + (i + 1) * d;
+      for (index_t j = 0; j < d; ++j) {
+        const double x = J0[j], y = J1[j];
+        J0[j] = c * x + s * y;
+        J1[j] = -s * x + c * y;
+      }
+    }
+  }
+
+  // u = Pi_null(A_S) (g + lambda_pending a_pending), the primal iterate written through the orthogonal
+  // factor: J's columns q..d-1 span the null space of the active rows. It equals g + A_S^T lambda_S +
+  // lambda_pending a_pending (the active rows are tight at every iterate), but forming that sum directly
+  // loses accuracy when the cone is thin: nearly opposite active rows need multipliers ~ 1 / (their
+  // angle), and the sum then cancels to eps / angle. The orthogonal form stays accurate to eps.
+  void primal_from_factor(double* u) {
+    const index_t d = d_;
+    std::copy(g_, g_ + d, work_.begin());
+    if (pending_ >= 0 && lambda_pending_ != 0.0)
+      for (index_t j = 0; j < d; ++j) work_[j] += lambda_pending_ * a_pending_[j];
+    std::fill(u, u + d, 0.0);
+    for (index_t i = q_; i < d; ++i) {
+      const double* Ji = J_.data() + i * d;
+      double c = 0.0;
+      for (index_t j = 0; j < d; ++j) c += Ji[j] * work_[j];
+      for (index_t j = 0; j < d; ++j) u[j] += c * Ji[j];
+    }
+  }
+
+  const Float64Rows& X_;
+  const double* norms_;
+  index_t n_, d_;
+  std::vector<double> values_;
+  std::vector<unsigned char> is_active_;
+  std::vector<double> J_;  // d x d orthogonal, column i at J_[i*d ..]; the first q columns span the active rows
+  std::vector<double> R_;  // q x q upper triangular, column-major with leading dimension d
+  std::vector<double> dvec_, r_, lambda_, a_pending_, work_;
+  std::vector<index_t> active_;
+  const Word* mask_ = nullptr;
+  const double* g_ = nullptr;
+  index_t q_ = 0;
+  index_t pending_ = -1;
+  double lambda_pending_ = 0.0;
+};
+
+void check_tol(double tol) {
+  CONVEXNN_CHECK(std::isfinite(tol) && tol >= 0.0, "tol must be a finite number >= 0, got " << tol);
+}
+
+template <class T>
+void check_X(MatrixView<T> X) {
+  CONVEXNN_CHECK(X.data != nullptr || X.rows * X.cols == 0, "X has no data");
+  CONVEXNN_CHECK(X.rows >= 1, "X must have at least one row (n >= 1), got n = " << X.rows);
+  CONVEXNN_CHECK(X.cols >= 1, "X must have at least one column (d >= 1), got d = " << X.cols);
+}
+
+template <class T>
+ConeProjection<T> to_result(const ProjectionOutcome& o, std::vector<double> u) {
+  ConeProjection<T> res;
+  res.u = std::move(u);
+  res.norm = o.norm;
+  res.max_violation = o.max_violation;
+  res.iterations = o.iterations;
+  res.converged = o.converged;
+  return res;
+}
+
+}  // namespace
+
+index_t default_cone_max_iter(index_t n, index_t d) { return std::min<index_t>(100 * (d + 1), n + 10 * d) + 1000; }
+
+template <class T>
+ConeProjection<T> project_onto_sign_cone(MatrixView<T> X, const PatternSet::Word* mask, const double* g, double tol,
+                                         index_t max_iter) {
+  check_X(X);
+  check_tol(tol);
+  CONVEXNN_CHECK(mask != nullptr, "mask must not be null");
+  CONVEXNN_CHECK(g != nullptr, "g must not be null");
+  for (index_t j = 0; j < X.cols; ++j)
+    CONVEXNN_CHECK(std::isfinite(g[j]), "g must be finite, got g[" << j << "] = " << g[j]);
+  if (max_iter <= 0) max_iter = default_cone_max_iter(X.rows, X.cols);
+  Float64Rows rows;
+  view_as_float64(X, rows);
+  std::vector<double> norms;
+  row_norms(rows, norms);
+  ConeProjector projector(rows, norms.data());
+  std::vector<double> u(X.cols);
+  const ProjectionOutcome o = projector.project(mask, g, tol, max_iter, u.data());
+  return to_result<T>(o, std::move(u));
+}
+
+template <class T>
+ConeProjection<T> project_onto_pattern_cone(MatrixView<T> X, const PatternSet& pats, index_t i, const double* g,
+                                            double tol, index_t max_iter) {
+  CONVEXNN_CHECK(X.rows == pats.n_samples() && X.cols == pats.dim(),
+                 "X has shape (" << X.rows << ", " << X.cols << ") but the patterns were built on (" << pats.n_samples()
+                                 << ", " << pats.dim() << ")");
+  CONVEXNN_CHECK(i >= 0 && i < pats.n_patterns(),
+                 "pattern index i = " << i << " out of range [0, " << pats.n_patterns() << ")");
+  return project_onto_sign_cone(X, pats.mask(i), g, tol, max_iter);
+}
+
+template <class T>
+ConeOracleInfo dual_constraint_oracle(MatrixView<T> X, const PatternSet& pats, const T* r, BlockSubset subset,
+                                      double tol, double* values_pos, double* values_neg, double* maximizers,
+                                      index_t max_iter) {
+  check_X(X);
+  check_tol(tol);
+  CONVEXNN_CHECK(X.rows == pats.n_samples() && X.cols == pats.dim(),
+                 "X has shape (" << X.rows << ", " << X.cols << ") but the patterns were built on (" << pats.n_samples()
+                                 << ", " << pats.dim() << ")");
+  CONVEXNN_CHECK(r != nullptr, "r must not be null");
+  const index_t n = X.rows, d = X.cols, P = pats.n_patterns();
+  const index_t S = subset.count(P);
+  CONVEXNN_CHECK(subset.all() || subset.index != nullptr || S == 0, "subset has a size but no indices");
+  for (index_t s = 0; s < S; ++s) {
+    const index_t i = subset.block(s);
+    CONVEXNN_CHECK(i >= 0 && i < P, "subset[" << s << "] = " << i << " out of range [0, " << P << ")");
+  }
+  for (index_t k = 0; k < n; ++k)
+    CONVEXNN_CHECK(std::isfinite(static_cast<double>(r[k])), "r must be finite, got r[" << k << "] = " << r[k]);
+  CONVEXNN_CHECK(S == 0 || (values_pos != nullptr && values_neg != nullptr), "values_pos/values_neg must not be null");
+  if (max_iter <= 0) max_iter = default_cone_max_iter(n, d);
+  ConeOracleInfo info;
+  if (S == 0) return info;
+
+  Float64Rows rows;
+  view_as_float64(X, rows);
+  std::vector<double> norms;
+  row_norms(rows, norms);
+  std::vector<double> r64;
+  checked_resize(r64, n, "the float64 copy of r");
+  for (index_t k = 0; k < n; ++k) r64[k] = static_cast<double>(r[k]);
+
+  // Every thread must reach the worksharing loop (or the others wait at its barrier forever), so
+  // failures are recorded and the remaining work skipped instead of leaving the region early.
+  std::exception_ptr error;
+  const SingleThreadedBlas single_threaded_blas;
+#pragma omp parallel
+  {
+    ConeOracleInfo local;
+    std::unique_ptr<ConeProjector> projector;
+    std::vector<double> masked_r, g, minus_g, u_pos, u_neg;
+    bool ready = false;
+    try {
+      projector = std::make_unique<ConeProjector>(rows, norms.data());
+      checked_resize(masked_r, n, "the masked residual");
+      g.resize(d);
+      minus_g.resize(d);
+      u_pos.resize(d);
+      u_neg.resize(d);
+      ready = true;
+    } catch (...) {
+#pragma omp critical(convexnn_cone_oracle_error)
+      if (!error) error = std::current_exception();
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (index_t s = 0; s < S; ++s) {
+      if (!ready) continue;
+      try {
+        const Word* mask = pats.mask(subset.block(s));
+        for (index_t k = 0; k < n; ++k) masked_r[k] = mask_bit(mask, k) ? r64[k] : 0.0;
+        rows.transpose_times(masked_r.data(), g.data());  // g = X^T D_i r
+        for (index_t j = 0; j < d; ++j) minus_g[j] = -g[j];
+        const ProjectionOutcome pos = projector->project(mask, g.data(), tol, max_iter, u_pos.data());
+        const ProjectionOutcome neg = projector->project(mask, minus_g.data(), tol, max_iter, u_neg.data());
+        values_pos[s] = pos.norm;
+        values_neg[s] = neg.norm;
+        if (maximizers != nullptr) {
+          const bool use_pos = pos.norm >= neg.norm;
+          const double* u = use_pos ? u_pos.data() : u_neg.data();
+          const double norm = use_pos ? pos.norm : neg.norm;
+          double* out = maximizers + s * d;
+          for (index_t j = 0; j < d; ++j) out[j] = norm > 0.0 ? u[j] / norm : 0.0;
+        }
+        double gnorm = 0.0;
+        for (index_t j = 0; j < d; ++j) gnorm += g[j] * g[j];
+        gnorm = std::sqrt(gnorm);
+        for (const ProjectionOutcome* o : {&pos, &neg}) {
+          local.total_iterations += o->iterations;
+          local.max_iterations = std::max(local.max_iterations, o->iterations);
+          if (gnorm > 0.0)
+            local.max_relative_violation = std::max(local.max_relative_violation, o->max_violation / gnorm);
+          if (!o->converged) ++local.n_unconverged;
+        }
+      } catch (...) {
+        ready = false;
+#pragma omp critical(convexnn_cone_oracle_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+#pragma omp critical(convexnn_cone_oracle_info)
+    {
+      info.total_iterations += local.total_iterations;
+      info.max_iterations = std::max(info.max_iterations, local.max_iterations);
+      info.max_relative_violation = std::max(info.max_relative_violation, local.max_relative_violation);
+      info.n_unconverged += local.n_unconverged;
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  return info;
+}
+
+#define CONVEXNN_INSTANTIATE_CONE_ORACLE(T)                                                                          \
+  template ConeProjection<T> project_onto_sign_cone<T>(MatrixView<T>, const PatternSet::Word*, const double*, double, \
+                                                       index_t);                                                     \
+  template ConeProjection<T> project_onto_pattern_cone<T>(MatrixView<T>, const PatternSet&, index_t, const double*,   \
+                                                          double, index_t);                                          \
+  template ConeOracleInfo dual_constraint_oracle<T>(MatrixView<T>, const PatternSet&, const T*, BlockSubset, double, \
+                                                    double*, double*, double*, index_t);
+
+CONVEXNN_INSTANTIATE_CONE_ORACLE(float)
+CONVEXNN_INSTANTIATE_CONE_ORACLE(double)
+
+}  // namespace convexnn
