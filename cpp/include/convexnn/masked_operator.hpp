@@ -1,0 +1,123 @@
+// Matrix-free masked products on the CPU: the hot path of every solver.
+//
+//   forward:  z   = sum_i D_i X U_i            (n x c)
+//   adjoint:  G_i = X^T D_i R                  (d x c per block)
+//
+// with D_i = diag(mask_i) given as bit-packed masks (see pattern_set.hpp) and X (n x d) viewed in place
+// (C- or F-ordered, never copied). Both products are tiled over rows: a tile of X times all coefficient
+// blocks of a pattern block is one BLAS GEMM, and the masks enter only in a vectorised epilogue (forward)
+// or prologue (adjoint) over that tile. No n x P matrix is ever held; the per-thread tile buffer is
+// bounded by kTileBytes (masked_operator.cpp).
+//
+// Threading: OpenMP over a fixed grid of work units (row chunks x pattern chunks) whose shape depends on
+// the problem shape only, never on the thread count; partial results are reduced in a fixed order. So
+// results are bitwise identical for any number of threads (and for every SIMD kernel variant). BLAS runs
+// single-threaded inside the parallel regions.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convexnn/operator.hpp"
+#include "convexnn/pattern_set.hpp"
+
+namespace convexnn {
+
+// A non-owning view of bit-packed masks in the PatternSet layout: pattern i owns words
+// [i*words_per_pattern, (i+1)*words_per_pattern), bit (k % 64) of word (k / 64) is mask_i[k], bits past
+// n_samples are zero.
+struct PackedMasks {
+  using Word = std::uint64_t;
+  static constexpr index_t kWordBits = 64;
+
+  const Word* words = nullptr;
+  index_t n_samples = 0;
+  index_t n_patterns = 0;
+  index_t words_per_pattern = 0;
+
+  const Word* mask(index_t i) const { return words + i * words_per_pattern; }
+  bool active(index_t k, index_t i) const { return (mask(i)[k / kWordBits] >> (k % kWordBits)) & 1U; }
+
+  static index_t words_for(index_t n) { return (n + kWordBits - 1) / kWordBits; }
+  static PackedMasks of(const PatternSet& patterns) {
+    return {patterns.words().data(), patterns.n_samples(), patterns.n_patterns(), patterns.words_per_pattern()};
+  }
+};
+
+// Packs a dense 0/1 mask matrix (n x P, element (k, i) at dense[k*row_stride + i*col_stride], nonzero =
+// active) into the PackedMasks word layout (P * ceil(n/64) words, bits past n zero).
+std::vector<std::uint64_t> pack_masks(const std::uint8_t* dense, index_t n, index_t n_patterns, index_t row_stride,
+                                      index_t col_stride);
+
+// How block_lipschitz computes ||D_i X||_2^2 = lambda_max(X^T D_i X).
+enum class LipschitzMethod {
+  Auto,            // Gram when it is cheaper than kNominalPowerIterations power steps (small d), else Power
+  Gram,            // X^T D_i X by GEMM on the active rows, then the top eigenvalue by LAPACK syev: exact
+  PowerIteration,  // batched power iteration on all blocks with the tiled operator: a Rayleigh quotient,
+                   // i.e. a LOWER estimate converged to a relative change <= power_tolerance<T>()
+};
+
+template <class T>
+class MaskedOperator final : public BlockOperator<T> {
+ public:
+  using Word = PackedMasks::Word;
+
+  // Non-owning: X and `patterns` must outlive the operator (the Python binding keeps both alive).
+  MaskedOperator(MatrixView<T> X, const PatternSet& patterns);
+  MaskedOperator(MatrixView<T> X, PackedMasks masks);
+  // Owning the packed words (e.g. from pack_masks); X is still only viewed.
+  MaskedOperator(MatrixView<T> X, std::vector<Word> words, index_t n_patterns);
+
+  index_t n_samples() const override { return X_.rows; }
+  index_t block_dim() const override { return X_.cols; }
+  index_t n_blocks() const override { return masks_.n_patterns; }
+
+  // z (n x c, row-major) = sum_k D_{s_k} X U_k; U (|S| x d x c) C-contiguous. z is overwritten.
+  void forward(const T* U, index_t c, T* z, BlockSubset subset = {}) const override;
+  // G_k (d x c) = X^T D_{s_k} R for every block of the subset; R (n x c) row-major, G (|S| x d x c), overwritten.
+  void adjoint(const T* R, index_t c, T* G, BlockSubset subset = {}) const override;
+  // X^T D_i X (d x d, row-major). Single-threaded (one block); use block_lipschitz for all blocks at once.
+  void block_gram(index_t i, T* gram) const override;
+
+  // Cone-constraint violation of the exact ReLU program, never materialising (2 D_i - I) X V_i:
+  // out[k, j] = max(0, max_rows ( -((2 D_{s_k} - I) X V_k)[row, j] )), V (|S| x d x c), out (|S| x c).
+  void cone_violation(const T* V, index_t c, T* out, BlockSubset subset = {}) const;
+
+  // out[k] = ||D_{s_k} X||_2^2 (|S| values), the block Lipschitz constants of the squared loss.
+  void block_lipschitz(T* out, BlockSubset subset = {}, LipschitzMethod method = LipschitzMethod::Auto) const;
+
+  const MatrixView<T>& data() const { return X_; }
+  const PackedMasks& masks() const { return masks_; }
+
+ private:
+  void check_subset(BlockSubset subset, const char* name) const;
+  void lipschitz_gram(T* out, BlockSubset subset) const;
+  void lipschitz_power(T* out, BlockSubset subset) const;
+
+  MatrixView<T> X_;
+  PackedMasks masks_;
+  std::shared_ptr<const std::vector<Word>> owned_words_;  // set only by the owning constructor
+};
+
+// Relative change of the Rayleigh quotient at which LipschitzMethod::PowerIteration stops.
+template <class T>
+constexpr T power_tolerance() {
+  return sizeof(T) == sizeof(float) ? T(1e-5) : T(1e-10);
+}
+
+// Group norms of coefficient blocks U (n_blocks x d x c, C-contiguous):
+//   groups_neuron = false ("output"): out (n_blocks x c), out[i, j] = ||U_i[:, j]||_2
+//   groups_neuron = true  ("neuron"): out (n_blocks),     out[i]    = ||U_i||_F
+// Accumulated in double with scaling, so no overflow or underflow for finite inputs.
+template <class T>
+void block_norms(const T* U, index_t n_blocks, index_t d, index_t c, bool groups_neuron, T* out);
+
+// The SIMD variant of the mask kernels ("avx512", "avx2" or "generic"), chosen once from the CPU.
+std::string masked_kernel_isa();
+// Tests only: force a variant ("avx512", "avx2", "generic", or "auto" to re-detect). Returns false (and
+// changes nothing) when the CPU cannot run it. All variants give bitwise identical results.
+bool force_masked_kernel_isa(const std::string& isa);
+
+}  // namespace convexnn
