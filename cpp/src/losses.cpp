@@ -1,0 +1,240 @@
+#include "convexnn/losses.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "convexnn/vec_ops.hpp"
+
+namespace convexnn {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// log(1 + exp(x)) without overflow.
+inline double log1pexp(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+// 1 / (1 + exp(-x)) without overflow.
+inline double sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+// x log x with 0 log 0 = 0.
+inline double xlogx(double x) { return x > 0 ? x * std::log(x) : 0.0; }
+
+// Value and derivative (w.r.t. the margin m = y z) of the scalar binary losses; dphi may be null.
+inline double binary_phi(Loss loss, double m, double mu, double* dphi) {
+  switch (loss) {
+    case Loss::logistic:
+      if (dphi) *dphi = -sigmoid(-m);
+      return log1pexp(-m);
+    case Loss::squared_hinge: {
+      const double h = std::max(0.0, 1.0 - m);
+      if (dphi) *dphi = -2.0 * h;
+      return h * h;
+    }
+    case Loss::hinge: {
+      const double h = 1.0 - m;
+      if (mu > 0) {  // Moreau envelope of the hinge
+        if (h <= 0) {
+          if (dphi) *dphi = 0.0;
+          return 0.0;
+        }
+        if (h < mu) {
+          if (dphi) *dphi = -h / mu;
+          return 0.5 * h * h / mu;
+        }
+        if (dphi) *dphi = -1.0;
+        return h - 0.5 * mu;
+      }
+      if (dphi) *dphi = h > 0 ? -1.0 : 0.0;
+      return h > 0 ? h : 0.0;
+    }
+    default:
+      return 0.0;
+  }
+}
+
+// One row of cross entropy: value, and optionally the gradient softmax(z) - y.
+template <class T, class G>
+inline double ce_row(const T* z, const double* y, index_t c, G* grad) {
+  double zmax = -kInf;
+  for (index_t j = 0; j < c; ++j) zmax = std::max(zmax, static_cast<double>(z[j]));
+  double sum = 0.0;
+  for (index_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(z[j]) - zmax);
+  const double lse = zmax + std::log(sum);
+  double v = 0.0;
+  for (index_t j = 0; j < c; ++j) {
+    const double zj = static_cast<double>(z[j]);
+    if (y[j] != 0.0) v += y[j] * (lse - zj);
+    if (grad) grad[j] = static_cast<G>(std::exp(zj - lse) - y[j]);
+  }
+  return v;
+}
+
+}  // namespace
+
+Loss parse_loss(const std::string& name) {
+  if (name == "squared") return Loss::squared;
+  if (name == "logistic") return Loss::logistic;
+  if (name == "hinge") return Loss::hinge;
+  if (name == "squared_hinge") return Loss::squared_hinge;
+  if (name == "cross_entropy") return Loss::cross_entropy;
+  fail_precondition("loss must be one of 'squared', 'logistic', 'hinge', 'squared_hinge', 'cross_entropy', got '" +
+                    name + "'");
+}
+
+const char* loss_name(Loss loss) {
+  switch (loss) {
+    case Loss::squared: return "squared";
+    case Loss::logistic: return "logistic";
+    case Loss::hinge: return "hinge";
+    case Loss::squared_hinge: return "squared_hinge";
+    case Loss::cross_entropy: return "cross_entropy";
+  }
+  return "?";
+}
+
+bool is_binary_loss(Loss loss) {
+  return loss == Loss::logistic || loss == Loss::hinge || loss == Loss::squared_hinge;
+}
+
+double loss_smoothness(Loss loss, double hinge_mu) {
+  switch (loss) {
+    case Loss::squared: return 1.0;
+    case Loss::logistic: return 0.25;
+    case Loss::squared_hinge: return 2.0;
+    case Loss::cross_entropy: return 0.5;
+    case Loss::hinge: return hinge_mu > 0 ? 1.0 / hinge_mu : kInf;
+  }
+  return kInf;
+}
+
+void validate_targets(Loss loss, const double* y, index_t n, index_t c) {
+  CONVEXNN_CHECK(n >= 1, "y must have at least one row, got n = " << n);
+  CONVEXNN_CHECK(c >= 1, "y must have at least one column, got c = " << c);
+  for (index_t k = 0; k < n * c; ++k)
+    CONVEXNN_CHECK(std::isfinite(y[k]), "y must be finite (found " << y[k] << " at flat index " << k << ")");
+  if (is_binary_loss(loss)) {
+    CONVEXNN_CHECK(c == 1, "y must have a single column for the binary loss '" << loss_name(loss) << "', got c = " << c);
+    for (index_t k = 0; k < n; ++k)
+      CONVEXNN_CHECK(y[k] == 1.0 || y[k] == -1.0,
+                     "y must contain only -1 and +1 for loss '" << loss_name(loss) << "' (found " << y[k] << ")");
+  } else if (loss == Loss::cross_entropy) {
+    CONVEXNN_CHECK(c >= 2, "y must be one-hot of shape (n, c) with c >= 2 for cross_entropy, got c = " << c);
+    for (index_t k = 0; k < n; ++k) {
+      double s = 0.0;
+      for (index_t j = 0; j < c; ++j) {
+        const double v = y[k * c + j];
+        CONVEXNN_CHECK(v == 0.0 || v == 1.0, "y must be one-hot for cross_entropy (found " << v << " in row " << k << ")");
+        s += v;
+      }
+      CONVEXNN_CHECK(s == 1.0, "y must be one-hot for cross_entropy (row " << k << " has " << s << " ones)");
+    }
+  }
+}
+
+template <class T>
+double loss_value(Loss loss, const T* z, const double* y, index_t n, index_t c, double hinge_mu) {
+  switch (loss) {
+    case Loss::squared:
+      return 0.5 * vec::chunked_sum(n * c, [&](index_t k) {
+               const double r = static_cast<double>(z[k]) - y[k];
+               return r * r;
+             });
+    case Loss::cross_entropy:
+      return vec::chunked_sum(n, [&](index_t k) { return ce_row<T, double>(z + k * c, y + k * c, c, nullptr); });
+    default:
+      return vec::chunked_sum(n * c, [&](index_t k) {
+        return binary_phi(loss, y[k] * static_cast<double>(z[k]), hinge_mu, nullptr);
+      });
+  }
+}
+
+template <class T, class G>
+double loss_value_grad(Loss loss, const T* z, const double* y, index_t n, index_t c, G* grad, double hinge_mu) {
+  switch (loss) {
+    case Loss::squared:
+      return 0.5 * vec::chunked_sum(n * c, [&](index_t k) {
+               const double r = static_cast<double>(z[k]) - y[k];
+               grad[k] = static_cast<G>(r);
+               return r * r;
+             });
+    case Loss::cross_entropy:
+      return vec::chunked_sum(n, [&](index_t k) { return ce_row<T, G>(z + k * c, y + k * c, c, grad + k * c); });
+    default:
+      return vec::chunked_sum(n * c, [&](index_t k) {
+        double d = 0.0;
+        const double v = binary_phi(loss, y[k] * static_cast<double>(z[k]), hinge_mu, &d);
+        grad[k] = static_cast<G>(y[k] * d);
+        return v;
+      });
+  }
+}
+
+double loss_conjugate(Loss loss, const double* t, const double* y, index_t n, index_t c, double hinge_mu) {
+  const double tol = kDomainTol;
+  switch (loss) {
+    case Loss::squared:
+      return vec::chunked_sum(n * c, [&](index_t k) { return 0.5 * t[k] * t[k] + t[k] * y[k]; });
+    case Loss::logistic: {
+      for (index_t k = 0; k < n; ++k) {
+        const double p = -y[k] * t[k];
+        if (!(p >= -tol && p <= 1.0 + tol)) return kInf;
+      }
+      return vec::chunked_sum(n, [&](index_t k) {
+        const double p = std::clamp(-y[k] * t[k], 0.0, 1.0);
+        return xlogx(p) + xlogx(1.0 - p);
+      });
+    }
+    case Loss::hinge: {
+      for (index_t k = 0; k < n; ++k) {
+        const double m = y[k] * t[k];
+        if (!(m >= -1.0 - tol && m <= tol)) return kInf;
+      }
+      return vec::chunked_sum(n, [&](index_t k) {
+        return std::clamp(y[k] * t[k], -1.0, 0.0) + (hinge_mu > 0 ? 0.5 * hinge_mu * t[k] * t[k] : 0.0);
+      });
+    }
+    case Loss::squared_hinge: {
+      for (index_t k = 0; k < n; ++k)
+        if (!(y[k] * t[k] <= tol)) return kInf;
+      return vec::chunked_sum(n, [&](index_t k) {
+        const double m = std::min(0.0, y[k] * t[k]);
+        return m + 0.25 * m * m;
+      });
+    }
+    case Loss::cross_entropy: {
+      for (index_t k = 0; k < n; ++k) {
+        double s = 0.0;
+        for (index_t j = 0; j < c; ++j) {
+          const double q = t[k * c + j] + y[k * c + j];
+          if (!(q >= -tol)) return kInf;
+          s += q;
+        }
+        if (!(std::abs(s - 1.0) <= tol * static_cast<double>(c))) return kInf;
+      }
+      return vec::chunked_sum(n, [&](index_t k) {
+        double s = 0.0;
+        for (index_t j = 0; j < c; ++j) s += xlogx(std::max(0.0, t[k * c + j] + y[k * c + j]));
+        return s;
+      });
+    }
+  }
+  return kInf;
+}
+
+void loss_grad_at_zero(Loss loss, const double* y, index_t n, index_t c, double* g) {
+  std::vector<double> zero(static_cast<std::size_t>(n * c), 0.0);
+  loss_value_grad<double, double>(loss, zero.data(), y, n, c, g, 0.0);
+}
+
+template double loss_value<float>(Loss, const float*, const double*, index_t, index_t, double);
+template double loss_value<double>(Loss, const double*, const double*, index_t, index_t, double);
+template double loss_value_grad<float, float>(Loss, const float*, const double*, index_t, index_t, float*, double);
+template double loss_value_grad<float, double>(Loss, const float*, const double*, index_t, index_t, double*, double);
+template double loss_value_grad<double, float>(Loss, const double*, const double*, index_t, index_t, float*, double);
+template double loss_value_grad<double, double>(Loss, const double*, const double*, index_t, index_t, double*,
+                                                double);
+
+}  // namespace convexnn
