@@ -153,6 +153,7 @@ class ConeProjector {
   ConeProjector(const Float64Rows& X, const double* norms) : X_(X), norms_(norms), n_(X.n), d_(X.d) {
     checked_resize(values_, n_, "the constraint values");
     checked_resize(is_active_, n_, "the active-set flags");
+    checked_resize(in_working_, n_, "the working-set flags");
     checked_resize(J_, d_ * d_, "the active-set factor J");
     checked_resize(R_, d_ * d_, "the active-set factor R");
     dvec_.resize(d_);
@@ -188,29 +189,73 @@ class ConeProjector {
 
     index_t iterations = 0;
     bool stalled = false;
+    // Working-set screening: a full O(n d) pass collects the 2d + 16 most violated constraints into a
+    // working set W, and the Goldfarb-Idnani steps then pick their entering constraint from W only
+    // (O(|W| d) per step) until W is satisfied; then the next full pass. The method accepts any violated
+    // constraint as the entering one, so this changes only the order of the steps, not the result; the
+    // final full pass finds no violation, which is the termination test over all n constraints.
+    working_.clear();
     for (;;) {
-      // One pass over all n constraints: values c_k = s_k x_k^T u, the most violated inactive one.
       X_.times(u, values_.data());
-      index_t entering = -1;
-      double entering_violation = threshold;
       double max_violation = 0.0;
+      candidates_.clear();
       for (index_t k = 0; k < n_; ++k) {
         if (norms_[k] == 0.0) continue;  // 0 >= 0 always holds
         const double c = mask_bit(mask, k) ? values_[k] : -values_[k];
         const double violation = -c / norms_[k];
         if (violation > max_violation) max_violation = violation;
-        if (!is_active_[k] && violation > entering_violation) {
-          entering_violation = violation;
-          entering = k;
-        }
+        if (violation > threshold && !is_active_[k] && !in_working_[k]) candidates_.push_back({violation, k});
       }
       out.max_violation = max_violation;
-      if (entering < 0 || stalled || iterations >= max_iter) {
-        out.converged = entering < 0 && max_violation <= threshold;
+      if (candidates_.empty() || stalled || iterations >= max_iter) {
+        out.converged = candidates_.empty() && max_violation <= threshold;
         break;
       }
-      stalled = !add_constraint(entering, max_iter, iterations, u);
+      // The most violated first; ties by index, so the order (and the result) is deterministic.
+      const auto more_violated = [](const Candidate& x, const Candidate& y) {
+        return x.violation > y.violation || (x.violation == y.violation && x.k < y.k);
+      };
+      const auto batch = std::min<std::size_t>(candidates_.size(), static_cast<std::size_t>(2 * d + 16));
+      std::partial_sort(candidates_.begin(), candidates_.begin() + batch, candidates_.end(), more_violated);
+      // W keeps the active constraints and the new batch only: the others hold at this point, and a full
+      // pass brings any of them back once violated again (keeps the O(|W| d) scan per step near O(d^2)).
+      std::size_t kept = 0;
+      for (const index_t k : working_) {
+        if (is_active_[k]) {
+          working_[kept++] = k;
+        } else {
+          in_working_[k] = 0;
+        }
+      }
+      working_.resize(kept);
+      for (std::size_t c = 0; c < batch; ++c) {
+        working_.push_back(candidates_[c].k);
+        in_working_[candidates_[c].k] = 1;
+      }
+      const index_t iterations_before = iterations;
+      while (!stalled && iterations < max_iter) {
+        index_t entering = -1;
+        double entering_violation = threshold;
+        for (const index_t k : working_) {
+          if (is_active_[k]) continue;
+          double c = 0.0;
+          for (index_t j = 0; j < d; ++j) c += X_(k, j) * u[j];
+          const double violation = (mask_bit(mask, k) ? -c : c) / norms_[k];
+          if (violation > entering_violation) {
+            entering_violation = violation;
+            entering = k;
+          }
+        }
+        if (entering < 0) break;
+        stalled = !add_constraint(entering, max_iter, iterations, u);
+      }
+      // The pass (gemv) and the per-row dots round differently: a violation right at the threshold can look
+      // violated to one and not to the other. Without a step in between, the next pass would see the same
+      // u, so stop (not converged) instead of cycling through such candidates.
+      if (iterations == iterations_before) stalled = true;
     }
+    for (const index_t k : working_) in_working_[k] = 0;
+    working_.clear();
     for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
     q_ = 0;
     double u2 = 0.0;
@@ -372,7 +417,13 @@ class ConeProjector {
   const double* norms_;
   index_t n_, d_;
   std::vector<double> values_;
-  std::vector<unsigned char> is_active_;
+  struct Candidate {
+    double violation;
+    index_t k;
+  };
+  std::vector<unsigned char> is_active_, in_working_;
+  std::vector<index_t> working_;
+  std::vector<Candidate> candidates_;
   std::vector<double> J_;  // d x d orthogonal, column i at J_[i*d ..]; the first q columns span the active rows
   std::vector<double> R_;  // q x q upper triangular, column-major with leading dimension d
   std::vector<double> dvec_, r_, lambda_, a_pending_, work_;

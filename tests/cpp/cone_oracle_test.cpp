@@ -2,6 +2,7 @@
 #include "convexnn/cone_oracle.hpp"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -442,6 +443,212 @@ TEST(ConeProjection, RejectsBadArguments) {
   EXPECT_THROW(project_onto_sign_cone(X, mask.data(), bad_g), std::invalid_argument);
   EXPECT_THROW(project_onto_sign_cone(MatrixView<double>::c_order(x.data(), 0, 2), mask.data(), g),
                std::invalid_argument);
+}
+
+// ---- the dual-constraint oracle ---------------------------------------------------------------------
+
+// Patterns with arbitrary sign vectors (not necessarily realizable by a gate), gates set to 0.
+PatternSet patterns_of_bits(index_t n, index_t d, const std::vector<std::vector<int>>& all_bits) {
+  std::vector<Word> words;
+  for (const auto& bits : all_bits) {
+    const auto m = mask_of_bits(bits);
+    words.insert(words.end(), m.begin(), m.end());
+  }
+  return PatternSet::from_words(n, d, std::move(words), std::vector<double>(all_bits.size() * d, 0.0));
+}
+
+std::vector<int> bits_of_pattern(const PatternSet& pats, index_t i) {
+  std::vector<int> bits(pats.n_samples());
+  for (index_t k = 0; k < pats.n_samples(); ++k) bits[k] = pats.active(k, i);
+  return bits;
+}
+
+// g = X^T D_i r, naively.
+std::vector<double> masked_gradient(const Dense& X, const std::vector<int>& bits, const std::vector<double>& r) {
+  std::vector<double> g(X.d, 0.0);
+  for (index_t k = 0; k < X.n; ++k)
+    if (bits[k])
+      for (index_t j = 0; j < X.d; ++j) g[j] += X(k, j) * r[k];
+  return g;
+}
+
+struct OracleOutput {
+  std::vector<double> pos, neg, arg;
+  ConeOracleInfo info;
+};
+
+template <class T>
+OracleOutput run_oracle(const std::vector<T>& x, index_t n, index_t d, const PatternSet& pats, const std::vector<T>& r,
+                        BlockSubset subset = {}, index_t max_iter = 0) {
+  const index_t S = subset.count(pats.n_patterns());
+  OracleOutput out{std::vector<double>(S), std::vector<double>(S), std::vector<double>(S * d), {}};
+  out.info = dual_constraint_oracle(MatrixView<T>::c_order(x.data(), n, d), pats, r.data(), subset, 1e-10,
+                                    out.pos.data(), out.neg.data(), out.arg.data(), max_iter);
+  return out;
+}
+
+TEST(DualConstraintOracle, MatchesBruteForceProjectionNorms) {
+  std::mt19937_64 rng(11);
+  std::uniform_int_distribution<int> coin(0, 1);
+  for (index_t d : {1, 2, 3}) {
+    const index_t n = 7;
+    const Dense X = random_matrix(n, d, rng);
+    std::vector<std::vector<int>> all_bits(12, std::vector<int>(n));
+    for (std::size_t i = 0; i < all_bits.size(); ++i) {
+      if (i % 2 == 0) {
+        all_bits[i] = bits_of_gate(X, random_vector(d, rng));
+      } else {
+        for (auto& b : all_bits[i]) b = coin(rng);
+      }
+      all_bits[i][0] = 1;  // never the all-zero pattern
+    }
+    const PatternSet pats = patterns_of_bits(n, d, all_bits);
+    const auto r = random_vector(n, rng);
+    const auto out = run_oracle<double>(X.a, n, d, pats, r);
+    EXPECT_EQ(out.info.n_unconverged, 0);
+    for (index_t i = 0; i < pats.n_patterns(); ++i) {
+      const auto bits = bits_of_pattern(pats, i);
+      auto g = masked_gradient(X, bits, r);
+      const double expected_pos = norm(brute_force_projection(X, bits, g));
+      for (auto& x : g) x = -x;
+      const double expected_neg = norm(brute_force_projection(X, bits, g));
+      EXPECT_NEAR(out.pos[i], expected_pos, 1e-9) << "d=" << d << " i=" << i;
+      EXPECT_NEAR(out.neg[i], expected_neg, 1e-9) << "d=" << d << " i=" << i;
+      // The maximizer: unit (or 0), in the cone, and attains the larger value.
+      std::vector<double> u(out.arg.begin() + i * d, out.arg.begin() + (i + 1) * d);
+      const double best = std::max(out.pos[i], out.neg[i]);
+      if (best > 0.0) {
+        EXPECT_NEAR(norm(u), 1.0, 1e-12);
+      } else {
+        EXPECT_EQ(norm(u), 0.0);
+      }
+      EXPECT_LE(violation(X, bits, u), 1e-9);
+      double value = 0.0;  // (+-r)^T D_i X u
+      for (index_t k = 0; k < n; ++k) {
+        if (!bits[k]) continue;
+        double xu = 0.0;
+        for (index_t j = 0; j < d; ++j) xu += X(k, j) * u[j];
+        value += r[k] * xu;
+      }
+      EXPECT_NEAR(out.pos[i] >= out.neg[i] ? value : -value, best, 1e-9);
+    }
+  }
+}
+
+TEST(DualConstraintOracle, AgreesWithSingleProjectionsOnGatePatterns) {
+  std::mt19937_64 rng(12);
+  for (index_t n : {5, 64, 130}) {
+    for (index_t d : {2, 6}) {
+      const Dense X = random_matrix(n, d, rng);
+      std::vector<double> gates(20 * d);
+      for (auto& x : gates) x = std::normal_distribution<double>()(rng);
+      const auto view = MatrixView<double>::c_order(X.a.data(), n, d);
+      const PatternSet pats = PatternSet::from_gates(view, gates.data(), 20);
+      ASSERT_GE(pats.n_patterns(), 1);
+      const auto r = random_vector(n, rng);
+      const auto out = run_oracle<double>(X.a, n, d, pats, r);
+      EXPECT_EQ(out.info.n_unconverged, 0);
+      EXPECT_LE(out.info.max_relative_violation, 1e-10);
+      index_t iterations = 0;
+      for (index_t i = 0; i < pats.n_patterns(); ++i) {
+        auto g = masked_gradient(X, bits_of_pattern(pats, i), r);
+        const auto pos = project_onto_pattern_cone(view, pats, i, g.data());
+        for (auto& x : g) x = -x;
+        const auto neg = project_onto_pattern_cone(view, pats, i, g.data());
+        EXPECT_NEAR(out.pos[i], pos.norm, 1e-10 * std::max(1.0, norm(g)));
+        EXPECT_NEAR(out.neg[i], neg.norm, 1e-10 * std::max(1.0, norm(g)));
+        iterations += pos.iterations + neg.iterations;
+      }
+      EXPECT_EQ(out.info.total_iterations, iterations);
+    }
+  }
+}
+
+TEST(DualConstraintOracle, SubsetsThreadsAndFloatAgree) {
+  std::mt19937_64 rng(13);
+  const index_t n = 150, d = 5;
+  const Dense X = random_matrix(n, d, rng);
+  std::vector<double> gates(40 * d);
+  for (auto& x : gates) x = std::normal_distribution<double>()(rng);
+  const PatternSet pats = PatternSet::from_gates(MatrixView<double>::c_order(X.a.data(), n, d), gates.data(), 40);
+  const index_t P = pats.n_patterns();
+  ASSERT_GE(P, 10);
+  const auto r = random_vector(n, rng);
+
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = run_oracle<double>(X.a, n, d, pats, r);
+  omp_set_num_threads(std::max(2, threads));
+  const auto many = run_oracle<double>(X.a, n, d, pats, r);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one.pos, many.pos);  // bitwise: each pattern's result does not depend on the thread count
+  EXPECT_EQ(one.neg, many.neg);
+  EXPECT_EQ(one.arg, many.arg);
+  EXPECT_EQ(one.info.total_iterations, many.info.total_iterations);
+
+  const std::vector<index_t> picked{P - 1, 0, 3, 3};
+  const auto sub = run_oracle<double>(X.a, n, d, pats, r, BlockSubset::of(picked));
+  for (std::size_t s = 0; s < picked.size(); ++s) {
+    EXPECT_EQ(sub.pos[s], one.pos[picked[s]]);
+    EXPECT_EQ(sub.neg[s], one.neg[picked[s]]);
+    for (index_t j = 0; j < d; ++j) EXPECT_EQ(sub.arg[s * d + j], one.arg[picked[s] * d + j]);
+  }
+  const std::vector<index_t> none;
+  const auto empty = run_oracle<double>(X.a, n, d, pats, r, BlockSubset::of(none));
+  EXPECT_TRUE(empty.pos.empty());
+
+  // float data: the same as its float64 widening, bitwise (the core widens float to double).
+  const std::vector<float> x32(X.a.begin(), X.a.end()), r32(r.begin(), r.end());
+  const std::vector<double> x_wide(x32.begin(), x32.end()), r_wide(r32.begin(), r32.end());
+  const auto f = run_oracle<float>(x32, n, d, pats, r32);
+  const auto w = run_oracle<double>(x_wide, n, d, pats, r_wide);
+  EXPECT_EQ(f.pos, w.pos);
+  EXPECT_EQ(f.neg, w.neg);
+}
+
+TEST(DualConstraintOracle, EarlyStopValuesAreUpperBounds) {
+  std::mt19937_64 rng(14);
+  const index_t n = 300, d = 6;
+  const Dense X = random_matrix(n, d, rng);
+  std::vector<double> gates(15 * d);
+  for (auto& x : gates) x = std::normal_distribution<double>()(rng);
+  const PatternSet pats = PatternSet::from_gates(MatrixView<double>::c_order(X.a.data(), n, d), gates.data(), 15);
+  const auto r = random_vector(n, rng);
+  const auto exact = run_oracle<double>(X.a, n, d, pats, r);
+  ASSERT_EQ(exact.info.n_unconverged, 0);
+  ASSERT_GE(exact.info.max_iterations, 3);
+  const auto early = run_oracle<double>(X.a, n, d, pats, r, {}, 2);
+  EXPECT_GT(early.info.n_unconverged, 0);
+  EXPECT_LE(early.info.max_iterations, 2);
+  for (index_t i = 0; i < pats.n_patterns(); ++i) {
+    EXPECT_GE(early.pos[i], exact.pos[i] * (1 - 1e-12));
+    EXPECT_GE(early.neg[i], exact.neg[i] * (1 - 1e-12));
+  }
+}
+
+TEST(DualConstraintOracle, RejectsBadArguments) {
+  std::mt19937_64 rng(15);
+  const index_t n = 10, d = 3;
+  const Dense X = random_matrix(n, d, rng);
+  std::vector<double> gates{1.0, 0.0, 0.0, 0.0, 1.0, 0.0};
+  const auto view = MatrixView<double>::c_order(X.a.data(), n, d);
+  const PatternSet pats = PatternSet::from_gates(view, gates.data(), 2);
+  const auto r = random_vector(n, rng);
+  std::vector<double> pos(2), neg(2);
+  const std::vector<index_t> bad{0, 7};
+  EXPECT_THROW(dual_constraint_oracle(view, pats, r.data(), BlockSubset::of(bad), 1e-10, pos.data(), neg.data()),
+               std::invalid_argument);
+  EXPECT_THROW(dual_constraint_oracle(view, pats, r.data(), {}, -1.0, pos.data(), neg.data()), std::invalid_argument);
+  const auto fewer_rows = MatrixView<double>::c_order(X.a.data(), n - 1, d);
+  EXPECT_THROW(dual_constraint_oracle(fewer_rows, pats, r.data(), {}, 1e-10, pos.data(), neg.data()),
+               std::invalid_argument);
+  auto r_nan = r;
+  r_nan[4] = std::nan("");
+  EXPECT_THROW(dual_constraint_oracle(view, pats, r_nan.data(), {}, 1e-10, pos.data(), neg.data()),
+               std::invalid_argument);
+  const double g[3] = {1.0, 2.0, 3.0};
+  EXPECT_THROW(project_onto_pattern_cone(view, pats, 2, g), std::invalid_argument);
+  EXPECT_THROW(project_onto_pattern_cone(view, pats, -1, g), std::invalid_argument);
 }
 
 }  // namespace

@@ -9,17 +9,24 @@
 // planes check against beta.
 //
 // The projection  min_u 1/2 ||u - g||^2  s.t.  A u >= 0  (A = (2 D_i - I) X, n x d, n >> d) is solved by a
-// dual active-set method in the style of Goldfarb & Idnani (1983) with Hessian I: the iterate is always
-// u = g + A_S^T lambda_S with lambda_S >= 0 on a linearly independent active set S (|S| <= d), the most
-// violated constraint is added, constraints whose multiplier would turn negative are dropped, and a QR
-// factorization of the active rows is updated by Givens rotations. The rows a_k are generated from X and
-// the mask bits on the fly; the only O(n d) work per iteration is one gemv X u.
+// dual active-set method in the style of Goldfarb & Idnani (1983) with Hessian I: the multipliers stay
+// >= 0 on a linearly independent active set S (|S| <= d), the most violated constraint enters, constraints
+// whose multiplier would turn negative leave, and a QR factorization of the active rows (orthogonal J,
+// triangular R) is updated by Givens rotations. The iterate is u = Pi_null(A_S)(g + lambda_p a_p) (p: the
+// entering constraint), computed through J so that it stays accurate to rounding even for thin cones,
+// whose multipliers grow like 1 / (angle between nearly opposite rows). The rows a_k are generated from X
+// and the mask bits on the fly; a full O(n d) pass (one gemv X u) screens the most violated constraints
+// into a small working set, and the steps in between cost O(d^2 + |W| d).
 //
 // Properties the callers rely on (all arithmetic in double, whatever T is):
-//   * every iterate has lambda >= 0, so ||u|| = ||g - w|| with w = -A^T lambda in the polar cone, and
-//     ||u|| >= dist(g, polar cone) = ||Pi_K(g)||: the reported norm is an UPPER bound on the oracle value
-//     (up to rounding) even when the method stops early, and it decreases monotonically;
+//   * every iterate is dual feasible (lambda >= 0), so ||u|| = ||g - w|| with w = -A^T lambda in the polar
+//     cone, and ||u|| >= dist(g, polar cone) = ||Pi_K(g)||: the reported norm is an UPPER bound on the oracle
+//     value (up to rounding) even when the method stops early, and it does not increase between steps;
 //   * on convergence every constraint holds to  -a_k^T u <= tol * ||g|| * ||x_k||  (zero rows never bind).
+//     The answer is then exact for data whose cones are not thinner than ~tol (tests: rows at angle eps
+//     from opposite/coplanar with eps >= 100 tol agree with an exact rational projection to 1e-9). A cone
+//     thinner than tol is resolved only to the tolerance: a nearly-{0} cone may give a nonzero u that
+//     violates constraints by <= tol (the value is then still an upper bound).
 #pragma once
 
 #include <vector>
