@@ -41,10 +41,17 @@ constexpr index_t kWordBits = 64;
 
 // Rows per tile. A multiple of 64 so every tile starts on a mask-word boundary. 256 rows keep the
 // GEMM's B panel (d x nb) small while giving the mask kernels four full words per pattern.
-constexpr index_t kRowTile = 256;
+#ifndef CONVEXNN_MASKED_ROW_TILE  // compile-time override for tuning runs only
+#define CONVEXNN_MASKED_ROW_TILE 256
+#endif
+constexpr index_t kRowTile = CONVEXNN_MASKED_ROW_TILE;
+static_assert(kRowTile % 64 == 0, "row tiles must start on mask-word boundaries");
 // Budget for the per-thread GEMM output tile C or M (sb*c x nb elements). Half of a 1-2 MiB L2, so the
 // tile written by the GEMM is still in L2 when the mask pass reads it (and vice versa for the adjoint).
-constexpr std::size_t kTileBytes = 512 * 1024;
+#ifndef CONVEXNN_MASKED_TILE_KIB  // compile-time override for tuning runs only
+#define CONVEXNN_MASKED_TILE_KIB 512
+#endif
+constexpr std::size_t kTileBytes = std::size_t(CONVEXNN_MASKED_TILE_KIB) * 1024;
 // The work grid is split until it has at least this many units (when the shape allows): enough to keep
 // up to this many threads busy. It depends on the shape only, never on the thread count, which is what
 // makes results identical for every thread count.
@@ -101,12 +108,14 @@ T* scratch(index_t count) {
 }
 
 // The bundled OpenBLAS is a pthreads build: called from inside our OpenMP threads it would start its
-// own pool in each (oversubscription, and OpenBLAS warns it may hang). Pin it to one thread for the
-// duration of a parallel region, restoring the previous count afterwards. (The "_local" variant is
-// not exported by scipy-openblas32, so this is the process-wide setting.)
+// own pool in each (oversubscription, and OpenBLAS warns it may hang). Every tiled product pins it to
+// one thread for its duration and restores the previous count afterwards, so the thread count of a
+// call is the OpenMP one alone. The "_local" variant is not exported by scipy-openblas32, so this is
+// the process-wide setting; inside a caller's parallel region it is left alone (changing it there
+// would race with the caller's other threads, which must have pinned it themselves).
 class SingleThreadedBlas {
  public:
-  explicit SingleThreadedBlas(bool active) : prev_(active ? blas::get_num_threads() : 1) {
+  SingleThreadedBlas() : prev_(omp_in_parallel() ? 1 : blas::get_num_threads()) {
     if (prev_ != 1) blas::set_num_threads(1);
   }
   ~SingleThreadedBlas() {
@@ -553,7 +562,7 @@ void masked_gram_apply(const Context<T>& ctx, const T* V, T* W) {
   const bool direct = g.row_chunks == 1;
   std::vector<T> parts = direct ? std::vector<T>() : make_buffer<T>(g.row_chunks * S * d, "partial Gram products");
   const bool parallel = run_parallel(g, 4.0 * n * d * S);
-  SingleThreadedBlas blas_guard(parallel);
+  SingleThreadedBlas blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -728,7 +737,7 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
   const bool direct = g.pattern_chunks == 1;
   std::vector<T> parts = direct ? std::vector<T>() : make_buffer<T>(g.pattern_chunks * n * c, "partial forward sums");
   const bool parallel = run_parallel(g, 2.0 * n * d * S * c);
-  SingleThreadedBlas blas_guard(parallel);
+  SingleThreadedBlas blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -778,7 +787,7 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
   const index_t len = S * c * d;
   std::vector<T> parts = direct ? std::vector<T>() : make_buffer<T>(g.row_chunks * len, "partial adjoint blocks");
   const bool parallel = run_parallel(g, 2.0 * n * d * S * c);
-  SingleThreadedBlas blas_guard(parallel);
+  SingleThreadedBlas blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -842,7 +851,7 @@ void MaskedOperator<T>::cone_violation(const T* V, index_t c, T* out, BlockSubse
   // Maxima combine exactly in any order; the per-row-chunk buffers only avoid write races.
   std::vector<T> parts = make_buffer<T>(g.row_chunks * S * c, "partial cone violations");
   const bool parallel = run_parallel(g, 2.0 * n * d * S * c);
-  SingleThreadedBlas blas_guard(parallel);
+  SingleThreadedBlas blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -924,7 +933,7 @@ template <class T>
 void MaskedOperator<T>::lipschitz_gram(T* out, BlockSubset subset) const {
   const index_t d = X_.cols, S = subset.count(masks_.n_patterns);
   const bool parallel = S > 1 && omp_get_max_threads() > 1;
-  SingleThreadedBlas blas_guard(parallel);
+  SingleThreadedBlas blas_guard;
   ParallelErrors errors;
   std::atomic<bool> failed{false};
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
