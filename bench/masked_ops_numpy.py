@@ -7,9 +7,12 @@ Gaussian gates, D the (n, P) 0/1 matrix in X's dtype (scnn keeps D dense). One "
 product z = sum_i D_i X u_i and an adjoint G_i = X^T D_i r, i.e. 4 n d P flops.
 
 Formulations timed (median of --repeats pairs each, after one warm-up pair):
-  scnn-einsum      scnn's numpy kernel strings, np.einsum("ij,lkj,ik->il", X, W, D) and
-                   np.einsum("ij,i,il->jl", D, r, X), with numpy's default optimize=False
-  einsum-optimize  the same strings with optimize=True (numpy picks a BLAS contraction order)
+  scnn             scnn's numpy einsum kernel exactly as scnn runs it: its strings
+                   "ij,lkj,ik->il" (forward) and "ij,i,il->jl" (adjoint) through
+                   opt_einsum.contract(..., backend="numpy"), which is what scnn's `lab.einsum` calls
+                   (needs `pip install opt-einsum`; skipped with a note otherwise)
+  einsum-optimize  the same strings with np.einsum(..., optimize=True)
+  einsum-plain     the same strings with np.einsum's default optimize=False (no BLAS; slow)
   gemm+mask        z = (D * (X @ U.T)).sum(1) and G = np.einsum("ij,il->lj", X, D * r[:, None],
                    optimize=True): the "one GEMM then mask-and-reduce" formulation written by hand
   convexnn         convexnn._core.MaskedOperatorF64/F32 forward + adjoint (bit-packed masks)
@@ -43,7 +46,7 @@ def main():
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None, help="convexnn OpenMP threads (default: all)")
-    ap.add_argument("--skip-slow", action="store_true", help="skip the optimize=False scnn einsum")
+    ap.add_argument("--skip-slow", action="store_true", help="skip the optimize=False einsum")
     args = ap.parse_args()
 
     from convexnn import _core
@@ -65,10 +68,10 @@ def main():
     def convexnn_pair():
         return op.forward(U), op.adjoint(r)
 
-    def scnn_pair(optimize):
+    def einsum_pair(einsum):
         def run():
-            z = np.einsum("ij,lkj,ik->il", X, W, D, optimize=optimize)[:, 0]
-            G = np.einsum("ij,i,il->jl", D, r, X, optimize=optimize)
+            z = einsum("ij,lkj,ik->il", X, W, D)[:, 0]
+            G = einsum("ij,i,il->jl", D, r, X)
             return z, G
         return run
 
@@ -79,9 +82,17 @@ def main():
 
     z_ref, G_ref = convexnn_pair()
     tol = 1e-9 if dtype == np.float64 else 1e-3
-    candidates = [("einsum-optimize", scnn_pair(True)), ("gemm+mask", gemm_mask_pair)]
+    candidates = []
+    try:
+        import opt_einsum
+
+        candidates.append(("scnn", einsum_pair(lambda *a: opt_einsum.contract(*a, backend="numpy"))))
+    except ImportError:
+        print("# opt_einsum is not installed: the exact scnn call is skipped (pip install opt-einsum)")
+    candidates.append(("einsum-optimize", einsum_pair(lambda *a: np.einsum(*a, optimize=True))))
+    candidates.append(("gemm+mask", gemm_mask_pair))
     if not args.skip_slow:
-        candidates.insert(0, ("scnn-einsum", scnn_pair(False)))
+        candidates.append(("einsum-plain", einsum_pair(lambda *a: np.einsum(*a, optimize=False))))
     for name, fn in candidates:
         z, G = fn()
         for got, want in ((z, z_ref), (G, G_ref)):
@@ -92,7 +103,7 @@ def main():
     t_cnn = _time(convexnn_pair, args.repeats)
     rows = [("convexnn", t_cnn)]
     for name, fn in candidates:
-        rows.append((name, _time(fn, args.repeats if name != "scnn-einsum" else max(3, args.repeats // 2))))
+        rows.append((name, _time(fn, args.repeats if name != "einsum-plain" else max(3, args.repeats // 2))))
     print(f"# n={n} d={d} P={P} c=1 {dtype.name}; convexnn threads={_core.get_num_threads()} "
           f"kernel={_core.masked_kernel_isa()}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
           f"load average {os.getloadavg()[0]:.2f}")

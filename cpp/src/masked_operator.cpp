@@ -39,15 +39,18 @@ constexpr index_t kWordBits = 64;
 
 // ---- tuning constants (measured with bench/cpp/masked_ops_bench.cpp, see bench/RESULTS.md) ----------
 
-// Rows per tile. A multiple of 64 so every tile starts on a mask-word boundary. 256 rows keep the
-// GEMM's B panel (d x nb) small while giving the mask kernels four full words per pattern.
+// Rows per tile. A multiple of 64 so every tile starts on a mask-word boundary. 256 rows gave the
+// fastest forward and adjoint of {128, 256, 512} on the reference problem (n = 1e4, d = 50, P = 500;
+// bench/RESULTS.md): long enough for OpenBLAS's GEMM, short enough for four full mask words per pattern.
 #ifndef CONVEXNN_MASKED_ROW_TILE  // compile-time override for tuning runs only
 #define CONVEXNN_MASKED_ROW_TILE 256
 #endif
 constexpr index_t kRowTile = CONVEXNN_MASKED_ROW_TILE;
 static_assert(kRowTile % 64 == 0, "row tiles must start on mask-word boundaries");
-// Budget for the per-thread GEMM output tile C or M (sb*c x nb elements). Half of a 1-2 MiB L2, so the
-// tile written by the GEMM is still in L2 when the mask pass reads it (and vice versa for the adjoint).
+// Budget for the per-thread GEMM output tile C or M (sb*c x nb elements), so the tile written by the
+// GEMM is still in L2 when the mask pass reads it (and vice versa for the adjoint). 512 KiB was within
+// 3% of the best budget (1-2 MiB, on a 2 MiB L2) in the same measurements and still fits the 1 MiB L2
+// of older server cores.
 #ifndef CONVEXNN_MASKED_TILE_KIB  // compile-time override for tuning runs only
 #define CONVEXNN_MASKED_TILE_KIB 512
 #endif
