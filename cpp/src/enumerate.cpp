@@ -1,6 +1,7 @@
 // Exact enumeration of the regions of a central hyperplane arrangement (see enumerate.hpp for the method).
 #include "convexnn/enumerate.hpp"
 
+#include <lapacke.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -12,22 +13,17 @@
 #include <stdexcept>
 #include <vector>
 
-#include "convexnn/blas.hpp"
-
 namespace convexnn {
 
 namespace {
 
 using Word = PatternSet::Word;
 
-constexpr double kEps = std::numeric_limits<double>::epsilon();
 constexpr double kPi = 3.14159265358979323846264338327950288;
-// Eigenvalues of the Gram matrix below kRankTolFactor * max(n, d) * eps * lambda_max count as zero.
-constexpr double kRankTolFactor = 1e3;
 // A row whose part inside the kept space is below this fraction of its norm is treated as a zero row.
 constexpr double kInSpaceTol = 1e-6;
 // Unit normals (sign fixed) that agree to this (per coordinate) define the same hyperplane.
-constexpr double kSameHyperplaneTol = 1e-9;
+constexpr double kSameHyperplaneTol = 1e-12;
 // Gram-Schmidt residual (of unit vectors) below which a normal counts as dependent on the previous ones.
 constexpr double kIndependentTol = 1e-7;
 // A hyperplane with |h^T v| below this passes through the vertex v (unit vectors).
@@ -93,44 +89,62 @@ Reduction reduce(const MatrixView<T>& X) {
     red.n_zero = n;
     return red;
   }
-  // Scaled copy (scaling changes no sign and keeps the Gram matrix far from overflow).
-  std::vector<double> Xd(static_cast<std::size_t>(n * d));
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = 0; j < d; ++j) Xd[i * d + j] = static_cast<double>(X(i, j)) / max_abs;
-
-  const index_t g = std::min(n, d);  // order of the Gram matrix used
-  check_bytes(static_cast<double>(g) * static_cast<double>(g) * 8.0, "the Gram matrix of X");
-  std::vector<double> K(static_cast<std::size_t>(g * g)), lam(static_cast<std::size_t>(g));
-  if (n >= d) {  // K = X^T X
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::Trans, blas::Op::NoTrans, d, d, n, 1.0, Xd.data(), d,
-                       Xd.data(), d, 0.0, K.data(), d);
-  } else {  // K = X X^T
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, blas::Op::Trans, n, n, d, 1.0, Xd.data(), d,
-                       Xd.data(), d, 0.0, K.data(), n);
+  // Column-major copy with unit-norm columns (after a global scaling that keeps the norms finite). Scaling a
+  // column changes no pattern (g -> S g) and keeps badly scaled features from deciding the rank.
+  std::vector<double> A(static_cast<std::size_t>(n * d)), col_scale(static_cast<std::size_t>(d), 0.0);
+  for (index_t j = 0; j < d; ++j) {
+    double* a = A.data() + j * n;
+    double s = 0.0;
+    for (index_t i = 0; i < n; ++i) {
+      a[i] = static_cast<double>(X(i, j)) / max_abs;
+      s += a[i] * a[i];
+    }
+    s = std::sqrt(s);
+    col_scale[j] = s;
+    if (s > 0.0)
+      for (index_t i = 0; i < n; ++i) a[i] /= s;
   }
-  const int info = blas::syev<double>(g, K.data(), lam.data());
-  if (info != 0) throw std::runtime_error("enumerate_patterns: the eigen-decomposition of X's Gram matrix failed");
-  const double lam_max = lam[g - 1];
-  const double tol = kRankTolFactor * static_cast<double>(std::max(n, d)) * kEps * lam_max;
-  std::vector<index_t> kept;  // eigen-pairs, largest first
-  for (index_t j = g - 1; j >= 0; --j)
-    if (lam[j] > tol) kept.push_back(j);
-  index_t r = static_cast<index_t>(kept.size());
+  std::vector<double> row_sq(static_cast<std::size_t>(n), 0.0);  // squared norms of the equilibrated rows
+  for (index_t j = 0; j < d; ++j)
+    for (index_t i = 0; i < n; ++i) row_sq[i] += A[j * n + i] * A[j * n + i];
 
-  // Y (n x r): rows y_k with x_k^T (B u) = y_k^T u, Y = U_r in exact arithmetic.
-  std::vector<double> Y(static_cast<std::size_t>(n * r)), B(static_cast<std::size_t>(d * r));
-  if (n >= d) {
-    for (index_t i = 0; i < d; ++i)
-      for (index_t c = 0; c < r; ++c) B[i * r + c] = K[i * d + kept[c]] / std::sqrt(lam[kept[c]]);
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, blas::Op::NoTrans, n, r, d, 1.0, Xd.data(), d,
-                       B.data(), r, 0.0, Y.data(), r);
-  } else {
-    for (index_t k = 0; k < n; ++k)
-      for (index_t c = 0; c < r; ++c) Y[k * r + c] = K[k * n + kept[c]];
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::Trans, blas::Op::NoTrans, d, r, n, 1.0, Xd.data(), d, Y.data(),
-                       r, 0.0, B.data(), r);
-    for (index_t i = 0; i < d; ++i)
-      for (index_t c = 0; c < r; ++c) B[i * r + c] /= lam[kept[c]];
+  // Column-pivoted QR (LAPACK dgeqp3): A P = Q R. Unlike an eigen-decomposition of X^T X it does not square
+  // the condition number, so the rank decision works at the level of singular values.
+  if (n > std::numeric_limits<lapack_int>::max() || d > std::numeric_limits<lapack_int>::max())
+    throw std::length_error("enumerate_patterns: X is too large for the 32-bit LAPACK integers");
+  std::vector<lapack_int> jpvt(static_cast<std::size_t>(d), 0);
+  const index_t g = std::min(n, d);
+  std::vector<double> tau(static_cast<std::size_t>(g));
+  int info = scipy_LAPACKE_dgeqp3(LAPACK_COL_MAJOR, static_cast<lapack_int>(n), static_cast<lapack_int>(d), A.data(),
+                                  static_cast<lapack_int>(n), jpvt.data(), tau.data());
+  if (info != 0) throw std::runtime_error("enumerate_patterns: the pivoted QR factorization of X failed");
+  // numpy.linalg.matrix_rank's rule with the input's precision: |R_ii| > max(n, d) * eps(T) * |R_00|.
+  const double tol = static_cast<double>(std::max(n, d)) * std::numeric_limits<T>::epsilon() * std::abs(A[0]);
+  index_t r = 0;
+  while (r < g && std::abs(A[r * n + r]) > tol) ++r;
+  std::vector<double> R(static_cast<std::size_t>(r * d), 0.0);  // leading r rows of R (pivoted columns)
+  for (index_t i = 0; i < r; ++i)
+    for (index_t j = i; j < d; ++j) R[i * d + j] = A[j * n + i];
+  if (r > 0) {
+    info = scipy_LAPACKE_dorgqr(LAPACK_COL_MAJOR, static_cast<lapack_int>(n), static_cast<lapack_int>(r),
+                                static_cast<lapack_int>(r), A.data(), static_cast<lapack_int>(n), tau.data());
+    if (info != 0) throw std::runtime_error("enumerate_patterns: forming Q of the QR factorization failed");
+  }
+  // Y = Q_r (n x r, orthonormal columns): the patterns of X are those of Y. A direction u lifts to the gate
+  // g = S^{-1} P [R11^{-1} u; 0], for which x_k^T g = y_k^T u (the discarded rows of R meet only zeros).
+  std::vector<double> Y(static_cast<std::size_t>(n * r)), B(static_cast<std::size_t>(d * r), 0.0);
+  for (index_t k = 0; k < n; ++k)
+    for (index_t c = 0; c < r; ++c) Y[k * r + c] = A[c * n + k];
+  std::vector<double> Rinv(static_cast<std::size_t>(r * r), 0.0);  // upper triangular inverse of R11
+  for (index_t c = 0; c < r; ++c)
+    for (index_t i = c; i >= 0; --i) {
+      double acc = (i == c) ? 1.0 : 0.0;
+      for (index_t l = i + 1; l <= c; ++l) acc -= R[i * d + l] * Rinv[l * r + c];
+      Rinv[i * r + c] = acc / R[i * d + i];
+    }
+  for (index_t i = 0; i < r; ++i) {
+    const index_t col = jpvt[i] - 1;  // LAPACK's pivots are 1-based
+    for (index_t c = 0; c < r; ++c) B[col * r + c] = Rinv[i * r + c] / col_scale[col];
   }
 
   // Distinct hyperplanes: unit normals with a fixed sign, keyed by their rounded coordinates.
@@ -140,11 +154,14 @@ Reduction reduce(const MatrixView<T>& X) {
   std::vector<long long> key(static_cast<std::size_t>(r));
   const double sign_pick = 0.5 / std::sqrt(static_cast<double>(std::max<index_t>(r, 1)));
   for (index_t k = 0; k < n; ++k) {
-    const double* xk = Xd.data() + k * d;
     const double* yk = Y.data() + k * r;
-    const double full = dot(xk, xk, d);
-    double kept_energy = 0.0;
-    for (index_t c = 0; c < r; ++c) kept_energy += lam[kept[c]] * yk[c] * yk[c];
+    const double full = row_sq[k];
+    double kept_energy = 0.0;  // ||y_k R_top||^2: the part of the (equilibrated) row inside the kept space
+    for (index_t j = 0; j < d; ++j) {
+      double z = 0.0;
+      for (index_t c = 0; c <= std::min(j, r - 1); ++c) z += yk[c] * R[c * d + j];
+      kept_energy += z * z;
+    }
     const double y_norm = std::sqrt(dot(yk, yk, r));
     if (full == 0.0 || kept_energy < kInSpaceTol * kInSpaceTol * full || y_norm == 0.0) {
       ++red.n_zero;

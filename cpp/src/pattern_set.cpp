@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <type_traits>
 
@@ -85,7 +86,9 @@ void for_each_product_tile(const MatrixView<T>& X, const double* gates, index_t 
   // Per-thread buffers allocated up front: nothing inside the parallel region may throw.
   std::vector<double> prod_all(static_cast<std::size_t>(n_threads) * kGateBlock * kRowTile);
   std::vector<double> x_all(direct ? 0 : static_cast<std::size_t>(n_threads) * kRowTile * col_tile);
-  SingleThreadedBlasScope single_threaded_blas;
+  // Only a parallel loop needs single-threaded BLAS; a lone tile may use OpenBLAS's own threads.
+  std::optional<SingleThreadedBlasScope> single_threaded_blas;
+  if (n_threads > 1) single_threaded_blas.emplace();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_tasks > 1)
   for (index_t t = 0; t < n_tasks; ++t) {
     const int tid = omp_get_thread_num();
@@ -357,7 +360,7 @@ PatternSet PatternSet::flip_patterns(MatrixView<T> X, const double* gates, index
     for (index_t j = 0; j < d; ++j) s += static_cast<double>(X(k, j)) * static_cast<double>(X(k, j));
     x_norm[k] = std::sqrt(s);
   }
-  constexpr index_t kGateBlock = 64;
+  constexpr index_t kGateBlock = 64, kPendingFlips = 4096;
   // Relative distance just across a sample's hyperplane, far above rounding (~1e-16 relative).
   constexpr double kCrossing = 1e-8;
   PatternSetBuilder builder(n, d, true);
@@ -373,18 +376,46 @@ PatternSet PatternSet::flip_patterns(MatrixView<T> X, const double* gates, index
                             for (index_t gi = 0; gi < gcount; ++gi)
                               std::copy(prod + gi * rows, prod + (gi + 1) * rows, Z.data() + (g0 + gi) * n + row0);
                           });
+    // Candidates of consecutive gates are evaluated together (one compute_masks call per ~kPendingFlips), then
+    // added in order: base pattern of a gate, then its realized flips.
+    index_t first_pending = 0;
+    std::vector<index_t> cand_end;  // per pending gate: end of its candidates in cand_sample
+    auto flush = [&](index_t end_gate) {
+      const index_t n_cand = static_cast<index_t>(cand_sample.size());
+      if (n_cand > 0) {
+        check_bytes(static_cast<double>(n_cand) * static_cast<double>(W) * 8.0, "the flipped masks");
+        cand_masks.assign(static_cast<std::size_t>(n_cand * W), Word(0));
+        compute_masks(X, cand_gates.data(), n_cand, cand_masks.data());
+      }
+      index_t c = 0;
+      for (index_t gi = first_pending; gi < end_gate; ++gi) {
+        const Word* bw = base.data() + gi * W;
+        if (!all_zero(bw, W)) builder.add_unique(bw, gates + (b0 + gi) * d);
+        for (; c < cand_end[gi - first_pending]; ++c) {
+          const Word* cw = cand_masks.data() + c * W;
+          const index_t k = cand_sample[c];
+          bool realized = true;
+          for (index_t w = 0; w < W && realized; ++w) {
+            const Word expect = bw[w] ^ (w == k / kBits ? (Word(1) << (k % kBits)) : Word(0));
+            realized = cw[w] == expect;
+          }
+          if (realized && !all_zero(cw, W)) builder.add_unique(cw, cand_gates.data() + c * d);
+        }
+      }
+      first_pending = end_gate;
+      cand_end.clear();
+      cand_gates.clear();
+      cand_sample.clear();
+    };
     for (index_t gi = 0; gi < bc; ++gi) {
       const double* g = gates + (b0 + gi) * d;
       const double* z = Z.data() + gi * n;
       Word* bw = base.data() + gi * W;
       std::fill(bw, bw + W, Word(0));
       for (index_t k = 0; k < n; ++k) bw[k / kBits] |= static_cast<Word>(z[k] >= 0.0) << (k % kBits);
-      if (!all_zero(bw, W)) builder.add_unique(bw, g);
       double g_norm = 0.0;
       for (index_t j = 0; j < d; ++j) g_norm += g[j] * g[j];
       g_norm = std::sqrt(g_norm);
-      cand_gates.clear();
-      cand_sample.clear();
       for (index_t k = 0; k < n; ++k) {
         if (x_norm[k] == 0.0 || !(std::abs(z[k]) <= threshold * x_norm[k] * g_norm)) continue;
         const double delta = kCrossing * x_norm[k] * g_norm;
@@ -394,22 +425,10 @@ PatternSet PatternSet::flip_patterns(MatrixView<T> X, const double* gates, index
         for (index_t j = 0; j < d; ++j) cand_gates.push_back(g[j] + step * static_cast<double>(X(k, j)));
         cand_sample.push_back(k);
       }
-      const index_t n_cand = static_cast<index_t>(cand_sample.size());
-      if (n_cand == 0) continue;
-      check_bytes(static_cast<double>(n_cand) * static_cast<double>(W) * 8.0, "the flipped masks");
-      cand_masks.assign(static_cast<std::size_t>(n_cand * W), Word(0));
-      compute_masks(X, cand_gates.data(), n_cand, cand_masks.data());
-      for (index_t c = 0; c < n_cand; ++c) {
-        const Word* cw = cand_masks.data() + c * W;
-        const index_t k = cand_sample[c];
-        bool realized = true;
-        for (index_t w = 0; w < W && realized; ++w) {
-          const Word expect = bw[w] ^ (w == k / kBits ? (Word(1) << (k % kBits)) : Word(0));
-          realized = cw[w] == expect;
-        }
-        if (realized && !all_zero(cw, W)) builder.add_unique(cw, cand_gates.data() + c * d);
-      }
+      cand_end.push_back(static_cast<index_t>(cand_sample.size()));
+      if (static_cast<index_t>(cand_sample.size()) >= kPendingFlips) flush(gi + 1);
     }
+    flush(bc);
   }
   return builder.finish();
 }

@@ -128,6 +128,9 @@ PatternSet enumerate_checked(const Data& D) {
   const PatternSet s = cnn::enumerate_patterns(D.view());
   EXPECT_EQ(s.n_samples(), D.n);
   EXPECT_EQ(s.dim(), D.d);
+  std::vector<double> col_sq(static_cast<std::size_t>(D.d), 0.0);
+  for (index_t k = 0; k < D.n; ++k)
+    for (index_t j = 0; j < D.d; ++j) col_sq[j] += D.x[k * D.d + j] * D.x[k * D.d + j];
   std::set<std::vector<Word>> distinct;
   for (index_t i = 0; i < s.n_patterns(); ++i) {
     std::vector<Word> w(s.mask(i), s.mask(i) + s.words_per_pattern());
@@ -139,13 +142,17 @@ PatternSet enumerate_checked(const Data& D) {
     double gn = 0;
     for (index_t j = 0; j < D.d; ++j) gn += g[j] * g[j];
     EXPECT_NEAR(gn, 1.0, 1e-12);
+    // Margins in column-equilibrated coordinates (x_kj / c_j, g_j c_j with c_j = ||column j||), which do not
+    // depend on how the features are scaled: |x_k^T g| > 1e-9 ||x~_k|| ||g~||.
+    double gt = 0;
+    for (index_t j = 0; j < D.d; ++j) gt += g[j] * g[j] * col_sq[j];
     for (index_t k = 0; k < D.n; ++k) {
-      double z = 0, xn = 0;
+      double z = 0, xt = 0;
       for (index_t j = 0; j < D.d; ++j) {
         z += D.x[k * D.d + j] * g[j];
-        xn += D.x[k * D.d + j] * D.x[k * D.d + j];
+        if (col_sq[j] > 0) xt += D.x[k * D.d + j] * D.x[k * D.d + j] / col_sq[j];
       }
-      if (xn > 0) EXPECT_GT(std::abs(z), 1e-9 * std::sqrt(xn)) << "gate " << i << " nearly on hyperplane " << k;
+      if (xt > 0) EXPECT_GT(std::abs(z), 1e-9 * std::sqrt(xt * gt)) << "gate " << i << " nearly on hyperplane " << k;
     }
   }
   EXPECT_EQ(static_cast<index_t>(distinct.size()), s.n_patterns());
@@ -216,6 +223,11 @@ TEST(Enumerate, RankDeficientAndWide) {
   EXPECT_EQ(summary.rank, r);
   EXPECT_EQ(summary.n_hyperplanes, n);
   EXPECT_EQ(enumerate_checked(D).n_patterns(), static_cast<index_t>(cnn::cover_count(n, r)));
+  // The same product rounded to float32: the rank rule uses float32's precision, so still rank 3.
+  std::vector<float> xf(D.x.begin(), D.x.end());
+  const auto Xf = MatrixView<float>::c_order(xf.data(), n, d);
+  EXPECT_EQ(cnn::summarize_arrangement(Xf).rank, r);
+  EXPECT_EQ(cnn::enumerate_patterns(Xf).n_patterns(), static_cast<index_t>(cnn::cover_count(n, r)));
   // n < d, independent rows: all 2^n sign vectors, minus the all-zero one.
   const Data W = gaussian_data(6, 10, 13);
   EXPECT_EQ(enumerate_checked(W).n_patterns(), 63);
@@ -365,4 +377,16 @@ TEST(Enumerate, DeterministicAcrossThreadCounts) {
   omp_set_num_threads(before);
   EXPECT_EQ(a.words(), b.words());
   EXPECT_EQ(a.gates(), b.gates());
+}
+
+// Badly scaled features (condition number ~1e12 from column scales alone) change no pattern: the columns are
+// equilibrated before the rank decision.
+TEST(Enumerate, BadlyScaledColumns) {
+  Data D = centred_general(40, 3, 41);
+  for (index_t k = 0; k < D.n; ++k) {
+    D.x[k * 3] *= 1e7;
+    D.x[k * 3 + 2] *= 1e-5;
+  }
+  EXPECT_EQ(cnn::summarize_arrangement(D.view()).rank, 3);
+  EXPECT_EQ(static_cast<std::uint64_t>(enumerate_checked(D).n_patterns()), cnn::cover_count(40, 3));
 }

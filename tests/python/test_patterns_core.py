@@ -237,7 +237,7 @@ def test_enumeration_random_matches_bruteforce(r, bias):
 
 
 @pytest.mark.parametrize("case", ["repeated_opposite_zero", "rank_deficient", "grid_bias", "cube_bias",
-                                  "wide_float32"])
+                                  "wide_float32", "badly_scaled_bias"])
 def test_enumeration_degenerate_matches_bruteforce(case):
     rng = np.random.default_rng(20)
     if case == "repeated_opposite_zero":
@@ -250,11 +250,15 @@ def test_enumeration_degenerate_matches_bruteforce(case):
         X = ref.add_bias(np.array([[a, b] for a in range(3) for b in range(3)], dtype=float))
     elif case == "cube_bias":  # cube corners + bias: coplanar quadruples (rank 4)
         X = ref.add_bias(np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=float))
+    elif case == "badly_scaled_bias":  # feature scales 1e6 and 1e-4 next to the ones column
+        X = ref.add_bias(rng.standard_normal((9, 2)) * np.array([1e6, 1e-4]))
     else:  # n < d, float32, with a repeated row
         Z = rng.standard_normal((7, 9)).astype(np.float32)
         X = np.vstack([Z, Z[:1]])
     pats = _core.enumerate_patterns(X)
-    masks, _ = ref.enumerate_bruteforce(X.astype(np.float64))
+    # Scaling columns changes no pattern; the LP brute force needs comparable column scales.
+    X64 = X.astype(np.float64)
+    masks, _ = ref.enumerate_bruteforce(X64 / np.linalg.norm(X64, axis=0))
     assert pats.n_patterns == masks.shape[1]
     assert _mask_set(pats.dense()) == _mask_set(masks)
     again = PatternSet.from_gates(X, pats.gates(), deduplicate=False, drop_zero=False)

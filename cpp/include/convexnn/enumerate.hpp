@@ -2,14 +2,14 @@
 // the central hyperplane arrangement {u : x_k^T u = 0}, k = 1..n (seed 003, §2).
 //
 // Algorithm (no LP needed, exact in exact arithmetic):
-//  1. Rank reduction. Eigen-decomposition of the Gram matrix (X^T X, or X X^T when n < d) gives an
-//     orthonormal basis of the row space; with r = numerical rank the patterns of X equal those of
-//     Y = U_r (n x r), and a direction u in R^r lifts to the gate g = B u in R^d (B = V_r Sigma_r^{-1}), with
-//     x_k^T g = y_k^T u. Eigenvalues below 1e3 * max(n, d) * eps * lambda_max are dropped (singular values
-//     below ~sqrt of that relative to the largest), and rows whose part inside the kept space is below 1e-6 of
-//     their norm are treated like zero rows.
+//  1. Rank reduction. The columns of X are scaled to unit norm (this changes no pattern) and factored by a
+//     column-pivoted QR (LAPACK dgeqp3), X S P = Q R. With r = numerical rank (numpy's rule in the input's
+//     precision: |R_ii| > max(n, d) * eps(T) * |R_00|) the patterns of X equal those of Y = Q_r (n x r,
+//     orthonormal columns, hence a well-conditioned arrangement), and a direction u in R^r lifts to the gate
+//     g = S^{-1} P [R11^{-1} u; 0], for which x_k^T g = y_k^T u. Rows whose part inside the kept space is below
+//     1e-6 of their norm are treated like zero rows.
 //  2. Distinct hyperplanes. Rows that are positive or negative multiples of each other define one hyperplane
-//     (unit normals compared after fixing their sign, to 1e-9); zero rows define none (their mask bit is
+//     (unit normals compared after fixing their sign, to 1e-12); zero rows define none (their mask bit is
 //     always 1, since 0 >= 0).
 //  3. Regions. After the reduction the arrangement of the n' distinct hyperplanes in R^r is essential, so every
 //     region is a pointed cone and has an extreme ray ("vertex") v: the intersection of r-1 independent
@@ -28,8 +28,12 @@
 //     deduplicates and drops the all-zero pattern. So from_gates(X, result.gates()) reproduces the result by
 //     construction, and every gate lies strictly inside its region (its margins are positive; see the tests).
 // Cost: O(C(n', r-1) * n' * r * 2^{r-1}) flops for r >= 3 (parallel over vertices, OpenMP; deterministic for
-// any thread count), O(n' log n') for r = 2. Regions thinner than ~1e-9 (relative angles) may be merged with a
-// neighbour or missed: the tolerances above decide when hyperplanes coincide or pass through a vertex.
+// any thread count), O(n' log n') for r = 2 (plus the final from_gates, O(n * P * d)).
+// Floating point: exact for well-separated data. Hyperplanes whose unit normals (in the reduced, whitened
+// coordinates) agree to 1e-12 are merged, a hyperplane within 1e-10 of a vertex is taken to pass through it,
+// and candidate directions closer than 1e-13 to a hyperplane are discarded, so regions thinner than about
+// 1e-10 (relative angles) may be missed; every returned pattern is nevertheless a true pattern of X (its
+// gate produces it).
 #pragma once
 
 #include <cstdint>
