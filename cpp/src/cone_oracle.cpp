@@ -141,6 +141,7 @@ inline bool mask_bit(const Word* mask, index_t k) {
 constexpr double kDependentSine = 1e-12;
 
 struct ProjectionOutcome {
+  bool below = false;  // stopped early: ||Pi_K(g)|| <= norm <= stop_below
   double norm = 0.0;
   double max_violation = 0.0;
   index_t iterations = 0;
@@ -164,8 +165,23 @@ class ConeProjector {
     work_.resize(d_);
   }
 
-  // u (d) = Pi_K(g) for the cone of `mask`.
-  ProjectionOutcome project(const Word* mask, const double* g, double tol, index_t max_iter, double* u) {
+  // The active set and its orthogonal factorization (J, R) left by a projection: a warm start for the next
+  // projection onto the SAME cone (e.g. the same block column at the next solver iteration).
+  struct Factorization {
+    std::vector<index_t> active;  // q constraint indices
+    std::vector<double> J, R;     // d x d each (empty: none stored)
+  };
+
+  // u (d) = Pi_K(g) for the cone of `mask`. `state` (optional, same mask as the call that filled it) is
+  // the warm start: its factorization is reloaded, the multipliers lambda = -R^{-1} J_1^T g of the new g are
+  // computed and negative ones dropped, which gives a valid Goldfarb-Idnani state (u = Pi_null(A_S) g,
+  // lambda_S >= 0); on return it holds the final factorization. A nearby g then costs about one O(n d) pass
+  // instead of ~d add steps.
+  // `stop_below` >= 0: stop as soon as ||u|| <= stop_below. Every iterate's norm is an upper bound on
+  // ||Pi_K(g)|| (see the header), so the answer "the projection has norm <= stop_below" is then exact; the
+  // outcome says so with `below` (u is then not the projection). The exact solver's prox needs only that.
+  ProjectionOutcome project(const Word* mask, const double* g, double tol, index_t max_iter, double* u,
+                            Factorization* state = nullptr, double stop_below = -1.0) {
     ProjectionOutcome out;
     const index_t d = d_;
     double g2 = 0.0;
@@ -174,7 +190,7 @@ class ConeProjector {
     if (gnorm == 0.0) {
       std::fill(u, u + d, 0.0);
       out.converged = true;
-      return out;
+      return out;  // the stored state stays valid for the next g
     }
     const double threshold = tol * gnorm;  // on the row-normalized violation -a_k^T u / ||x_k||
 
@@ -183,9 +199,19 @@ class ConeProjector {
     q_ = 0;
     pending_ = -1;
     lambda_pending_ = 0.0;
-    std::fill(J_.begin(), J_.end(), 0.0);
-    for (index_t j = 0; j < d; ++j) J_[j * d + j] = 1.0;
-    std::copy(g, g + d, u);
+    if (state != nullptr && !state->active.empty() && static_cast<index_t>(state->J.size()) == d * d) {
+      std::copy(state->J.begin(), state->J.end(), J_.begin());
+      std::copy(state->R.begin(), state->R.end(), R_.begin());
+      q_ = static_cast<index_t>(state->active.size());
+      std::copy(state->active.begin(), state->active.end(), active_.begin());
+      for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 1;
+      restore_multipliers();
+      primal_from_factor(u);
+    } else {
+      std::fill(J_.begin(), J_.end(), 0.0);
+      for (index_t j = 0; j < d; ++j) J_[j * d + j] = 1.0;
+      std::copy(g, g + d, u);
+    }
 
     index_t iterations = 0;
     bool stalled = false;
@@ -195,7 +221,42 @@ class ConeProjector {
     // constraint as the entering one, so this changes only the order of the steps, not the result; the
     // final full pass finds no violation, which is the termination test over all n constraints.
     working_.clear();
+    const auto small_enough = [&]() {
+      if (stop_below < 0.0) return false;
+      double u2 = 0.0;
+      for (index_t j = 0; j < d; ++j) u2 += u[j] * u[j];
+      return std::sqrt(u2) <= stop_below;
+    };
+    bool below = small_enough();
+    // Goldfarb-Idnani steps whose entering constraint is the most violated one of the working set.
+    const auto steps_on_working_set = [&]() {
+      while (!stalled && !below && iterations < max_iter) {
+        index_t entering = -1;
+        double entering_violation = threshold;
+        for (const index_t k : working_) {
+          if (is_active_[k]) continue;
+          double c = 0.0;
+          for (index_t j = 0; j < d; ++j) c += X_(k, j) * u[j];
+          const double violation = (mask_bit(mask, k) ? -c : c) / norms_[k];
+          if (violation > entering_violation) {
+            entering_violation = violation;
+            entering = k;
+          }
+        }
+        if (entering < 0) break;
+        stalled = !add_constraint(entering, max_iter, iterations, u);
+        below = small_enough();
+      }
+    };
+    if (q_ > 0) {
+      // The reloaded active constraints start the working set (they are likely to stay relevant).
+      for (index_t j = 0; j < q_; ++j) {
+        working_.push_back(active_[j]);
+        in_working_[active_[j]] = 1;
+      }
+    }
     for (;;) {
+      if (below) break;
       X_.times(u, values_.data());
       double max_violation = 0.0;
       candidates_.clear();
@@ -233,22 +294,7 @@ class ConeProjector {
         in_working_[candidates_[c].k] = 1;
       }
       const index_t iterations_before = iterations;
-      while (!stalled && iterations < max_iter) {
-        index_t entering = -1;
-        double entering_violation = threshold;
-        for (const index_t k : working_) {
-          if (is_active_[k]) continue;
-          double c = 0.0;
-          for (index_t j = 0; j < d; ++j) c += X_(k, j) * u[j];
-          const double violation = (mask_bit(mask, k) ? -c : c) / norms_[k];
-          if (violation > entering_violation) {
-            entering_violation = violation;
-            entering = k;
-          }
-        }
-        if (entering < 0) break;
-        stalled = !add_constraint(entering, max_iter, iterations, u);
-      }
+      steps_on_working_set();
       // The pass (gemv) and the per-row dots round differently: a violation right at the threshold can look
       // violated to one and not to the other. Without a step in between, the next pass would see the same
       // u, so stop (not converged) instead of cycling through such candidates.
@@ -256,6 +302,13 @@ class ConeProjector {
     }
     for (const index_t k : working_) in_working_[k] = 0;
     working_.clear();
+    out.below = below;
+    if (below) out.converged = true;  // the question "norm <= stop_below?" is answered exactly
+    if (state != nullptr) {
+      state->active.assign(active_.begin(), active_.begin() + q_);
+      state->J.assign(J_.begin(), J_.end());
+      state->R.assign(R_.begin(), R_.end());
+    }
     for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
     q_ = 0;
     double u2 = 0.0;
@@ -266,6 +319,35 @@ class ConeProjector {
   }
 
  private:
+  // Multipliers of the reloaded active set for the current g: R lambda = -J_1^T g (from u - g = A_S^T lambda
+  // and J_1^T u = 0). While one is negative the most negative constraint is dropped (its factor updated),
+  // so the state satisfies the Goldfarb-Idnani invariant lambda_S >= 0 before the usual steps resume.
+  void restore_multipliers() {
+    const index_t d = d_;
+    for (;;) {
+      for (index_t i = 0; i < q_; ++i) {
+        const double* Ji = J_.data() + i * d;
+        double s = 0.0;
+        for (index_t j = 0; j < d; ++j) s += Ji[j] * g_[j];
+        dvec_[i] = -s;
+      }
+      index_t most_negative = -1;
+      double lowest = 0.0;
+      for (index_t i = q_ - 1; i >= 0; --i) {
+        double s = dvec_[i];
+        for (index_t j = i + 1; j < q_; ++j) s -= R_[j * d + i] * lambda_[j];
+        lambda_[i] = s / R_[i * d + i];
+      }
+      for (index_t i = 0; i < q_; ++i)
+        if (lambda_[i] < lowest) {
+          lowest = lambda_[i];
+          most_negative = i;
+        }
+      if (most_negative < 0) return;
+      drop_active(most_negative);
+    }
+  }
+
   // Goldfarb-Idnani steps that make constraint p active: partial steps drop blocking constraints, the full
   // step adds p. Returns false when no step is possible (numerically infeasible: should not happen for a
   // cone, since u = 0 is feasible) so the caller stops with converged = false.
@@ -592,6 +674,76 @@ ConeOracleInfo dual_constraint_oracle(MatrixView<T> X, const PatternSet& pats, c
   if (error) std::rethrow_exception(error);
   return info;
 }
+
+template <class T>
+struct PatternConeProjector<T>::Impl {
+  const PatternSet& pats;
+  Float64Rows rows;
+  std::vector<double> norms;
+  std::vector<std::unique_ptr<ConeProjector>> workspaces;  // one per OpenMP thread
+  std::vector<ConeProjector::Factorization> warm;           // one per slot (allocated on first use)
+  std::vector<index_t> warm_pattern;                         // the pattern whose cone each slot's state is for
+  index_t max_iter = 0;
+  explicit Impl(const PatternSet& p) : pats(p) {}
+};
+
+template <class T>
+PatternConeProjector<T>::PatternConeProjector(MatrixView<T> X, const PatternSet& pats, index_t n_slots)
+    : impl_(std::make_unique<Impl>(pats)) {
+  check_X(X);
+  CONVEXNN_CHECK(X.rows == pats.n_samples() && X.cols == pats.dim(),
+                 "X has shape (" << X.rows << ", " << X.cols << ") but the patterns were built on (" << pats.n_samples()
+                                 << ", " << pats.dim() << ")");
+  CONVEXNN_CHECK(n_slots >= 0, "n_slots must be >= 0, got " << n_slots);
+  view_as_float64(X, impl_->rows);
+  row_norms(impl_->rows, impl_->norms);
+  const int threads = std::max(1, omp_get_max_threads());
+  impl_->workspaces.resize(static_cast<std::size_t>(threads));
+  for (auto& w : impl_->workspaces) w = std::make_unique<ConeProjector>(impl_->rows, impl_->norms.data());
+  impl_->warm.resize(static_cast<std::size_t>(n_slots));
+  impl_->warm_pattern.assign(static_cast<std::size_t>(n_slots), -1);
+  impl_->max_iter = default_cone_max_iter(X.rows, X.cols);
+}
+
+template <class T>
+PatternConeProjector<T>::~PatternConeProjector() = default;
+
+template <class T>
+index_t PatternConeProjector<T>::n_slots() const {
+  return static_cast<index_t>(impl_->warm.size());
+}
+
+template <class T>
+void PatternConeProjector<T>::forget(index_t slot) {
+  CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
+  impl_->warm[static_cast<std::size_t>(slot)] = ConeProjector::Factorization{};
+  impl_->warm_pattern[static_cast<std::size_t>(slot)] = -1;
+}
+
+template <class T>
+double PatternConeProjector<T>::project(index_t slot, index_t pattern, const double* g, double tol, double* u,
+                                        bool* converged, index_t* iterations, double stop_below) {
+  CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
+  CONVEXNN_CHECK(pattern >= 0 && pattern < impl_->pats.n_patterns(),
+                 "pattern " << pattern << " out of range [0, " << impl_->pats.n_patterns() << ")");
+  check_tol(tol);
+  const auto thread = static_cast<std::size_t>(omp_get_thread_num());
+  CONVEXNN_CHECK(thread < impl_->workspaces.size(),
+                 "PatternConeProjector used from thread " << thread << " but built for " << impl_->workspaces.size());
+  auto& warm = impl_->warm[static_cast<std::size_t>(slot)];
+  if (impl_->warm_pattern[static_cast<std::size_t>(slot)] != pattern) {
+    warm = ConeProjector::Factorization{};  // a factorization is only valid for the cone it was built on
+    impl_->warm_pattern[static_cast<std::size_t>(slot)] = pattern;
+  }
+  const ProjectionOutcome out =
+      impl_->workspaces[thread]->project(impl_->pats.mask(pattern), g, tol, impl_->max_iter, u, &warm, stop_below);
+  if (converged != nullptr) *converged = out.converged;
+  if (iterations != nullptr) *iterations = out.iterations;
+  return out.norm;
+}
+
+template class PatternConeProjector<float>;
+template class PatternConeProjector<double>;
 
 #define CONVEXNN_INSTANTIATE_CONE_ORACLE(T)                                                                          \
   template ConeProjection<T> project_onto_sign_cone<T>(MatrixView<T>, const PatternSet::Word*, const double*, double, \

@@ -10,5 +10,7 @@ void bind_patterns(pybind11::module_& m);   // PatternSet, samplers, enumeration
 void bind_operators(pybind11::module_& m);  // masked products (bind_operators.cpp)
 void bind_oracle(pybind11::module_& m);     // per-pattern cone oracle and projection (bind_oracle.cpp)
 void bind_solvers(pybind11::module_& m);    // gated / relu solvers (bind_solvers.cpp)
+void bind_losses(pybind11::module_& m);     // loss values (bind_losses.cpp)
+void bind_relu(pybind11::module_& m);       // exact ReLU solver (bind_relu.cpp)
 
 }  // namespace convexnn::python

@@ -30,5 +30,7 @@ PYBIND11_MODULE(_core, m) {
   convexnn::python::bind_patterns(m);
   convexnn::python::bind_operators(m);
   convexnn::python::bind_oracle(m);
+  convexnn::python::bind_losses(m);
   convexnn::python::bind_solvers(m);
+  convexnn::python::bind_relu(m);
 }

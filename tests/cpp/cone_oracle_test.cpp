@@ -653,3 +653,57 @@ TEST(DualConstraintOracle, RejectsBadArguments) {
 
 }  // namespace
 }  // namespace convexnn
+
+// ---- PatternConeProjector: warm-started repeated projections ------------------------------------------
+
+namespace convexnn {
+namespace {
+
+// A sequence of nearby inputs per slot (as in a solver's iterations): every warm-started projection must
+// equal the cold one, whether the warm state came from the same pattern, a perturbed g, a much larger
+// jump, or an early stop (stop_below); slots switching patterns must not reuse a stale factorization.
+TEST(PatternConeProjector, WarmStartsGiveTheColdProjection) {
+  std::mt19937_64 rng(2024);
+  std::normal_distribution<double> normal;
+  for (index_t n : {7, 40, 200}) {
+    for (index_t d : {2, 5, 12}) {
+      const Dense X = random_matrix(n, d, rng);
+      std::vector<double> gates(8 * d);
+      for (auto& x : gates) x = normal(rng);
+      const auto view = MatrixView<double>::c_order(X.a.data(), n, d);
+      const PatternSet pats = PatternSet::from_gates(view, gates.data(), 8);
+      PatternConeProjector<double> projector(view, pats, 3);
+      std::vector<double> u(d);
+      for (index_t i = 0; i < pats.n_patterns(); ++i) {
+        // Start near a point of the cone, so that projections are often nonzero with partial active sets.
+        std::vector<double> g(gates.begin() + i * d, gates.begin() + (i + 1) * d);
+        for (int step = 0; step < 25; ++step) {
+          const double jump = step % 7 == 6 ? 1.0 : 0.05;
+          for (auto& x : g) x += jump * normal(rng);
+          const auto cold = project_onto_pattern_cone(view, pats, i, g.data(), 1e-12);
+          bool converged = false;
+          const double warm_norm = projector.project(0, i, g.data(), 1e-12, u.data(), &converged);
+          ASSERT_TRUE(converged);
+          EXPECT_NEAR(warm_norm, cold.norm, 1e-9 * std::max(1.0, norm(g)));
+          for (index_t j = 0; j < d; ++j) EXPECT_NEAR(u[j], cold.u[j], 1e-8 * std::max(1.0, norm(g)));
+          // A second slot alternates between two patterns: its state must be rebuilt each time.
+          const index_t other = (i + 1) % pats.n_patterns();
+          const auto cold_other = project_onto_pattern_cone(view, pats, other, g.data(), 1e-12);
+          EXPECT_NEAR(projector.project(1, step % 2 ? i : other, g.data(), 1e-12, u.data()),
+                      step % 2 ? cold.norm : cold_other.norm, 1e-9 * std::max(1.0, norm(g)));
+          // Early stops leave a usable (partial) warm state; the answer below the threshold is exact.
+          const double threshold = 0.5 * cold.norm;
+          const double bounded = projector.project(2, i, g.data(), 1e-12, u.data(), nullptr, nullptr,
+                                                   step % 3 ? threshold : -1.0);
+          if (step % 3)
+            EXPECT_GE(bounded, std::min(cold.norm, threshold) - 1e-9 * std::max(1.0, norm(g)));
+          else
+            EXPECT_NEAR(bounded, cold.norm, 1e-9 * std::max(1.0, norm(g)));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace convexnn

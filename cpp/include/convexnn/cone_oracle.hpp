@@ -29,6 +29,7 @@
 //     violates constraints by <= tol (the value is then still an upper bound).
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "convexnn/common.hpp"
@@ -82,5 +83,36 @@ template <class T>
 ConeOracleInfo dual_constraint_oracle(MatrixView<T> X, const PatternSet& pats, const T* r, BlockSubset subset,
                                       double tol, double* values_pos, double* values_neg,
                                       double* maximizers = nullptr, index_t max_iter = 0);
+
+// Repeated projections onto the cones of one pattern set, as the exact solver's prox needs every iteration:
+// X is viewed in float64 once (copied only for float data or odd strides), the row norms are computed once,
+// each OpenMP thread has its own workspace, and every `slot` (e.g. one block column of the solver) keeps the
+// active set of its last projection as the warm start of the next one, so a projection close to the previous
+// one costs about one O(n d) pass. Calls for different slots may run concurrently from OpenMP threads (at
+// most omp_get_max_threads() at construction); calls for the same slot must not.
+template <class T>
+class PatternConeProjector {
+ public:
+  PatternConeProjector(MatrixView<T> X, const PatternSet& pats, index_t n_slots);
+  ~PatternConeProjector();
+  PatternConeProjector(const PatternConeProjector&) = delete;
+  PatternConeProjector& operator=(const PatternConeProjector&) = delete;
+
+  // u (d) = Pi_{K_pattern}(g) to relative accuracy tol; returns ||u|| (an upper bound on the oracle value).
+  // `converged` (optional) tells whether the accuracy was reached within the iteration cap; `iterations`
+  // (optional) receives the active-set steps taken. With stop_below >= 0 the method may stop as soon as it
+  // proves ||Pi_K(g)|| <= stop_below and then returns a value <= stop_below with u NOT the projection: callers
+  // that only need "is it below the threshold" (the prox of a zero column, the dual constraint vs beta) save
+  // most of the steps.
+  double project(index_t slot, index_t pattern, const double* g, double tol, double* u, bool* converged = nullptr,
+                 index_t* iterations = nullptr, double stop_below = -1.0);
+  // Drops the warm start of a slot (e.g. when its column became zero).
+  void forget(index_t slot);
+  index_t n_slots() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace convexnn

@@ -1,0 +1,115 @@
+// Certified solver of the exact (cone-constrained) ReLU convex program, seed 003 eq. (8) / (39):
+//
+//   min_{V,W}  L(sum_i D_i X (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]|| + ||W_i[:, k]||)
+//   s.t.       (2 D_i - I) X V_i[:, k] >= 0,  (2 D_i - I) X W_i[:, k] >= 0      for every i, k,
+//
+// (c > 1: independent heads sharing the patterns, API.md groups="output").
+//
+// Method: accelerated proximal gradient (FISTA, backtracking, gradient-based adaptive restart) whose prox is
+// exact: for a closed convex cone K the prox of t*(beta ||.|| + indicator_K) is
+//   prox(x) = max(0, 1 - t beta / ||Pi_K(x)||) Pi_K(x),
+// (minimise over directions e in K first: the best is Pi_K(x)/||Pi_K(x)||, since max_{e in K, ||e||<=1} e^T x
+// = ||Pi_K(x)||), so every iterate is feasible up to the accuracy of the cone projection (cone_oracle.hpp).
+// Columns with ||x|| <= t beta are zero without projecting (||Pi_K(x)|| <= ||x||).
+//
+// Why this method (bench/RESULTS.md has the measurements): the iterates stay feasible, so the Theorem-1
+// network reproduces the objective exactly at every iterate; the gated machinery (operator, losses,
+// certificates) is reused unchanged; there are no n x P multipliers to store as in an augmented Lagrangian.
+//
+// Certificate: theta = -grad L(z); the dual constraint of pattern i and column k is
+//   max( ||Pi_{K_i}(X^T D_i theta_k)||, ||Pi_{K_i}(-X^T D_i theta_k)|| ) <= beta,
+// evaluated exactly by the cone projections of the adjoint already computed; theta scaled by
+// s = min(1, beta / max) is dual feasible and D = -L*(-s theta) is a lower bound on the optimum over these
+// patterns. The KKT residual reported is that relative duality gap (zero exactly at KKT points); the
+// relative violation is max_i,k max_rows ((2D_i - I) X v)_- / (||X||_2 ||v||). Converged = both <= tol.
+// Hinge: Moreau smoothing with continuation as in the gated solver; certificates for the TRUE hinge.
+#pragma once
+
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convexnn/cone_oracle.hpp"
+#include "convexnn/gated_solver.hpp"
+#include "convexnn/losses.hpp"
+#include "convexnn/operator.hpp"
+#include "convexnn/pattern_set.hpp"
+
+namespace convexnn {
+
+struct ReluOptions {
+  double tol = 1e-6;                 // on the relative gap and on the relative violation
+  index_t max_iter = 10000;          // FISTA iterations
+  double time_limit = std::numeric_limits<double>::infinity();
+  index_t check_every = 10;          // certificate / callback frequency (iterations)
+  double cone_tol = 1e-12;           // relative accuracy of each cone projection
+  std::function<bool(const IterInfo&)> callback;  // false -> status "interrupted"
+};
+
+template <class T>
+struct ReluResult {
+  std::vector<T> V, W;              // (P x d x c) each, C-contiguous
+  double objective = 0.0;
+  double dual_objective = 0.0;
+  double gap = 0.0;
+  double kkt_residual = 0.0;        // = max(gap, 0) (see above)
+  double max_violation = 0.0;       // relative cone violation of (V, W)
+  double max_dual_constraint = 0.0; // max_i,k oracle value at the final point (<= beta(1+tol) at optimum)
+  index_t n_iter = 0;
+  std::string status;
+  double time = 0.0;
+  std::vector<HistoryEntry> history;
+  index_t n_active = 0;             // nonzero columns of V and W
+};
+
+struct ReluCertificate {
+  double primal = 0.0;
+  double dual = 0.0;
+  double gap = 0.0;
+  double max_dual_constraint = 0.0;
+  double max_violation = 0.0;
+};
+
+// One exact problem. `op` computes the masked products (any backend); X and `patterns` (the same data and
+// patterns as `op`) serve the cone projections on the host. y (n x c) float64 is copied. `certify_op`
+// (optional, float64, the same blocks) recomputes predictions and adjoints of every certificate in double
+// when `op` runs in float32 (API.md: certificates are accumulated in float64).
+template <class T>
+class ReluSolver {
+ public:
+  ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y, index_t c,
+             Loss loss, const BlockOperator<double>* certify_op = nullptr);
+
+  ReluResult<T> solve(double beta, const ReluOptions& options, const T* V0 = nullptr, const T* W0 = nullptr);
+  ReluCertificate certificate(const T* V, const T* W, double beta, double cone_tol = 1e-12) const;
+  // Relative violation max_i,k max_rows ((2 D_i - I) X v)_- / (||X||_2 ||v||) over the nonzero columns.
+  double relative_violation(const T* V, const T* W) const;
+  double spectral_norm_X() const { return x_norm_; }
+
+ private:
+  struct Point;
+  // Warm-start slots of the projector: one per block column for V, for W, and for the two signs of the
+  // dual-constraint projections of the certificate.
+  enum SlotKind : index_t { kSlotV = 0, kSlotW = 1, kSlotDualPlus = 2, kSlotDualMinus = 3 };
+  double prox_columns(const std::vector<double>& x_in, double thresh, double cone_tol, SlotKind kind,
+                      std::vector<double>& out) const;
+  double dual_constraint_max(const std::vector<double>& G, double cone_tol) const;
+  // L(z) at z = A(V - W) (smoothed hinge when mu > 0), grad L(z) into `grad` and G = A^T grad into `G`,
+  // all in double: through certify_op when given, else through op in T.
+  double loss_gradient_adjoint(const std::vector<double>& V, const std::vector<double>& W, double mu,
+                               std::vector<double>& grad, std::vector<double>& G, std::vector<double>* z = nullptr) const;
+
+  const BlockOperator<T>& op_;
+  const BlockOperator<double>* cert_op_;
+  MatrixView<T> X_;
+  const PatternSet& pats_;
+  std::vector<double> y_;
+  index_t n_, d_, p_, c_;
+  Loss loss_;
+  double x_norm_ = 0.0;
+  std::unique_ptr<PatternConeProjector<T>> projector_;  // warm-started across iterations (mutable state)
+};
+
+}  // namespace convexnn

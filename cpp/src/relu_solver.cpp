@@ -1,0 +1,463 @@
+// Exact ReLU program by FISTA with the exact cone-norm prox; see relu_solver.hpp for the method and the
+// certificate.
+#include "convexnn/relu_solver.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+#include "convexnn/blas.hpp"
+#include "convexnn/cone_oracle.hpp"
+
+namespace convexnn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// FISTA step-size control: multiplicative backtracking and the optimistic growth after a step that
+// needed none (as in scnn's R-FISTA / Lassplore), so the step tracks the local curvature.
+constexpr double kBacktrack = 0.5;
+constexpr double kStepGrowth = 1.25;
+// Sufficient-decrease slack: relative roundoff tolerated in the quadratic upper-bound test.
+constexpr double kDecreaseSlack = 1e-12;
+// Hinge smoothing continuation: start, shrink factor, and the "solved well enough" ratio of the smoothed
+// gap to the true gap that triggers a shrink (same policy as the gated solver).
+constexpr double kHingeMuStart = 0.5;
+constexpr double kHingeMuShrink = 10.0;
+constexpr double kHingeGapRatio = 0.2;
+// Power iterations for the initial Lipschitz estimate of the operator (the step is corrected by backtracking).
+constexpr int kPowerIterations = 30;
+
+// OpenBLAS pinned to one thread while our own OpenMP region runs (restored afterwards).
+class SerialBlasScope {
+ public:
+  SerialBlasScope() : previous_(blas::get_num_threads()) {
+    if (previous_ != 1) blas::set_num_threads(1);
+  }
+  ~SerialBlasScope() {
+    if (previous_ != 1) blas::set_num_threads(previous_);
+  }
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+ private:
+  int previous_;
+};
+
+double sqnorm(const std::vector<double>& a) {
+  double s = 0.0;
+  for (double v : a) s += v * v;
+  return s;
+}
+
+}  // namespace
+
+template <class T>
+struct ReluSolver<T>::Point {
+  std::vector<double> V, W;  // (P x d x c)
+  std::vector<T> z;          // prediction A(V - W), (n x c)
+  double loss = 0.0;         // L(z) (smoothed for the hinge while mu > 0)
+};
+
+template <class T>
+ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y,
+                          index_t c, Loss loss, const BlockOperator<double>* certify_op)
+    : op_(op), cert_op_(certify_op), X_(X), pats_(patterns), n_(op.n_samples()), d_(op.block_dim()), p_(op.n_blocks()), c_(c),
+      loss_(loss) {
+  CONVEXNN_CHECK(c >= 1, "c (number of outputs) must be >= 1, got " << c);
+  CONVEXNN_CHECK(X.rows == n_ && X.cols == d_, "X has shape (" << X.rows << ", " << X.cols << ") but the operator is ("
+                                                               << n_ << ", " << d_ << ")");
+  CONVEXNN_CHECK(patterns.n_samples() == n_ && patterns.dim() == d_ && patterns.n_patterns() == p_,
+                 "patterns (" << patterns.n_samples() << " x " << patterns.n_patterns()
+                              << ") do not match the operator (" << n_ << " x " << p_ << ")");
+  CONVEXNN_CHECK(y != nullptr, "y must not be null");
+  CONVEXNN_CHECK(certify_op == nullptr || (certify_op->n_samples() == n_ && certify_op->block_dim() == d_ &&
+                                           certify_op->n_blocks() == p_),
+                 "certify_op must have the blocks of op (" << n_ << " x " << d_ << " x " << p_ << ")");
+  validate_targets(loss, y, n_, c_);
+  y_.assign(y, y + n_ * c_);
+  // ||X||_2 from the d x d Gram matrix (accumulated in double; d is small).
+  std::vector<double> gram(static_cast<std::size_t>(d_ * d_), 0.0), eig(static_cast<std::size_t>(d_));
+  for (index_t k = 0; k < n_; ++k)
+    for (index_t a = 0; a < d_; ++a) {
+      const double xa = static_cast<double>(X_(k, a));
+      if (xa == 0.0) continue;
+      for (index_t b = a; b < d_; ++b) gram[a * d_ + b] += xa * static_cast<double>(X_(k, b));
+    }
+  for (index_t a = 0; a < d_; ++a)
+    for (index_t b = 0; b < a; ++b) gram[a * d_ + b] = gram[b * d_ + a];
+  CONVEXNN_CHECK(blas::syev<double>(d_, gram.data(), eig.data()) == 0, "eigen-decomposition of X^T X failed");
+  x_norm_ = std::sqrt(std::max(0.0, eig[static_cast<std::size_t>(d_ - 1)]));
+  projector_ = std::make_unique<PatternConeProjector<T>>(X_, pats_, 4 * p_ * c_);
+}
+
+// out = prox_{thresh (||.|| + indicator_K)} of every column of x_in; returns sum of the column norms of out.
+template <class T>
+double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thresh, double cone_tol, SlotKind kind,
+                                   std::vector<double>& out) const {
+  const index_t n_cols = p_ * c_;
+  out.assign(x_in.size(), 0.0);
+  std::vector<double> col_norm(static_cast<std::size_t>(n_cols), 0.0);
+  {
+    const SerialBlasScope serial_blas;
+#pragma omp parallel
+    {
+      std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
+#pragma omp for schedule(dynamic, 1)
+      for (index_t col = 0; col < n_cols; ++col) {
+        const index_t i = col / c_, k = col % c_;
+        const index_t slot = kind * n_cols + col;
+        const double* src = x_in.data() + i * d_ * c_ + k;
+        double nrm = 0.0;
+        for (index_t j = 0; j < d_; ++j) {
+          g[j] = src[j * c_];
+          nrm += g[j] * g[j];
+        }
+        // ||Pi_K(x)|| <= ||x||: a column that shrinks to zero anyway needs no projection.
+        if (std::sqrt(nrm) <= thresh || nrm == 0.0) continue;
+        // Only "is ||Pi_K(x)|| <= thresh" matters for a column that ends at zero: stop once that is proven.
+        const double pnorm = projector_->project(slot, i, g.data(), cone_tol, u.data(), nullptr, nullptr, thresh);
+        if (pnorm <= thresh) continue;
+        const double scale = 1.0 - thresh / pnorm;
+        double* dst = out.data() + i * d_ * c_ + k;
+        for (index_t j = 0; j < d_; ++j) dst[j * c_] = scale * u[static_cast<std::size_t>(j)];
+        col_norm[static_cast<std::size_t>(col)] = scale * pnorm;
+      }
+    }
+  }
+  double total = 0.0;
+  for (double v : col_norm) total += v;
+  return total;
+}
+
+// max over patterns i, columns k and both signs of ||Pi_{K_i}(+-G_i[:, k])||.
+template <class T>
+double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double cone_tol) const {
+  const index_t n_cols = p_ * c_;
+  std::vector<double> worst(static_cast<std::size_t>(n_cols), 0.0);
+  {
+    const SerialBlasScope serial_blas;
+#pragma omp parallel
+    {
+      std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
+#pragma omp for schedule(dynamic, 1)
+      for (index_t col = 0; col < n_cols; ++col) {
+        const index_t i = col / c_, k = col % c_;
+        const double* src = G.data() + i * d_ * c_ + k;
+        for (index_t j = 0; j < d_; ++j) g[j] = src[j * c_];
+        double w = projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data());
+        for (index_t j = 0; j < d_; ++j) g[j] = -g[j];
+        w = std::max(w, projector_->project(kSlotDualMinus * n_cols + col, i, g.data(), cone_tol, u.data()));
+        worst[static_cast<std::size_t>(col)] = w;
+      }
+    }
+  }
+  return worst.empty() ? 0.0 : *std::max_element(worst.begin(), worst.end());
+}
+
+template <class T>
+double ReluSolver<T>::relative_violation(const T* V, const T* W) const {
+  if (x_norm_ == 0.0) return 0.0;
+  double worst = 0.0;
+  std::vector<double> col(static_cast<std::size_t>(d_));
+  for (const T* B : {V, W}) {
+    for (index_t i = 0; i < p_; ++i)
+      for (index_t k = 0; k < c_; ++k) {
+        double nrm = 0.0;
+        for (index_t j = 0; j < d_; ++j) {
+          col[j] = static_cast<double>(B[(i * d_ + j) * c_ + k]);
+          nrm += col[j] * col[j];
+        }
+        if (nrm == 0.0) continue;
+        nrm = std::sqrt(nrm);
+        const PatternSet::Word* mask = pats_.mask(i);
+        double v = 0.0;
+        for (index_t r = 0; r < n_; ++r) {
+          double xv = 0.0;
+          for (index_t j = 0; j < d_; ++j) xv += static_cast<double>(X_(r, j)) * col[j];
+          const bool on = (mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U;
+          v = std::max(v, on ? -xv : xv);
+        }
+        worst = std::max(worst, v / (x_norm_ * nrm));
+      }
+  }
+  return worst;
+}
+
+template <class T>
+double ReluSolver<T>::loss_gradient_adjoint(const std::vector<double>& V, const std::vector<double>& W, double mu,
+                                            std::vector<double>& grad, std::vector<double>& G,
+                                            std::vector<double>* z_out) const {
+  const index_t m = p_ * d_ * c_;
+  grad.resize(static_cast<std::size_t>(n_ * c_));
+  G.resize(static_cast<std::size_t>(m));
+  double value = 0.0;
+  if (cert_op_ != nullptr) {
+    std::vector<double> diff(static_cast<std::size_t>(m)), z(static_cast<std::size_t>(n_ * c_));
+    for (index_t e = 0; e < m; ++e) diff[e] = V[e] - W[e];
+    cert_op_->forward(diff.data(), c_, z.data());
+    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu);
+    cert_op_->adjoint(grad.data(), c_, G.data());
+    if (z_out != nullptr) *z_out = std::move(z);
+  } else {
+    std::vector<T> diff(static_cast<std::size_t>(m)), z(static_cast<std::size_t>(n_ * c_)), gradT(z.size()),
+        GT(static_cast<std::size_t>(m));
+    for (index_t e = 0; e < m; ++e) diff[e] = static_cast<T>(V[e] - W[e]);
+    op_.forward(diff.data(), c_, z.data());
+    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu);
+    for (std::size_t e = 0; e < grad.size(); ++e) gradT[e] = static_cast<T>(grad[e]);
+    op_.adjoint(gradT.data(), c_, GT.data());
+    for (index_t e = 0; e < m; ++e) G[e] = static_cast<double>(GT[e]);
+    if (z_out != nullptr) z_out->assign(z.begin(), z.end());
+  }
+  return value;
+}
+
+template <class T>
+ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, double cone_tol) const {
+  const index_t m = p_ * d_ * c_;
+  std::vector<double> v(V, V + m), w(W, W + m), grad, G;
+  double penalty = 0.0;
+  for (const auto* B : {&v, &w})
+    for (index_t col = 0; col < p_ * c_; ++col) {
+      double s = 0.0;
+      for (index_t j = 0; j < d_; ++j) s += std::pow((*B)[(col / c_ * d_ + j) * c_ + col % c_], 2);
+      penalty += std::sqrt(s);
+    }
+  const double value = loss_gradient_adjoint(v, w, 0.0, grad, G);
+  ReluCertificate cert;
+  cert.primal = value + beta * penalty;
+  cert.max_dual_constraint = dual_constraint_max(G, cone_tol);
+  const double scale = cert.max_dual_constraint > beta ? beta / cert.max_dual_constraint : 1.0;
+  for (double& g : grad) g *= scale;
+  cert.dual = -loss_conjugate(loss_, grad.data(), y_.data(), n_, c_);
+  cert.gap = relative_gap(cert.primal, cert.dual);
+  cert.max_violation = relative_violation(V, W);
+  return cert;
+}
+
+template <class T>
+ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, const T* V0, const T* W0) {
+  CONVEXNN_CHECK(std::isfinite(beta) && beta >= 0.0, "beta must be finite and >= 0, got " << beta);
+  CONVEXNN_CHECK(options.tol > 0.0, "tol must be > 0, got " << options.tol);
+  CONVEXNN_CHECK(options.max_iter >= 1, "max_iter must be >= 1, got " << options.max_iter);
+  CONVEXNN_CHECK(options.check_every >= 1, "check_every must be >= 1, got " << options.check_every);
+  const auto t0 = Clock::now();
+  const index_t m = p_ * d_ * c_;
+  const bool hinge = loss_ == Loss::hinge;
+  double mu = hinge ? kHingeMuStart : 0.0;
+
+  std::vector<T> diffT(static_cast<std::size_t>(m)), gradT(static_cast<std::size_t>(n_ * c_)),
+      GT(static_cast<std::size_t>(m));
+  std::vector<double> grad(static_cast<std::size_t>(n_ * c_)), G(static_cast<std::size_t>(m));
+
+  auto predict = [&](Point& pt) {
+    for (index_t e = 0; e < m; ++e) diffT[e] = static_cast<T>(pt.V[e] - pt.W[e]);
+    pt.z.resize(static_cast<std::size_t>(n_ * c_));
+    op_.forward(diffT.data(), c_, pt.z.data());
+    pt.loss = loss_value(loss_, pt.z.data(), y_.data(), n_, c_, mu);
+  };
+  // G = A^T grad L(z) in double; also leaves grad L(z) in `grad`. Returns L(z).
+  auto gradient = [&](const Point& pt) {
+    const double value = loss_value_grad(loss_, pt.z.data(), y_.data(), n_, c_, grad.data(), mu);
+    for (std::size_t e = 0; e < grad.size(); ++e) gradT[e] = static_cast<T>(grad[e]);
+    op_.adjoint(gradT.data(), c_, GT.data());
+    for (index_t e = 0; e < m; ++e) G[e] = static_cast<double>(GT[e]);
+    return value;
+  };
+
+  // Lipschitz estimate of z -> A(V - W): 2 lambda_max(A^T A), by power iteration.
+  double lipschitz = 1.0;
+  {
+    std::vector<T> u(static_cast<std::size_t>(m)), zz(static_cast<std::size_t>(n_ * c_));
+    for (index_t e = 0; e < m; ++e) u[e] = static_cast<T>(1.0 + 0.001 * static_cast<double>(e % 97));
+    double lam = 0.0;
+    for (int it = 0; it < kPowerIterations; ++it) {
+      double nu = 0.0;
+      for (T v : u) nu += static_cast<double>(v) * static_cast<double>(v);
+      nu = std::sqrt(nu);
+      if (nu == 0.0) break;
+      for (T& v : u) v = static_cast<T>(static_cast<double>(v) / nu);
+      op_.forward(u.data(), c_, zz.data());
+      op_.adjoint(zz.data(), c_, u.data());
+      double s = 0.0;
+      for (T v : u) s += static_cast<double>(v) * static_cast<double>(v);
+      lam = std::sqrt(s);
+    }
+    const double smooth = hinge ? 1.0 / mu : loss_smoothness(loss_);
+    lipschitz = std::max(1e-300, 2.0 * lam * smooth);
+  }
+  double step = 1.0 / lipschitz;
+
+  Point x, y_pt, x_new;
+  x.V.assign(static_cast<std::size_t>(m), 0.0);
+  x.W.assign(static_cast<std::size_t>(m), 0.0);
+  if (V0 != nullptr && W0 != nullptr) {
+    // A warm start is made feasible by projecting every column onto its cone (threshold 0).
+    std::vector<double> v0(V0, V0 + m), w0(W0, W0 + m);
+    prox_columns(v0, 0.0, options.cone_tol, kSlotV, x.V);
+    prox_columns(w0, 0.0, options.cone_tol, kSlotW, x.W);
+  }
+  predict(x);
+  y_pt = x;
+  double momentum = 1.0;
+
+  ReluResult<T> result;
+  result.status = "max_iter";
+  double best_dual = -std::numeric_limits<double>::infinity();
+  double penalty_x = 0.0;
+  for (const auto* B : {&x.V, &x.W})
+    for (index_t col = 0; col < p_ * c_; ++col) {
+      double s = 0.0;
+      for (index_t j = 0; j < d_; ++j) s += std::pow((*B)[(col / c_ * d_ + j) * c_ + col % c_], 2);
+      penalty_x += std::sqrt(s);
+    }
+
+  std::vector<double> cert_grad, cert_G, cert_z;
+  auto certify = [&](const Point& pt, double penalty, index_t iteration) {
+    // True-loss certificate at pt, in double (hinge: the smoothed gradient lies in the hinge conjugate's
+    // domain, so it still gives a valid dual point of the true problem).
+    const double smoothed_loss = loss_gradient_adjoint(pt.V, pt.W, mu, cert_grad, cert_G, &cert_z);
+    const double true_loss = hinge ? loss_value(loss_, cert_z.data(), y_.data(), n_, c_) : smoothed_loss;
+    const double primal = true_loss + beta * penalty;
+    const double worst = dual_constraint_max(cert_G, options.cone_tol);
+    const double scale = worst > beta ? beta / worst : 1.0;
+    std::vector<double> t(cert_grad);
+    for (double& v : t) v *= scale;
+    const double dual = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_);
+    best_dual = std::max(best_dual, dual);
+    const double gap = relative_gap(primal, best_dual);
+    result.history.push_back({iteration, primal, best_dual, gap, seconds_since(t0), 0});
+    result.objective = primal;
+    result.dual_objective = best_dual;
+    result.gap = gap;
+    result.max_dual_constraint = worst;
+    if (hinge && mu > 0.0) {
+      const double smoothed_primal = smoothed_loss + beta * penalty;
+      const double smoothed_dual = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, mu);
+      if (relative_gap(smoothed_primal, smoothed_dual) <= kHingeGapRatio * gap) {
+        mu /= kHingeMuShrink;
+        return false;  // keep going on the sharper problem
+      }
+    }
+    return gap <= options.tol;
+  };
+
+  index_t it = 0;
+  for (it = 1; it <= options.max_iter; ++it) {
+    const double fy = gradient(y_pt);
+    std::vector<double> xv(static_cast<std::size_t>(m)), xw(static_cast<std::size_t>(m));
+    double penalty_new = 0.0;
+    bool backtracked = false;
+    for (;;) {
+      for (index_t e = 0; e < m; ++e) {
+        xv[e] = y_pt.V[e] - step * G[e];
+        xw[e] = y_pt.W[e] + step * G[e];
+      }
+      penalty_new = prox_columns(xv, step * beta, options.cone_tol, kSlotV, x_new.V);
+      penalty_new += prox_columns(xw, step * beta, options.cone_tol, kSlotW, x_new.W);
+      predict(x_new);
+      double lin = 0.0, quad = 0.0;
+      for (index_t e = 0; e < m; ++e) {
+        const double dv = x_new.V[e] - y_pt.V[e], dw = x_new.W[e] - y_pt.W[e];
+        lin += G[e] * (dv - dw);
+        quad += dv * dv + dw * dw;
+      }
+      const double bound = fy + lin + quad / (2.0 * step);
+      if (!std::isfinite(x_new.loss)) {
+        step *= kBacktrack;
+        backtracked = true;
+        if (step < 1e-300) break;
+        continue;
+      }
+      if (x_new.loss <= bound + kDecreaseSlack * std::abs(bound)) break;
+      step *= kBacktrack;
+      backtracked = true;
+    }
+    if (!std::isfinite(x_new.loss)) {
+      result.status = "diverged";
+      break;
+    }
+    // Gradient-based adaptive restart (O'Donoghue & Candes): drop momentum when it points uphill.
+    double restart_dot = 0.0;
+    for (index_t e = 0; e < m; ++e)
+      restart_dot += (y_pt.V[e] - x_new.V[e]) * (x_new.V[e] - x.V[e]) + (y_pt.W[e] - x_new.W[e]) * (x_new.W[e] - x.W[e]);
+    Point y_next;
+    if (restart_dot > 0.0) {
+      momentum = 1.0;
+      y_next = x_new;
+    } else {
+      const double next = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * momentum * momentum));
+      const double beta_k = (momentum - 1.0) / next;
+      momentum = next;
+      y_next.V.resize(static_cast<std::size_t>(m));
+      y_next.W.resize(static_cast<std::size_t>(m));
+      for (index_t e = 0; e < m; ++e) {
+        y_next.V[e] = x_new.V[e] + beta_k * (x_new.V[e] - x.V[e]);
+        y_next.W[e] = x_new.W[e] + beta_k * (x_new.W[e] - x.W[e]);
+      }
+      // The extrapolated point may leave the cones; that is fine for FISTA (the prox restores feasibility).
+      predict(y_next);
+    }
+    x = x_new;
+    penalty_x = penalty_new;
+    y_pt = std::move(y_next);
+    if (!backtracked) step *= kStepGrowth;
+
+    const bool check = (it % options.check_every == 0) || it == options.max_iter;
+    if (check) {
+      const bool done = certify(x, penalty_x, it);
+      if (options.callback) {
+        IterInfo info;
+        info.iteration = it;
+        info.objective = result.objective;
+        info.dual_objective = result.dual_objective;
+        info.gap = result.gap;
+        info.time = seconds_since(t0);
+        if (!options.callback(info)) {
+          result.status = "interrupted";
+          break;
+        }
+      }
+      if (done) {
+        result.status = "converged";
+        break;
+      }
+    }
+    if (seconds_since(t0) > options.time_limit) {
+      result.status = "time_limit";
+      break;
+    }
+  }
+  if (it > options.max_iter) it = options.max_iter;
+  // Final certificate at x (also for stops between checks).
+  if (result.history.empty() || result.history.back().iteration != it) certify(x, penalty_x, it);
+  result.V.assign(static_cast<std::size_t>(m), T(0));
+  result.W.assign(static_cast<std::size_t>(m), T(0));
+  for (index_t e = 0; e < m; ++e) {
+    result.V[e] = static_cast<T>(x.V[e]);
+    result.W[e] = static_cast<T>(x.W[e]);
+  }
+  result.max_violation = relative_violation(result.V.data(), result.W.data());
+  result.kkt_residual = std::max(0.0, result.gap);
+  if (result.status == "converged" && result.max_violation > options.tol) result.status = "max_iter";
+  if (result.status == "max_iter" && result.gap <= options.tol && result.max_violation <= options.tol)
+    result.status = "converged";
+  for (index_t col = 0; col < p_ * c_; ++col)
+    for (const auto* B : {&x.V, &x.W}) {
+      double s = 0.0;
+      for (index_t j = 0; j < d_; ++j) s += std::pow((*B)[(col / c_ * d_ + j) * c_ + col % c_], 2);
+      if (s > 0.0) ++result.n_active;
+    }
+  result.n_iter = it;
+  result.time = seconds_since(t0);
+  return result;
+}
+
+template class ReluSolver<float>;
+template class ReluSolver<double>;
+
+}  // namespace convexnn
