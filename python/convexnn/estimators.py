@@ -1,0 +1,470 @@
+"""scikit-learn estimators: :class:`ConvexReLURegressor` and :class:`ConvexReLUClassifier`.
+
+Both fit a two-layer ReLU network by solving its convex program with :func:`convexnn.solve` and keep the
+certificate of that solve. Pre-processing (documented, undone in ``predict``):
+
+* ``standardize=True`` (default): every feature is centered and scaled to unit variance with the training
+  mean and standard deviation (``x_mean_``, ``x_scale_``; constant features keep scale 1);
+* the regressor also centers y (``y_mean_``). y is not rescaled, so an absolute ``beta`` keeps the units
+  of the objective ``1/2 ||f(X) - y||^2 + beta * (group norms)`` (sum over samples, no 1/n).
+
+``beta`` is absolute, or ``beta_ratio`` is a fraction of ``beta_max_`` (the smallest beta for which the
+zero network is optimal for the gated program on the sampled patterns and the *pre-processed* data;
+see :func:`convexnn.beta_max`). Give at most one of them; with neither, ``beta_ratio=0.01``.
+
+The fitted network ``network_`` works on pre-processed inputs:
+``predict(X) == network_.predict((X - x_mean_) / x_scale_) + y_mean_`` (regressor; the classifier's
+``decision_function`` likewise without ``y_mean_``).
+
+Speed note: ``formulation="relu"`` (the exact program, the default) projects onto a cone per pattern in every
+iteration and is markedly slower than ``formulation="gated"`` (an unconstrained group lasso); prefer "gated" for
+large data or many patterns. The scikit-learn conformance suite (``check_estimator``) is run on
+``formulation="gated"`` instances in the tests for that reason; the relu formulation is tested separately.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from scipy.special import expit, log_softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ._validation import BINARY_LOSSES, DEVICES, FORMULATIONS, GROUPS, check_choice, check_scalar
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    def _sk_validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
+
+__all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
+
+DEFAULT_BETA_RATIO = 0.01
+_FLOAT_DTYPES = (np.float64, np.float32)
+# Rows per block in predict, so that the (rows x neurons) hidden layer stays below ~32 MB.
+_PREDICT_BLOCK_ENTRIES = 1 << 22
+
+
+def _check_random_state_seed(random_state):
+    """An int seed for the pattern sampler from an int, a RandomState / Generator or None (fresh seed)."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be >= 0; got {random_state}")
+        return int(random_state)
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    raise TypeError(f"random_state must be None, an int >= 0, a RandomState or a Generator; got {random_state!r}")
+
+
+def _scale_of(X):
+    """Training mean and standard deviation per column; (near-)constant columns get scale 1."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = X.std(axis=0, dtype=np.float64)
+    tiny = 10 * np.finfo(X.dtype).eps * np.maximum(1.0, np.abs(mean))
+    scale[scale <= tiny] = 1.0
+    return mean, scale
+
+
+def predict_in_blocks(network, Xs):
+    """``network.predict(Xs)`` computed on row blocks, so the hidden layer never takes more than ~32 MB."""
+    if network.n_neurons == 0:  # the zero network (beta >= beta_max)
+        return np.zeros((Xs.shape[0],) + np.shape(network.w2)[1:])
+    rows = max(1, _PREDICT_BLOCK_ENTRIES // max(1, network.n_neurons))
+    if Xs.shape[0] <= rows:
+        return network.predict(Xs)
+    return np.concatenate([network.predict(Xs[i:i + rows]) for i in range(0, Xs.shape[0], rows)], axis=0)
+
+
+def recentered_gates(gates, masks_of, Xb, chunk=256):
+    """Gates moved (bias entry only) to the middle of the margin between their active and inactive training points.
+
+    Sampled gates pass exactly through a training point (API.md), so that point sits on the gate's boundary and
+    whether it counts as active depends on floating-point rounding, which differs between BLAS calls (e.g. when
+    predicting on a subset of rows). Shifting the boundary to halfway between the closest active and inactive
+    training points keeps every training pattern (hence the solution and its certificate) and makes predictions
+    stable. A gate whose training points are all active has its boundary moved out of the data by half the spread
+    of its margins. Gates whose pattern the margins do not reproduce exactly are left as they are.
+
+    Parameters
+    ----------
+    gates : array (d + 1, m)
+        Gate vectors, last row the bias entry.
+    masks_of : callable(index array) -> bool array (n, len(index))
+        The training masks of those gates as the solver used them.
+    Xb : array (n, d + 1)
+        Pre-processed training data with the ones column.
+
+    Returns
+    -------
+    ndarray (d + 1, m)
+    """
+    G = np.array(gates, dtype=np.float64)
+    for start in range(0, G.shape[1], chunk):
+        cols = np.arange(start, min(start + chunk, G.shape[1]))
+        margins = Xb @ G[:, cols]                                  # (n, k)
+        active = masks_of(cols)
+        lo = np.where(active, margins, np.inf).min(axis=0)         # closest active point
+        hi = np.where(active, -np.inf, margins).max(axis=0)        # closest inactive point
+        spread = margins.max(axis=0) - margins.min(axis=0)
+        all_active = ~np.isfinite(hi)
+        hi = np.where(all_active, lo - spread, hi)
+        ok = (lo > hi) & np.isfinite(lo) & (lo - hi > 1e-12 * np.maximum(1.0, np.abs(margins).max(axis=0)))
+        G[-1, cols[ok]] -= 0.5 * (lo[ok] + hi[ok])
+    return G
+
+
+class _ConvexReLUBase(BaseEstimator):
+    """Shared fit machinery: validation, pre-processing, beta, patterns, solve, certificate attributes."""
+
+    def _check_params(self):
+        check_choice(self.formulation, "formulation", FORMULATIONS)
+        check_choice(self.groups, "groups", GROUPS)
+        check_choice(self.device, "device", DEVICES)
+        if self.beta is not None and self.beta_ratio is not None:
+            raise ValueError(f"give either beta (absolute) or beta_ratio (fraction of beta_max), not both; "
+                             f"got beta={self.beta!r} and beta_ratio={self.beta_ratio!r}")
+        if self.beta is not None:
+            check_scalar(self.beta, "beta", low=0.0)
+        if self.beta_ratio is not None:
+            check_scalar(self.beta_ratio, "beta_ratio", low=0.0)
+        check_scalar(self.n_patterns, "n_patterns", low=1, integer=True)
+        for name in ("bias", "standardize", "verbose"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
+
+    def _preprocess_fit(self, X):
+        if self.standardize:
+            self.x_mean_, self.x_scale_ = _scale_of(X)
+        else:
+            self.x_mean_ = np.zeros(X.shape[1])
+            self.x_scale_ = np.ones(X.shape[1])
+        return self._transform_X(X)
+
+    def _transform_X(self, X):
+        if not self.standardize:
+            return X
+        return ((X - self.x_mean_) / self.x_scale_).astype(X.dtype, copy=False)
+
+    def _solve(self, Xs, Y, loss):
+        """Sample patterns on the pre-processed data, resolve beta, solve, store the certificate."""
+        from .patterns import sample_patterns
+        from .solve import beta_max, solve
+
+        seed = _check_random_state_seed(self.random_state)
+        patterns = sample_patterns(Xs, n_patterns=int(self.n_patterns), seed=seed, bias=bool(self.bias))
+        self.beta_max_ = beta_max(Xs, Y, patterns, loss=loss, groups=self.groups, bias=bool(self.bias))
+        if self.beta is not None:
+            self.beta_ = float(self.beta)
+        else:
+            ratio = DEFAULT_BETA_RATIO if self.beta_ratio is None else float(self.beta_ratio)
+            self.beta_ = ratio * self.beta_max_
+        res = solve(Xs, Y, self.beta_, patterns=patterns, formulation=self.formulation, loss=loss,
+                    groups=self.groups, bias=bool(self.bias), seed=seed, tol=self.tol, max_iter=self.max_iter,
+                    time_limit=self.time_limit, device=self.device, dtype=self.dtype, verbose=bool(self.verbose))
+        self.result_ = res
+        self.network_ = self._robust_network(res, Xs)
+        self.objective_ = float(res.objective)
+        self.dual_objective_ = float(res.dual_objective)
+        self.gap_ = float(res.gap)
+        self.status_ = res.status
+        self.n_iter_ = int(res.n_iter)
+        self.max_violation_ = float(res.max_violation)
+        self.n_patterns_ = int(patterns.n_patterns)
+        if res.status != "converged":
+            warnings.warn(f"{type(self).__name__}: the {self.formulation} solve stopped with status "
+                          f"{res.status!r} after {res.n_iter} iterations (relative gap {res.gap:.3g}, "
+                          f"tol {self.tol:g}); the certificate bounds the suboptimality. Raise max_iter or "
+                          "time_limit, or loosen tol.", ConvergenceWarning, stacklevel=3)
+
+    def _robust_network(self, res, Xs):
+        """res.network(), with gated networks' gates recentered (see :func:`recentered_gates`)."""
+        from ._validation import add_bias_column
+        from .network import GatedNetwork, neurons_from_blocks
+
+        net = res.network()
+        if not (isinstance(net, GatedNetwork) and self.bias and net.n_neurons):
+            return net
+        rows, _, _ = neurons_from_blocks(np.asarray(res.coef_), 1.0)  # pattern index of every neuron
+        patterns = res.patterns
+
+        def masks_of(cols):  # several neurons share a pattern when c > 1; subset() takes distinct indices
+            distinct, where = np.unique(rows[cols], return_inverse=True)
+            return patterns.subset(distinct).dense()[:, where]
+
+        gates = recentered_gates(net.gates, masks_of, add_bias_column(Xs).astype(np.float64, copy=False))
+        return GatedNetwork(gates, net.W1, net.w2, bias=net.bias)
+
+    def _raw_output(self, X):
+        """Network output on pre-processed X, (n,) or (n, c)."""
+        check_is_fitted(self, "network_")
+        X = _sk_validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+        return predict_in_blocks(self.network_, self._transform_X(X))
+
+    @property
+    def certificate_(self):
+        """The certificate of the solve as a dict (objective, dual bound, gap, status, ...)."""
+        check_is_fitted(self, "network_")
+        return {"objective": self.objective_, "dual_objective": self.dual_objective_, "gap": self.gap_,
+                "status": self.status_, "n_iter": self.n_iter_, "max_violation": self.max_violation_,
+                "beta": self.beta_, "beta_max": self.beta_max_, "n_patterns": self.n_patterns_,
+                "n_neurons": int(self.network_.n_neurons)}
+
+    def to_torch(self, dtype=None):
+        """A ``torch.nn.Module`` computing :meth:`decision_function` / :meth:`predict` (pre-processing folded in)."""
+        from .export import estimator_to_torch
+
+        return estimator_to_torch(self, dtype=dtype)
+
+    def save(self, path):
+        """Write the fitted model to ``path`` (see :func:`convexnn.io.save`)."""
+        from .io import save
+
+        return save(self, path)
+
+
+_PARAM_DOC = """
+    Parameters
+    ----------
+    beta : float >= 0 or None
+        Absolute regularization weight (weight decay of the network). Give at most one of ``beta`` and
+        ``beta_ratio``.
+    beta_ratio : float >= 0 or None
+        beta as a fraction of ``beta_max_`` (computed on the pre-processed data). Default: 0.01 when
+        ``beta`` is None as well. Values >= 1 give the zero network.
+    n_patterns : int
+        Gaussian gates drawn (sign patterns, i.e. candidate neurons); duplicates are dropped.
+    formulation : {"relu", "gated"}
+        "relu": the exact cone-constrained program (a ReLU network; slower). "gated": the gated-ReLU group lasso
+        (a network with fixed gates; fast).
+    groups : {"output", "neuron"}
+        Group norm per output column or per pattern (same for one output).
+    bias : bool
+        Give every neuron a bias (a ones column is appended to the pre-processed X).
+    standardize : bool
+        Standardize X (and center y for the regressor) before solving; undone in predict.
+    random_state : int, RandomState, Generator or None
+        Seed of the pattern sampler (None: a fresh seed each fit).
+    tol : float
+        Target relative duality gap (gated) or KKT residual and violation (relu).
+    max_iter, time_limit : int or None, float or None
+        Solver limits; hitting one gives a ConvergenceWarning.
+    device : {"cpu", "cuda"}
+    dtype : None, "float32" or "float64"
+        Iteration precision (None: that of X). Certificates are always in float64.
+    verbose : bool
+        Print solver progress.
+"""
+
+_ATTR_DOC = """
+    Attributes
+    ----------
+    objective_, dual_objective_, gap_ : float
+        Convex objective at the solution, a certified lower bound on the optimum over the sampled patterns,
+        and the relative gap between them (pre-processed data, API.md scaling).
+    status_ : str
+        Solver status ("converged", "max_iter", "time_limit", ...).
+    n_iter_ : int
+    max_violation_ : float
+        relu: relative cone-constraint violation of the solution (0 for gated).
+    beta_, beta_max_ : float
+        The beta used, and beta_max on the pre-processed data and sampled patterns.
+    n_patterns_ : int
+        Distinct patterns kept after deduplication.
+    network_ : Network or GatedNetwork
+        The trained network, on pre-processed inputs (see the module docstring).
+    result_ : SolveResult
+        The full result of :func:`convexnn.solve` (None for a model read back by :func:`convexnn.load`).
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+        Pre-processing of X (zeros and ones when ``standardize=False``).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str (only when X had string column names)
+"""
+
+
+class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
+    __doc__ = ("""Two-layer ReLU network regression, trained to a certified optimum of its convex program.
+
+    Minimizes ``1/2 * ||f(Xs) - (y - y_mean_)||^2 + beta * sum_i ||group_i||`` over the sampled sign
+    patterns (``Xs`` the standardized X), i.e. the squared loss with weight decay
+    ``beta/2 * (||W1||^2 + ||w2||^2)`` of the network. Multi-output y of shape (n, c) is supported.
+    """ + _PARAM_DOC + _ATTR_DOC + """    y_mean_ : ndarray of shape (n_outputs,)
+        Training mean of y (zeros when ``standardize=False``).
+
+    Examples
+    --------
+    >>> from convexnn.estimators import ConvexReLURegressor                        # doctest: +SKIP
+    >>> est = ConvexReLURegressor(formulation="gated", n_patterns=200).fit(X, y)  # doctest: +SKIP
+    >>> est.gap_, est.status_, est.predict(X_new)                                 # doctest: +SKIP
+    """)
+
+    def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", groups="output", bias=True,
+                 standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, device="cpu",
+                 dtype=None, verbose=False):
+        self.beta = beta
+        self.beta_ratio = beta_ratio
+        self.n_patterns = n_patterns
+        self.formulation = formulation
+        self.groups = groups
+        self.bias = bias
+        self.standardize = standardize
+        self.random_state = random_state
+        self.tol = tol
+        self.max_iter = max_iter
+        self.time_limit = time_limit
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Fit on X (n, d) and y (n,) or (n, c). Returns self."""
+        self._check_params()
+        X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES, multi_output=True, y_numeric=True)
+        Xs = self._preprocess_fit(X)
+        Y = np.asarray(y, dtype=np.float64)
+        self.y_mean_ = Y.mean(axis=0) if self.standardize else np.zeros(Y.shape[1:])
+        self._solve(Xs, Y - self.y_mean_, "squared")
+        return self
+
+    def predict(self, X):
+        """Predictions of shape (n,) (or (n, c) when fit on 2-D y), in the units of y."""
+        return self._raw_output(X) + self.y_mean_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
+
+
+class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
+    __doc__ = ("""Two-layer ReLU network classifier, trained to a certified optimum of its convex program.
+
+    Any labels: two classes use a binary loss on targets {-1, +1} (``classes_[1]`` is +1), more classes a
+    one-hot target with ``loss="cross_entropy"`` (one network output per class).
+
+    Parameters
+    ----------
+    loss : {"auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared"}
+        "auto": "logistic" for two classes, "cross_entropy" for more. The binary losses need exactly two
+        classes. "squared" regresses on {-1, +1} (two classes) or one-hot targets. ``predict_proba`` exists
+        for "auto", "logistic" and "cross_entropy".
+    """ + _PARAM_DOC.split("----------", 1)[1] + _ATTR_DOC + """    classes_ : ndarray of shape (n_classes,)
+        The labels seen in fit, sorted.
+    loss_ : str
+        The loss used ("auto" resolved).
+
+    Notes
+    -----
+    :meth:`score` raises ValueError when y holds labels never seen in fit (a label encoding mismatch would
+    otherwise just read as zero accuracy).
+    """)
+
+    def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", loss="auto", groups="output",
+                 bias=True, standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, device="cpu",
+                 dtype=None, verbose=False):
+        self.beta = beta
+        self.beta_ratio = beta_ratio
+        self.n_patterns = n_patterns
+        self.formulation = formulation
+        self.loss = loss
+        self.groups = groups
+        self.bias = bias
+        self.standardize = standardize
+        self.random_state = random_state
+        self.tol = tol
+        self.max_iter = max_iter
+        self.time_limit = time_limit
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    _LOSSES = ("auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared")
+
+    def fit(self, X, y):
+        """Fit on X (n, d) and labels y (n,). Returns self."""
+        self._check_params()
+        check_choice(self.loss, "loss", self._LOSSES)
+        X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES)
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"y must hold one label per sample (binary or multiclass); got target type {kind!r}")
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
+        loss = self.loss
+        if loss == "auto":
+            loss = "logistic" if n_classes == 2 else "cross_entropy"
+        if loss in BINARY_LOSSES and n_classes > 2:
+            raise ValueError(f"loss={loss!r} is binary but y has {n_classes} classes; "
+                             "use loss='cross_entropy' or 'auto'")
+        self.loss_ = loss
+        if loss == "cross_entropy" or (loss == "squared" and n_classes > 2):
+            Y = np.eye(n_classes)[y_index]
+        else:
+            Y = np.where(y_index == 1, 1.0, -1.0)
+        Xs = self._preprocess_fit(X)
+        self._solve(Xs, Y, loss)
+        return self
+
+    def decision_function(self, X):
+        """Scores: shape (n,) for two classes (positive means ``classes_[1]``), (n, n_classes) otherwise."""
+        Z = self._raw_output(X)
+        if Z.ndim == 2 and len(self.classes_) == 2:
+            return Z[:, 1] - Z[:, 0]
+        return Z
+
+    def predict(self, X):
+        """Predicted labels (values of ``classes_``), shape (n,)."""
+        Z = self.decision_function(X)
+        if Z.ndim == 1:
+            return self.classes_[(Z > 0).astype(np.intp)]
+        return self.classes_[np.argmax(Z, axis=1)]
+
+    def _has_proba(self):
+        if self.loss not in ("auto", "logistic", "cross_entropy"):
+            raise AttributeError(f"predict_proba is not available with loss={self.loss!r} "
+                                 "(use 'auto', 'logistic' or 'cross_entropy')")
+        return True
+
+    @available_if(_has_proba)
+    def predict_log_proba(self, X):
+        """Log class probabilities, shape (n, n_classes), columns in the order of ``classes_``."""
+        Z = self._raw_output(X)
+        if Z.ndim == 1:
+            Z = np.column_stack([np.zeros_like(Z), Z])  # logistic: p1 = sigmoid(z) = softmax([0, z])[1]
+        return log_softmax(Z, axis=1)
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, n_classes), columns in the order of ``classes_``."""
+        Z = self._raw_output(X)
+        if Z.ndim == 1:
+            p1 = expit(Z)
+            return np.column_stack([1.0 - p1, p1])
+        return np.exp(log_softmax(Z, axis=1))
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on (X, y); ValueError if y holds labels never seen in fit."""
+        check_is_fitted(self, "classes_")
+        y = column_or_1d(np.asarray(y), warn=True)
+        seen = set(self.classes_.tolist())
+        unseen = [label for label in np.unique(y).tolist() if label not in seen]
+        if unseen:
+            raise ValueError(f"y contains labels not seen in fit: {unseen[:5]}{' ...' if len(unseen) > 5 else ''}; "
+                             f"the classes are {self.classes_.tolist()}")
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
