@@ -95,7 +95,9 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     max_iter, time_limit : int, float or None
         Iteration cap (default 10000 BCD epochs for "gated", 100000 FISTA iterations for "relu") and seconds.
     cutting_planes : bool
-        relu only: add the most violated patterns found by the dual oracle (not in this build yet).
+        relu only: repeatedly add the patterns whose dual constraint is most violated (C++ cone oracle) and
+        re-solve warm. Over ALL patterns when the arrangement can be enumerated (then ``certified_global``);
+        otherwise over heuristic candidates, reporting ``max_dual_violation``. See convexnn.cutting_planes.
     device : {"cpu", "cuda"}
     dtype : None, float32 or float64
         Precision of the iterations (certificates are always accumulated in float64). None keeps X's.
@@ -123,7 +125,13 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     Xb = add_bias_column(X) if bias else X
     pats = as_patterns(patterns, X, bias, seed)
     if cutting_planes:
-        raise ValueError("cutting_planes=True needs the exact C++ solver, which is not part of this build yet")
+        if formulation != "relu":
+            raise ValueError("cutting_planes=True applies to formulation='relu' (the exact program)")
+        from .cutting_planes import solve_cutting_planes
+
+        return solve_cutting_planes(solve, X, Xb, Y, y, beta, pats, loss=loss, bias=bias, seed=seed, tol=tol,
+                                    time_limit=None if math.isinf(time_limit) else time_limit, verbose=verbose,
+                                    groups=groups, max_iter=max_iter, dtype=dtype)
     common = dict(patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias,
                   output_1d=was_1d)
     if formulation == "gated":
