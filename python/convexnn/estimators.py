@@ -139,7 +139,7 @@ class _ConvexReLUBase(BaseEstimator):
         if self.beta_ratio is not None:
             check_scalar(self.beta_ratio, "beta_ratio", low=0.0)
         check_scalar(self.n_patterns, "n_patterns", low=1, integer=True)
-        for name in ("bias", "standardize", "verbose"):
+        for name in ("bias", "standardize", "cutting_planes", "verbose"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
 
@@ -171,7 +171,8 @@ class _ConvexReLUBase(BaseEstimator):
             self.beta_ = ratio * self.beta_max_
         res = solve(Xs, Y, self.beta_, patterns=patterns, formulation=self.formulation, loss=loss,
                     groups=self.groups, bias=bool(self.bias), seed=seed, tol=self.tol, max_iter=self.max_iter,
-                    time_limit=self.time_limit, device=self.device, dtype=self.dtype, verbose=bool(self.verbose))
+                    time_limit=self.time_limit, cutting_planes=bool(self.cutting_planes), device=self.device,
+                    dtype=self.dtype, verbose=bool(self.verbose))
         self.result_ = res
         self.network_ = self._robust_network(res, Xs)
         self.objective_ = float(res.objective)
@@ -180,7 +181,8 @@ class _ConvexReLUBase(BaseEstimator):
         self.status_ = res.status
         self.n_iter_ = int(res.n_iter)
         self.max_violation_ = float(res.max_violation)
-        self.n_patterns_ = int(patterns.n_patterns)
+        self.n_patterns_ = int(res.patterns.n_patterns)
+        self.certified_global_ = bool(res.certified_global)
         if res.status != "converged":
             warnings.warn(f"{type(self).__name__}: the {self.formulation} solve stopped with status "
                           f"{res.status!r} after {res.n_iter} iterations (relative gap {res.gap:.3g}, "
@@ -218,7 +220,7 @@ class _ConvexReLUBase(BaseEstimator):
         return {"objective": self.objective_, "dual_objective": self.dual_objective_, "gap": self.gap_,
                 "status": self.status_, "n_iter": self.n_iter_, "max_violation": self.max_violation_,
                 "beta": self.beta_, "beta_max": self.beta_max_, "n_patterns": self.n_patterns_,
-                "n_neurons": int(self.network_.n_neurons)}
+                "certified_global": self.certified_global_, "n_neurons": int(self.network_.n_neurons)}
 
     def to_torch(self, dtype=None):
         """A ``torch.nn.Module`` computing :meth:`decision_function` / :meth:`predict` (pre-processing folded in)."""
@@ -259,6 +261,10 @@ _PARAM_DOC = """
         Target relative duality gap (gated) or KKT residual and violation (relu).
     max_iter, time_limit : int or None, float or None
         Solver limits; hitting one gives a ConvergenceWarning.
+    cutting_planes : bool
+        relu only: add the patterns whose dual constraint is most violated and re-solve until none is (see
+        :func:`convexnn.solve`). When the data's arrangement can be enumerated (small n or d) the result is then
+        certified globally optimal over networks of any width (``certified_global_``).
     device : {"cpu", "cuda"}
     dtype : None, "float32" or "float64"
         Iteration precision (None: that of X). Certificates are always in float64.
@@ -280,7 +286,9 @@ _ATTR_DOC = """
     beta_, beta_max_ : float
         The beta used, and beta_max on the pre-processed data and sampled patterns.
     n_patterns_ : int
-        Distinct patterns kept after deduplication.
+        Distinct patterns of the final solve (after deduplication; cutting planes add patterns).
+    certified_global_ : bool
+        True when cutting planes certified the global optimum over all patterns (any network width).
     network_ : Network or GatedNetwork
         The trained network, on pre-processed inputs (see the module docstring).
     result_ : SolveResult
@@ -309,8 +317,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     """)
 
     def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", groups="output", bias=True,
-                 standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, device="cpu",
-                 dtype=None, verbose=False):
+                 standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False,
+                 device="cpu", dtype=None, verbose=False):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -322,6 +330,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.tol = tol
         self.max_iter = max_iter
         self.time_limit = time_limit
+        self.cutting_planes = cutting_planes
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
@@ -373,8 +382,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     """)
 
     def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", loss="auto", groups="output",
-                 bias=True, standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, device="cpu",
-                 dtype=None, verbose=False):
+                 bias=True, standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None,
+                 cutting_planes=False, device="cpu", dtype=None, verbose=False):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -387,6 +396,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         self.tol = tol
         self.max_iter = max_iter
         self.time_limit = time_limit
+        self.cutting_planes = cutting_planes
         self.device = device
         self.dtype = dtype
         self.verbose = verbose

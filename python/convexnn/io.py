@@ -27,7 +27,7 @@ FORMAT = "convexnn-model"
 FORMAT_VERSION = 1
 
 _CERT_ATTRS = ("objective_", "dual_objective_", "gap_", "status_", "n_iter_", "max_violation_", "beta_", "beta_max_",
-               "n_patterns_")
+               "n_patterns_", "certified_global_")
 
 
 def _library_version():
@@ -110,8 +110,8 @@ def save(model, path, data=None):
         meta["kind"] = type(model).__name__
         meta["params"] = {k: _jsonable(v) for k, v in model.get_params(deep=False).items()}
         cert = {a.rstrip("_"): getattr(model, a) for a in _CERT_ATTRS}
-        meta["certificate"] = {k: (v if isinstance(v, str) else _float_json(v) if isinstance(v, float) else int(v))
-                               for k, v in cert.items()}
+        meta["certificate"] = {k: (v if isinstance(v, (str, bool)) else _float_json(v) if isinstance(v, float)
+                                   else int(v)) for k, v in cert.items()}
         if model.result_ is not None:
             meta["certificate"].update(solver=str(model.result_.solver), time=_float_json(model.result_.time),
                                        formulation=str(model.result_.formulation))

@@ -195,6 +195,12 @@ def test_fit_relu_formulation_on_a_tiny_file(tmp_path, capsys):
     est = io.load(model)
     assert est.formulation == "relu" and isinstance(est.network_, cnn.Network)
     assert io.read_metadata(model)["certificate"]["formulation"] == "relu"
+    one = _write_csv(tmp_path / "one.csv", ["x", "t"], [[x[0], abs(x[0])] for x in X])
+    assert main(["fit", one, "--target", "t", "--output", model, "--n-patterns", "3", "--cutting-planes"]) == 0
+    assert "certified_global=True" in capsys.readouterr().out
+    assert main(["report", model]) == 0
+    assert "certified_global=True" in capsys.readouterr().out
+    assert io.load(model).certified_global_ is True
 
 
 def _one_line_error(capsys, *fragments):
@@ -216,8 +222,6 @@ def test_bad_input_exits_2_with_one_line(tmp_path, reg_csv, cls_csv, capsys):
          ["not allowed with"]),
         (["fit", reg_csv, "--target", "response", "--output", out, "--beta", "-1", "--formulation", "gated"],
          ["beta must be >= 0"]),
-        (["fit", reg_csv, "--target", "response", "--output", out, "--formulation", "gated", "--device", "cuda"],
-         ["cuda"]),
         (["fit", reg_csv, "--target", "response", "--output", out, "--loss", "logistic"], ["Unknown label type"]),
         (["fit", cls_csv, "--target", "label", "--output", out, "--task", "regression"], ["holds labels"]),
         (["fit", cls_csv, "--target", "label", "--output", out, "--loss", "squared"], ["holds labels"]),
@@ -227,6 +231,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path, reg_csv, cls_csv, capsys):
         (["report", str(tmp_path)], ["is a directory"]),
         (["report", str(tmp_path / "missing.npz")], ["does not exist"]),
     ]
+    try:
+        from convexnn import _cuda  # noqa: F401
+    except ImportError:  # a CPU-only build must refuse the GPU with a reason
+        cases.append((["fit", reg_csv, "--target", "response", "--output", out, "--formulation", "gated",
+                       "--device", "cuda"], ["device='cuda'"]))
     for argv, fragments in cases:
         try:
             status = main(argv)

@@ -73,6 +73,24 @@ def test_regressor_standardizes_X_and_centers_y_like_a_manual_solve():
     assert est.certificate_["n_neurons"] == est.network_.n_neurons > 0
 
 
+def test_gates_are_recentered_off_the_training_points_keeping_the_fit():
+    # Sampled gates pass through a training point; the estimator moves each gate's boundary to the middle of its
+    # margin so predictions do not hinge on rounding, without changing any training pattern.
+    X, y = _regression(n=80)
+    est = ConvexReLURegressor(formulation="gated", n_patterns=60, tol=1e-8).fit(X, y)
+    Xs = (X - est.x_mean_) / est.x_scale_
+    Xb = np.column_stack([Xs, np.ones(len(X))])
+    margins = Xb @ est.network_.gates
+    raw_margins = Xb @ est.result_.network().gates
+    scale = np.abs(margins).max(axis=0)
+    assert np.abs(margins).min(axis=0).min() > 1e-6 * scale.min()
+    assert np.abs(raw_margins).min() < 1e-9 * scale.max()  # the sampled gates do sit on a training point
+    np.testing.assert_array_equal(margins >= 0, raw_margins >= 0)
+    np.testing.assert_allclose(est.predict(X), est.result_.predict(Xs) + est.y_mean_, rtol=1e-10, atol=1e-10)
+    rows = np.arange(0, 80, 7)
+    np.testing.assert_array_equal(est.predict(X[rows]), est.predict(X)[rows])
+
+
 def test_shifting_y_shifts_predictions_and_keeps_the_solve():
     X, y = _regression()
     a = ConvexReLURegressor(formulation="gated", n_patterns=30, tol=1e-8).fit(X, y)
@@ -144,6 +162,20 @@ def test_relu_regressor_reconstructs_a_relu_network_with_the_convex_objective():
     assert est.max_violation_ <= 1e-6
     np.testing.assert_allclose(est.network_.objective(Xs, yc, est.beta_), est.objective_, rtol=1e-5)
     assert est.status_ == "converged" and est.score(X, y) > 0.6
+
+
+def test_cutting_planes_certify_the_global_optimum_in_1d():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-2, 2, (30, 1))
+    y = np.abs(x[:, 0]) + 0.1 * rng.standard_normal(30)
+    plain = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02).fit(x, y)
+    cut = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02, cutting_planes=True).fit(x, y)
+    assert cut.certified_global_ and not plain.certified_global_
+    assert cut.n_patterns_ >= plain.n_patterns_
+    assert cut.objective_ <= plain.objective_ * (1 + 1e-6)
+    assert cut.certificate_["certified_global"] is True
+    with pytest.raises(ValueError, match="cutting_planes"):
+        ConvexReLURegressor(formulation="gated", cutting_planes=True).fit(x, y)
 
 
 def test_relu_classifier_on_tiny_data():
@@ -224,6 +256,17 @@ def test_multiclass_uses_cross_entropy():
     squared = ConvexReLUClassifier(formulation="gated", n_patterns=60, loss="squared").fit(X, y)
     assert squared.decision_function(X).shape == (90, 3)
     assert not hasattr(squared, "predict_proba")
+
+
+def test_binary_cross_entropy_has_one_score_per_sample():
+    X, y = _blobs()
+    est = ConvexReLUClassifier(formulation="gated", n_patterns=40, loss="cross_entropy").fit(X, y)
+    assert est.network_.w2.shape[1] == 2
+    scores = est.decision_function(X)
+    assert scores.shape == (len(X),)
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-scores)), rtol=1e-10)
+    np.testing.assert_array_equal(est.predict(X), est.classes_[(scores > 0).astype(int)])
 
 
 def test_hinge_has_no_predict_proba_but_decides():
