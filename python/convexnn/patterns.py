@@ -158,11 +158,8 @@ def enumerate_patterns(X, bias=False, max_patterns=None):
     max_patterns = 100_000 if max_patterns is None else check_scalar(max_patterns, "max_patterns", low=1,
                                                                         integer=True)
     Xb = _design(X, bias)
-    try:
-        core = _core.enumerate_patterns(Xb, int(max_patterns))
-    except (OverflowError, MemoryError) as exc:
-        raise ValueError(f"enumerate_patterns: {exc} (raise max_patterns or sample instead)") from exc
-    return Patterns(core, bias)
+    # Above max_patterns the core raises ValueError stating Cover's estimate (std::length_error).
+    return Patterns(_core.enumerate_patterns(Xb, int(max_patterns)), bias)
 
 
 def as_patterns(patterns, X, bias, seed):
