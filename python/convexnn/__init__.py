@@ -22,7 +22,15 @@ def _load_blas() -> None:
 
 
 _load_blas()
+# OpenMP threads sleep instead of spinning between parallel regions: on a busy machine, spinning threads of
+# small solves steal the cores from each other (measured 30-1000x slowdowns at load 3-9 on 2 cores).
+# Set OMP_WAIT_POLICY=active before importing convexnn to prefer latency on a dedicated machine.
+import os as _os  # noqa: E402
+
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import _core  # noqa: E402
+from .estimators import ConvexReLUClassifier, ConvexReLURegressor  # noqa: E402
+from .io import load, save  # noqa: E402
 from .network import GatedNetwork, Network  # noqa: E402
 from .patterns import Patterns, enumerate_patterns, sample_patterns  # noqa: E402
 from .result import SolveResult  # noqa: E402
@@ -33,6 +41,7 @@ get_num_threads = _core.get_num_threads
 set_num_threads = _core.set_num_threads
 
 __all__ = [
-    "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max", "enumerate_patterns", "get_num_threads",
-    "sample_patterns", "set_num_threads", "solve", "solve_path", "__version__",
+    "ConvexReLUClassifier", "ConvexReLURegressor", "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max",
+    "enumerate_patterns", "get_num_threads", "load", "sample_patterns", "save", "set_num_threads", "solve",
+    "solve_path", "__version__",
 ]

@@ -78,8 +78,6 @@ def _scale_of(X):
 
 def predict_in_blocks(network, Xs):
     """``network.predict(Xs)`` computed on row blocks, so the hidden layer never takes more than ~32 MB."""
-    if network.n_neurons == 0:  # the zero network (beta >= beta_max)
-        return np.zeros((Xs.shape[0],) + np.shape(network.w2)[1:])
     rows = max(1, _PREDICT_BLOCK_ENTRIES // max(1, network.n_neurons))
     if Xs.shape[0] <= rows:
         return network.predict(Xs)

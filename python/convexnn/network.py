@@ -43,8 +43,16 @@ class _TwoLayer:
         return Xb.astype(np.float64, copy=False)
 
     def _output(self, hidden):
+        if self.n_neurons == 0:  # the zero network (beta >= beta_max)
+            return np.zeros((hidden.shape[0],) + self.w2.shape[1:])
         out = hidden @ self.w2.reshape(self.n_neurons, -1)
         return out[:, 0] if self.w2.ndim == 1 else out
+
+    def to_torch(self, dtype=None):
+        """A ``torch.nn.Module`` whose outputs equal :meth:`predict` (needs PyTorch)."""
+        from .export import to_torch
+
+        return to_torch(self, dtype=dtype)
 
     def objective(self, X, y, beta, loss="squared"):
         """Non-convex training objective L(f(X), y) + beta/2 * (||W1||_F^2 + ||w2||_F^2) (API.md scaling).

@@ -142,7 +142,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
                            status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
                            solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64),
-                           kkt_residual=raw["gap"], history=list(raw.get("history", [])), **common)
+                           kkt_residual=raw["gap"], history=_history_rows(raw.get("history", [])), **common)
     V0, W0 = _warm_start_relu(warm_start, pats.n_patterns, Xb.shape[1], Y.shape[1])
     raw = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=tol, max_iter=max_iter,
                            time_limit=time_limit, warm_V=V0, warm_W=W0, verbose=bool(verbose),
@@ -152,7 +152,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
                        status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
                        solver=raw["solver"], coef_=coef, max_violation=raw["max_violation"],
                        kkt_residual=raw["kkt_residual"], max_dual_violation=raw["max_dual_constraint"],
-                       history=list(raw["history"]), **common)
+                       history=_history_rows(raw["history"]), **common)
 
 
 def _warm_start_relu(warm_start, P, d, c):
@@ -168,6 +168,13 @@ def _warm_start_relu(warm_start, P, d, c):
             raise ValueError(f"warm_start {name} must be finite with shape {(P, d, c)}; got {B.shape}")
         out.append(np.ascontiguousarray(B))
     return tuple(out)
+
+
+def _history_rows(history):
+    """Solver history as a list of per-check dicts (the gated binding returns a dict of arrays)."""
+    if isinstance(history, dict):
+        return [dict(zip(history, values)) for values in zip(*history.values())]
+    return list(history)
 
 
 def _warm_start_blocks(warm_start, P, d, c):
