@@ -224,6 +224,59 @@ double loss_conjugate(Loss loss, const double* t, const double* y, index_t n, in
   return kInf;
 }
 
+template <class T>
+LossCurvature::LossCurvature(Loss loss, const T* z, const double* y, index_t n, index_t c, double hinge_mu)
+    : loss_(loss), n_(n), c_(c), w_(static_cast<std::size_t>(n * c), 0.0) {
+  double total = 0.0;
+  if (loss == Loss::cross_entropy) {
+    for (index_t k = 0; k < n; ++k) {
+      double zmax = -kInf;
+      for (index_t j = 0; j < c; ++j) zmax = std::max(zmax, static_cast<double>(z[k * c + j]));
+      double sum = 0.0;
+      for (index_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(z[k * c + j]) - zmax);
+      for (index_t j = 0; j < c; ++j) {
+        const double p = std::exp(static_cast<double>(z[k * c + j]) - zmax) / sum;
+        w_[k * c + j] = p;
+        total += p * (1.0 - p);
+      }
+    }
+  } else {
+    for (index_t k = 0; k < n * c; ++k) {
+      double h = 1.0;
+      const double m = y[k] * static_cast<double>(z[k]);
+      switch (loss) {
+        case Loss::logistic: {
+          const double s = sigmoid(m);
+          h = s * (1.0 - s);
+          break;
+        }
+        case Loss::squared_hinge: h = m < 1.0 ? 2.0 : 0.0; break;
+        case Loss::hinge: h = (hinge_mu > 0 && 1.0 - m > 0 && 1.0 - m < hinge_mu) ? 1.0 / hinge_mu : 0.0; break;
+        default: h = 1.0;
+      }
+      w_[k] = h;
+      total += h;
+    }
+  }
+  mean_diag_ = n * c > 0 ? total / static_cast<double>(n * c) : 0.0;
+}
+
+void LossCurvature::apply(const double* v, double* out) const {
+  if (loss_ == Loss::cross_entropy) {
+    vec::parallel_for(n_, [&](index_t k) {
+      const double* p = w_.data() + k * c_;
+      double pv = 0.0;
+      for (index_t j = 0; j < c_; ++j) pv += p[j] * v[k * c_ + j];
+      for (index_t j = 0; j < c_; ++j) out[k * c_ + j] = p[j] * (v[k * c_ + j] - pv);
+    });
+    return;
+  }
+  vec::parallel_for(n_ * c_, [&](index_t k) { out[k] = w_[k] * v[k]; });
+}
+
+template LossCurvature::LossCurvature(Loss, const float*, const double*, index_t, index_t, double);
+template LossCurvature::LossCurvature(Loss, const double*, const double*, index_t, index_t, double);
+
 void loss_grad_at_zero(Loss loss, const double* y, index_t n, index_t c, double* g) {
   std::vector<double> zero(static_cast<std::size_t>(n * c), 0.0);
   loss_value_grad<double, double>(loss, zero.data(), y, n, c, g, 0.0);

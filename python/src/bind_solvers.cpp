@@ -57,6 +57,7 @@ struct PyOptions {
   index_t check_every = 10;
   bool working_set = true;
   py::object callback;
+  bool newton = true;
 };
 
 // Builds GatedOptions with a callback that (with the GIL) polls signals, prints progress when verbose and calls
@@ -72,6 +73,7 @@ GatedOptions make_options(const PyOptions& po, std::shared_ptr<py::error_already
   CONVEXNN_CHECK(po.check_every >= 1, "check_every must be >= 1, got " << po.check_every);
   o.check_every = po.check_every;
   o.working_set = po.working_set;
+  o.newton = po.newton;
   const bool verbose = po.verbose;
   py::object user = po.callback;
   CONVEXNN_CHECK(user.is_none() || PyCallable_Check(user.ptr()), "callback must be callable or None");
@@ -169,11 +171,11 @@ void bind_typed(py::module_& m) {
       [](const BlockOperator<T>& op, const py::object& y_obj, double beta, const std::string& loss,
          const std::string& groups, double tol, const py::object& max_iter, const py::object& time_limit,
          const std::string& solver, const py::object& warm_start, bool verbose, index_t check_every,
-         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set) {
+         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set, bool newton) {
         const Targets t = parse_targets(y_obj, op.n_samples());
         const Loss l = parse_loss(loss);
         const Groups g = parse_groups(groups);
-        PyOptions po{loss, groups, solver, tol, max_iter, time_limit, verbose, check_every, working_set, callback};
+        PyOptions po{loss, groups, solver, tol, max_iter, time_limit, verbose, check_every, working_set, callback, newton};
         std::shared_ptr<py::error_already_set> error;
         std::string label = "solve_gated";
         const GatedOptions o = make_options(po, &error, &label);
@@ -192,7 +194,7 @@ void bind_typed(py::module_& m) {
       py::arg("tol") = 1e-6, py::arg("max_iter") = 10000, py::arg("time_limit") = py::none(),
       py::arg("solver") = "auto", py::arg("warm_start") = py::none(), py::arg("verbose") = false,
       py::arg("check_every") = 10, py::arg("certify_op") = nullptr, py::arg("callback") = py::none(),
-      py::arg("working_set") = true,
+      py::arg("working_set") = true, py::arg("newton") = true,
       R"doc(Solve the gated-ReLU program min_U L(sum_i D_i X U_i, y) + beta * Omega(U) to a certified relative gap.
 
 op : BlockOperatorF64 / BlockOperatorF32 (e.g. MaskedOperatorF64(X, masks)); P blocks of dimension d.
@@ -206,6 +208,7 @@ verbose : print progress every check_every iterations.  callback(info: dict) -> 
     ("interrupted").  certify_op : BlockOperatorF64 with the same blocks, to compute the certificate in
     float64 when op is float32 (otherwise float32 products with a safety margin).
 working_set : solve on working sets of blocks (celer-style), the global gap is always checked.
+newton : once the support is identified, finish with active-set Newton-CG steps (smooth losses).
 Ctrl-C stops with status "interrupted" and returns the best certified point so far.
 
 Returns dict(U (P, d, c), objective, dual_objective, gap, n_iter, status, time, solver, n_active,
@@ -218,12 +221,12 @@ status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged
          const std::string& loss, const std::string& groups, double tol, const py::object& max_iter,
          const py::object& time_limit, const std::string& solver, const py::object& warm_start, bool verbose,
          index_t check_every, const BlockOperator<double>* certify_op, const py::object& callback,
-         bool working_set) {
+         bool working_set, bool newton) {
         const Targets t = parse_targets(y_obj, op.n_samples());
         const Loss l = parse_loss(loss);
         const Groups g = parse_groups(groups);
         for (double b : betas) CONVEXNN_CHECK(std::isfinite(b) && b >= 0, "betas must be finite and >= 0, got " << b);
-        PyOptions po{loss, groups, solver, tol, max_iter, time_limit, verbose, check_every, working_set, callback};
+        PyOptions po{loss, groups, solver, tol, max_iter, time_limit, verbose, check_every, working_set, callback, newton};
         std::shared_ptr<py::error_already_set> error;
         std::string label = "solve_gated_path";
         const GatedOptions o = make_options(po, &error, &label);
@@ -248,7 +251,7 @@ status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged
       py::arg("tol") = 1e-6, py::arg("max_iter") = 10000, py::arg("time_limit") = py::none(),
       py::arg("solver") = "auto", py::arg("warm_start") = py::none(), py::arg("verbose") = false,
       py::arg("check_every") = 10, py::arg("certify_op") = nullptr, py::arg("callback") = py::none(),
-      py::arg("working_set") = true,
+      py::arg("working_set") = true, py::arg("newton") = true,
       R"doc(Regularization path: solve_gated for each beta in the given order (typically decreasing), each
 warm-started from the previous solution; block eigenbases are computed once. max_iter and time_limit apply to
 each solve. Returns a list of solve_gated dicts (with "beta"); stops early after an "interrupted" solve.)doc");

@@ -5,7 +5,7 @@ the objective must match CVXPY's optimum to 1e-6 relative, and the claimed gap m
 the true relative excess over that optimum (up to CVXPY's own accuracy).
 """
 
-import time
+import zlib
 
 import numpy as np
 import pytest
@@ -48,7 +48,7 @@ CASES = [("squared", 1), ("squared", 3), ("logistic", 1), ("squared_hinge", 1), 
 @pytest.mark.parametrize("loss,c", CASES)
 @pytest.mark.parametrize("groups", ["output", "neuron"])
 def test_matches_cvxpy_with_honest_gap(loss, c, groups):
-    X, masks, y = _problem(36, 3, 7, c, loss, seed=hash((loss, c, groups)) % 1000)
+    X, masks, y = _problem(36, 3, 7, c, loss, seed=zlib.crc32(f"{loss}-{c}-{groups}".encode()) % 1000)
     op = _core.MaskedOperatorF64(X, masks)
     bmax = _core.gated_beta_max(op, y, loss, groups)
     assert bmax == pytest.approx(objectives.beta_max_gated(X, masks, y, loss, groups), rel=1e-12)
@@ -184,3 +184,41 @@ def test_bad_input_raises_value_error_naming_the_argument():
         _core.solve_gated(op, y, 0.1, check_every=0)
     with pytest.raises(TypeError):
         _core.solve_gated("not an operator", y, 0.1)
+
+
+def test_issue_certificate_is_tight_at_scale():
+    """Issue 4: at tol 1e-7 on an n = 10k problem the certificate must not overstate the gap so badly that a
+    tight tol wastes iterations (plain rescaled residuals of first-order iterates: 6e-4 reported at a true
+    excess of 1e-7).
+
+    Squared loss, d = 20, P = 100 random patterns, unit-norm columns, standardized y, beta = 5% of beta_max.
+    The reference optimum is this solver run to a certified relative gap of 1e-13 (CVXPY takes minutes at
+    this size); its certificate brackets p* in [dual_ref, objective_ref].
+
+    How "tight" is measured: the literal "reported gap <= 10x the true excess" cannot hold for a Newton finish
+    (its objective excess shrinks like the square of the KKT residual, the gap like the residual itself: we
+    stop at e.g. gap 7e-9 with an excess of 1e-14), so we check what it is meant to guarantee: the solve
+    certifies tol within 1.5x the iterations at which the TRUE excess first dropped below tol (history), and
+    every reported gap bounds the true excess (honesty).
+    """
+    rng = np.random.default_rng(10)
+    n, d, P = 10_000, 20, 100
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=0)
+    masks = X @ rng.standard_normal((d, P)) >= 0
+    y = np.sin(X @ rng.standard_normal(d) * 3) + 0.1 * rng.standard_normal(n)
+    y = (y - y.mean()) / y.std()
+    op = _core.MaskedOperatorF64(X, masks)
+    beta = 0.05 * _core.gated_beta_max(op, y)
+    ref = _core.solve_gated(op, y, beta, tol=1e-13, max_iter=5000)
+    assert ref["status"] == "converged"
+    tol = 1e-7
+    for solver in ("auto", "bcd"):
+        res = _core.solve_gated(op, y, beta, tol=tol, solver=solver, max_iter=5000)
+        assert res["status"] == "converged" and res["gap"] <= tol
+        h = res["history"]
+        excess_hi = (h["objective"] - ref["dual_objective"]) / h["objective"]
+        excess_lo = (h["objective"] - ref["objective"]) / h["objective"]
+        assert np.all(h["gap"] >= excess_hi - 1e-15), solver  # honest at every check
+        first_below = h["iteration"][np.argmax(excess_lo <= tol)]
+        assert res["n_iter"] <= 1.5 * first_below, (solver, res["n_iter"], first_below)

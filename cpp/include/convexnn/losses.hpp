@@ -27,6 +27,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "convexnn/common.hpp"
 
@@ -62,6 +63,25 @@ double loss_value_grad(Loss loss, const T* z, const double* y, index_t n, index_
 
 // L*(t) (+inf outside the domain, see above). For the hinge with hinge_mu > 0: the smoothed hinge's conjugate.
 double loss_conjugate(Loss loss, const double* t, const double* y, index_t n, index_t c, double hinge_mu = 0.0);
+
+// The Hessian of L at z (block diagonal over samples), for Newton-type steps:
+//   squared 1, logistic sigma(m)(1 - sigma(m)), squared_hinge 2 * 1[m < 1], smoothed hinge 1/mu on 0 < 1 - m < mu
+//   (the exact hinge has none: 0), cross_entropy diag(p) - p p^T per row (p = softmax(z_k)).
+class LossCurvature {
+ public:
+  template <class T>
+  LossCurvature(Loss loss, const T* z, const double* y, index_t n, index_t c, double hinge_mu = 0.0);
+  // out = Hess * v, v and out (n x c) row-major (may alias).
+  void apply(const double* v, double* out) const;
+  // Mean of the diagonal of the Hessian (a scalar stand-in for it, e.g. in preconditioners).
+  double mean_diagonal() const { return mean_diag_; }
+
+ private:
+  Loss loss_;
+  index_t n_, c_;
+  std::vector<double> w_;  // diagonal weights, or the softmax probabilities for cross_entropy
+  double mean_diag_ = 0.0;
+};
 
 // grad L(0): the dual direction at the zero solution (used by beta_max), written into g (n x c).
 void loss_grad_at_zero(Loss loss, const double* y, index_t n, index_t c, double* g);
