@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <lapacke.h>
+#include <omp.h>
 
 #include <limits>
 
@@ -77,5 +78,12 @@ int syev<float>(index_t n, float* a, float* w) {
 
 int get_num_threads() { return scipy_openblas_get_num_threads(); }
 void set_num_threads(int n) { scipy_openblas_set_num_threads(n); }
+
+SingleThreadedScope::SingleThreadedScope() : previous_(omp_in_parallel() ? 1 : get_num_threads()) {
+  if (previous_ != 1) set_num_threads(1);
+}
+SingleThreadedScope::~SingleThreadedScope() {
+  if (previous_ != 1) set_num_threads(previous_);
+}
 
 }  // namespace convexnn::blas

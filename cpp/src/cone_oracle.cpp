@@ -49,23 +49,6 @@ void checked_resize(std::vector<V>& v, index_t count, const char* what) {
   }
 }
 
-// Pins OpenBLAS to one thread while the OpenMP region runs (the core parallelises over patterns; the
-// bundled pthreads OpenBLAS has no per-thread setting), restoring the previous count on exit.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : previous_(blas::get_num_threads()) {
-    if (previous_ != 1) blas::set_num_threads(1);
-  }
-  ~SingleThreadedBlas() {
-    if (previous_ != 1) blas::set_num_threads(previous_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int previous_;
-};
-
 // X seen in float64 with strides BLAS accepts: the caller's memory when T = double and the layout allows,
 // otherwise a row-major float64 copy (float data is widened so every constraint value is double-accurate).
 struct Float64Rows {
@@ -609,7 +592,7 @@ ConeOracleInfo dual_constraint_oracle(MatrixView<T> X, const PatternSet& pats, c
   // Every thread must reach the worksharing loop (or the others wait at its barrier forever), so
   // failures are recorded and the remaining work skipped instead of leaving the region early.
   std::exception_ptr error;
-  const SingleThreadedBlas single_threaded_blas;
+  const blas::SingleThreadedScope single_threaded_blas;
 #pragma omp parallel
   {
     ConeOracleInfo local;

@@ -115,27 +115,6 @@ T* scratch(index_t count) {
   return buf.data();
 }
 
-// The bundled OpenBLAS is a pthreads build: called from inside our OpenMP threads it would start its
-// own pool in each (oversubscription, and OpenBLAS warns it may hang). Every tiled product pins it to
-// one thread for its duration and restores the previous count afterwards, so the thread count of a
-// call is the OpenMP one alone. The "_local" variant is not exported by scipy-openblas32, so this is
-// the process-wide setting; inside a caller's parallel region it is left alone (changing it there
-// would race with the caller's other threads, which must have pinned it themselves).
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : prev_(omp_in_parallel() ? 1 : blas::get_num_threads()) {
-    if (prev_ != 1) blas::set_num_threads(1);
-  }
-  ~SingleThreadedBlas() {
-    if (prev_ != 1) blas::set_num_threads(prev_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int prev_;
-};
-
 // Exceptions must not leave an OpenMP region (that is std::terminate): keep the first, rethrow after.
 class ParallelErrors {
  public:
@@ -582,7 +561,7 @@ void masked_gram_apply(const Context<T>& ctx, const T* V, T* W) {
   const bool direct = g.row_chunks == 1;
   std::vector<T> parts = direct ? std::vector<T>() : make_buffer<T>(g.row_chunks * S * d, "partial Gram products");
   const bool parallel = run_parallel(g, 4.0 * n * d * S);
-  SingleThreadedBlas blas_guard;
+  blas::SingleThreadedScope blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -759,7 +738,7 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
   const bool direct = g.pattern_chunks == 1;
   std::vector<T> parts = direct ? std::vector<T>() : make_buffer<T>(g.pattern_chunks * n * c, "partial forward sums");
   const bool parallel = run_parallel(g, 2.0 * n * d * S * c);
-  SingleThreadedBlas blas_guard;
+  blas::SingleThreadedScope blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -809,7 +788,7 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
   const index_t len = S * c * d;
   std::vector<T> parts = direct ? std::vector<T>() : make_buffer<T>(g.row_chunks * len, "partial adjoint blocks");
   const bool parallel = run_parallel(g, 2.0 * n * d * S * c);
-  SingleThreadedBlas blas_guard;
+  blas::SingleThreadedScope blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -875,7 +854,7 @@ void MaskedOperator<T>::cone_violation(const T* V, index_t c, T* out, BlockSubse
   // Maxima combine exactly in any order; the per-row-chunk buffers only avoid write races.
   std::vector<T> parts = make_buffer<T>(g.row_chunks * S * c, "partial cone violations");
   const bool parallel = run_parallel(g, 2.0 * n * d * S * c);
-  SingleThreadedBlas blas_guard;
+  blas::SingleThreadedScope blas_guard;
   ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (index_t u = 0; u < g.units(); ++u) {
@@ -957,7 +936,7 @@ template <class T>
 void MaskedOperator<T>::lipschitz_gram(T* out, BlockSubset subset) const {
   const index_t d = X_.cols, S = subset.count(masks_.n_patterns);
   const bool parallel = S > 1 && omp_get_max_threads() > 1;
-  SingleThreadedBlas blas_guard;
+  blas::SingleThreadedScope blas_guard;
   ParallelErrors errors;
   std::atomic<bool> failed{false};
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)

@@ -52,22 +52,6 @@ void check_gates(const double* gates, index_t n_gates, index_t d, const char* na
                                                  << i % d << "] = " << gates[i]);
 }
 
-// OpenMP parallelises over tiles; each tile calls BLAS, which must then run single-threaded.
-class SingleThreadedBlasScope {
- public:
-  SingleThreadedBlasScope() : previous_(blas::get_num_threads()) {
-    if (previous_ != 1) blas::set_num_threads(1);
-  }
-  ~SingleThreadedBlasScope() {
-    if (previous_ != 1) blas::set_num_threads(previous_);
-  }
-  SingleThreadedBlasScope(const SingleThreadedBlasScope&) = delete;
-  SingleThreadedBlasScope& operator=(const SingleThreadedBlasScope&) = delete;
-
- private:
-  int previous_;
-};
-
 // Calls fn(g0, gcount, row0, rows, prod) for every (row tile, gate block) pair, where prod is the
 // (gcount x rows) row-major float64 block prod[i][k] = x_{row0+k}^T g_{g0+i}. Tiles run in parallel (one
 // BLAS call per tile, single-threaded BLAS); their layout does not depend on the thread count, so results
@@ -87,7 +71,7 @@ void for_each_product_tile(const MatrixView<T>& X, const double* gates, index_t 
   std::vector<double> prod_all(static_cast<std::size_t>(n_threads) * kGateBlock * kRowTile);
   std::vector<double> x_all(direct ? 0 : static_cast<std::size_t>(n_threads) * kRowTile * col_tile);
   // Only a parallel loop needs single-threaded BLAS; a lone tile may use OpenBLAS's own threads.
-  std::optional<SingleThreadedBlasScope> single_threaded_blas;
+  std::optional<blas::SingleThreadedScope> single_threaded_blas;
   if (n_threads > 1) single_threaded_blas.emplace();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads) if (n_tasks > 1)
   for (index_t t = 0; t < n_tasks; ++t) {

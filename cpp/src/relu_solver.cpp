@@ -31,26 +31,19 @@ constexpr double kHingeGapRatio = 0.2;
 // Power iterations for the initial Lipschitz estimate of the operator (the step is corrected by backtracking).
 constexpr int kPowerIterations = 30;
 
-// OpenBLAS pinned to one thread while our own OpenMP region runs (restored afterwards).
-class SerialBlasScope {
- public:
-  SerialBlasScope() : previous_(blas::get_num_threads()) {
-    if (previous_ != 1) blas::set_num_threads(1);
-  }
-  ~SerialBlasScope() {
-    if (previous_ != 1) blas::set_num_threads(previous_);
-  }
-  SerialBlasScope(const SerialBlasScope&) = delete;
-  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
-
- private:
-  int previous_;
-};
-
-double sqnorm(const std::vector<double>& a) {
+// ||B_i[:, k]|| of block column col = i * c + k of a (P x d x c) C-contiguous array.
+double column_norm(const std::vector<double>& B, index_t col, index_t d, index_t c) {
+  const double* src = B.data() + (col / c) * d * c + col % c;
   double s = 0.0;
-  for (double v : a) s += v * v;
-  return s;
+  for (index_t j = 0; j < d; ++j) s += src[j * c] * src[j * c];
+  return std::sqrt(s);
+}
+
+// sum of the column norms of V and W: the group penalty of the exact program (without beta).
+double penalty_of(const std::vector<double>& V, const std::vector<double>& W, index_t n_cols, index_t d, index_t c) {
+  double total = 0.0;
+  for (index_t col = 0; col < n_cols; ++col) total += column_norm(V, col, d, c) + column_norm(W, col, d, c);
+  return total;
 }
 
 }  // namespace
@@ -102,7 +95,7 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
   out.assign(x_in.size(), 0.0);
   std::vector<double> col_norm(static_cast<std::size_t>(n_cols), 0.0);
   {
-    const SerialBlasScope serial_blas;
+    const blas::SingleThreadedScope serial_blas;
 #pragma omp parallel
     {
       std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
@@ -139,7 +132,7 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
   const index_t n_cols = p_ * c_;
   std::vector<double> worst(static_cast<std::size_t>(n_cols), 0.0);
   {
-    const SerialBlasScope serial_blas;
+    const blas::SingleThreadedScope serial_blas;
 #pragma omp parallel
     {
       std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
@@ -220,13 +213,7 @@ template <class T>
 ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, double cone_tol) const {
   const index_t m = p_ * d_ * c_;
   std::vector<double> v(V, V + m), w(W, W + m), grad, G;
-  double penalty = 0.0;
-  for (const auto* B : {&v, &w})
-    for (index_t col = 0; col < p_ * c_; ++col) {
-      double s = 0.0;
-      for (index_t j = 0; j < d_; ++j) s += std::pow((*B)[(col / c_ * d_ + j) * c_ + col % c_], 2);
-      penalty += std::sqrt(s);
-    }
+  const double penalty = penalty_of(v, w, p_ * c_, d_, c_);
   const double value = loss_gradient_adjoint(v, w, 0.0, grad, G);
   ReluCertificate cert;
   cert.primal = value + beta * penalty;
@@ -308,13 +295,7 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   ReluResult<T> result;
   result.status = "max_iter";
   double best_dual = -std::numeric_limits<double>::infinity();
-  double penalty_x = 0.0;
-  for (const auto* B : {&x.V, &x.W})
-    for (index_t col = 0; col < p_ * c_; ++col) {
-      double s = 0.0;
-      for (index_t j = 0; j < d_; ++j) s += std::pow((*B)[(col / c_ * d_ + j) * c_ + col % c_], 2);
-      penalty_x += std::sqrt(s);
-    }
+  double penalty_x = penalty_of(x.V, x.W, p_ * c_, d_, c_);
 
   std::vector<double> cert_grad, cert_G, cert_z;
   auto certify = [&](const Point& pt, double penalty, index_t iteration) {
@@ -447,11 +428,7 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   if (result.status == "max_iter" && result.gap <= options.tol && result.max_violation <= options.tol)
     result.status = "converged";
   for (index_t col = 0; col < p_ * c_; ++col)
-    for (const auto* B : {&x.V, &x.W}) {
-      double s = 0.0;
-      for (index_t j = 0; j < d_; ++j) s += std::pow((*B)[(col / c_ * d_ + j) * c_ + col % c_], 2);
-      if (s > 0.0) ++result.n_active;
-    }
+    result.n_active += (column_norm(x.V, col, d_, c_) > 0.0) + (column_norm(x.W, col, d_, c_) > 0.0);
   result.n_iter = it;
   result.time = seconds_since(t0);
   return result;

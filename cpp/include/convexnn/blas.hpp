@@ -34,4 +34,20 @@ int syev(index_t n, T* a, T* w);
 int get_num_threads();
 void set_num_threads(int n);
 
+// Pins OpenBLAS to one thread for the lifetime of the scope and restores the previous count afterwards, so
+// the thread count of a call is the OpenMP one alone (the core parallelises over tiles / patterns and calls
+// BLAS inside). scipy-openblas32 exports no per-thread setting, so this is process-wide; inside a caller's
+// parallel region it is left alone (changing it there would race with the caller's other threads, which
+// must have pinned it themselves).
+class SingleThreadedScope {
+ public:
+  SingleThreadedScope();
+  ~SingleThreadedScope();
+  SingleThreadedScope(const SingleThreadedScope&) = delete;
+  SingleThreadedScope& operator=(const SingleThreadedScope&) = delete;
+
+ private:
+  int previous_;
+};
+
 }  // namespace convexnn::blas
