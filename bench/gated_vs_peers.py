@@ -49,7 +49,7 @@ def score(X, masks, y, beta, formulation, out):
     return relu_objective(X, masks, V, W, y, beta, "squared"), relative_violation(X, masks, V, W)
 
 
-def run_peer(name, problem_file, formulation, tol, threads):
+def run_peer(name, problem_file, formulation, tol, threads, timeout=None):
     default = ROOT / "build" / "peers" / name / "bin" / "python"
     python = os.environ.get(f"{name.upper()}_PYTHON", str(default))
     if not Path(python).exists():
@@ -60,7 +60,11 @@ def run_peer(name, problem_file, formulation, tol, threads):
     cmd = [python, str(ROOT / "bench" / "peers" / f"run_{name}.py"), str(problem_file), str(out_file),
            "--formulation", formulation, "--tol", str(tol)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"[timeout] {name} (tol {tol:g}) ran past {timeout} s", file=sys.stderr)
+        return {"timeout": timeout}
     if proc.returncode != 0:
         print(f"[fail] {name}: {proc.stderr[-2000:]}", file=sys.stderr)
         return None
@@ -79,7 +83,10 @@ def main():
     ap.add_argument("--peers", default="scnn,adelie")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tols", default="1e-3,1e-4,1e-5,1e-6,1e-7,1e-8")
+    ap.add_argument("--tols", default="1e-1,1e-2,1e-3,1e-4,1e-6,1e-8")
+    ap.add_argument("--dtypes", default="float64,float32", help="convexnn iteration precisions to run")
+    ap.add_argument("--scnn-tols", default="1e-6,1e-8", help="scnn tolerances to run (its default is 1e-6)")
+    ap.add_argument("--peer-timeout", type=float, default=None, help="seconds before a peer run is stopped")
     ap.add_argument("--markdown", default=None, help="also write the table to this file")
     a = ap.parse_args()
     cnn.set_num_threads(a.threads)
@@ -92,30 +99,38 @@ def main():
 
     rows = []  # (solver, setting, time, objective, violation, gap or '')
     ours = []
-    for tol in [float(t) for t in a.tols.split(",")]:
-        t0 = time.perf_counter()
-        res = cnn.solve(X, y, beta, patterns=pats, formulation=a.formulation, tol=tol, max_iter=100_000)
-        elapsed = time.perf_counter() - t0
-        coef = {"U": res.coef_} if a.formulation == "gated" else {"V": res.coef_[0], "W": res.coef_[1]}
-        obj, viol = score(X, masks, y, beta, a.formulation, coef)
-        ours.append((tol, elapsed, obj, viol, res))
-        rows.append(("convexnn", f"tol={tol:g} ({res.solver})", elapsed, obj, viol, f"{res.gap:.1e}"))
+    for dtype in [d for d in a.dtypes.split(",") if d]:
+        Xd = X.astype(dtype)  # float32: float32 iterations, float64 certificates (API.md)
+        for tol in [float(t) for t in a.tols.split(",")]:
+            if dtype == "float32" and tol < 1e-6:
+                continue  # float32 predictions cannot certify below ~1e-7 (the residual loses its digits)
+            t0 = time.perf_counter()
+            res = cnn.solve(Xd, y, beta, patterns=pats, formulation=a.formulation, tol=tol, max_iter=100_000)
+            elapsed = time.perf_counter() - t0
+            coef = {"U": res.coef_} if a.formulation == "gated" else {"V": res.coef_[0], "W": res.coef_[1]}
+            obj, viol = score(X, masks, y, beta, a.formulation, coef)
+            ours.append((f"{dtype} tol {tol:g}", elapsed, obj, viol, res))
+            rows.append(("convexnn", f"{dtype}, tol={tol:g} ({res.solver})", elapsed, obj, viol, f"{res.gap:.1e}"))
 
-    peer_settings = {"scnn": [1e-6, 1e-8], "adelie": [1e-7]}
+    peer_settings = {"scnn": [float(t) for t in a.scnn_tols.split(",")], "adelie": [1e-7]}
     peer_rows = []
     for name in [p for p in a.peers.split(",") if p]:
         for tol in peer_settings.get(name, [1e-6]):
-            out = run_peer(name, problem_file, a.formulation, tol, a.threads)
+            out = run_peer(name, problem_file, a.formulation, tol, a.threads, a.peer_timeout)
             if out is None:
+                continue
+            if "timeout" in out:
+                rows.append((name, f"tol={tol:g}: stopped after {a.peer_timeout} s", a.peer_timeout, np.inf, np.inf,
+                             ""))
                 continue
             obj, viol = score(X, masks, y, beta, a.formulation, out)
             rows.append((name, f"tol={tol:g}", float(out["time"]), obj, viol, ""))
             peer_rows.append((name, tol, float(out["time"]), obj, viol))
 
-    best = min(r[3] for r in rows)
+    best = min(r[3] for r in rows if np.isfinite(r[3]))
     lines = [
         f"### {a.formulation} ReLU, n={a.n}, d={a.d}, P={pats.n_patterns} (of {a.P} gates), "
-        f"beta={a.beta_ratio} x beta_max, squared loss, float64, {a.threads} threads",
+        f"beta={a.beta_ratio} x beta_max, squared loss, {a.threads} threads",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{time.strftime('%Y-%m-%d')}; best objective found {best:.10g}",
         "",
@@ -130,8 +145,8 @@ def main():
         match = [o for o in ours if o[2] <= obj * (1 + 1e-12) and o[3] <= max(viol, 1e-6)]
         if match:
             fastest = min(match, key=lambda o: o[1])
-            lines.append(f"- vs {name} (tol {tol:g}, {t:.3f} s): convexnn reaches an objective no worse in "
-                         f"{fastest[1]:.3f} s (tol {fastest[0]:g}) -> **{t / fastest[1]:.1f}x faster**")
+            lines.append(f"- vs {name} (tol {tol:g}, {t:.3f} s, objective {obj:.10g}): convexnn reaches an objective "
+                         f"no worse in {fastest[1]:.3f} s ({fastest[0]}) -> **{t / fastest[1]:.1f}x faster**")
         else:
             lines.append(f"- vs {name} (tol {tol:g}): no convexnn run in the ladder matched its objective")
     text = "\n".join(lines)
