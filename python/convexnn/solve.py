@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time as _time
+import warnings
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from .result import SolveResult
 # FISTA on the exact program needs many cheap iterations on ill-conditioned small problems (the seed-003
 # toy at beta = 1e-4 takes ~18k); the gated BCD solver counts epochs.
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
+# Measured: float32 exact-program iterations stall at relative gaps of ~1e-4..1e-5 (tests/python/test_relu_core.py).
+_RELU_FLOAT32_TOL_FLOOR = 1e-4
 
 
 def _check_common(X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype):
@@ -143,6 +146,10 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
                            status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
                            solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64),
                            kkt_residual=raw["gap"], history=_history_rows(raw.get("history", [])), **common)
+    if Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
+        warnings.warn(f"formulation='relu' with float32 iterations rarely certifies a gap below "
+                      f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
+                      "max_iter. Use dtype=float64 or a looser tol.", RuntimeWarning, stacklevel=2)
     V0, W0 = _warm_start_relu(warm_start, pats.n_patterns, Xb.shape[1], Y.shape[1])
     raw = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=tol, max_iter=max_iter,
                            time_limit=time_limit, warm_V=V0, warm_W=W0, verbose=bool(verbose),

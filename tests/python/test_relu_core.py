@@ -86,3 +86,11 @@ def test_relu_float32_iterations_keep_float64_certificate():
     assert r32.objective == pytest.approx(r64.objective, rel=1e-4)
     assert r32.dual_objective <= r64.objective * (1 + 1e-9)
     assert r32.gap >= (r32.objective - r64.objective) / r32.objective - 1e-9
+
+
+def test_relu_float32_with_a_tight_tol_warns():
+    X, y, pats = _problem("squared", 6)
+    with pytest.warns(RuntimeWarning, match="float32"):
+        res = cnn.solve(X.astype(np.float32), y, 0.3, patterns=pats, bias=True, formulation="relu", tol=1e-7,
+                        max_iter=5)
+    assert res.status == "max_iter"
