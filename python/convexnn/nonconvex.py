@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import _core
 from ._validation import LOSSES, add_bias_column, check_choice, check_scalar, check_X, check_y
 
 OPTIMIZERS = ("adam", "sgd")
@@ -43,25 +44,11 @@ def loss_and_grad(Z, Y, loss):
     (float, ndarray (n, c))
         For hinge the subgradient -y * 1[y z < 1].
     """
-    if loss == "squared":
-        R = Z - Y
-        return 0.5 * float(np.sum(R * R)), R
-    if loss == "logistic":
-        m = Y * Z
-        # d/dz log(1 + exp(-m)) = -y * sigmoid(-m); both forms numerically stable.
-        return float(np.sum(np.logaddexp(0.0, -m))), -Y * np.exp(-np.logaddexp(0.0, m))
-    if loss == "hinge":
-        m = Y * Z
-        return float(np.sum(np.maximum(0.0, 1.0 - m))), -Y * (m < 1.0)
-    if loss == "squared_hinge":
-        slack = np.maximum(0.0, 1.0 - Y * Z)
-        return float(np.sum(slack * slack)), -2.0 * Y * slack
-    if loss == "cross_entropy":
-        shifted = Z - Z.max(axis=1, keepdims=True)
-        log_norm = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-        log_p = shifted - log_norm
-        return float(-np.sum(Y * log_p)), np.exp(log_p) - Y
-    raise ValueError(f"loss must be one of {', '.join(repr(x) for x in LOSSES)}; got {loss!r}")
+    check_choice(loss, "loss", LOSSES)
+    # The C++ core's losses (one implementation of the math for the convex and the non-convex side).
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    return float(_core.loss_value(Z, Y, loss)), _core.loss_gradient(Z, Y, loss)
 
 
 def objective_and_grad(Xb, Y, W1, W2, beta, loss, gates=None, scale=1.0, gate_mask=None):
