@@ -39,6 +39,17 @@ double column_norm(const std::vector<double>& B, index_t col, index_t d, index_t
   return std::sqrt(s);
 }
 
+// Copies block column col = i * c + k of a (P x d x c) array into g (d); returns its squared norm.
+double gather_column(const std::vector<double>& B, index_t col, index_t d, index_t c, std::vector<double>& g) {
+  const double* src = B.data() + (col / c) * d * c + col % c;
+  double s = 0.0;
+  for (index_t j = 0; j < d; ++j) {
+    g[static_cast<std::size_t>(j)] = src[j * c];
+    s += src[j * c] * src[j * c];
+  }
+  return s;
+}
+
 // sum of the column norms of V and W: the group penalty of the exact program (without beta).
 double penalty_of(const std::vector<double>& V, const std::vector<double>& W, index_t n_cols, index_t d, index_t c) {
   double total = 0.0;
@@ -103,12 +114,7 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
       for (index_t col = 0; col < n_cols; ++col) {
         const index_t i = col / c_, k = col % c_;
         const index_t slot = kind * n_cols + col;
-        const double* src = x_in.data() + i * d_ * c_ + k;
-        double nrm = 0.0;
-        for (index_t j = 0; j < d_; ++j) {
-          g[j] = src[j * c_];
-          nrm += g[j] * g[j];
-        }
+        const double nrm = gather_column(x_in, col, d_, c_, g);
         // ||Pi_K(x)|| <= ||x||: a column that shrinks to zero anyway needs no projection.
         if (std::sqrt(nrm) <= thresh || nrm == 0.0) continue;
         // Only "is ||Pi_K(x)|| <= thresh" matters for a column that ends at zero: stop once that is proven.
@@ -138,9 +144,8 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
       std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
 #pragma omp for schedule(dynamic, 1)
       for (index_t col = 0; col < n_cols; ++col) {
-        const index_t i = col / c_, k = col % c_;
-        const double* src = G.data() + i * d_ * c_ + k;
-        for (index_t j = 0; j < d_; ++j) g[j] = src[j * c_];
+        const index_t i = col / c_;
+        gather_column(G, col, d_, c_, g);
         double w = projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data());
         for (index_t j = 0; j < d_; ++j) g[j] = -g[j];
         w = std::max(w, projector_->project(kSlotDualMinus * n_cols + col, i, g.data(), cone_tol, u.data()));
@@ -398,6 +403,9 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
         info.dual_objective = result.dual_objective;
         info.gap = result.gap;
         info.time = seconds_since(t0);
+        for (index_t col = 0; col < p_ * c_; ++col)
+          info.n_active += (column_norm(x.V, col, d_, c_) > 0.0) + (column_norm(x.W, col, d_, c_) > 0.0);
+        info.working_set = 2 * p_ * c_;  // every column is projected each iteration (no working sets yet)
         if (!options.callback(info)) {
           result.status = "interrupted";
           break;

@@ -37,10 +37,4 @@ MatrixView<T> matrix_view(const py::array_t<T, 0>& a, const char* name) {
   return v;
 }
 
-// Require a C-contiguous array of exactly the given shape (used for outputs and packed coefficients).
-template <class T>
-void require_c_contiguous(const py::array_t<T, 0>& a, const char* name) {
-  CONVEXNN_CHECK(a.flags() & py::array::c_style, name << " must be C-contiguous");
-}
-
 }  // namespace convexnn::python

@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "array_utils.hpp"
 #include "bindings.hpp"
 #include "convexnn/relu_solver.hpp"
+#include "progress.hpp"
 
 namespace py = pybind11;
 
@@ -52,23 +54,15 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
   options.max_iter = max_iter;
   options.time_limit = time_limit;
   options.check_every = check_every;
-  // Ctrl-C and progress: the callback runs between iterations with the GIL re-acquired.
-  options.callback = [verbose](const IterInfo& info) {
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() != 0) {
-      PyErr_Clear();
-      return false;
-    }
-    if (verbose)
-      py::print(py::str("[convexnn relu] iter {:6d}  objective {:.10g}  dual {:.10g}  gap {:.2e}  {:.2f}s")
-                    .format(info.iteration, info.objective, info.dual_objective, info.gap, info.time));
-    return true;
-  };
+  std::shared_ptr<py::error_already_set> error;
+  const std::string label = "relu";
+  options.callback = progress_callback(verbose, py::none(), &error, &label);
   ReluResult<T> r;
   {
     py::gil_scoped_release release;
     r = solver.solve(beta, options, V0, W0);
   }
+  if (error) throw *error;
   py::list history;
   for (const auto& h : r.history)
     history.append(py::dict(py::arg("iteration") = h.iteration, py::arg("objective") = h.objective,

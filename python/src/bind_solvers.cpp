@@ -14,6 +14,7 @@
 
 #include "bindings.hpp"
 #include "convexnn/gated_solver.hpp"
+#include "progress.hpp"
 
 namespace py = pybind11;
 
@@ -60,8 +61,8 @@ struct PyOptions {
   bool newton = true;
 };
 
-// Builds GatedOptions with a callback that (with the GIL) polls signals, prints progress when verbose and calls
-// the user's callback. A Python exception raised there is kept in *error and rethrown after the solve.
+// Builds GatedOptions with the shared progress callback (progress.hpp); a Python exception raised in the user's
+// callback is kept in *error and rethrown after the solve.
 GatedOptions make_options(const PyOptions& po, std::shared_ptr<py::error_already_set>* error, std::string* label) {
   GatedOptions o;
   CONVEXNN_CHECK(std::isfinite(po.tol) && po.tol >= 0, "tol must be a finite number >= 0, got " << po.tol);
@@ -76,40 +77,7 @@ GatedOptions make_options(const PyOptions& po, std::shared_ptr<py::error_already
   o.newton = po.newton;
   const bool verbose = po.verbose;
   py::object user = po.callback;
-  CONVEXNN_CHECK(user.is_none() || PyCallable_Check(user.ptr()), "callback must be callable or None");
-  o.callback = [verbose, user, error, label](const IterInfo& info) -> bool {
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() != 0) {
-      // Ctrl-C: stop and return the best point ("interrupted"); swallow the KeyboardInterrupt.
-      PyErr_Clear();
-      return false;
-    }
-    try {
-      if (verbose) {
-        std::ostringstream os;
-        os << (label && !label->empty() ? *label : std::string("gated")) << " iter " << info.iteration
-           << "  objective " << info.objective << "  dual " << info.dual_objective << "  gap " << info.gap
-           << "  active " << info.n_active << "  ws " << info.working_set << "  time " << info.time << "s";
-        py::print(os.str(), py::arg("flush") = true);
-      }
-      if (!user.is_none()) {
-        py::dict d;
-        d["iteration"] = info.iteration;
-        d["objective"] = info.objective;
-        d["dual_objective"] = info.dual_objective;
-        d["gap"] = info.gap;
-        d["n_active"] = info.n_active;
-        d["working_set"] = info.working_set;
-        d["time"] = info.time;
-        py::object r = user(d);
-        if (!r.is_none() && !r.cast<bool>()) return false;
-      }
-    } catch (py::error_already_set& e) {
-      *error = std::make_shared<py::error_already_set>(std::move(e));
-      return false;
-    }
-    return true;
-  };
+  o.callback = progress_callback(verbose, user, error, label);
   return o;
 }
 
