@@ -145,7 +145,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
                            status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
                            solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64),
-                           kkt_residual=raw["gap"], history=_history_rows(raw.get("history", [])), **common)
+                           kkt_residual=raw["gap"], history=_history_rows(raw["history"]), **common)
     if Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
         warnings.warn(f"formulation='relu' with float32 iterations rarely certifies a gap below "
                       f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
@@ -178,10 +178,8 @@ def _warm_start_relu(warm_start, P, d, c):
 
 
 def _history_rows(history):
-    """Solver history as a list of per-check dicts (the gated binding returns a dict of arrays)."""
-    if isinstance(history, dict):
-        return [dict(zip(history, values)) for values in zip(*history.values())]
-    return list(history)
+    """Solver history (the bindings return a dict of equal-length arrays) as a list of per-check dicts."""
+    return [dict(zip(history, values)) for values in zip(*history.values())]
 
 
 def _warm_start_blocks(warm_start, P, d, c):

@@ -63,18 +63,13 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
     r = solver.solve(beta, options, V0, W0);
   }
   if (error) throw *error;
-  py::list history;
-  for (const auto& h : r.history)
-    history.append(py::dict(py::arg("iteration") = h.iteration, py::arg("objective") = h.objective,
-                            py::arg("dual_objective") = h.dual_objective, py::arg("gap") = h.gap,
-                            py::arg("time") = h.time));
   return py::dict(py::arg("V") = blocks_array(r.V, P, d, c), py::arg("W") = blocks_array(r.W, P, d, c),
                   py::arg("objective") = r.objective, py::arg("dual_objective") = r.dual_objective,
                   py::arg("gap") = r.gap, py::arg("kkt_residual") = r.kkt_residual,
                   py::arg("max_violation") = r.max_violation, py::arg("max_dual_constraint") = r.max_dual_constraint,
                   py::arg("n_iter") = r.n_iter, py::arg("status") = r.status, py::arg("time") = r.time,
                   py::arg("solver") = "fista-cone-prox", py::arg("n_active") = r.n_active,
-                  py::arg("history") = history);
+                  py::arg("history") = history_to_dict(r.history));
 }
 
 template <class T>

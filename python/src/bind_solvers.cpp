@@ -85,25 +85,6 @@ template <class T>
 py::dict result_to_dict(GatedResult<T>&& r, index_t P, index_t d, index_t c) {
   py::array_t<T> U({P, d, c});
   std::copy(r.U.begin(), r.U.end(), U.mutable_data());
-  const auto H = static_cast<py::ssize_t>(r.history.size());
-  py::array_t<index_t> h_iter(H), h_act(H);
-  py::array_t<double> h_obj(H), h_dual(H), h_gap(H), h_time(H);
-  for (py::ssize_t k = 0; k < H; ++k) {
-    const auto& e = r.history[static_cast<std::size_t>(k)];
-    h_iter.mutable_at(k) = e.iteration;
-    h_act.mutable_at(k) = e.n_active;
-    h_obj.mutable_at(k) = e.objective;
-    h_dual.mutable_at(k) = e.dual_objective;
-    h_gap.mutable_at(k) = e.gap;
-    h_time.mutable_at(k) = e.time;
-  }
-  py::dict hist;
-  hist["iteration"] = h_iter;
-  hist["objective"] = h_obj;
-  hist["dual_objective"] = h_dual;
-  hist["gap"] = h_gap;
-  hist["time"] = h_time;
-  hist["n_active"] = h_act;
   py::dict out;
   out["U"] = U;
   out["objective"] = r.objective;
@@ -114,7 +95,7 @@ py::dict result_to_dict(GatedResult<T>&& r, index_t P, index_t d, index_t c) {
   out["time"] = r.time;
   out["solver"] = r.solver;
   out["n_active"] = r.n_active;
-  out["history"] = hist;
+  out["history"] = history_to_dict(r.history);
   return out;
 }
 

@@ -4,12 +4,14 @@
 // A Python exception raised there is kept in *error for the caller to rethrow after the solve.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "convexnn/gated_solver.hpp"
 
@@ -53,6 +55,32 @@ inline std::function<bool(const IterInfo&)> progress_callback(bool verbose, pybi
     }
     return true;
   };
+}
+
+// A solver's certificate history as a dict of equal-length arrays (iteration, objective, dual_objective, gap,
+// time, n_active), the one format both solver bindings return.
+inline pybind11::dict history_to_dict(const std::vector<HistoryEntry>& history) {
+  namespace py = pybind11;
+  const auto H = static_cast<py::ssize_t>(history.size());
+  py::array_t<index_t> h_iter(H), h_act(H);
+  py::array_t<double> h_obj(H), h_dual(H), h_gap(H), h_time(H);
+  for (py::ssize_t k = 0; k < H; ++k) {
+    const auto& e = history[static_cast<std::size_t>(k)];
+    h_iter.mutable_at(k) = e.iteration;
+    h_act.mutable_at(k) = e.n_active;
+    h_obj.mutable_at(k) = e.objective;
+    h_dual.mutable_at(k) = e.dual_objective;
+    h_gap.mutable_at(k) = e.gap;
+    h_time.mutable_at(k) = e.time;
+  }
+  py::dict hist;
+  hist["iteration"] = h_iter;
+  hist["objective"] = h_obj;
+  hist["dual_objective"] = h_dual;
+  hist["gap"] = h_gap;
+  hist["time"] = h_time;
+  hist["n_active"] = h_act;
+  return hist;
 }
 
 }  // namespace convexnn::python

@@ -73,6 +73,9 @@ def test_relu_status_reports_max_iter_honestly():
     assert res.n_iter == 3
     assert res.gap > 1e-12
     assert res.dual_objective <= res.objective
+    # The same history rows as the gated solver: one dict per certificate, the last one the reported values.
+    assert {"iteration", "objective", "dual_objective", "gap", "time"} <= set(res.history[-1])
+    assert res.history[-1]["iteration"] == 3 and res.history[-1]["objective"] == res.objective
 
 
 def test_relu_float32_iterations_keep_float64_certificate():
