@@ -9,8 +9,9 @@
 //   BM_TwoGemmFloor          the same flops as two plain BLAS GEMMs without masks:
 //                            T = X U^T (n x P, k = d) and G = X^T M (d x P, k = n), M a dense n x P matrix.
 //                            This is the floor: the masked products cannot beat the GEMMs they contain.
-// Every benchmark takes the thread count as its argument: OpenMP threads (with single-threaded BLAS
-// inside) for the operator, OpenBLAS threads for the plain GEMMs.
+// Every benchmark takes the thread count as its first argument: OpenMP threads (with single-threaded BLAS
+// inside) for the operator, OpenBLAS threads for the plain GEMMs. The masked benchmarks take the product
+// method as their second: 0 = GEMM tiles with mask epilogues, 1 = subset-sum tables (masked_tables.cpp).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -51,8 +52,10 @@ struct Problem {
       }
     words = cnn::pack_masks(dense.data(), kN, kP, kP, 1);
   }
-  cnn::MaskedOperator<T> op() const {
-    return cnn::MaskedOperator<T>(cnn::MatrixView<T>::c_order(X.data(), kN, kD), words, kP);
+  cnn::MaskedOperator<T> op(const benchmark::State& state) const {
+    cnn::MaskedOperator<T> o(cnn::MatrixView<T>::c_order(X.data(), kN, kD), words, kP);
+    o.set_product_method(state.range(1) == 0 ? cnn::ProductMethod::Gemm : cnn::ProductMethod::Tables);
+    return o;
   }
 };
 
@@ -83,7 +86,7 @@ template <class T>
 void BM_MaskedForwardAdjoint(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
-  const auto op = p.op();
+  const auto op = p.op(state);
   std::vector<T> z(kN), G(kP * kD);
   for (auto _ : state) {
     op.forward(p.U.data(), 1, z.data());
@@ -92,14 +95,14 @@ void BM_MaskedForwardAdjoint(benchmark::State& state) {
     benchmark::DoNotOptimize(G.data());
   }
   set_rate(state, kPairFlops);
-  state.SetLabel(cnn::masked_kernel_isa());
+  state.SetLabel(cnn::masked_kernel_isa() + (state.range(1) == 0 ? " gemm" : " tables"));
 }
 
 template <class T>
 void BM_MaskedForward(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
-  const auto op = p.op();
+  const auto op = p.op(state);
   std::vector<T> z(kN);
   for (auto _ : state) {
     op.forward(p.U.data(), 1, z.data());
@@ -112,7 +115,7 @@ template <class T>
 void BM_MaskedAdjoint(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
-  const auto op = p.op();
+  const auto op = p.op(state);
   std::vector<T> G(kP * kD);
   for (auto _ : state) {
     op.adjoint(p.R.data(), 1, G.data());
@@ -144,13 +147,15 @@ void BM_TwoGemmFloor(benchmark::State& state) {
 }  // namespace
 
 #define CONVEXNN_BENCH_THREADS(fn) BENCHMARK(fn)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)
-CONVEXNN_BENCH_THREADS(BM_MaskedForwardAdjoint<double>);
+#define CONVEXNN_BENCH_METHODS(fn) \
+  BENCHMARK(fn)->ArgsProduct({{1, 2}, {0, 1}})->ArgNames({"threads", "tables"})->UseRealTime()->Unit(benchmark::kMillisecond)
+CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<double>);
 CONVEXNN_BENCH_THREADS(BM_TwoGemmFloor<double>);
-CONVEXNN_BENCH_THREADS(BM_MaskedForward<double>);
-CONVEXNN_BENCH_THREADS(BM_MaskedAdjoint<double>);
-CONVEXNN_BENCH_THREADS(BM_MaskedForwardAdjoint<float>);
+CONVEXNN_BENCH_METHODS(BM_MaskedForward<double>);
+CONVEXNN_BENCH_METHODS(BM_MaskedAdjoint<double>);
+CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<float>);
 CONVEXNN_BENCH_THREADS(BM_TwoGemmFloor<float>);
-CONVEXNN_BENCH_THREADS(BM_MaskedForward<float>);
-CONVEXNN_BENCH_THREADS(BM_MaskedAdjoint<float>);
+CONVEXNN_BENCH_METHODS(BM_MaskedForward<float>);
+CONVEXNN_BENCH_METHODS(BM_MaskedAdjoint<float>);
 
 BENCHMARK_MAIN();

@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "convexnn/blas.hpp"
+#include "masked_tables.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define CONVEXNN_X86_SIMD 1
@@ -717,6 +718,22 @@ void MaskedOperator<T>::check_subset(BlockSubset subset, const char* name) const
 }
 
 template <class T>
+bool MaskedOperator<T>::uses_tables(index_t c, index_t n_blocks) const {
+  switch (method_) {
+    case ProductMethod::Gemm: return false;
+    case ProductMethod::Tables: return true;
+    default: return detail::tables_preferred(X_.rows, X_.cols, c, n_blocks, sizeof(T));
+  }
+}
+
+namespace {
+detail::TableSimd table_simd() { return static_cast<detail::TableSimd>(isa_slot().load(std::memory_order_relaxed)); }
+static_assert(static_cast<int>(detail::TableSimd::Avx512) == static_cast<int>(Isa::Avx512) &&
+                  static_cast<int>(detail::TableSimd::Avx2) == static_cast<int>(Isa::Avx2),
+              "the table kernels follow the mask kernels' SIMD choice");
+}  // namespace
+
+template <class T>
 void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset) const {
   CONVEXNN_CHECK(c >= 1, "forward: c must be >= 1, got " << c);
   check_subset(subset, "subset");
@@ -724,6 +741,10 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
   if (n == 0) return;
   if (S == 0 || d == 0) {
     std::fill(z, z + n * c, T(0));
+    return;
+  }
+  if (uses_tables(c, S)) {
+    detail::table_forward(table_simd(), X_, masks_, subset, U, c, z);
     return;
   }
   const Context<T> ctx{X_, masks_, subset, kernels<T>()};
@@ -779,6 +800,10 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
   if (S == 0 || d == 0) return;
   if (n == 0) {
     std::fill(G, G + S * d * c, T(0));
+    return;
+  }
+  if (uses_tables(c, S)) {
+    detail::table_adjoint(table_simd(), X_, masks_, subset, R, c, G);
     return;
   }
   const Context<T> ctx{X_, masks_, subset, kernels<T>()};

@@ -1,7 +1,8 @@
 // MaskedOperator and DenseBlockOperator against naive loops (accumulated in long double), on shapes that
 // hit every tiling path: n < 64, n = 64 / 128, n not a multiple of 64, several row tiles and pattern
 // blocks (partial outputs on both sides of the grid), P = 1, subsets with repeats, c = 1 and 3, float
-// and double, C- and F-ordered X, 1 vs 2 threads and every SIMD kernel variant (bitwise identical).
+// and double, C- and F-ordered X, 1 vs 2 threads and every SIMD kernel variant (bitwise identical), for
+// both product methods (GEMM tiles and subset-sum tables).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -15,6 +16,7 @@
 #include "convexnn/blas.hpp"
 #include "convexnn/dense_block_operator.hpp"
 #include "convexnn/masked_operator.hpp"
+#include "../../cpp/src/masked_tables.hpp"  // white-box: the bit transpose of the table kernels
 
 namespace cnn = convexnn;
 using cnn::index_t;
@@ -36,7 +38,11 @@ struct Problem {
   }
   T at(index_t k, index_t r) const { return X()(k, r); }
   bool active(index_t k, index_t i) const { return m[k * P + i] != 0; }
-  cnn::MaskedOperator<T> op() const { return cnn::MaskedOperator<T>(X(), cnn::pack_masks(m.data(), n, P, P, 1), P); }
+  cnn::MaskedOperator<T> op(cnn::ProductMethod method = cnn::ProductMethod::Auto) const {
+    cnn::MaskedOperator<T> o(X(), cnn::pack_masks(m.data(), n, P, P, 1), P);
+    o.set_product_method(method);
+    return o;
+  }
 };
 
 template <class T>
@@ -165,16 +171,21 @@ struct Shape {
 };
 
 // Shapes covering the grid: n < 64; n = 64, 128; n % 64 != 0; one row tile with several pattern
-// blocks (forward pattern chunks); many row tiles with one block (adjoint row chunks); P = 1; d = 1.
-const Shape kShapes[] = {{37, 4, 5},   {64, 3, 6},   {128, 5, 4},  {200, 6, 9},  {1, 3, 2},
-                         {300, 5, 600}, {1500, 4, 3}, {700, 1, 7}, {333, 7, 1}};
+// blocks (forward pattern chunks); many row tiles with one block (adjoint row chunks); P = 1; d = 1;
+// for the tables also feature vectors longer than one pass of registers (d = 50, 130) and several
+// adjoint pattern chunks (P = 600).
+const Shape kShapes[] = {{37, 4, 5},   {64, 3, 6},   {128, 5, 4},  {200, 6, 9},  {1, 3, 2},    {300, 5, 600},
+                         {1500, 4, 3}, {700, 1, 7}, {333, 7, 1}, {260, 50, 70}, {130, 130, 11}};
+
+const cnn::ProductMethod kMethods[] = {cnn::ProductMethod::Gemm, cnn::ProductMethod::Tables};
+std::string method_name(cnn::ProductMethod m) { return m == cnn::ProductMethod::Tables ? "tables" : "gemm"; }
 
 template <class T>
-void check_all_products(const Shape& sh, bool f_order, index_t c, unsigned seed) {
+void check_all_products(const Shape& sh, bool f_order, index_t c, unsigned seed, cnn::ProductMethod method) {
   const auto p = make_problem<T>(sh.n, sh.d, sh.P, f_order, seed);
-  const auto op = p.op();
+  const auto op = p.op(method);
   const std::string tag = "n=" + std::to_string(sh.n) + " d=" + std::to_string(sh.d) + " P=" + std::to_string(sh.P) +
-                          " c=" + std::to_string(c) + (f_order ? " F" : " C");
+                          " c=" + std::to_string(c) + (f_order ? " F " : " C ") + method_name(method);
   // Full set, then a subset with a repeated block in non-sorted order.
   std::vector<std::vector<index_t>> subsets = {all_blocks(sh.P)};
   subsets.push_back({sh.P - 1, 0, sh.P - 1});
@@ -199,16 +210,39 @@ void check_all_products(const Shape& sh, bool f_order, index_t c, unsigned seed)
 
 TEST(MaskedOperator, MatchesNaiveLoopsDouble) {
   unsigned seed = 10;
-  for (const auto& sh : kShapes)
-    for (bool f : {false, true})
-      for (index_t c : {1, 3}) check_all_products<double>(sh, f, c, seed++);
+  for (const auto method : kMethods)
+    for (const auto& sh : kShapes)
+      for (bool f : {false, true})
+        for (index_t c : {1, 3}) check_all_products<double>(sh, f, c, seed++, method);
 }
 
 TEST(MaskedOperator, MatchesNaiveLoopsFloat) {
   unsigned seed = 100;
-  for (const auto& sh : kShapes)
-    for (bool f : {false, true})
-      for (index_t c : {1, 3}) check_all_products<float>(sh, f, c, seed++);
+  for (const auto method : kMethods)
+    for (const auto& sh : kShapes)
+      for (bool f : {false, true})
+        for (index_t c : {1, 3}) check_all_products<float>(sh, f, c, seed++, method);
+}
+
+TEST(MaskedOperator, AutoMethodPicksTablesOnlyForManyPatterns) {
+  const auto p = make_problem<double>(200, 6, 40, false, 3);
+  const auto op = p.op();
+  EXPECT_EQ(op.product_method(), cnn::ProductMethod::Auto);
+  EXPECT_TRUE(op.uses_tables(1, 40));
+  EXPECT_FALSE(op.uses_tables(1, 2));  // too few patterns to amortise the tables
+  EXPECT_FALSE(p.op(cnn::ProductMethod::Gemm).uses_tables(1, 40));
+  EXPECT_TRUE(p.op(cnn::ProductMethod::Tables).uses_tables(1, 2));
+}
+
+TEST(MaskedTables, TransposeBits64MatchesNaive) {
+  std::mt19937_64 rng(5);
+  std::vector<std::uint64_t> a(64), t(64);
+  for (auto& w : a) w = rng();
+  a[3] = 0, a[7] = ~std::uint64_t(0);
+  t = a;
+  cnn::detail::transpose_bits64(t.data());
+  for (int i = 0; i < 64; ++i)
+    for (int j = 0; j < 64; ++j) ASSERT_EQ((t[i] >> j) & 1U, (a[j] >> i) & 1U) << i << "," << j;
 }
 
 TEST(MaskedOperator, ReportsAKernelVariant) {
@@ -219,12 +253,12 @@ TEST(MaskedOperator, ReportsAKernelVariant) {
 
 // Every SIMD variant the CPU can run and both thread counts give bitwise identical results.
 template <class T>
-void check_bitwise_reproducible() {
-  const std::vector<Shape> shapes = {{300, 5, 600}, {1500, 4, 3}, {200, 6, 9}};
+void check_bitwise_reproducible(cnn::ProductMethod method) {
+  const std::vector<Shape> shapes = {{300, 5, 600}, {1500, 4, 3}, {200, 6, 9}, {2000, 50, 40}};
   for (const auto& sh : shapes)
     for (index_t c : {1, 3}) {
       const auto p = make_problem<T>(sh.n, sh.d, sh.P, false, 7);
-      const auto op = p.op();
+      const auto op = p.op(method);
       const auto U = random_vec<T>(sh.P * sh.d * c, 8), R = random_vec<T>(sh.n * c, 9);
       std::vector<T> z0, G0, v0;
       bool have_reference = false;
@@ -240,7 +274,8 @@ void check_bitwise_reproducible() {
             z0 = z, G0 = G, v0 = v, have_reference = true;
             continue;
           }
-          const std::string tag = std::string(isa) + " threads=" + std::to_string(threads) + " n=" + std::to_string(sh.n);
+          const std::string tag = std::string(isa) + " threads=" + std::to_string(threads) + " n=" + std::to_string(sh.n) +
+                                  " " + method_name(method);
           EXPECT_EQ(z, z0) << "forward " << tag;
           EXPECT_EQ(G, G0) << "adjoint " << tag;
           EXPECT_EQ(v, v0) << "cone_violation " << tag;
@@ -251,8 +286,10 @@ void check_bitwise_reproducible() {
 }
 
 TEST(MaskedOperator, BitwiseIdenticalAcrossThreadsAndKernels) {
-  check_bitwise_reproducible<double>();
-  check_bitwise_reproducible<float>();
+  for (const auto method : kMethods) {
+    check_bitwise_reproducible<double>(method);
+    check_bitwise_reproducible<float>(method);
+  }
 }
 
 TEST(MaskedOperator, Adjointness) {

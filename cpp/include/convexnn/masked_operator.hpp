@@ -51,6 +51,13 @@ struct PackedMasks {
 std::vector<std::uint64_t> pack_masks(const std::uint8_t* dense, index_t n, index_t n_patterns, index_t row_stride,
                                       index_t col_stride);
 
+// How forward and adjoint compute their products (both are exact up to rounding; see bench/RESULTS.md).
+enum class ProductMethod {
+  Auto,    // Tables when the shape favours them (enough patterns, moderate d * c), else Gemm
+  Gemm,    // row tiles of X times coefficient blocks by BLAS GEMM, masks in a SIMD epilogue/prologue
+  Tables,  // subset-sum tables over groups of 4 rows / 4 patterns (masked_tables.cpp): ~4x fewer operations
+};
+
 // How block_lipschitz computes ||D_i X||_2^2 = lambda_max(X^T D_i X).
 enum class LipschitzMethod {
   Auto,            // Gram when it is cheaper than kNominalPowerIterations power steps (small d), else Power
@@ -91,6 +98,12 @@ class MaskedOperator final : public BlockOperator<T> {
   const MatrixView<T>& data() const { return X_; }
   const PackedMasks& masks() const { return masks_; }
 
+  // The method forward/adjoint use (Auto by default). Not thread-safe against concurrent products.
+  void set_product_method(ProductMethod method) { method_ = method; }
+  ProductMethod product_method() const { return method_; }
+  // Whether a product with c columns over `n_blocks` blocks runs on the tables (the resolved method).
+  bool uses_tables(index_t c, index_t n_blocks) const;
+
  private:
   void check_subset(BlockSubset subset, const char* name) const;
   void lipschitz_gram(T* out, BlockSubset subset) const;
@@ -99,6 +112,7 @@ class MaskedOperator final : public BlockOperator<T> {
   MatrixView<T> X_;
   PackedMasks masks_;
   std::shared_ptr<const std::vector<Word>> owned_words_;  // set only by the owning constructor
+  ProductMethod method_ = ProductMethod::Auto;
 };
 
 // Relative change of the Rayleigh quotient at which LipschitzMethod::PowerIteration stops.

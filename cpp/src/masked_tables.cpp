@@ -1,0 +1,410 @@
+// Masked products by subset-sum tables (see masked_tables.hpp for the method).
+//
+// Layout. A "feature vector" has m = d * c entries (one x_k r_k^T for the adjoint, one U_i for the
+// forward), stored padded to mp entries, mp a multiple of one cache line, in 64-byte aligned buffers so
+// every vector load is a whole, aligned line (unaligned 64-byte loads measured ~1.8x slower). A table is
+// 16 such vectors: entry b (0 <= b < 16) is the sum of the group's vectors whose bit is set in b.
+#include "masked_tables.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace convexnn::detail {
+namespace {
+
+using Word = std::uint64_t;
+constexpr index_t kWordBits = 64;
+constexpr index_t kGroupBits = 4;                        // vectors per table
+constexpr index_t kEntries = index_t(1) << kGroupBits;   // 16 entries per table
+constexpr index_t kGroupsPerWord = kWordBits / kGroupBits;
+constexpr std::size_t kLine = 64;                        // bytes: alignment and padding unit
+template <class T>
+constexpr index_t kPadElems = static_cast<index_t>(kLine / sizeof(T));
+
+// ---- tuning constants (bench/cpp/masked_ops_bench.cpp at n = 1e4, d = 50, P = 500, see bench/RESULTS.md) ----
+// Bytes of tables read by the inner loop of one tile: every pattern (adjoint) or row (forward) of the
+// tile reads all of them, so they must stay in L2 (and mostly in L1). 128 KiB measured best of
+// {32, 64, 128, 256} KiB for the adjoint on a 48 KiB L1 / 2 MiB L2 core.
+constexpr std::size_t kTableBudget = 128 * 1024;
+// Vector accumulators kept in registers per pass over the groups (8 of the 16 ymm / 32 zmm registers).
+constexpr int kMaxAccumulators = 8;
+// Forward: rows per work unit (a multiple of 64 so a unit owns whole mask words).
+constexpr index_t kForwardRowTile = 256;
+// Adjoint: patterns per work unit. Each unit builds the tables of its rows itself, 15 vector additions per
+// group against one addition per pattern and group, so a chunk this long keeps the build under ~6%.
+constexpr index_t kAdjointPatternChunk = 256;
+// Minimum number of work units wanted when the shape allows (independent of the thread count).
+constexpr index_t kMinWorkUnits = 16;
+// Below this many vector additions a call runs on one thread.
+constexpr double kMinParallelAdds = 2e5;
+// Auto method: the tables need enough outputs per table to amortise building them (adjoint) and enough
+// groups per output (forward); below these the GEMM tiles are used.
+constexpr index_t kMinPatternsForTables = 32;
+constexpr index_t kMaxFeaturesForTables = 1024;            // m = d * c; larger m leaves the caches
+constexpr std::size_t kMaxForwardTableBytes = std::size_t(256) << 20;
+
+index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
+index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
+
+// ---- aligned buffers ---------------------------------------------------------------------------------------
+
+template <class T>
+struct LineAllocator {
+  using value_type = T;
+  LineAllocator() = default;
+  template <class U>
+  LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(std::size_t count) {
+    if (count > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_alloc();
+    return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(kLine)));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(kLine)); }
+  bool operator==(const LineAllocator&) const { return true; }
+  bool operator!=(const LineAllocator&) const { return false; }
+};
+template <class T>
+using AlignedVector = std::vector<T, LineAllocator<T>>;
+
+template <class T>
+AlignedVector<T> make_aligned(index_t count, const char* what) {
+  const double bytes = static_cast<double>(count) * sizeof(T);
+  if (count < 0 || bytes > static_cast<double>(std::numeric_limits<std::ptrdiff_t>::max() / 2))
+    throw std::length_error(std::string("masked operator (tables): ") + what + " would need " + std::to_string(bytes) +
+                            " bytes");
+  try {
+    return AlignedVector<T>(static_cast<std::size_t>(count), T(0));
+  } catch (const std::bad_alloc&) {
+    throw std::length_error(std::string("masked operator (tables): cannot allocate ") + what + " of " +
+                            std::to_string(bytes) + " bytes");
+  }
+}
+
+// Per-thread scratch that only grows (OpenMP threads persist); contents are stale between uses.
+template <class T, int Slot>
+T* scratch(index_t count) {
+  thread_local AlignedVector<T> buf;
+  if (static_cast<index_t>(buf.size()) < count) buf = make_aligned<T>(count, "per-thread scratch");
+  return buf.data();
+}
+
+class ParallelErrors {  // exceptions must not leave an OpenMP region: keep the first, rethrow after
+ public:
+  template <class F>
+  void run(F&& body) noexcept {
+    try {
+      body();
+    } catch (...) {
+#pragma omp critical(convexnn_masked_tables_errors)
+      if (!first_) first_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::exception_ptr first_;
+};
+
+// ---- the inner kernel --------------------------------------------------------------------------------------
+
+template <class T, int Lanes>
+struct Vec {
+  typedef T type __attribute__((vector_size(Lanes * sizeof(T))));
+};
+
+inline index_t nibble(const Word* words, index_t q) {
+  return static_cast<index_t>((words[q / kGroupsPerWord] >> (kGroupBits * (q % kGroupsPerWord))) & (kEntries - 1));
+}
+
+// out[j0 .. j0 + R*Lanes) += sum_{g < ng} tables[g][nibble(words, g0 + g)][j0 ..], R registers.
+template <class T, int Lanes, int R>
+[[gnu::always_inline]] inline void accumulate_chunk(const Word* words, index_t g0, index_t ng, const T* tables,
+                                                    index_t mp, index_t j0, T* out) {
+  using V = typename Vec<T, Lanes>::type;
+  V acc[R];
+  for (int r = 0; r < R; ++r) std::memcpy(&acc[r], out + j0 + r * Lanes, sizeof(V));
+  const index_t table_stride = kEntries * mp;
+  for (index_t g = 0; g < ng; ++g) {
+    const T* entry = tables + g * table_stride + nibble(words, g0 + g) * mp + j0;
+    for (int r = 0; r < R; ++r) {
+      V v;
+      std::memcpy(&v, entry + r * Lanes, sizeof(V));
+      acc[r] += v;
+    }
+  }
+  for (int r = 0; r < R; ++r) std::memcpy(out + j0 + r * Lanes, &acc[r], sizeof(V));
+}
+
+// For each output o < count: out_o[0 .. mp) += sum_{g < ng} tables[g][nibble(words_o, g0 + g)], with
+// out_o = out + o * out_stride and words_o = word_rows[o] (mp a multiple of Lanes).
+template <class T, int Lanes>
+[[gnu::always_inline]] inline void accumulate_tables(index_t count, const Word* const* word_rows, index_t g0, index_t ng,
+                                                     const T* tables, index_t mp, T* out, index_t out_stride) {
+  for (index_t o = 0; o < count; ++o) {
+    const Word* words = word_rows[o];
+    T* dst = out + o * out_stride;
+    index_t j0 = 0;
+    for (; j0 + kMaxAccumulators * Lanes <= mp; j0 += kMaxAccumulators * Lanes)
+      accumulate_chunk<T, Lanes, kMaxAccumulators>(words, g0, ng, tables, mp, j0, dst);
+    switch ((mp - j0) / Lanes) {  // the remaining registers (fewer than kMaxAccumulators)
+      case 7: accumulate_chunk<T, Lanes, 7>(words, g0, ng, tables, mp, j0, dst); break;
+      case 6: accumulate_chunk<T, Lanes, 6>(words, g0, ng, tables, mp, j0, dst); break;
+      case 5: accumulate_chunk<T, Lanes, 5>(words, g0, ng, tables, mp, j0, dst); break;
+      case 4: accumulate_chunk<T, Lanes, 4>(words, g0, ng, tables, mp, j0, dst); break;
+      case 3: accumulate_chunk<T, Lanes, 3>(words, g0, ng, tables, mp, j0, dst); break;
+      case 2: accumulate_chunk<T, Lanes, 2>(words, g0, ng, tables, mp, j0, dst); break;
+      case 1: accumulate_chunk<T, Lanes, 1>(words, g0, ng, tables, mp, j0, dst); break;
+      default: break;
+    }
+  }
+}
+
+template <class T>
+using AccumulateFn = void (*)(index_t, const Word* const*, index_t, index_t, const T*, index_t, T*, index_t);
+
+// One instantiation per vector width; the same additions in the same order in each (bitwise identical).
+template <class T>
+void accumulate_generic(index_t count, const Word* const* rows, index_t g0, index_t ng, const T* tables, index_t mp,
+                        T* out, index_t out_stride) {
+  accumulate_tables<T, static_cast<int>(16 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+}
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define CONVEXNN_TABLES_X86 1
+template <class T>
+__attribute__((target("avx2"))) void accumulate_avx2(index_t count, const Word* const* rows, index_t g0, index_t ng,
+                                                     const T* tables, index_t mp, T* out, index_t out_stride) {
+  accumulate_tables<T, static_cast<int>(32 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+}
+template <class T>
+__attribute__((target("avx512f"))) void accumulate_avx512(index_t count, const Word* const* rows, index_t g0,
+                                                          index_t ng, const T* tables, index_t mp, T* out,
+                                                          index_t out_stride) {
+  accumulate_tables<T, static_cast<int>(64 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+}
+#else
+#define CONVEXNN_TABLES_X86 0
+#endif
+
+template <class T>
+AccumulateFn<T> accumulate_for(TableSimd simd) {
+#if CONVEXNN_TABLES_X86
+  if (simd == TableSimd::Avx512) return &accumulate_avx512<T>;
+  if (simd == TableSimd::Avx2) return &accumulate_avx2<T>;
+#endif
+  (void)simd;
+  return &accumulate_generic<T>;
+}
+
+// Tables of `groups` groups from base vectors (groups * 4 vectors of mp entries, padded with zeros):
+// entry b = entry (b with its lowest set bit cleared) + the vector of that bit. Fixed order of additions.
+template <class T>
+void build_tables(const T* base, index_t groups, index_t mp, T* tables) {
+  for (index_t g = 0; g < groups; ++g) {
+    T* t = tables + g * kEntries * mp;
+    const T* b = base + g * kGroupBits * mp;
+    std::fill(t, t + mp, T(0));
+    for (index_t e = 1; e < kEntries; ++e) {
+      const T* prev = t + (e & (e - 1)) * mp;
+      const T* add = b + __builtin_ctzll(static_cast<unsigned long long>(e)) * mp;
+      T* dst = t + e * mp;
+      for (index_t j = 0; j < mp; ++j) dst[j] = prev[j] + add[j];
+    }
+  }
+}
+
+// Groups of rows per adjoint tile: the largest power of two (so tiles never straddle a mask word) whose
+// tables fit the budget, at most one word (16 groups = 64 rows).
+template <class T>
+index_t adjoint_groups_per_tile(index_t mp) {
+  const index_t fit = static_cast<index_t>(kTableBudget / (kEntries * static_cast<std::size_t>(mp) * sizeof(T)));
+  index_t groups = 1;
+  while (groups * 2 <= std::min(fit, kGroupsPerWord)) groups *= 2;
+  return groups;
+}
+
+// Groups of patterns per forward block: as many tables as fit the budget (at least one).
+template <class T>
+index_t forward_groups_per_block(index_t mp) {
+  return std::max<index_t>(1, static_cast<index_t>(kTableBudget / (kEntries * static_cast<std::size_t>(mp) * sizeof(T))));
+}
+
+}  // namespace
+
+void transpose_bits64(std::uint64_t* a) {
+  // Recursive block swap (Hacker's Delight 7-3, least significant bit = column 0): 6 rounds of 32 swaps.
+  Word mask = 0x00000000FFFFFFFFULL;
+  for (index_t j = 32; j != 0; j >>= 1, mask ^= (mask << j)) {
+    for (index_t k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+      const Word t = ((a[k] >> j) ^ a[k | j]) & mask;
+      a[k] ^= t << j;
+      a[k | j] ^= t;
+    }
+  }
+}
+
+std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
+  const index_t mp = round_up(std::max<index_t>(d * c, 1), static_cast<index_t>(kLine / elem_bytes));
+  return static_cast<std::size_t>(ceil_div(n_blocks, kGroupBits)) * kEntries * static_cast<std::size_t>(mp) * elem_bytes;
+}
+
+bool tables_preferred(index_t n, index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
+  if (n < 1 || d < 1 || n_blocks < kMinPatternsForTables) return false;
+  if (d * c > kMaxFeaturesForTables) return false;
+  return forward_table_bytes(d, c, n_blocks, elem_bytes) <= kMaxForwardTableBytes;
+}
+
+// ---- adjoint ---------------------------------------------------------------------------------------------------
+//
+// Work units: (row chunk, pattern chunk). A unit walks its row tiles; per tile it builds the tables of
+// the tile's rows (x_k r_k^T, zero past n) and adds, for each of its patterns, one entry per group into
+// that pattern's partial sum for its row chunk. Partial sums of the row chunks are added in chunk order.
+template <class T>
+void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* R,
+                   index_t c, T* G) {
+  const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns);
+  const index_t m = d * c, mp = round_up(std::max<index_t>(m, 1), kPadElems<T>);
+  const index_t groups = adjoint_groups_per_tile<T>(mp), tile_rows = groups * kGroupBits;
+  const index_t n_tiles = ceil_div(n, tile_rows);
+  const index_t pattern_chunks = ceil_div(S, kAdjointPatternChunk);
+  const index_t chunk_len = ceil_div(S, pattern_chunks);
+  const index_t row_chunks = pattern_chunks >= kMinWorkUnits ? 1 : std::min(n_tiles, ceil_div(kMinWorkUnits, pattern_chunks));
+  const index_t tiles_per_chunk = ceil_div(n_tiles, row_chunks);
+  const index_t units = row_chunks * pattern_chunks;
+
+  std::vector<const Word*> word_rows(static_cast<std::size_t>(S));
+  for (index_t s = 0; s < S; ++s) word_rows[s] = masks.mask(subset.block(s));
+  AlignedVector<T> parts = make_aligned<T>(row_chunks * S * mp, "partial adjoint sums");
+  const AccumulateFn<T> accumulate = accumulate_for<T>(simd);
+  const bool parallel = units > 1 && omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
+
+  ParallelErrors errors;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (index_t u = 0; u < units; ++u) {
+    errors.run([&] {
+      const index_t pc = u / row_chunks, rc = u % row_chunks;
+      const index_t s0 = pc * chunk_len, s1 = std::min(S, s0 + chunk_len);
+      T* base = scratch<T, 0>(tile_rows * mp);
+      T* tables = scratch<T, 1>(groups * kEntries * mp);
+      T* out = parts.data() + (rc * S + s0) * mp;
+      for (index_t t = rc * tiles_per_chunk; t < std::min(n_tiles, (rc + 1) * tiles_per_chunk); ++t) {
+        const index_t r0 = t * tile_rows, rows = std::min(tile_rows, n - r0);
+        std::fill(base, base + tile_rows * mp, T(0));
+        for (index_t k = 0; k < rows; ++k) {
+          T* phi = base + k * mp;
+          const T* r = R + (r0 + k) * c;
+          for (index_t a = 0; a < d; ++a) {
+            const T x = X(r0 + k, a);
+            for (index_t j = 0; j < c; ++j) phi[a * c + j] = x * r[j];
+          }
+        }
+        build_tables(base, groups, mp, tables);
+        accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp);
+      }
+    });
+  }
+  errors.rethrow();
+
+  const bool parallel_reduce = parallel && S * m >= 4096;
+#pragma omp parallel for schedule(static) if (parallel_reduce)
+  for (index_t s = 0; s < S; ++s) {
+    T* g = G + s * m;
+    const T* p0 = parts.data() + s * mp;
+    for (index_t e = 0; e < m; ++e) g[e] = p0[e];
+    for (index_t q = 1; q < row_chunks; ++q) {
+      const T* pq = parts.data() + (q * S + s) * mp;
+      for (index_t e = 0; e < m; ++e) g[e] += pq[e];
+    }
+  }
+}
+
+// ---- forward ---------------------------------------------------------------------------------------------------
+//
+// The tables of the coefficient blocks (groups of 4 patterns of the subset) are built once per call.
+// Work units are row tiles: a unit transposes the mask bits of its rows (64 x 64 blocks) so each row has
+// its bits over the patterns in words, accumulates V_k = sum_i D_ik U_i block of tables by block of tables
+// (so a block stays in cache while every row of the tile reads it), then z_k = V_k^T x_k.
+template <class T>
+void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
+                   index_t c, T* z) {
+  const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns);
+  const index_t m = d * c, mp = round_up(std::max<index_t>(m, 1), kPadElems<T>);
+  const index_t n_groups = ceil_div(S, kGroupBits);
+  const index_t pattern_words = ceil_div(S, kWordBits);  // words of one row's bits over the patterns
+  const index_t block_groups = forward_groups_per_block<T>(mp);
+  const index_t n_tiles = ceil_div(n, kForwardRowTile);
+  const AccumulateFn<T> accumulate = accumulate_for<T>(simd);
+  const bool parallel = omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
+
+  AlignedVector<T> tables = make_aligned<T>(n_groups * kEntries * mp, "forward tables");
+  ParallelErrors errors;
+#pragma omp parallel for schedule(static) if (parallel && n_groups > 1)
+  for (index_t g = 0; g < n_groups; ++g) {
+    errors.run([&] {
+      T* base = scratch<T, 0>(kGroupBits * mp);
+      std::fill(base, base + kGroupBits * mp, T(0));
+      for (index_t q = 0; q < kGroupBits && g * kGroupBits + q < S; ++q)
+        std::copy(U + (g * kGroupBits + q) * m, U + (g * kGroupBits + q + 1) * m, base + q * mp);
+      build_tables(base, 1, mp, tables.data() + g * kEntries * mp);
+    });
+  }
+  errors.rethrow();
+
+#pragma omp parallel for schedule(dynamic, 1) if (parallel && n_tiles > 1)
+  for (index_t t = 0; t < n_tiles; ++t) {
+    errors.run([&] {
+      const index_t r0 = t * kForwardRowTile, rows = std::min(kForwardRowTile, n - r0);
+      const index_t row_words = ceil_div(rows, kWordBits);
+      Word* bits = scratch<Word, 2>(kForwardRowTile * pattern_words);  // row-major: row k has pattern_words words
+      Word* block = scratch<Word, 3>(kWordBits);
+      const Word** word_rows = scratch<const Word*, 4>(kForwardRowTile);
+      T* V = scratch<T, 5>(kForwardRowTile * mp);
+      for (index_t pw = 0; pw < pattern_words; ++pw) {
+        for (index_t w = 0; w < row_words; ++w) {
+          for (index_t q = 0; q < kWordBits; ++q) {
+            const index_t s = pw * kWordBits + q;
+            block[q] = s < S ? masks.mask(subset.block(s))[r0 / kWordBits + w] : 0;
+          }
+          transpose_bits64(block);
+          for (index_t b = 0; b < kWordBits && w * kWordBits + b < rows; ++b)
+            bits[(w * kWordBits + b) * pattern_words + pw] = block[b];
+        }
+      }
+      for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;
+      std::fill(V, V + rows * mp, T(0));
+      for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)
+        accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables.data() + g0 * kEntries * mp, mp, V,
+                   mp);
+      for (index_t k = 0; k < rows; ++k) {
+        const T* v = V + k * mp;
+        T* out = z + (r0 + k) * c;
+        for (index_t j = 0; j < c; ++j) {
+          T s = T(0);
+          for (index_t a = 0; a < d; ++a) s += X(r0 + k, a) * v[a * c + j];
+          out[j] = s;
+        }
+      }
+    });
+  }
+  errors.rethrow();
+}
+
+template void table_forward<float>(TableSimd, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
+                                   index_t, float*);
+template void table_forward<double>(TableSimd, const MatrixView<double>&, const PackedMasks&, BlockSubset,
+                                    const double*, index_t, double*);
+template void table_adjoint<float>(TableSimd, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
+                                   index_t, float*);
+template void table_adjoint<double>(TableSimd, const MatrixView<double>&, const PackedMasks&, BlockSubset,
+                                    const double*, index_t, double*);
+
+}  // namespace convexnn::detail
