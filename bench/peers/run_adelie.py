@@ -21,6 +21,7 @@ def main():
     p.add_argument("--formulation", default="gated")
     p.add_argument("--tol", type=float, default=1e-7)
     p.add_argument("--path-size", type=int, default=10)
+    p.add_argument("--ready", default=None, help="touch this file right before the timed solve")
     a = p.parse_args()
     import adelie as ad
 
@@ -32,6 +33,8 @@ def main():
     P = masks.shape[1]
     gated = a.formulation == "gated"
     lam = beta / n
+    if a.ready:  # the suite (bench/suite.py) starts its kill clock here
+        open(a.ready, "w").close()
     t0 = time.perf_counter()
     mat = ad.matrix.convex_relu(X, masks, gated=gated, n_threads=threads)
     n_groups = P if gated else 2 * P

@@ -22,6 +22,7 @@ def main():
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--max-iter", type=int, default=10000)
     p.add_argument("--dtype", default="float64")
+    p.add_argument("--ready", default=None, help="touch this file right before the timed solve")
     a = p.parse_args()
     from scnn.metrics import Metrics
     from scnn.models import ConvexGatedReLU, ConvexReLU
@@ -40,6 +41,8 @@ def main():
         model = ConvexReLU(G)
         solver = AL(model, max_primal_iters=a.max_iter, max_dual_iters=a.max_iter, tol=a.tol, constraint_tol=a.tol)
     metrics = Metrics(metric_freq=10**9, objective=False, grad_norm=False, time=False)
+    if a.ready:  # the suite (bench/suite.py) starts its kill clock here
+        open(a.ready, "w").close()
     t0 = time.perf_counter()
     model, metrics = optimize_model(model, solver, metrics, X, y, regularizer=NeuronGL1(beta / n),
                                     return_convex=True, unitize_data=False, dtype=a.dtype)
