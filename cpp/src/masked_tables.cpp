@@ -39,9 +39,10 @@ constexpr std::size_t kTableBudget = 128 * 1024;
 constexpr int kMaxAccumulators = 8;
 // Forward: rows per work unit (a multiple of 64 so a unit owns whole mask words).
 constexpr index_t kForwardRowTile = 256;
-// Adjoint: patterns per work unit. Each unit builds the tables of its rows itself, 15 vector additions per
-// group against one addition per pattern and group, so a chunk this long keeps the build under ~6%.
-constexpr index_t kAdjointPatternChunk = 256;
+// Adjoint: at most this many patterns per work unit. Each unit builds the tables of its rows itself (15
+// vector additions per group against one per pattern and group), so long chunks keep that cheap; more
+// chunks only serve to bound the partial sums (row chunks x patterns x mp) when there are many patterns.
+constexpr index_t kAdjointPatternChunk = 1024;
 // Minimum number of work units wanted when the shape allows (independent of the thread count).
 constexpr index_t kMinWorkUnits = 16;
 // Below this many vector additions a call runs on one thread.
@@ -122,11 +123,8 @@ struct Vec {
   typedef T type __attribute__((vector_size(Lanes * sizeof(T))));
 };
 
-inline index_t nibble(const Word* words, index_t q) {
-  return static_cast<index_t>((words[q / kGroupsPerWord] >> (kGroupBits * (q % kGroupsPerWord))) & (kEntries - 1));
-}
-
-// out[j0 .. j0 + R*Lanes) += sum_{g < ng} tables[g][nibble(words, g0 + g)][j0 ..], R registers.
+// out[j0 .. j0 + R*Lanes) += sum_{g < ng} tables[g][nibble g0 + g of words][j0 ..], R registers; nibble q
+// is bits 4(q % 16) .. 4(q % 16) + 3 of words[q / 16]. One word is loaded per 16 groups and shifted.
 template <class T, int Lanes, int R>
 [[gnu::always_inline]] inline void accumulate_chunk(const Word* words, index_t g0, index_t ng, const T* tables,
                                                     index_t mp, index_t j0, T* out) {
@@ -134,13 +132,20 @@ template <class T, int Lanes, int R>
   V acc[R];
   for (int r = 0; r < R; ++r) std::memcpy(&acc[r], out + j0 + r * Lanes, sizeof(V));
   const index_t table_stride = kEntries * mp;
-  for (index_t g = 0; g < ng; ++g) {
-    const T* entry = tables + g * table_stride + nibble(words, g0 + g) * mp + j0;
-    for (int r = 0; r < R; ++r) {
-      V v;
-      std::memcpy(&v, entry + r * Lanes, sizeof(V));
-      acc[r] += v;
+  const T* table = tables + j0;
+  for (index_t q = g0, end = g0 + ng; q < end;) {
+    Word word = words[q / kGroupsPerWord] >> (kGroupBits * (q % kGroupsPerWord));
+    const index_t run = std::min(kGroupsPerWord - q % kGroupsPerWord, end - q);
+    // A pointer walk (no separate counter): the loop must keep every index in registers.
+    for (const T* stop = table + run * table_stride; table != stop; word >>= kGroupBits, table += table_stride) {
+      const T* entry = table + static_cast<index_t>(word & (kEntries - 1)) * mp;
+      for (int r = 0; r < R; ++r) {
+        V v;
+        std::memcpy(&v, entry + r * Lanes, sizeof(V));
+        acc[r] += v;
+      }
     }
+    q += run;
   }
   for (int r = 0; r < R; ++r) std::memcpy(out + j0 + r * Lanes, &acc[r], sizeof(V));
 }
@@ -169,14 +174,48 @@ template <class T, int Lanes>
   }
 }
 
+// Completes `groups` tables whose entries 0 (zeros) and 1, 2, 4, 8 (the group's 4 vectors) are set:
+// entry e = entry (e with its lowest set bit cleared) + entry (its lowest set bit), 11 vector additions
+// per table in a fixed order (e ascending).
+template <class T, int Lanes>
+[[gnu::always_inline]] inline void complete_tables_impl(index_t groups, index_t mp, T* tables) {
+  using V = typename Vec<T, Lanes>::type;
+  for (index_t g = 0; g < groups; ++g) {
+    T* t = tables + g * kEntries * mp;
+    for (index_t e = 3; e < kEntries; ++e) {
+      if ((e & (e - 1)) == 0) continue;  // a power of two: one of the group's vectors
+      const T* high = t + (e & (e - 1)) * mp;
+      const T* low = t + (e & -e) * mp;
+      T* dst = t + e * mp;
+      for (index_t j = 0; j < mp; j += Lanes) {
+        V a, b;
+        std::memcpy(&a, high + j, sizeof(V));
+        std::memcpy(&b, low + j, sizeof(V));
+        a += b;
+        std::memcpy(dst + j, &a, sizeof(V));
+      }
+    }
+  }
+}
+
 template <class T>
-using AccumulateFn = void (*)(index_t, const Word* const*, index_t, index_t, const T*, index_t, T*, index_t);
+struct TableKernels {
+  // For each output o < count: out + o * out_stride (mp entries) += one entry per group of
+  // [g0, g0 + ng), selected by the nibbles of word_rows[o] (see accumulate_tables).
+  void (*accumulate)(index_t count, const Word* const* word_rows, index_t g0, index_t ng, const T* tables, index_t mp,
+                     T* out, index_t out_stride);
+  void (*complete)(index_t groups, index_t mp, T* tables);
+};
 
 // One instantiation per vector width; the same additions in the same order in each (bitwise identical).
 template <class T>
 void accumulate_generic(index_t count, const Word* const* rows, index_t g0, index_t ng, const T* tables, index_t mp,
                         T* out, index_t out_stride) {
   accumulate_tables<T, static_cast<int>(16 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+}
+template <class T>
+void complete_generic(index_t groups, index_t mp, T* tables) {
+  complete_tables_impl<T, static_cast<int>(16 / sizeof(T))>(groups, mp, tables);
 }
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define CONVEXNN_TABLES_X86 1
@@ -186,40 +225,52 @@ __attribute__((target("avx2"))) void accumulate_avx2(index_t count, const Word* 
   accumulate_tables<T, static_cast<int>(32 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
 }
 template <class T>
+__attribute__((target("avx2"))) void complete_avx2(index_t groups, index_t mp, T* tables) {
+  complete_tables_impl<T, static_cast<int>(32 / sizeof(T))>(groups, mp, tables);
+}
+template <class T>
 __attribute__((target("avx512f"))) void accumulate_avx512(index_t count, const Word* const* rows, index_t g0,
                                                           index_t ng, const T* tables, index_t mp, T* out,
                                                           index_t out_stride) {
   accumulate_tables<T, static_cast<int>(64 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+}
+template <class T>
+__attribute__((target("avx512f"))) void complete_avx512(index_t groups, index_t mp, T* tables) {
+  complete_tables_impl<T, static_cast<int>(64 / sizeof(T))>(groups, mp, tables);
 }
 #else
 #define CONVEXNN_TABLES_X86 0
 #endif
 
 template <class T>
-AccumulateFn<T> accumulate_for(TableSimd simd) {
+TableKernels<T> kernels_for(TableSimd simd) {
 #if CONVEXNN_TABLES_X86
-  if (simd == TableSimd::Avx512) return &accumulate_avx512<T>;
-  if (simd == TableSimd::Avx2) return &accumulate_avx2<T>;
+  if (simd == TableSimd::Avx512) return {&accumulate_avx512<T>, &complete_avx512<T>};
+  if (simd == TableSimd::Avx2) return {&accumulate_avx2<T>, &complete_avx2<T>};
 #endif
   (void)simd;
-  return &accumulate_generic<T>;
+  return {&accumulate_generic<T>, &complete_generic<T>};
 }
 
-// Tables of `groups` groups from base vectors (groups * 4 vectors of mp entries, padded with zeros):
-// entry b = entry (b with its lowest set bit cleared) + the vector of that bit. Fixed order of additions.
+// x^T v for a contiguous x of length d: kPadElems interleaved partial sums (vectorisable in any ISA,
+// summed in a fixed order at the end), so the result does not depend on the vector width.
 template <class T>
-void build_tables(const T* base, index_t groups, index_t mp, T* tables) {
-  for (index_t g = 0; g < groups; ++g) {
-    T* t = tables + g * kEntries * mp;
-    const T* b = base + g * kGroupBits * mp;
-    std::fill(t, t + mp, T(0));
-    for (index_t e = 1; e < kEntries; ++e) {
-      const T* prev = t + (e & (e - 1)) * mp;
-      const T* add = b + __builtin_ctzll(static_cast<unsigned long long>(e)) * mp;
-      T* dst = t + e * mp;
-      for (index_t j = 0; j < mp; ++j) dst[j] = prev[j] + add[j];
-    }
-  }
+T row_dot(const T* x, const T* v, index_t d) {
+  constexpr index_t L = kPadElems<T>;
+  T part[L] = {};
+  index_t a = 0;
+  for (; a + L <= d; a += L)
+    for (index_t l = 0; l < L; ++l) part[l] += x[a + l] * v[a + l];
+  for (index_t l = 0; a + l < d; ++l) part[l] += x[a + l] * v[a + l];
+  T s = T(0);
+  for (index_t l = 0; l < L; ++l) s += part[l];
+  return s;
+}
+
+// The slot of vector q (0 <= q < 4) of group g in a table array: entry 2^q of table g.
+template <class T>
+T* group_vector(T* tables, index_t g, index_t q, index_t mp) {
+  return tables + (g * kEntries + (index_t(1) << q)) * mp;
 }
 
 // Groups of rows per adjoint tile: the largest power of two (so tiles never straddle a mask word) whose
@@ -232,10 +283,12 @@ index_t adjoint_groups_per_tile(index_t mp) {
   return groups;
 }
 
-// Groups of patterns per forward block: as many tables as fit the budget (at least one).
+// Groups of patterns per forward block: as many tables as fit the budget (at least one), whole words
+// (16 groups) when at least one word fits.
 template <class T>
 index_t forward_groups_per_block(index_t mp) {
-  return std::max<index_t>(1, static_cast<index_t>(kTableBudget / (kEntries * static_cast<std::size_t>(mp) * sizeof(T))));
+  const index_t fit = static_cast<index_t>(kTableBudget / (kEntries * static_cast<std::size_t>(mp) * sizeof(T)));
+  return fit >= kGroupsPerWord ? fit / kGroupsPerWord * kGroupsPerWord : std::max<index_t>(1, fit);
 }
 
 }  // namespace
@@ -284,7 +337,7 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
   std::vector<const Word*> word_rows(static_cast<std::size_t>(S));
   for (index_t s = 0; s < S; ++s) word_rows[s] = masks.mask(subset.block(s));
   AlignedVector<T> parts = make_aligned<T>(row_chunks * S * mp, "partial adjoint sums");
-  const AccumulateFn<T> accumulate = accumulate_for<T>(simd);
+  const TableKernels<T> kern = kernels_for<T>(simd);
   const bool parallel = units > 1 && omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
 
   ParallelErrors errors;
@@ -293,22 +346,33 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
     errors.run([&] {
       const index_t pc = u / row_chunks, rc = u % row_chunks;
       const index_t s0 = pc * chunk_len, s1 = std::min(S, s0 + chunk_len);
-      T* base = scratch<T, 0>(tile_rows * mp);
       T* tables = scratch<T, 1>(groups * kEntries * mp);
       T* out = parts.data() + (rc * S + s0) * mp;
       for (index_t t = rc * tiles_per_chunk; t < std::min(n_tiles, (rc + 1) * tiles_per_chunk); ++t) {
         const index_t r0 = t * tile_rows, rows = std::min(tile_rows, n - r0);
-        std::fill(base, base + tile_rows * mp, T(0));
-        for (index_t k = 0; k < rows; ++k) {
-          T* phi = base + k * mp;
-          const T* r = R + (r0 + k) * c;
-          for (index_t a = 0; a < d; ++a) {
-            const T x = X(r0 + k, a);
-            for (index_t j = 0; j < c; ++j) phi[a * c + j] = x * r[j];
+        // The group vectors x_k r_k^T (zero past n and in the padding), straight into the table slots.
+        for (index_t g = 0; g < groups; ++g) std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
+        for (index_t k = 0; k < tile_rows; ++k) {
+          T* phi = group_vector(tables, k / kGroupBits, k % kGroupBits, mp);
+          if (k >= rows) {
+            std::fill(phi, phi + mp, T(0));
+            continue;
           }
+          const T* r = R + (r0 + k) * c;
+          if (c == 1 && X.col_stride == 1) {  // contiguous row, one column: a vectorisable scale
+            const T* x = X.data + (r0 + k) * X.row_stride;
+            const T rk = r[0];
+            for (index_t a = 0; a < d; ++a) phi[a] = x[a] * rk;
+          } else {
+            for (index_t a = 0; a < d; ++a) {
+              const T x = X(r0 + k, a);
+              for (index_t j = 0; j < c; ++j) phi[a * c + j] = x * r[j];
+            }
+          }
+          std::fill(phi + m, phi + mp, T(0));
         }
-        build_tables(base, groups, mp, tables);
-        accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp);
+        kern.complete(groups, mp, tables);
+        kern.accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp);
       }
     });
   }
@@ -342,19 +406,17 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
   const index_t pattern_words = ceil_div(S, kWordBits);  // words of one row's bits over the patterns
   const index_t block_groups = forward_groups_per_block<T>(mp);
   const index_t n_tiles = ceil_div(n, kForwardRowTile);
-  const AccumulateFn<T> accumulate = accumulate_for<T>(simd);
+  const TableKernels<T> kern = kernels_for<T>(simd);
   const bool parallel = omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
 
   AlignedVector<T> tables = make_aligned<T>(n_groups * kEntries * mp, "forward tables");
   ParallelErrors errors;
 #pragma omp parallel for schedule(static) if (parallel && n_groups > 1)
   for (index_t g = 0; g < n_groups; ++g) {
-    errors.run([&] {
-      T* base = scratch<T, 0>(kGroupBits * mp);
-      std::fill(base, base + kGroupBits * mp, T(0));
+    errors.run([&] {  // entry 0 is zero already; the group's blocks U_i (zero past S) into entries 1, 2, 4, 8
       for (index_t q = 0; q < kGroupBits && g * kGroupBits + q < S; ++q)
-        std::copy(U + (g * kGroupBits + q) * m, U + (g * kGroupBits + q + 1) * m, base + q * mp);
-      build_tables(base, 1, mp, tables.data() + g * kEntries * mp);
+        std::copy(U + (g * kGroupBits + q) * m, U + (g * kGroupBits + q + 1) * m, group_vector(tables.data(), g, q, mp));
+      kern.complete(1, mp, tables.data() + g * kEntries * mp);
     });
   }
   errors.rethrow();
@@ -382,11 +444,15 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
       for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;
       std::fill(V, V + rows * mp, T(0));
       for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)
-        accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables.data() + g0 * kEntries * mp, mp, V,
-                   mp);
+        kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables.data() + g0 * kEntries * mp, mp,
+                        V, mp);
       for (index_t k = 0; k < rows; ++k) {
         const T* v = V + k * mp;
         T* out = z + (r0 + k) * c;
+        if (c == 1 && X.col_stride == 1) {
+          out[0] = row_dot(X.data + (r0 + k) * X.row_stride, v, d);
+          continue;
+        }
         for (index_t j = 0; j < c; ++j) {
           T s = T(0);
           for (index_t a = 0; a < d; ++a) s += X(r0 + k, a) * v[a * c + j];

@@ -116,8 +116,24 @@ LipschitzMethod parse_method(const std::string& m) {
   return LipschitzMethod::Auto;
 }
 
+ProductMethod parse_product_method(const std::string& m) {
+  if (m == "auto") return ProductMethod::Auto;
+  if (m == "gemm") return ProductMethod::Gemm;
+  if (m == "tables") return ProductMethod::Tables;
+  CONVEXNN_CHECK(false, "method must be 'auto', 'gemm' or 'tables', got '" << m << "'");
+  return ProductMethod::Auto;
+}
+
+const char* product_method_name(ProductMethod m) {
+  switch (m) {
+    case ProductMethod::Gemm: return "gemm";
+    case ProductMethod::Tables: return "tables";
+    default: return "auto";
+  }
+}
+
 template <class T>
-std::unique_ptr<MaskedOperator<T>> make_operator(const py::object& X_obj, const py::object& patterns) {
+std::unique_ptr<MaskedOperator<T>> make_operator_with_masks(const py::object& X_obj, const py::object& patterns) {
   auto Xa = exact_array<T>(X_obj, "X", false);
   MatrixView<T> X = matrix_view<T>(Xa, "X");
   if (py::isinstance<PatternSet>(patterns)) return std::make_unique<MaskedOperator<T>>(X, patterns.cast<const PatternSet&>());
@@ -134,6 +150,15 @@ std::unique_ptr<MaskedOperator<T>> make_operator(const py::object& X_obj, const 
 }
 
 template <class T>
+std::unique_ptr<MaskedOperator<T>> make_operator(const py::object& X_obj, const py::object& patterns,
+                                                 const std::string& method) {
+  const ProductMethod product_method = parse_product_method(method);  // validated before any work
+  auto op = make_operator_with_masks<T>(X_obj, patterns);
+  op->set_product_method(product_method);
+  return op;
+}
+
+template <class T>
 void bind_masked_operator(py::module_& m, const char* base_name, const char* name) {
   using Op = MaskedOperator<T>;
   using Base = BlockOperator<T>;
@@ -145,17 +170,33 @@ void bind_masked_operator(py::module_& m, const char* base_name, const char* nam
   py::class_<Op, Base>(m, name, R"doc(
 Matrix-free masked products with bit-packed patterns: A(U) = sum_i D_i X U_i and its adjoint.
 
-MaskedOperator(X, patterns)
+MaskedOperator(X, patterns, method="auto")
     X : ndarray (n, d) of this operator's dtype, C- or F-ordered (viewed, never copied; kept alive).
     patterns : convexnn._core.PatternSet on the same n rows (kept alive), or a boolean array (n, P)
         of dense masks (packed once into bits owned by the operator).
+    method : "auto", "gemm" or "tables". How forward/adjoint compute: row tiles of X times coefficient
+        blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"), or subset-sum tables over groups of
+        4 rows / 4 patterns, about 4x fewer operations ("tables"); "auto" picks the tables when there are
+        enough patterns. Both are exact up to rounding (they round differently). Also a settable property.
 
 Every product takes `subset`: None (all P blocks) or block indices (1-D integer array, repeats allowed,
 negative ones count from the end, or a boolean selector of length P); the block arrays then hold len(subset) blocks in that order.
 Arrays must have the operator's dtype and be C-contiguous; otherwise ValueError naming the argument.
 Results are bitwise identical for every thread count.)doc")
-      .def(py::init(&make_operator<T>), py::arg("X"), py::arg("patterns"), py::keep_alive<1, 2>(),
-           py::keep_alive<1, 3>())
+      .def(py::init(&make_operator<T>), py::arg("X"), py::arg("patterns"), py::arg("method") = "auto",
+           py::keep_alive<1, 2>(), py::keep_alive<1, 3>())
+      .def_property(
+          "method", [](const Op& op) { return product_method_name(op.product_method()); },
+          [](Op& op, const std::string& m) { op.set_product_method(parse_product_method(m)); },
+          "Product method of forward/adjoint: 'auto', 'gemm' or 'tables'.")
+      .def(
+          "uses_tables",
+          [](const Op& op, index_t c, index_t n_blocks) {
+            CONVEXNN_CHECK(c >= 1, "c must be >= 1, got " << c);
+            return op.uses_tables(c, n_blocks < 0 ? op.n_blocks() : n_blocks);
+          },
+          py::arg("c") = 1, py::arg("n_blocks") = -1,
+          "Whether a product with c columns over n_blocks blocks (default: all P) runs on the tables.")
       .def(
           "forward",
           [](const Op& op, const py::object& U_obj, const py::object& subset_obj) {

@@ -15,7 +15,8 @@ RTOL = {np.float64: 1e-12, np.float32: 1e-4}
 
 # (n, d, P): n < 64, n = 64 and 128, n % 64 != 0, one tile with many patterns, many tiles, P = 1, d = 1.
 SHAPES = [(37, 4, 5), (64, 3, 6), (128, 5, 4), (200, 6, 9), (300, 5, 600), (1500, 4, 3), (333, 7, 1),
-          (700, 1, 7), (1, 3, 2)]
+          (700, 1, 7), (1, 3, 2), (260, 50, 70)]
+METHODS = ["gemm", "tables"]  # GEMM tiles with mask epilogues; subset-sum tables (masked_tables.cpp)
 
 
 def _problem(n, d, P, seed, dtype=np.float64, order="C"):
@@ -36,12 +37,14 @@ def _close(got, want, dtype):
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=RTOL[dtype] * scale)
 
 
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("n,d,P", SHAPES)
-def test_products_match_reference(n, d, P, order, dtype):
+def test_products_match_reference(n, d, P, order, dtype, method):
     X, masks, rng = _problem(n, d, P, seed=n * 31 + P, dtype=dtype, order=order)
-    op = OPERATORS[dtype](X, masks)
+    op = OPERATORS[dtype](X, masks, method=method)
+    assert op.method == method
     assert (op.n_samples, op.block_dim, op.n_blocks) == (n, d, P)
     assert op.dtype == np.dtype(dtype)
     Xd = X.astype(np.float64)
@@ -216,3 +219,24 @@ def test_pattern_set_operator_matches_dense_masks():
     U = rng.standard_normal((masks.shape[1], 4, 2))
     _close(op.forward(U), ref.forward(X, masks, U), np.float64)
     np.testing.assert_array_equal(op.forward(U), _core.MaskedOperatorF64(X, masks).forward(U))
+
+
+def test_product_method_choice_and_validation():
+    X, masks, rng = _problem(500, 8, 200, seed=4)
+    op = _core.MaskedOperatorF64(X, masks)
+    assert op.method == "auto"
+    assert op.uses_tables()  # many patterns: the tables pay off
+    assert not op.uses_tables(1, 2)  # two patterns: GEMM tiles
+    op.method = "gemm"
+    assert not op.uses_tables()
+    with pytest.raises(ValueError, match="method"):
+        _core.MaskedOperatorF64(X, masks, method="fast")
+    with pytest.raises(ValueError, match="method"):
+        op.method = "fast"
+    # The two methods agree to rounding on the same products (the Auto choice is not observable otherwise).
+    U = rng.standard_normal((200, 8))
+    R = rng.standard_normal(500)
+    gemm = _core.MaskedOperatorF64(X, masks, method="gemm")
+    tables = _core.MaskedOperatorF64(X, masks, method="tables")
+    _close(tables.forward(U), gemm.forward(U), np.float64)
+    _close(tables.adjoint(R), gemm.adjoint(R), np.float64)
