@@ -47,10 +47,12 @@ constexpr index_t kAdjointPatternChunk = 1024;
 constexpr index_t kMinWorkUnits = 16;
 // Below this many vector additions a call runs on one thread.
 constexpr double kMinParallelAdds = 2e5;
-// Auto method: the tables need enough outputs per table to amortise building them (adjoint) and enough
-// groups per output (forward); below these the GEMM tiles are used.
-constexpr index_t kMinPatternsForTables = 32;
-constexpr index_t kMaxFeaturesForTables = 1024;            // m = d * c; larger m leaves the caches
+// Auto method (measured at n = 1e4, d in {10, 50, 200}, P in {16 .. 2000}, c in {1, 3}; bench/RESULTS.md):
+// the tables need enough patterns to amortise building them (GEMM wins below ~32 patterns in float64 and
+// ~64 in float32, whose GEMM is twice as fast), and short feature vectors m = d * c (GEMM wins at m = 600).
+constexpr index_t kMinPatternsForTablesF64 = 32;
+constexpr index_t kMinPatternsForTablesF32 = 64;
+constexpr index_t kMaxFeaturesForTables = 256;
 constexpr std::size_t kMaxForwardTableBytes = std::size_t(256) << 20;
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
@@ -311,7 +313,8 @@ std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::siz
 }
 
 bool tables_preferred(index_t n, index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
-  if (n < 1 || d < 1 || n_blocks < kMinPatternsForTables) return false;
+  const index_t min_patterns = elem_bytes <= sizeof(float) ? kMinPatternsForTablesF32 : kMinPatternsForTablesF64;
+  if (n < 1 || d < 1 || n_blocks < min_patterns) return false;
   if (d * c > kMaxFeaturesForTables) return false;
   return forward_table_bytes(d, c, n_blocks, elem_bytes) <= kMaxForwardTableBytes;
 }
