@@ -15,7 +15,9 @@ Formulations timed (median of --repeats pairs each, after one warm-up pair):
   einsum-plain     the same strings with np.einsum's default optimize=False (no BLAS; slow)
   gemm+mask        z = (D * (X @ U.T)).sum(1) and G = np.einsum("ij,il->lj", X, D * r[:, None],
                    optimize=True): the "one GEMM then mask-and-reduce" formulation written by hand
-  convexnn         convexnn._core.MaskedOperatorF64/F32 forward + adjoint (bit-packed masks)
+  convexnn         convexnn._core.MaskedOperatorF64/F32 forward + adjoint (bit-packed masks), default
+                   method (subset-sum tables at this shape)
+  convexnn-gemm    the same operator with method="gemm" (GEMM tiles with mask epilogues)
 Every formulation's result is checked against convexnn's before timing.
 """
 
@@ -63,10 +65,15 @@ def main():
     r = rng.standard_normal(n).astype(dtype)
     W = U[None]  # scnn's (c, P, d) weights
 
-    op = (_core.MaskedOperatorF64 if dtype == np.float64 else _core.MaskedOperatorF32)(X, masks)
+    Op = _core.MaskedOperatorF64 if dtype == np.float64 else _core.MaskedOperatorF32
+    op = Op(X, masks)
+    op_gemm = Op(X, masks, method="gemm")
 
     def convexnn_pair():
         return op.forward(U), op.adjoint(r)
+
+    def convexnn_gemm_pair():
+        return op_gemm.forward(U), op_gemm.adjoint(r)
 
     def einsum_pair(einsum):
         def run():
@@ -82,7 +89,7 @@ def main():
 
     z_ref, G_ref = convexnn_pair()
     tol = 1e-9 if dtype == np.float64 else 1e-3
-    candidates = []
+    candidates = [("convexnn-gemm", convexnn_gemm_pair)]
     try:
         import opt_einsum
 
@@ -105,7 +112,7 @@ def main():
     for name, fn in candidates:
         rows.append((name, _time(fn, args.repeats if name != "einsum-plain" else max(3, args.repeats // 2))))
     print(f"# n={n} d={d} P={P} c=1 {dtype.name}; convexnn threads={_core.get_num_threads()} "
-          f"kernel={_core.masked_kernel_isa()}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
+          f"kernel={_core.masked_kernel_isa()} method={'tables' if op.uses_tables() else 'gemm'}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'formulation':<18}{'median ms':>11}{'GFLOP/s':>10}{'vs convexnn':>13}")
     for name, t in rows:

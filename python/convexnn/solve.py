@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import time as _time
 import warnings
+
+
 
 import numpy as np
 
@@ -55,16 +58,28 @@ def _require_cuda():
     raise ValueError("device='cuda': the GPU solvers are not part of this build yet; use device='cpu'")
 
 
+def _product_method():
+    """How the masked products are computed: "auto" (default), "gemm" or "tables".
+
+    Both methods are exact up to rounding; the environment variable CONVEXNN_PRODUCT_METHOD overrides the
+    automatic choice, for benchmarks (bench/README.md) and for bisecting a numerical difference.
+    """
+    method = os.environ.get("CONVEXNN_PRODUCT_METHOD", "auto")
+    if method not in ("auto", "gemm", "tables"):
+        raise ValueError(f"CONVEXNN_PRODUCT_METHOD must be 'auto', 'gemm' or 'tables', got {method!r}")
+    return method
+
+
 def _certify_operator(Xb, patterns):
     """float64 operator for the certificates of float32 iterations (API.md), else None."""
     if Xb.dtype == np.float64:
         return None
-    return _core.MaskedOperatorF64(Xb.astype(np.float64), patterns._set)
+    return _core.MaskedOperatorF64(Xb.astype(np.float64), patterns._set, method=_product_method())
 
 
 def _operator(Xb, patterns):
     cls = _core.MaskedOperatorF32 if Xb.dtype == np.float32 else _core.MaskedOperatorF64
-    return cls(Xb, patterns._set)
+    return cls(Xb, patterns._set, method=_product_method())
 
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
