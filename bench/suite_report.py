@@ -44,7 +44,9 @@ def environment_info(threads):
     info = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cpu=model or platform.processor(),
                 cores=os.cpu_count(), memory_gb=round(mem_gb, 1), threads=threads,
                 python=platform.python_version(), convexnn=f"{convexnn.__version__} ({convexnn.__file__})",
-                commit=commit + (" + uncommitted changes" if dirty else ""), numpy=_version("numpy"),
+                commit=commit + (" + uncommitted changes" if dirty else ""),
+                core_built=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(convexnn._core.__file__))),
+                numpy=_version("numpy"),
                 cvxpy=_version("cvxpy"), clarabel=_version("clarabel"))
     from suite import peer_python  # noqa: PLC0415 (suite imports this module)
 
@@ -119,7 +121,8 @@ def markdown(records, run_info):
         f"Machine: {info.get('cpu', '?')}, {info.get('cores', '?')} cores, {info.get('memory_gb', '?')} GiB; "
         f"{info.get('threads', '?')} thread(s) per solver; run finished {run_info.get('finished', info.get('date'))}.",
         f"Command: `{run_info.get('command', '?')}`; solve-time cap {', '.join(f'{t:g}' for t in tl)} s per run.",
-        f"convexnn {info.get('convexnn', '?')}, commit {info.get('commit', '?')}; numpy {info.get('numpy', '?')}, "
+        f"convexnn {info.get('convexnn', '?')}, extension built {info.get('core_built', '?')}, "
+        f"repository at commit {info.get('commit', '?')}; numpy {info.get('numpy', '?')}, "
         f"cvxpy {info.get('cvxpy', '?')}, clarabel {info.get('clarabel', '?')}; scnn venv: {info.get('scnn', '?')}; "
         f"adelie venv: {info.get('adelie', '?')}.",
         "",
@@ -155,17 +158,18 @@ def markdown(records, run_info):
             lines.append(f"- {solver}: {status} — {len(which)} problem(s): {', '.join(which)}")
         lines.append("")
     lines += ["<details><summary>All runs (one row per solver run)</summary>", "",
-              "| problem | solver | setting | status | time (s) | objective | rel. excess | violation | "
+              "| problem | solver | setting | status | time (s) | CPU (s) | objective | rel. excess | violation | "
               "peak MB | active groups | reported gap |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         obj = f"{r['objective']:.10g}" if _has_objective(r) else ""
         ex = f"{r['excess']:.2e}" if "excess" in r else ""
         t = f"{r['time']:.3f}" if "time" in r else ""
         viol = f"{r['violation']:.1e}" if "violation" in r else ""
         gap = f"{r['reported_gap']:.1e}" if "reported_gap" in r else ""
-        lines.append(f"| {r['problem']} | {r['solver']} | {r['setting']} | {r['status']} | {t} | {obj} | {ex} | "
-                     f"{viol} | {r.get('peak_mb', '')} | {r.get('active', '')} | {gap} |")
+        cpu = f"{r['cpu_time']:.3f}" if "cpu_time" in r else ""
+        lines.append(f"| {r['problem']} | {r['solver']} | {r['setting']} | {r['status']} | {t} | {cpu} | {obj} | "
+                     f"{ex} | {viol} | {r.get('peak_mb', '')} | {r.get('active', '')} | {gap} |")
     lines += ["", "</details>", ""]
     sources = sorted({(r["problem"], r["source"]) for r in records if r["kind"] == "real"})
     if sources:

@@ -35,7 +35,7 @@ def main():
     lam = beta / n
     if a.ready:  # the suite (bench/suite.py) starts its kill clock here
         open(a.ready, "w").close()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     mat = ad.matrix.convex_relu(X, masks, gated=gated, n_threads=threads)
     n_groups = P if gated else 2 * P
     constraints = None
@@ -51,11 +51,13 @@ def main():
                       penalty=np.ones(n_groups), intercept=False, lmda_path=path, early_exit=False, tol=a.tol,
                       n_threads=threads, progress_bar=False)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0  # all threads of the process
     beta_hat = np.asarray(state.betas[-1].todense()).ravel()
     if gated:
-        np.savez(a.out, U=beta_hat.reshape(P, d, 1), time=elapsed)
+        np.savez(a.out, U=beta_hat.reshape(P, d, 1), time=elapsed, cpu_time=cpu)
     else:
-        np.savez(a.out, V=beta_hat[: P * d].reshape(P, d, 1), W=beta_hat[P * d:].reshape(P, d, 1), time=elapsed)
+        np.savez(a.out, V=beta_hat[: P * d].reshape(P, d, 1), W=beta_hat[P * d:].reshape(P, d, 1), time=elapsed,
+                 cpu_time=cpu)
 
 
 if __name__ == "__main__":
