@@ -43,6 +43,8 @@ constexpr index_t kForwardRowTile = 256;
 // vector additions per group against one per pattern and group), so long chunks keep that cheap; more
 // chunks only serve to bound the partial sums (row chunks x patterns x mp) when there are many patterns.
 constexpr index_t kAdjointPatternChunk = 1024;
+// Adjoint partial sums (row chunks x patterns x mp) are kept in a reused per-thread buffer: bound it.
+constexpr std::size_t kMaxPartialBytes = std::size_t(16) << 20;
 // Minimum number of work units wanted when the shape allows (independent of the thread count).
 constexpr index_t kMinWorkUnits = 16;
 // Below this many vector additions a call runs on one thread.
@@ -333,13 +335,18 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
   const index_t n_tiles = ceil_div(n, tile_rows);
   const index_t pattern_chunks = ceil_div(S, kAdjointPatternChunk);
   const index_t chunk_len = ceil_div(S, pattern_chunks);
-  const index_t row_chunks = pattern_chunks >= kMinWorkUnits ? 1 : std::min(n_tiles, ceil_div(kMinWorkUnits, pattern_chunks));
+  const index_t partial_limit =  // row chunks whose partial sums fit kMaxPartialBytes (at least one)
+      std::max<index_t>(1, static_cast<index_t>(kMaxPartialBytes / (static_cast<std::size_t>(S * mp) * sizeof(T))));
+  const index_t row_chunks = std::min(
+      partial_limit, pattern_chunks >= kMinWorkUnits ? 1 : std::min(n_tiles, ceil_div(kMinWorkUnits, pattern_chunks)));
   const index_t tiles_per_chunk = ceil_div(n_tiles, row_chunks);
   const index_t units = row_chunks * pattern_chunks;
 
   std::vector<const Word*> word_rows(static_cast<std::size_t>(S));
   for (index_t s = 0; s < S; ++s) word_rows[s] = masks.mask(subset.block(s));
-  AlignedVector<T> parts = make_aligned<T>(row_chunks * S * mp, "partial adjoint sums");
+  // Calling-thread scratch (slots apart from the workers'), reused across calls: no allocation or
+  // zero-fill of the whole buffer per product; each unit zeroes its own part.
+  T* parts = scratch<T, 10>(row_chunks * S * mp);
   const TableKernels<T> kern = kernels_for<T>(simd);
   const bool parallel = units > 1 && omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
 
@@ -350,7 +357,8 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
       const index_t pc = u / row_chunks, rc = u % row_chunks;
       const index_t s0 = pc * chunk_len, s1 = std::min(S, s0 + chunk_len);
       T* tables = scratch<T, 1>(groups * kEntries * mp);
-      T* out = parts.data() + (rc * S + s0) * mp;
+      T* out = parts + (rc * S + s0) * mp;
+      std::fill(out, out + (s1 - s0) * mp, T(0));
       for (index_t t = rc * tiles_per_chunk; t < std::min(n_tiles, (rc + 1) * tiles_per_chunk); ++t) {
         const index_t r0 = t * tile_rows, rows = std::min(tile_rows, n - r0);
         // The group vectors x_k r_k^T (zero past n and in the padding), straight into the table slots.
@@ -385,10 +393,10 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
 #pragma omp parallel for schedule(static) if (parallel_reduce)
   for (index_t s = 0; s < S; ++s) {
     T* g = G + s * m;
-    const T* p0 = parts.data() + s * mp;
+    const T* p0 = parts + s * mp;
     for (index_t e = 0; e < m; ++e) g[e] = p0[e];
     for (index_t q = 1; q < row_chunks; ++q) {
-      const T* pq = parts.data() + (q * S + s) * mp;
+      const T* pq = parts + (q * S + s) * mp;
       for (index_t e = 0; e < m; ++e) g[e] += pq[e];
     }
   }
@@ -412,14 +420,19 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
   const TableKernels<T> kern = kernels_for<T>(simd);
   const bool parallel = omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
 
-  AlignedVector<T> tables = make_aligned<T>(n_groups * kEntries * mp, "forward tables");
+  T* tables = scratch<T, 11>(n_groups * kEntries * mp);  // calling-thread scratch, reused across calls
   ParallelErrors errors;
 #pragma omp parallel for schedule(static) if (parallel && n_groups > 1)
   for (index_t g = 0; g < n_groups; ++g) {
-    errors.run([&] {  // entry 0 is zero already; the group's blocks U_i (zero past S) into entries 1, 2, 4, 8
-      for (index_t q = 0; q < kGroupBits && g * kGroupBits + q < S; ++q)
-        std::copy(U + (g * kGroupBits + q) * m, U + (g * kGroupBits + q + 1) * m, group_vector(tables.data(), g, q, mp));
-      kern.complete(1, mp, tables.data() + g * kEntries * mp);
+    errors.run([&] {  // entry 0 zero, the group's blocks U_i (zero past S and in the padding) into entries 1, 2, 4, 8
+      std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
+      for (index_t q = 0; q < kGroupBits; ++q) {
+        T* slot = group_vector(tables, g, q, mp);
+        const index_t i = g * kGroupBits + q;
+        if (i < S) std::copy(U + i * m, U + (i + 1) * m, slot);
+        std::fill(slot + (i < S ? m : 0), slot + mp, T(0));
+      }
+      kern.complete(1, mp, tables + g * kEntries * mp);
     });
   }
   errors.rethrow();
@@ -447,7 +460,7 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
       for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;
       std::fill(V, V + rows * mp, T(0));
       for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)
-        kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables.data() + g0 * kEntries * mp, mp,
+        kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables + g0 * kEntries * mp, mp,
                         V, mp);
       for (index_t k = 0; k < rows; ++k) {
         const T* v = V + k * mp;
