@@ -55,7 +55,7 @@ constexpr double kMinParallelAdds = 2e5;
 constexpr index_t kMinPatternsForTablesF64 = 32;
 constexpr index_t kMinPatternsForTablesF32 = 64;
 constexpr index_t kMaxFeaturesForTables = 256;
-constexpr std::size_t kMaxForwardTableBytes = std::size_t(256) << 20;
+constexpr std::size_t kMaxForwardTableBytes = std::size_t(64) << 20;  // also the most a per-thread buffer keeps
 
 index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
 index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
