@@ -24,6 +24,7 @@
 
 #include "convexnn/blas.hpp"
 #include "masked_tables.hpp"
+#include "parallel_errors.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define CONVEXNN_X86_SIMD 1
@@ -116,25 +117,7 @@ T* scratch(index_t count) {
   return buf.data();
 }
 
-// Exceptions must not leave an OpenMP region (that is std::terminate): keep the first, rethrow after.
-class ParallelErrors {
- public:
-  template <class F>
-  void run(F&& body) noexcept {
-    try {
-      body();
-    } catch (...) {
-#pragma omp critical(convexnn_masked_operator_errors)
-      if (!first_) first_ = std::current_exception();
-    }
-  }
-  void rethrow() const {
-    if (first_) std::rethrow_exception(first_);
-  }
-
- private:
-  std::exception_ptr first_;
-};
+using detail::ParallelErrors;
 
 // ---- mask kernels --------------------------------------------------------------------------------------
 // Each works on 64-row groups (one mask word). Every variant performs the same additions in the same

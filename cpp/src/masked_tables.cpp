@@ -5,6 +5,7 @@
 // every vector load is a whole, aligned line (unaligned 64-byte loads measured ~1.8x slower). A table is
 // 16 such vectors: entry b (0 <= b < 16) is the sum of the group's vectors whose bit is set in b.
 #include "masked_tables.hpp"
+#include "parallel_errors.hpp"
 
 #include <omp.h>
 
@@ -101,24 +102,7 @@ T* scratch(index_t count) {
   return buf.data();
 }
 
-class ParallelErrors {  // exceptions must not leave an OpenMP region: keep the first, rethrow after
- public:
-  template <class F>
-  void run(F&& body) noexcept {
-    try {
-      body();
-    } catch (...) {
-#pragma omp critical(convexnn_masked_tables_errors)
-      if (!first_) first_ = std::current_exception();
-    }
-  }
-  void rethrow() const {
-    if (first_) std::rethrow_exception(first_);
-  }
-
- private:
-  std::exception_ptr first_;
-};
+using detail::ParallelErrors;
 
 // ---- the inner kernel --------------------------------------------------------------------------------------
 
