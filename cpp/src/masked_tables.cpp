@@ -102,8 +102,6 @@ T* scratch(index_t count) {
   return buf.data();
 }
 
-using detail::ParallelErrors;
-
 // ---- the inner kernel --------------------------------------------------------------------------------------
 
 template <class T, int Lanes>
