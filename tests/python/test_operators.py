@@ -240,3 +240,25 @@ def test_product_method_choice_and_validation():
     tables = _core.MaskedOperatorF64(X, masks, method="tables")
     _close(tables.forward(U), gemm.forward(U), np.float64)
     _close(tables.adjoint(R), gemm.adjoint(R), np.float64)
+
+
+@pytest.mark.parametrize("formulation", ["gated", "relu"])
+def test_solves_agree_across_product_methods(monkeypatch, formulation):
+    """A whole certified solve lands on the same optimum whichever product method the operator uses."""
+    import convexnn as cnn
+
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((300, 6))
+    y = np.maximum(X @ rng.standard_normal(6), 0) + 0.1 * rng.standard_normal(300)
+    pats = cnn.sample_patterns(X, n_patterns=80, seed=1)
+    beta = 0.1 * cnn.beta_max(X, y, pats)
+    objectives = {}
+    for method in ("gemm", "tables"):
+        monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", method)
+        res = cnn.solve(X, y, beta, patterns=pats, formulation=formulation, tol=1e-8)
+        assert res.status == "converged", (method, res.status)
+        objectives[method] = res.objective
+    assert objectives["tables"] == pytest.approx(objectives["gemm"], rel=1e-7)
+    monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", "fastest")
+    with pytest.raises(ValueError, match="CONVEXNN_PRODUCT_METHOD"):
+        cnn.solve(X, y, beta, patterns=pats, formulation=formulation)
