@@ -333,7 +333,11 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
   const bool parallel = units > 1 && omp_get_max_threads() > 1 && double(n) * S * mp / kGroupBits >= kMinParallelAdds;
 
   ParallelErrors errors;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  // One parallel region (a fork/join costs tens of microseconds with passive waiting): the units, then the
+  // reduction of their partial sums after the loop's barrier.
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(dynamic, 1)
   for (index_t u = 0; u < units; ++u) {
     errors.run([&] {
       const index_t pc = u / row_chunks, rc = u % row_chunks;
@@ -369,11 +373,8 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
       }
     });
   }
-  errors.rethrow();
-
-  const bool parallel_reduce = parallel && S * m >= 4096;
-#pragma omp parallel for schedule(static) if (parallel_reduce)
-  for (index_t s = 0; s < S; ++s) {
+#pragma omp for schedule(static)
+  for (index_t s = 0; s < S; ++s) {  // partial sums of the row chunks, in chunk order
     T* g = G + s * m;
     const T* p0 = parts + s * mp;
     for (index_t e = 0; e < m; ++e) g[e] = p0[e];
@@ -382,6 +383,8 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
       for (index_t e = 0; e < m; ++e) g[e] += pq[e];
     }
   }
+  }
+  errors.rethrow();
 }
 
 // ---- forward ---------------------------------------------------------------------------------------------------
@@ -404,7 +407,10 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
 
   T* tables = scratch<T, 11>(n_groups * kEntries * mp);  // calling-thread scratch, reused across calls
   ParallelErrors errors;
-#pragma omp parallel for schedule(static) if (parallel && n_groups > 1)
+  // One parallel region: the tables, then (after the loop's barrier) the row tiles that read them.
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(static)
   for (index_t g = 0; g < n_groups; ++g) {
     errors.run([&] {  // entry 0 zero, the group's blocks U_i (zero past S and in the padding) into entries 1, 2, 4, 8
       std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
@@ -417,9 +423,7 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
       kern.complete(1, mp, tables + g * kEntries * mp);
     });
   }
-  errors.rethrow();
-
-#pragma omp parallel for schedule(dynamic, 1) if (parallel && n_tiles > 1)
+#pragma omp for schedule(dynamic, 1)
   for (index_t t = 0; t < n_tiles; ++t) {
     errors.run([&] {
       const index_t r0 = t * kForwardRowTile, rows = std::min(kForwardRowTile, n - r0);
@@ -458,6 +462,7 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
         }
       }
     });
+  }
   }
   errors.rethrow();
 }
