@@ -128,6 +128,7 @@ struct ProjectionOutcome {
   double norm = 0.0;
   double max_violation = 0.0;
   index_t iterations = 0;
+  index_t passes = 0;  // full O(n d) passes over the constraints (one gemv each)
   bool converged = false;
 };
 
@@ -146,6 +147,7 @@ class ConeProjector {
     active_.resize(d_);
     a_pending_.resize(d_);
     work_.resize(d_);
+    coef_.resize(d_);
   }
 
   // The active set and its orthogonal factorization (J, R) left by a projection: a warm start for the next
@@ -198,7 +200,7 @@ class ConeProjector {
 
     index_t iterations = 0;
     bool stalled = false;
-    // Working-set screening: a full O(n d) pass collects the 2d + 16 most violated constraints into a
+    // Working-set screening: a full O(n d) pass collects the 4d + 16 most violated constraints into a
     // working set W, and the Goldfarb-Idnani steps then pick their entering constraint from W only
     // (O(|W| d) per step) until W is satisfied; then the next full pass. The method accepts any violated
     // constraint as the entering one, so this changes only the order of the steps, not the result; the
@@ -213,14 +215,17 @@ class ConeProjector {
     bool below = small_enough();
     // Goldfarb-Idnani steps whose entering constraint is the most violated one of the working set.
     const auto steps_on_working_set = [&]() {
+      const auto rows = static_cast<index_t>(working_.size());
       while (!stalled && !below && iterations < max_iter) {
         index_t entering = -1;
         double entering_violation = threshold;
-        for (const index_t k : working_) {
+        // working_violation[w] = -b_w^T u with b_w = s_k x_k / ||x_k||, the packed rows of the working set.
+        blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, rows, d, -1.0, working_rows_.data(), d, u, 1,
+                           0.0, working_violation_.data(), 1);
+        for (index_t w = 0; w < rows; ++w) {
+          const index_t k = working_[static_cast<std::size_t>(w)];
           if (is_active_[k]) continue;
-          double c = 0.0;
-          for (index_t j = 0; j < d; ++j) c += X_(k, j) * u[j];
-          const double violation = (mask_bit(mask, k) ? -c : c) / norms_[k];
+          const double violation = working_violation_[static_cast<std::size_t>(w)];
           if (violation > entering_violation) {
             entering_violation = violation;
             entering = k;
@@ -241,6 +246,7 @@ class ConeProjector {
     for (;;) {
       if (below) break;
       X_.times(u, values_.data());
+      ++out.passes;
       double max_violation = 0.0;
       candidates_.clear();
       for (index_t k = 0; k < n_; ++k) {
@@ -259,7 +265,7 @@ class ConeProjector {
       const auto more_violated = [](const Candidate& x, const Candidate& y) {
         return x.violation > y.violation || (x.violation == y.violation && x.k < y.k);
       };
-      const auto batch = std::min<std::size_t>(candidates_.size(), static_cast<std::size_t>(2 * d + 16));
+      const auto batch = std::min<std::size_t>(candidates_.size(), static_cast<std::size_t>(4 * d + 16));
       std::partial_sort(candidates_.begin(), candidates_.begin() + batch, candidates_.end(), more_violated);
       // W keeps the active constraints and the new batch only: the others hold at this point, and a full
       // pass brings any of them back once violated again (keeps the O(|W| d) scan per step near O(d^2)).
@@ -276,6 +282,7 @@ class ConeProjector {
         working_.push_back(candidates_[c].k);
         in_working_[candidates_[c].k] = 1;
       }
+      pack_working_rows();
       const index_t iterations_before = iterations;
       steps_on_working_set();
       // The pass (gemv) and the per-row dots round differently: a violation right at the threshold can look
@@ -308,12 +315,10 @@ class ConeProjector {
   void restore_multipliers() {
     const index_t d = d_;
     for (;;) {
-      for (index_t i = 0; i < q_; ++i) {
-        const double* Ji = J_.data() + i * d;
-        double s = 0.0;
-        for (index_t j = 0; j < d; ++j) s += Ji[j] * g_[j];
-        dvec_[i] = -s;
-      }
+      // dvec[0..q) = -J_1^T g (J_ holds the columns of J as rows).
+      if (q_ > 0)
+        blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, q_, d, -1.0, J_.data(), d, g_, 1, 0.0,
+                           dvec_.data(), 1);
       index_t most_negative = -1;
       double lowest = 0.0;
       for (index_t i = q_ - 1; i >= 0; --i) {
@@ -348,12 +353,8 @@ class ConeProjector {
       ++iterations;
       // dvec = J^T a_p; r = R^{-1} dvec[0..q) expresses a_p's component in the active span;
       // z = sum_{i >= q} dvec_i J_i is the rest (the primal step direction), ||z||^2 = z^T a_p.
-      for (index_t i = 0; i < d; ++i) {
-        const double* Ji = J_.data() + i * d;
-        double s = 0.0;
-        for (index_t j = 0; j < d; ++j) s += Ji[j] * a_pending_[j];
-        dvec_[i] = s;
-      }
+      blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, d, d, 1.0, J_.data(), d, a_pending_.data(), 1,
+                         0.0, dvec_.data(), 1);
       for (index_t i = q_ - 1; i >= 0; --i) {
         double s = dvec_[i];
         for (index_t j = i + 1; j < q_; ++j) s -= R_[j * d + i] * r_[j];
@@ -469,12 +470,28 @@ class ConeProjector {
     std::copy(g_, g_ + d, work_.begin());
     if (pending_ >= 0 && lambda_pending_ != 0.0)
       for (index_t j = 0; j < d; ++j) work_[j] += lambda_pending_ * a_pending_[j];
-    std::fill(u, u + d, 0.0);
-    for (index_t i = q_; i < d; ++i) {
-      const double* Ji = J_.data() + i * d;
-      double c = 0.0;
-      for (index_t j = 0; j < d; ++j) c += Ji[j] * work_[j];
-      for (index_t j = 0; j < d; ++j) u[j] += c * Ji[j];
+    if (q_ >= d) {
+      std::fill(u, u + d, 0.0);
+      return;
+    }
+    // coef = J_2^T work, u = J_2 coef (J_2: the columns q..d-1 of J, stored as rows q..d-1 of J_).
+    const double* J2 = J_.data() + q_ * d;
+    blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, d - q_, d, 1.0, J2, d, work_.data(), 1, 0.0,
+                       coef_.data(), 1);
+    blas::gemv<double>(blas::Layout::RowMajor, blas::Op::Trans, d - q_, d, 1.0, J2, d, coef_.data(), 1, 0.0, u, 1);
+  }
+
+  // Packs the working-set rows b_k = s_k x_k / ||x_k|| (|W| x d, row-major) for the per-step scan, a small gemv
+  // instead of |W| strided dot products.
+  void pack_working_rows() {
+    const index_t d = d_;
+    working_rows_.resize(working_.size() * static_cast<std::size_t>(d));
+    working_violation_.resize(working_.size());
+    double* dst = working_rows_.data();
+    for (const index_t k : working_) {
+      const double scale = (mask_bit(mask_, k) ? 1.0 : -1.0) / norms_[k];
+      for (index_t j = 0; j < d; ++j) dst[j] = scale * X_(k, j);
+      dst += d;
     }
   }
 
@@ -491,7 +508,8 @@ class ConeProjector {
   std::vector<Candidate> candidates_;
   std::vector<double> J_;  // d x d orthogonal, column i at J_[i*d ..]; the first q columns span the active rows
   std::vector<double> R_;  // q x q upper triangular, column-major with leading dimension d
-  std::vector<double> dvec_, r_, lambda_, a_pending_, work_;
+  std::vector<double> dvec_, r_, lambda_, a_pending_, work_, coef_;
+  std::vector<double> working_rows_, working_violation_;  // packed working-set rows and their violations
   std::vector<index_t> active_;
   const Word* mask_ = nullptr;
   const double* g_ = nullptr;
@@ -542,6 +560,8 @@ ConeProjection<T> project_onto_sign_cone(MatrixView<T> X, const PatternSet::Word
   row_norms(rows, norms);
   ConeProjector projector(rows, norms.data());
   std::vector<double> u(X.cols);
+  // The O(n d) passes are too small for threaded BLAS to pay off (its spin-up dominates).
+  const blas::SingleThreadedScope single_threaded_blas;
   const ProjectionOutcome o = projector.project(mask, g, tol, max_iter, u.data());
   return to_result<T>(o, std::move(u));
 }
@@ -666,6 +686,7 @@ struct PatternConeProjector<T>::Impl {
   std::vector<std::unique_ptr<ConeProjector>> workspaces;  // one per OpenMP thread
   std::vector<ConeProjector::Factorization> warm;           // one per slot (allocated on first use)
   std::vector<index_t> warm_pattern;                         // the pattern whose cone each slot's state is for
+  std::vector<typename PatternConeProjector<T>::Stats> stats;  // one per OpenMP thread
   index_t max_iter = 0;
   explicit Impl(const PatternSet& p) : pats(p) {}
 };
@@ -683,6 +704,7 @@ PatternConeProjector<T>::PatternConeProjector(MatrixView<T> X, const PatternSet&
   const int threads = std::max(1, omp_get_max_threads());
   impl_->workspaces.resize(static_cast<std::size_t>(threads));
   for (auto& w : impl_->workspaces) w = std::make_unique<ConeProjector>(impl_->rows, impl_->norms.data());
+  impl_->stats.resize(static_cast<std::size_t>(threads));
   impl_->warm.resize(static_cast<std::size_t>(n_slots));
   impl_->warm_pattern.assign(static_cast<std::size_t>(n_slots), -1);
   impl_->max_iter = default_cone_max_iter(X.rows, X.cols);
@@ -704,6 +726,16 @@ void PatternConeProjector<T>::forget(index_t slot) {
 }
 
 template <class T>
+void PatternConeProjector<T>::copy_warm_start(index_t from, index_t to) {
+  CONVEXNN_CHECK(from >= 0 && from < n_slots(), "slot " << from << " out of range [0, " << n_slots() << ")");
+  CONVEXNN_CHECK(to >= 0 && to < n_slots(), "slot " << to << " out of range [0, " << n_slots() << ")");
+  const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to);
+  if (from == to || impl_->warm_pattern[f] < 0 || impl_->warm[f].active.empty()) return;
+  impl_->warm[t] = impl_->warm[f];
+  impl_->warm_pattern[t] = impl_->warm_pattern[f];
+}
+
+template <class T>
 double PatternConeProjector<T>::project(index_t slot, index_t pattern, const double* g, double tol, double* u,
                                         bool* converged, index_t* iterations, double stop_below) {
   CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
@@ -722,7 +754,52 @@ double PatternConeProjector<T>::project(index_t slot, index_t pattern, const dou
       impl_->workspaces[thread]->project(impl_->pats.mask(pattern), g, tol, impl_->max_iter, u, &warm, stop_below);
   if (converged != nullptr) *converged = out.converged;
   if (iterations != nullptr) *iterations = out.iterations;
+  auto& counters = impl_->stats[thread];
+  counters.projections += out.passes > 0 ? 1 : 0;
+  counters.passes += out.passes;
+  counters.steps += out.iterations;
   return out.norm;
+}
+
+template <class T>
+index_t PatternConeProjector<T>::face_basis(index_t slot, double* N) const {
+  CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
+  const auto& warm = impl_->warm[static_cast<std::size_t>(slot)];
+  const index_t d = impl_->rows.d;
+  if (impl_->warm_pattern[static_cast<std::size_t>(slot)] < 0 || static_cast<index_t>(warm.J.size()) != d * d)
+    return -1;
+  const auto q = static_cast<index_t>(warm.active.size());
+  // J's columns q..d-1 (stored as rows q..d-1) span the null space of the active rows.
+  std::copy(warm.J.begin() + q * d, warm.J.end(), N);
+  return d - q;
+}
+
+template <class T>
+void PatternConeProjector<T>::multiply_X(const double* B, index_t k, double* out) const {
+  const Float64Rows& X = impl_->rows;
+  if (k <= 0) return;
+  if (X.row_major)
+    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, blas::Op::NoTrans, X.n, k, X.d, 1.0, X.data,
+                       X.ld(), B, k, 0.0, out, k);
+  else  // X column-major = X^T row-major: out = (X^T)^T B
+    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::Trans, blas::Op::NoTrans, X.n, k, X.d, 1.0, X.data,
+                       X.ld(), B, k, 0.0, out, k);
+}
+
+template <class T>
+typename PatternConeProjector<T>::Stats PatternConeProjector<T>::stats() const {
+  Stats total;
+  for (const auto& s : impl_->stats) {
+    total.projections += s.projections;
+    total.passes += s.passes;
+    total.steps += s.steps;
+  }
+  return total;
+}
+
+template <class T>
+void PatternConeProjector<T>::reset_stats() {
+  for (auto& s : impl_->stats) s = Stats{};
 }
 
 template class PatternConeProjector<float>;

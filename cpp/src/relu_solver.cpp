@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 #include "convexnn/blas.hpp"
@@ -17,19 +20,39 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// Wall time per solver phase, printed to stderr at the end of solve() when CONVEXNN_RELU_PROFILE is set
+// (a development aid: which part of an iteration to make faster).
+struct PhaseTimes {
+  enum Phase { kSetup, kGradient, kProx, kForward, kCertifyProducts, kCertifyOracle, kOther, kCount };
+  double seconds[kCount] = {};
+  Clock::time_point mark = Clock::now();
+  void lap(Phase p) {
+    const auto now = Clock::now();
+    seconds[p] += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  }
+};
+
+bool profiling_enabled() {
+  static const bool enabled = std::getenv("CONVEXNN_RELU_PROFILE") != nullptr;
+  return enabled;
+}
+
 // FISTA step-size control: multiplicative backtracking and the optimistic growth after a step that
 // needed none (as in scnn's R-FISTA / Lassplore), so the step tracks the local curvature.
 constexpr double kBacktrack = 0.5;
 constexpr double kStepGrowth = 1.25;
 // Sufficient-decrease slack: relative roundoff tolerated in the quadratic upper-bound test.
 constexpr double kDecreaseSlack = 1e-12;
+// Smallest step tried, relative to 1/L (L the initial Lipschitz estimate): below it backtracking stops.
+constexpr double kMinStepRatio = 1e-16;
 // Hinge smoothing continuation: start, shrink factor, and the "solved well enough" ratio of the smoothed
 // gap to the true gap that triggers a shrink (same policy as the gated solver).
 constexpr double kHingeMuStart = 0.5;
 constexpr double kHingeMuShrink = 10.0;
 constexpr double kHingeGapRatio = 0.2;
 // Power iterations for the initial Lipschitz estimate of the operator (the step is corrected by backtracking).
-constexpr int kPowerIterations = 30;
+constexpr int kPowerIterations = 15;
 
 // ||B_i[:, k]|| of block column col = i * c + k of a (P x d x c) C-contiguous array.
 double column_norm(const std::vector<double>& B, index_t col, index_t d, index_t c) {
@@ -132,9 +155,13 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
   return total;
 }
 
-// max over patterns i, columns k and both signs of ||Pi_{K_i}(+-G_i[:, k])||.
+// An upper bound on max over patterns i, columns k and both signs of ||Pi_{K_i}(+-G_i[:, k])||, exact when the
+// maximum exceeds `floor`: only "is it <= floor" matters for a projection whose value ends below floor (the
+// certificate scales the dual point by min(1, beta / max), so floor = beta), and every active-set iterate's norm
+// is an upper bound on the projection's (cone_oracle.hpp), so such projections stop as soon as that is proven,
+// and columns with ||G_i[:, k]|| <= floor are not projected at all (||Pi_K(g)|| <= ||g||).
 template <class T>
-double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double cone_tol) const {
+double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double cone_tol, double floor) const {
   const index_t n_cols = p_ * c_;
   std::vector<double> worst(static_cast<std::size_t>(n_cols), 0.0);
   {
@@ -145,10 +172,20 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
 #pragma omp for schedule(dynamic, 1)
       for (index_t col = 0; col < n_cols; ++col) {
         const index_t i = col / c_;
-        gather_column(G, col, d_, c_, g);
-        double w = projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data());
+        const double gnorm = std::sqrt(gather_column(G, col, d_, c_, g));
+        if (gnorm <= floor) {
+          worst[static_cast<std::size_t>(col)] = gnorm;
+          continue;
+        }
+        // The prox projected y.W - (-t G) and y.V - t G onto the same cone: near a solution (and for zero
+        // columns, exactly up to the factor t) the same directions, so their active sets start these projections.
+        projector_->copy_warm_start(kSlotW * n_cols + col, kSlotDualPlus * n_cols + col);
+        projector_->copy_warm_start(kSlotV * n_cols + col, kSlotDualMinus * n_cols + col);
+        double w = projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr,
+                                       nullptr, floor);
         for (index_t j = 0; j < d_; ++j) g[j] = -g[j];
-        w = std::max(w, projector_->project(kSlotDualMinus * n_cols + col, i, g.data(), cone_tol, u.data()));
+        w = std::max(w, projector_->project(kSlotDualMinus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr,
+                                            nullptr, floor));
         worst[static_cast<std::size_t>(col)] = w;
       }
     }
@@ -222,7 +259,7 @@ ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, 
   const double value = loss_gradient_adjoint(v, w, 0.0, grad, G);
   ReluCertificate cert;
   cert.primal = value + beta * penalty;
-  cert.max_dual_constraint = dual_constraint_max(G, cone_tol);
+  cert.max_dual_constraint = dual_constraint_max(G, cone_tol, beta);
   const double scale = cert.max_dual_constraint > beta ? beta / cert.max_dual_constraint : 1.0;
   for (double& g : grad) g *= scale;
   cert.dual = -loss_conjugate(loss_, grad.data(), y_.data(), n_, c_);
@@ -238,6 +275,8 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   CONVEXNN_CHECK(options.max_iter >= 1, "max_iter must be >= 1, got " << options.max_iter);
   CONVEXNN_CHECK(options.check_every >= 1, "check_every must be >= 1, got " << options.check_every);
   const auto t0 = Clock::now();
+  PhaseTimes times;
+  projector_->reset_stats();
   const index_t m = p_ * d_ * c_;
   const bool hinge = loss_ == Loss::hinge;
   double mu = hinge ? kHingeMuStart : 0.0;
@@ -283,6 +322,7 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     lipschitz = std::max(1e-300, 2.0 * lam * smooth);
   }
   double step = 1.0 / lipschitz;
+  times.lap(PhaseTimes::kSetup);
 
   Point x, y_pt, x_new;
   x.V.assign(static_cast<std::size_t>(m), 0.0);
@@ -306,10 +346,13 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   auto certify = [&](const Point& pt, double penalty, index_t iteration) {
     // True-loss certificate at pt, in double (hinge: the smoothed gradient lies in the hinge conjugate's
     // domain, so it still gives a valid dual point of the true problem).
+    times.lap(PhaseTimes::kOther);
     const double smoothed_loss = loss_gradient_adjoint(pt.V, pt.W, mu, cert_grad, cert_G, &cert_z);
     const double true_loss = hinge ? loss_value(loss_, cert_z.data(), y_.data(), n_, c_) : smoothed_loss;
     const double primal = true_loss + beta * penalty;
-    const double worst = dual_constraint_max(cert_G, options.cone_tol);
+    times.lap(PhaseTimes::kCertifyProducts);
+    const double worst = dual_constraint_max(cert_G, options.cone_tol, beta);
+    times.lap(PhaseTimes::kCertifyOracle);
     const double scale = worst > beta ? beta / worst : 1.0;
     std::vector<double> t(cert_grad);
     for (double& v : t) v *= scale;
@@ -334,7 +377,14 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
 
   index_t it = 0;
   for (it = 1; it <= options.max_iter; ++it) {
+    times.lap(PhaseTimes::kOther);
     const double fy = gradient(y_pt);
+    // Absolute rounding scale of L(z) ~ sum_k |grad_k| |z_k|: the loss is often tiny next to the predictions
+    // (a near-interpolating fit), so a slack relative to the loss alone is below its rounding.
+    double loss_rounding = 0.0;
+    for (std::size_t e = 0; e < grad.size(); ++e)
+      loss_rounding += std::abs(grad[e]) * std::abs(static_cast<double>(y_pt.z[e]));
+    times.lap(PhaseTimes::kGradient);
     std::vector<double> xv(static_cast<std::size_t>(m)), xw(static_cast<std::size_t>(m));
     double penalty_new = 0.0;
     bool backtracked = false;
@@ -345,7 +395,9 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
       }
       penalty_new = prox_columns(xv, step * beta, options.cone_tol, kSlotV, x_new.V);
       penalty_new += prox_columns(xw, step * beta, options.cone_tol, kSlotW, x_new.W);
+      times.lap(PhaseTimes::kProx);
       predict(x_new);
+      times.lap(PhaseTimes::kForward);
       double lin = 0.0, quad = 0.0;
       for (index_t e = 0; e < m; ++e) {
         const double dv = x_new.V[e] - y_pt.V[e], dw = x_new.W[e] - y_pt.W[e];
@@ -359,7 +411,10 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
         if (step < 1e-300) break;
         continue;
       }
-      if (x_new.loss <= bound + kDecreaseSlack * std::abs(bound)) break;
+      if (x_new.loss <= bound + kDecreaseSlack * (std::abs(bound) + loss_rounding)) break;
+      // A step this far below 1/L is never needed (1/L satisfies the bound exactly): only rounding is left,
+      // so accept the (feasible) prox point instead of halving forever.
+      if (step < kMinStepRatio / lipschitz) break;
       step *= kBacktrack;
       backtracked = true;
     }
@@ -386,13 +441,32 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
         y_next.W[e] = x_new.W[e] + beta_k * (x_new.W[e] - x.W[e]);
       }
       // The extrapolated point may leave the cones; that is fine for FISTA (the prox restores feasibility).
-      predict(y_next);
+      // In double its prediction is the same combination of the two fresh ones (the operator is linear): one
+      // forward product less per iteration, and no drift since both are recomputed every iteration. In float32
+      // the combination's rounding (~1e-7) would make L(y) disagree with the forward products that the
+      // backtracking test compares it with, so y is predicted afresh there.
+      if constexpr (std::is_same_v<T, double>) {
+        y_next.z.resize(x_new.z.size());
+        for (std::size_t e = 0; e < x_new.z.size(); ++e) y_next.z[e] = x_new.z[e] + beta_k * (x_new.z[e] - x.z[e]);
+        y_next.loss = loss_value(loss_, y_next.z.data(), y_.data(), n_, c_, mu);
+      } else {
+        times.lap(PhaseTimes::kOther);
+        predict(y_next);
+        times.lap(PhaseTimes::kForward);
+      }
     }
     x = x_new;
     penalty_x = penalty_new;
     y_pt = std::move(y_next);
     if (!backtracked) step *= kStepGrowth;
 
+    if (profiling_enabled() && std::getenv("CONVEXNN_RELU_PROFILE")[0] == '2') {
+      const auto st = projector_->stats();
+      std::fprintf(stderr, "[relu it %lld] t=%.3f step=%.3e backtracked=%d restart=%d passes=%lld steps=%lld prox=%.3f oracle=%.3f\n",
+                   static_cast<long long>(it), seconds_since(t0), step, int(backtracked), int(restart_dot > 0.0),
+                   static_cast<long long>(st.passes), static_cast<long long>(st.steps), times.seconds[PhaseTimes::kProx],
+                   times.seconds[PhaseTimes::kCertifyOracle]);
+    }
     const bool check = (it % options.check_every == 0) || it == options.max_iter;
     if (check) {
       const bool done = certify(x, penalty_x, it);
@@ -439,6 +513,20 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     result.n_active += (column_norm(x.V, col, d_, c_) > 0.0) + (column_norm(x.W, col, d_, c_) > 0.0);
   result.n_iter = it;
   result.time = seconds_since(t0);
+  if (profiling_enabled()) {
+    times.lap(PhaseTimes::kOther);
+    const auto st = projector_->stats();
+    std::fprintf(stderr,
+                 "[relu profile] %lld iterations, %.3f s: setup %.3f, gradient %.3f, prox %.3f, forward %.3f, "
+                 "certificate products %.3f, certificate oracle %.3f, other %.3f; projections %lld, passes %lld, "
+                 "steps %lld\n",
+                 static_cast<long long>(it), result.time, times.seconds[PhaseTimes::kSetup],
+                 times.seconds[PhaseTimes::kGradient], times.seconds[PhaseTimes::kProx],
+                 times.seconds[PhaseTimes::kForward], times.seconds[PhaseTimes::kCertifyProducts],
+                 times.seconds[PhaseTimes::kCertifyOracle], times.seconds[PhaseTimes::kOther],
+                 static_cast<long long>(st.projections), static_cast<long long>(st.passes),
+                 static_cast<long long>(st.steps));
+  }
   return result;
 }
 

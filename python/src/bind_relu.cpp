@@ -76,7 +76,7 @@ template <class T>
 void bind_relu_for(py::module_& m) {
   m.def("solve_relu", &solve_relu<T>, py::arg("op"), py::arg("X"), py::arg("patterns"), py::arg("y"),
         py::arg("beta"), py::arg("loss") = "squared", py::arg("tol") = 1e-6, py::arg("max_iter") = 10000,
-        py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 10,
+        py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
         py::arg("certify_op") = nullptr,
         "Exact ReLU program by FISTA with the exact cone-norm prox (relu_solver.hpp). y: (n, c) float64.\n"

@@ -108,7 +108,29 @@ class PatternConeProjector {
                  index_t* iterations = nullptr, double stop_below = -1.0);
   // Drops the warm start of a slot (e.g. when its column became zero).
   void forget(index_t slot);
+  // Gives slot `to` the warm start of slot `from` (both for the same pattern; a no-op when `from` has none):
+  // projections of related vectors onto one cone (e.g. the prox of a block column and the dual constraint of
+  // the same block) share most of their active sets.
+  void copy_warm_start(index_t from, index_t to);
   index_t n_slots() const;
+
+  // Orthonormal basis of the face the last projection of `slot` ended on: the null space of its active rows,
+  // written as f rows of length d into N (room for d * d); returns f = d - (active rows), or -1 when the slot
+  // holds no state. The projection u lies in this face's span. Exact only after a converged projection (not
+  // one stopped by stop_below).
+  index_t face_basis(index_t slot, double* N) const;
+  // out (n x k, row-major) = X B for B (d x k, row-major), in float64 (X's float64 view).
+  void multiply_X(const double* B, index_t k, double* out) const;
+
+  // Work counters summed over all threads since construction (or the last reset_stats): projections
+  // that ran (g != 0), full O(n d) passes over the constraints, active-set steps. Read them between calls.
+  struct Stats {
+    index_t projections = 0;
+    index_t passes = 0;
+    index_t steps = 0;
+  };
+  Stats stats() const;
+  void reset_stats();
 
  private:
   struct Impl;

@@ -43,7 +43,7 @@ struct ReluOptions {
   double tol = 1e-6;                 // on the relative gap and on the relative violation
   index_t max_iter = 10000;          // FISTA iterations
   double time_limit = std::numeric_limits<double>::infinity();
-  index_t check_every = 10;          // certificate / callback frequency (iterations)
+  index_t check_every = 5;           // certificate / callback frequency (iterations)
   double cone_tol = 1e-12;           // relative accuracy of each cone projection
   std::function<bool(const IterInfo&)> callback;  // false -> status "interrupted"
 };
@@ -95,7 +95,7 @@ class ReluSolver {
   enum SlotKind : index_t { kSlotV = 0, kSlotW = 1, kSlotDualPlus = 2, kSlotDualMinus = 3 };
   double prox_columns(const std::vector<double>& x_in, double thresh, double cone_tol, SlotKind kind,
                       std::vector<double>& out) const;
-  double dual_constraint_max(const std::vector<double>& G, double cone_tol) const;
+  double dual_constraint_max(const std::vector<double>& G, double cone_tol, double floor) const;
   // L(z) at z = A(V - W) (smoothed hinge when mu > 0), grad L(z) into `grad` and G = A^T grad into `G`,
   // all in double: through certify_op when given, else through op in T.
   double loss_gradient_adjoint(const std::vector<double>& V, const std::vector<double>& W, double mu,
