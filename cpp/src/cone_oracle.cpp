@@ -762,19 +762,6 @@ double PatternConeProjector<T>::project(index_t slot, index_t pattern, const dou
 }
 
 template <class T>
-index_t PatternConeProjector<T>::face_basis(index_t slot, double* N) const {
-  CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
-  const auto& warm = impl_->warm[static_cast<std::size_t>(slot)];
-  const index_t d = impl_->rows.d;
-  if (impl_->warm_pattern[static_cast<std::size_t>(slot)] < 0 || static_cast<index_t>(warm.J.size()) != d * d)
-    return -1;
-  const auto q = static_cast<index_t>(warm.active.size());
-  // J's columns q..d-1 (stored as rows q..d-1) span the null space of the active rows.
-  std::copy(warm.J.begin() + q * d, warm.J.end(), N);
-  return d - q;
-}
-
-template <class T>
 void PatternConeProjector<T>::multiply_X(const double* B, index_t k, double* out) const {
   const Float64Rows& X = impl_->rows;
   if (k <= 0) return;

@@ -23,7 +23,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 // Wall time per solver phase, printed to stderr at the end of solve() when CONVEXNN_RELU_PROFILE is set
 // (a development aid: which part of an iteration to make faster).
 struct PhaseTimes {
-  enum Phase { kSetup, kGradient, kProx, kForward, kCertifyProducts, kCertifyOracle, kOther, kCount };
+  enum Phase { kSetup, kGradient, kProx, kForward, kCertifyProducts, kCertifyOracle, kNewton, kOther, kCount };
   double seconds[kCount] = {};
   Clock::time_point mark = Clock::now();
   void lap(Phase p) {
@@ -51,6 +51,14 @@ constexpr double kMinStepRatio = 1e-16;
 constexpr double kHingeMuStart = 0.5;
 constexpr double kHingeMuShrink = 10.0;
 constexpr double kHingeGapRatio = 0.2;
+// Ray Newton: largest number of nonzero columns (the reduced Hessian is eigen-decomposed: O(k^3)), largest
+// n * c * k of the reduced design (two such float64 matrices are stored), Newton steps per attempt.
+constexpr index_t kNewtonMaxDim = 400;
+constexpr index_t kNewtonMaxEntries = index_t{1} << 23;
+constexpr int kNewtonSteps = 20;
+// At least one check in this many runs the full certificate (so a dual bound exists even while screening says a
+// single certificate cannot reach tol: the ray-Newton acceptance rule and the history need it).
+constexpr index_t kFullCertificateEvery = 4;
 // Power iterations for the initial Lipschitz estimate of the operator (the step is corrected by backtracking).
 constexpr int kPowerIterations = 15;
 
@@ -191,6 +199,198 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
     }
   }
   return worst.empty() ? 0.0 : *std::max_element(worst.begin(), worst.end());
+}
+
+template <class T>
+bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu) const {
+  if (loss_ == Loss::hinge) return false;  // no Hessian on the kinks
+  const index_t n_cols = p_ * c_, d = d_, nc = n_ * c_;
+  const blas::SingleThreadedScope serial_blas;  // small products: threads cost more than they give
+  struct Entry {
+    SlotKind kind;
+    index_t col;
+    double norm;  // ||column|| at x: the starting scale
+  };
+  std::vector<Entry> entries;
+  for (const SlotKind kind : {kSlotV, kSlotW}) {
+    const std::vector<double>& B = kind == kSlotV ? x.V : x.W;
+    for (index_t col = 0; col < n_cols; ++col) {
+      const double cnorm = column_norm(B, col, d, c_);
+      if (cnorm > 0.0) entries.push_back({kind, col, cnorm});
+    }
+  }
+  const auto k = static_cast<index_t>(entries.size());
+  if (k == 0 || k > kNewtonMaxDim || nc * k > kNewtonMaxEntries) return false;
+
+  // Reduced design E (nc x k, column-major): column j = +-D_i X (v_j / ||v_j||) in output column k_out.
+  std::vector<double> dirs(static_cast<std::size_t>(d * k)), XU(static_cast<std::size_t>(n_ * k));
+  for (index_t a = 0; a < k; ++a) {
+    const Entry& e = entries[static_cast<std::size_t>(a)];
+    const std::vector<double>& B = e.kind == kSlotV ? x.V : x.W;
+    const double* src = B.data() + (e.col / c_) * d * c_ + e.col % c_;
+    for (index_t j = 0; j < d; ++j) dirs[j * k + a] = src[j * c_] / e.norm;
+  }
+  projector_->multiply_X(dirs.data(), k, XU.data());
+  std::vector<double> E(static_cast<std::size_t>(nc * k), 0.0);
+  for (index_t a = 0; a < k; ++a) {
+    const Entry& e = entries[static_cast<std::size_t>(a)];
+    const index_t i = e.col / c_, kout = e.col % c_;
+    const double sign = e.kind == kSlotV ? 1.0 : -1.0;
+    const PatternSet::Word* mask = pats_.mask(i);
+    double* Ea = E.data() + a * nc;
+    for (index_t r = 0; r < n_; ++r)
+      if ((mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U) Ea[r * c_ + kout] = sign * XU[r * k + a];
+  }
+
+  // F(s) = L(E s) + beta * sum s over s >= 0; the gradient of L into `g` when given.
+  const auto reduced_objective = [&](const std::vector<double>& sc, std::vector<double>& zz, std::vector<double>* g) {
+    blas::gemv<double>(blas::Layout::ColMajor, blas::Op::NoTrans, nc, k, 1.0, E.data(), nc, sc.data(), 1, 0.0,
+                       zz.data(), 1);
+    const double value = g != nullptr ? loss_value_grad(loss_, zz.data(), y_.data(), n_, c_, g->data(), mu)
+                                      : loss_value(loss_, zz.data(), y_.data(), n_, c_, mu);
+    double total = 0.0;
+    for (double v : sc) total += v;
+    return value + beta * total;
+  };
+
+  const bool quadratic = loss_ == Loss::squared;  // constant loss Hessian (the identity)
+  std::vector<double> scale(static_cast<std::size_t>(k)), z(static_cast<std::size_t>(nc)), zt(z.size()),
+      grad(z.size()), gs(scale.size()), dir(scale.size()), trial(scale.size()), eig(scale.size()),
+      Hloss(static_cast<std::size_t>(k * k)), H(Hloss.size()), HE;
+  for (index_t a = 0; a < k; ++a) scale[a] = entries[static_cast<std::size_t>(a)].norm;
+  double F = reduced_objective(scale, z, &grad);
+  const double F_start = F;
+  bool have_hessian = false;
+  for (int step = 0; step < kNewtonSteps; ++step) {
+    blas::gemv<double>(blas::Layout::ColMajor, blas::Op::Trans, nc, k, 1.0, E.data(), nc, grad.data(), 1, 0.0,
+                       gs.data(), 1);
+    for (double& g : gs) g += beta;
+    if (!quadratic || !have_hessian) {
+      if (quadratic) {
+        HE = E;
+      } else {
+        HE.resize(E.size());
+        const LossCurvature curvature(loss_, z.data(), y_.data(), n_, c_, mu);
+        for (index_t a = 0; a < k; ++a) curvature.apply(E.data() + a * nc, HE.data() + a * nc);
+      }
+      blas::gemm<double>(blas::Layout::ColMajor, blas::Op::Trans, blas::Op::NoTrans, k, k, nc, 1.0, E.data(), nc,
+                         HE.data(), nc, 0.0, Hloss.data(), k);
+      have_hessian = true;
+    }
+    // Newton on the free scales (s > 0); scales at 0 stay there (FISTA may bring their columns back).
+    H = Hloss;
+    for (index_t a = 0; a < k; ++a) {
+      if (scale[a] > 0.0) continue;
+      gs[a] = 0.0;
+      for (index_t b = 0; b < k; ++b) H[a * k + b] = H[b * k + a] = 0.0;
+      H[a * k + a] = 1.0;
+    }
+    // dir = -H^+ gs (eigen-decomposition: H may be singular, e.g. two columns with proportional products).
+    if (blas::syev<double>(k, H.data(), eig.data()) != 0) return false;
+    const double cutoff = 1e-12 * std::max(std::abs(eig[static_cast<std::size_t>(k - 1)]), 1e-300);
+    std::fill(dir.begin(), dir.end(), 0.0);
+    for (index_t j = 0; j < k; ++j) {
+      if (!(eig[j] > cutoff)) continue;
+      double proj = 0.0;
+      for (index_t a = 0; a < k; ++a) proj += H[a * k + j] * gs[a];
+      const double w = -proj / eig[j];
+      for (index_t a = 0; a < k; ++a) dir[a] += w * H[a * k + j];
+    }
+    double slope = 0.0;
+    for (index_t a = 0; a < k; ++a) {
+      if (scale[a] <= 0.0) dir[a] = 0.0;
+      slope += gs[a] * dir[a];
+    }
+    if (!(slope < 0.0)) break;
+    // The step stops where the first scale reaches 0 (that column then leaves).
+    double alpha = 1.0;
+    index_t blocking = -1;
+    for (index_t a = 0; a < k; ++a)
+      if (dir[a] < 0.0 && -scale[a] / dir[a] < alpha) {
+        alpha = -scale[a] / dir[a];
+        blocking = a;
+      }
+    bool accepted = false;
+    double F_trial = F;
+    for (int halving = 0; halving < 40; ++halving) {
+      for (index_t a = 0; a < k; ++a) trial[a] = std::max(0.0, scale[a] + alpha * dir[a]);
+      if (blocking >= 0 && halving == 0) trial[blocking] = 0.0;
+      F_trial = reduced_objective(trial, zt, nullptr);
+      if (std::isfinite(F_trial) && F_trial <= F + 1e-4 * alpha * slope) {
+        accepted = true;
+        break;
+      }
+      alpha *= 0.5;
+    }
+    if (!accepted) break;
+    const double decrease = F - F_trial;
+    scale = trial;
+    F = reduced_objective(scale, z, &grad);
+    if (decrease <= 1e-15 * std::abs(F)) break;
+  }
+  if (!(F < F_start)) return false;
+
+  // Back to the blocks: every column rescaled along its own ray (exactly feasible), then the true objective.
+  Point cand;
+  cand.V = x.V;
+  cand.W = x.W;
+  for (index_t a = 0; a < k; ++a) {
+    const Entry& e = entries[static_cast<std::size_t>(a)];
+    std::vector<double>& B = e.kind == kSlotV ? cand.V : cand.W;
+    double* dst = B.data() + (e.col / c_) * d * c_ + e.col % c_;
+    const double ratio = scale[a] / e.norm;
+    for (index_t j = 0; j < d; ++j) dst[j * c_] *= ratio;
+  }
+  const index_t m = p_ * d_ * c_;
+  std::vector<T> diff(static_cast<std::size_t>(m));
+  for (index_t e = 0; e < m; ++e) diff[e] = static_cast<T>(cand.V[e] - cand.W[e]);
+  cand.z.resize(static_cast<std::size_t>(nc));
+  op_.forward(diff.data(), c_, cand.z.data());
+  cand.loss = loss_value(loss_, cand.z.data(), y_.data(), n_, c_, mu);
+  const double cand_penalty = penalty_of(cand.V, cand.W, n_cols, d_, c_);
+  if (!(cand.loss + beta * cand_penalty < x.loss + beta * penalty)) return false;
+  x = std::move(cand);
+  penalty = cand_penalty;
+  return true;
+}
+
+// For the certificate's screening: an upper bound (up to the ternary search's resolution) on the dual value
+// any certificate built from theta = -grad can reach. The oracle value of pattern i is at least
+// <-G_i[:, k], v / ||v||> for every nonzero column v of V in K_i (a feasible unit direction; <+G, w / ||w||> for
+// W), so the certificate's scale is at most s_max = min(1, beta / that), and the dual -L*(s grad) is concave in
+// s: its maximum over [0, s_max] bounds the certificate's value. Costs O(P d c + n c) instead of the oracle's
+// projections. Only used to skip a certificate that cannot succeed, never as a reported bound.
+template <class T>
+double ReluSolver<T>::dual_value_bound(const std::vector<double>& V, const std::vector<double>& W,
+                                       const std::vector<double>& grad, const std::vector<double>& G,
+                                       double beta) const {
+  double oracle_lower = 0.0;
+  for (index_t col = 0; col < p_ * c_; ++col) {
+    const std::size_t base = static_cast<std::size_t>((col / c_) * d_ * c_ + col % c_);
+    double vn = 0.0, wn = 0.0, gv = 0.0, gw = 0.0;
+    for (index_t j = 0; j < d_; ++j) {
+      const std::size_t e = base + static_cast<std::size_t>(j * c_);
+      vn += V[e] * V[e];
+      wn += W[e] * W[e];
+      gv += G[e] * V[e];
+      gw += G[e] * W[e];
+    }
+    if (vn > 0.0) oracle_lower = std::max(oracle_lower, -gv / std::sqrt(vn));
+    if (wn > 0.0) oracle_lower = std::max(oracle_lower, gw / std::sqrt(wn));
+  }
+  const double s_max = oracle_lower > beta ? beta / oracle_lower : 1.0;
+  std::vector<double> t(grad.size());
+  const auto dual_at = [&](double s) {
+    for (std::size_t e = 0; e < grad.size(); ++e) t[e] = s * grad[e];
+    const double v = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_);
+    return std::isfinite(v) ? v : -std::numeric_limits<double>::infinity();
+  };
+  double lo = 0.0, hi = s_max;
+  for (int iter = 0; iter < 60; ++iter) {
+    const double m1 = lo + (hi - lo) / 3.0, m2 = hi - (hi - lo) / 3.0;
+    if (dual_at(m1) < dual_at(m2)) lo = m1; else hi = m2;
+  }
+  return std::max({dual_at(lo), dual_at(hi), dual_at(0.5 * (lo + hi))});
 }
 
 template <class T>
@@ -343,7 +543,12 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   double penalty_x = penalty_of(x.V, x.W, p_ * c_, d_, c_);
 
   std::vector<double> cert_grad, cert_G, cert_z;
-  auto certify = [&](const Point& pt, double penalty, index_t iteration) {
+  bool last_certificate_full = false;
+  index_t screened_in_a_row = 0;
+  // allow_screen: the cone projections of the certificate (the oracle: every pattern, both signs) are skipped
+  // when this theta provably cannot certify tol (see dual_value_bound); the history then keeps the best dual
+  // bound found so far, which stays valid.
+  auto certify = [&](const Point& pt, double penalty, index_t iteration, bool allow_screen) {
     // True-loss certificate at pt, in double (hinge: the smoothed gradient lies in the hinge conjugate's
     // domain, so it still gives a valid dual point of the true problem).
     times.lap(PhaseTimes::kOther);
@@ -351,6 +556,21 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     const double true_loss = hinge ? loss_value(loss_, cert_z.data(), y_.data(), n_, c_) : smoothed_loss;
     const double primal = true_loss + beta * penalty;
     times.lap(PhaseTimes::kCertifyProducts);
+    if (allow_screen && !hinge && screened_in_a_row + 1 < kFullCertificateEvery) {
+      const double bound = dual_value_bound(pt.V, pt.W, cert_grad, cert_G, beta);
+      if (relative_gap(primal, std::max(best_dual, bound)) > options.tol) {
+        const double gap = relative_gap(primal, best_dual);
+        result.history.push_back({iteration, primal, best_dual, gap, seconds_since(t0), 0});
+        result.objective = primal;
+        result.dual_objective = best_dual;
+        result.gap = gap;
+        last_certificate_full = false;
+        ++screened_in_a_row;
+        return false;
+      }
+    }
+    last_certificate_full = true;
+    screened_in_a_row = 0;
     const double worst = dual_constraint_max(cert_G, options.cone_tol, beta);
     times.lap(PhaseTimes::kCertifyOracle);
     const double scale = worst > beta ? beta / worst : 1.0;
@@ -375,6 +595,9 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     return gap <= options.tol;
   };
 
+  std::vector<char> last_support;
+  int newton_rejections = 0;
+  index_t newton_interval = 1, checks_since_newton = 0, newton_misses = 0;
   index_t it = 0;
   for (it = 1; it <= options.max_iter; ++it) {
     times.lap(PhaseTimes::kOther);
@@ -460,16 +683,47 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     y_pt = std::move(y_next);
     if (!backtracked) step *= kStepGrowth;
 
-    if (profiling_enabled() && std::getenv("CONVEXNN_RELU_PROFILE")[0] == '2') {
+    if (profiling_enabled() && std::getenv("CONVEXNN_RELU_PROFILE")[0] == '2') {  // one line per iteration
       const auto st = projector_->stats();
-      std::fprintf(stderr, "[relu it %lld] t=%.3f step=%.3e backtracked=%d restart=%d passes=%lld steps=%lld prox=%.3f oracle=%.3f\n",
+      std::fprintf(stderr,
+                   "[relu it %lld] t=%.3f step=%.3e backtracked=%d restart=%d passes=%lld steps=%lld prox=%.3f "
+                   "oracle=%.3f\n",
                    static_cast<long long>(it), seconds_since(t0), step, int(backtracked), int(restart_dot > 0.0),
-                   static_cast<long long>(st.passes), static_cast<long long>(st.steps), times.seconds[PhaseTimes::kProx],
-                   times.seconds[PhaseTimes::kCertifyOracle]);
+                   static_cast<long long>(st.passes), static_cast<long long>(st.steps),
+                   times.seconds[PhaseTimes::kProx], times.seconds[PhaseTimes::kCertifyOracle]);
     }
     const bool check = (it % options.check_every == 0) || it == options.max_iter;
     if (check) {
-      const bool done = certify(x, penalty_x, it);
+      bool newton_accepted = false;
+      if (options.ray_newton && !hinge) {
+        // Ray Newton before the check's certificate. Accepting restarts FISTA's momentum, which ill-conditioned
+        // problems (thousands of iterations) pay for dearly when it happens every check, so every second
+        // accepted step that the certificate does not declare converged doubles the number of checks between
+        // attempts. Two rejected attempts on one support (set of nonzero columns): wait for a new one.
+        std::vector<char> support(static_cast<std::size_t>(2 * p_ * c_));
+        for (index_t col = 0; col < p_ * c_; ++col) {
+          support[static_cast<std::size_t>(col)] = column_norm(x.V, col, d_, c_) > 0.0;
+          support[static_cast<std::size_t>(p_ * c_ + col)] = column_norm(x.W, col, d_, c_) > 0.0;
+        }
+        if (support != last_support) newton_rejections = 0;
+        ++checks_since_newton;
+        if (newton_rejections < 2 && checks_since_newton >= newton_interval) {
+          times.lap(PhaseTimes::kOther);
+          newton_accepted = ray_newton(x, penalty_x, beta, mu);
+          times.lap(PhaseTimes::kNewton);
+          if (newton_accepted) {
+            ++result.n_newton;
+            y_pt = x;
+            momentum = 1.0;
+            checks_since_newton = 0;
+          } else {
+            ++newton_rejections;
+          }
+        }
+        last_support = std::move(support);
+      }
+      const bool done = certify(x, penalty_x, it, true);
+      if (newton_accepted && !done && ++newton_misses % 2 == 0) newton_interval *= 2;
       if (options.callback) {
         IterInfo info;
         info.iteration = it;
@@ -497,7 +751,8 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   }
   if (it > options.max_iter) it = options.max_iter;
   // Final certificate at x (also for stops between checks).
-  if (result.history.empty() || result.history.back().iteration != it) certify(x, penalty_x, it);
+  if (result.history.empty() || result.history.back().iteration != it || !last_certificate_full)
+    certify(x, penalty_x, it, false);
   result.V.assign(static_cast<std::size_t>(m), T(0));
   result.W.assign(static_cast<std::size_t>(m), T(0));
   for (index_t e = 0; e < m; ++e) {
@@ -518,12 +773,13 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     const auto st = projector_->stats();
     std::fprintf(stderr,
                  "[relu profile] %lld iterations, %.3f s: setup %.3f, gradient %.3f, prox %.3f, forward %.3f, "
-                 "certificate products %.3f, certificate oracle %.3f, other %.3f; projections %lld, passes %lld, "
-                 "steps %lld\n",
+                 "certificate products %.3f, certificate oracle %.3f, newton %.3f (%lld accepted), other %.3f; "
+                 "projections %lld, passes %lld, steps %lld\n",
                  static_cast<long long>(it), result.time, times.seconds[PhaseTimes::kSetup],
                  times.seconds[PhaseTimes::kGradient], times.seconds[PhaseTimes::kProx],
                  times.seconds[PhaseTimes::kForward], times.seconds[PhaseTimes::kCertifyProducts],
-                 times.seconds[PhaseTimes::kCertifyOracle], times.seconds[PhaseTimes::kOther],
+                 times.seconds[PhaseTimes::kCertifyOracle], times.seconds[PhaseTimes::kNewton],
+                 static_cast<long long>(result.n_newton), times.seconds[PhaseTimes::kOther],
                  static_cast<long long>(st.projections), static_cast<long long>(st.passes),
                  static_cast<long long>(st.steps));
   }

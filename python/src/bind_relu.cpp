@@ -39,7 +39,7 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
                     const py::array_t<double, py::array::c_style | py::array::forcecast>& y, double beta,
                     const std::string& loss, double tol, index_t max_iter, double time_limit, index_t check_every,
                     const py::object& warm_V, const py::object& warm_W, bool verbose,
-                    const BlockOperator<double>* certify_op) {
+                    const BlockOperator<double>* certify_op, bool ray_newton) {
   const MatrixView<T> Xv = matrix_view<T>(X, "X");
   CONVEXNN_CHECK(y.ndim() == 2 && y.shape(0) == op.n_samples(),
                  "y must have shape (" << op.n_samples() << ", c), got ndim = " << y.ndim());
@@ -54,6 +54,7 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
   options.max_iter = max_iter;
   options.time_limit = time_limit;
   options.check_every = check_every;
+  options.ray_newton = ray_newton;
   std::shared_ptr<py::error_already_set> error;
   const std::string label = "relu";
   options.callback = progress_callback(verbose, py::none(), &error, &label);
@@ -68,6 +69,7 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
                   py::arg("gap") = r.gap, py::arg("kkt_residual") = r.kkt_residual,
                   py::arg("max_violation") = r.max_violation, py::arg("max_dual_constraint") = r.max_dual_constraint,
                   py::arg("n_iter") = r.n_iter, py::arg("status") = r.status, py::arg("time") = r.time,
+                  py::arg("n_newton") = r.n_newton,
                   py::arg("solver") = "fista-cone-prox", py::arg("n_active") = r.n_active,
                   py::arg("history") = history_to_dict(r.history));
 }
@@ -78,9 +80,10 @@ void bind_relu_for(py::module_& m) {
         py::arg("beta"), py::arg("loss") = "squared", py::arg("tol") = 1e-6, py::arg("max_iter") = 10000,
         py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
-        py::arg("certify_op") = nullptr,
+        py::arg("certify_op") = nullptr, py::arg("ray_newton") = true,
         "Exact ReLU program by FISTA with the exact cone-norm prox (relu_solver.hpp). y: (n, c) float64.\n"
         "certify_op: a BlockOperatorF64 with the same blocks, for float64 certificates of float32 iterations.\n"
+        "ray_newton: Newton steps on the scales of the nonzero columns at the checks (relu_solver.hpp).\n"
         "Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation, status, ...).");
 }
 

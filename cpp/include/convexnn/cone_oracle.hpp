@@ -114,11 +114,6 @@ class PatternConeProjector {
   void copy_warm_start(index_t from, index_t to);
   index_t n_slots() const;
 
-  // Orthonormal basis of the face the last projection of `slot` ended on: the null space of its active rows,
-  // written as f rows of length d into N (room for d * d); returns f = d - (active rows), or -1 when the slot
-  // holds no state. The projection u lies in this face's span. Exact only after a converged projection (not
-  // one stopped by stop_below).
-  index_t face_basis(index_t slot, double* N) const;
   // out (n x k, row-major) = X B for B (d x k, row-major), in float64 (X's float64 view).
   void multiply_X(const double* B, index_t k, double* out) const;
 
