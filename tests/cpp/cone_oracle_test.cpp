@@ -705,5 +705,66 @@ TEST(PatternConeProjector, WarmStartsGiveTheColdProjection) {
   }
 }
 
+// copy_warm_start hands one slot's active set to another slot of the same pattern (the solver's certificate
+// starts from the prox's): the projection from a copied state equals the cold one, needs no more passes than
+// the cold one when the vectors agree, and a copy from an empty slot changes nothing. The work counters count
+// what ran, and multiply_X is X B.
+TEST(PatternConeProjector, CopiedWarmStartsCountersAndProducts) {
+  std::mt19937_64 rng(77);
+  std::normal_distribution<double> normal;
+  for (index_t n : {9, 63, 150}) {
+    for (index_t d : {1, 3, 8}) {
+      const Dense X = random_matrix(n, d, rng);
+      std::vector<double> gates(5 * d);
+      for (auto& x : gates) x = normal(rng);
+      const auto view = MatrixView<double>::c_order(X.a.data(), n, d);
+      const PatternSet pats = PatternSet::from_gates(view, gates.data(), 5);
+      PatternConeProjector<double> projector(view, pats, 4);
+      std::vector<double> u(d), v(d);
+      for (index_t i = 0; i < pats.n_patterns(); ++i) {
+        const std::vector<double> g = random_vector(d, rng);
+        const auto cold = project_onto_pattern_cone(view, pats, i, g.data(), 1e-12);
+        projector.reset_stats();
+        projector.project(0, i, g.data(), 1e-12, u.data());
+        const auto first = projector.stats();
+        EXPECT_EQ(first.projections, 1);
+        EXPECT_GE(first.passes, 1);
+        EXPECT_GE(first.steps, 0);
+        projector.copy_warm_start(0, 1);
+        projector.copy_warm_start(3, 2);  // slot 3 never used: a no-op, slot 2 stays cold
+        projector.reset_stats();
+        const double copied = projector.project(1, i, g.data(), 1e-12, v.data());
+        const auto second = projector.stats();
+        EXPECT_NEAR(copied, cold.norm, 1e-9 * std::max(1.0, norm(g)));
+        for (index_t j = 0; j < d; ++j) EXPECT_NEAR(v[j], cold.u[j], 1e-8 * std::max(1.0, norm(g)));
+        EXPECT_LE(second.passes, first.passes);
+        EXPECT_EQ(second.passes, 1);  // the copied active set is already optimal: one verifying pass
+        EXPECT_NEAR(projector.project(2, i, g.data(), 1e-12, v.data()), cold.norm, 1e-9 * std::max(1.0, norm(g)));
+      }
+      EXPECT_THROW(projector.copy_warm_start(0, 4), std::invalid_argument);
+      EXPECT_THROW(projector.copy_warm_start(-1, 0), std::invalid_argument);
+      // multiply_X: (n x k) = X (n x d) B (d x k), also for a column-major X.
+      for (index_t k : {1, 4}) {
+        const Dense B = random_matrix(d, k, rng);
+        std::vector<double> out(n * k);
+        projector.multiply_X(B.a.data(), k, out.data());
+        std::vector<double> Xf(n * d);
+        for (index_t r = 0; r < n; ++r)
+          for (index_t j = 0; j < d; ++j) Xf[j * n + r] = X(r, j);
+        PatternConeProjector<double> fortran(MatrixView<double>::f_order(Xf.data(), n, d), pats, 1);
+        std::vector<double> out_f(n * k);
+        fortran.multiply_X(B.a.data(), k, out_f.data());
+        for (index_t r = 0; r < n; ++r)
+          for (index_t c = 0; c < k; ++c) {
+            double expect = 0.0;
+            for (index_t j = 0; j < d; ++j) expect += X(r, j) * B(j, c);
+            EXPECT_NEAR(out[r * k + c], expect, 1e-12 * (1.0 + std::abs(expect)));
+            EXPECT_NEAR(out_f[r * k + c], expect, 1e-12 * (1.0 + std::abs(expect)));
+          }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace convexnn

@@ -97,3 +97,28 @@ def test_relu_float32_with_a_tight_tol_warns():
         res = cnn.solve(X.astype(np.float32), y, 0.3, patterns=pats, bias=True, formulation="relu", tol=1e-7,
                         max_iter=5)
     assert res.status == "max_iter"
+
+
+@pytest.mark.parametrize("loss,c", [("squared", 2), ("logistic", 1), ("cross_entropy", 3)])
+def test_relu_ray_newton_and_plain_fista_certify_the_same_optimum(loss, c):
+    """The ray-Newton steps (on by default) change the path, not the optimum or the honesty of the certificate;
+    with c > 1 outputs the reduced design mixes the heads' columns, so it is checked against CVXPY too."""
+    from convexnn import _core
+    from convexnn.solve import _operator
+
+    X, y, pats = _problem(loss, 7, n=90, c=c)
+    Xb = np.hstack([X, np.ones((len(X), 1))])
+    Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+    beta = 0.3 if loss == "squared" else 0.5
+    runs = {flag: _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=1e-8,
+                                   max_iter=100_000, ray_newton=flag) for flag in (True, False)}
+    opt = cvx.solve_relu_cvxpy(Xb, pats.dense(), Y, beta, loss=loss)["objective"]
+    assert runs[True]["n_newton"] >= 1 and runs[False]["n_newton"] == 0
+    for raw in runs.values():
+        assert raw["status"] == "converged"
+        assert raw["objective"] == pytest.approx(opt, rel=1e-5)
+        assert raw["dual_objective"] <= opt * (1 + 1e-7) + 1e-9
+        assert raw["max_violation"] <= 1e-9
+        assert ref_obj.relu_objective(Xb, pats.dense(), raw["V"], raw["W"], Y, beta, loss) == pytest.approx(
+            raw["objective"], rel=1e-10)
+    assert runs[True]["objective"] == pytest.approx(runs[False]["objective"], rel=1e-7)
