@@ -165,8 +165,13 @@ class ConeProjector {
   // `stop_below` >= 0: stop as soon as ||u|| <= stop_below. Every iterate's norm is an upper bound on
   // ||Pi_K(g)|| (see the header), so the answer "the projection has norm <= stop_below" is then exact; the
   // outcome says so with `below` (u is then not the projection). The exact solver's prox needs only that.
+  // `first_values` (optional, n): X u0 for the starting point u0 of this call (the warm start's or g), computed
+  // by the caller (e.g. one GEMM for many projections); it replaces the first pass's gemv. `initial_only`:
+  // return right after computing u0 into u (state untouched; `below` says whether u0 already proves
+  // ||Pi_K(g)|| <= stop_below), so a caller can batch the first passes of many projections.
   ProjectionOutcome project(const Word* mask, const double* g, double tol, index_t max_iter, double* u,
-                            Factorization* state = nullptr, double stop_below = -1.0) {
+                            Factorization* state = nullptr, double stop_below = -1.0,
+                            const double* first_values = nullptr, bool initial_only = false) {
     ProjectionOutcome out;
     const index_t d = d_;
     double g2 = 0.0;
@@ -213,6 +218,15 @@ class ConeProjector {
       return std::sqrt(u2) <= stop_below;
     };
     bool below = small_enough();
+    if (initial_only) {
+      for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
+      q_ = 0;
+      out.below = below;
+      double u2 = 0.0;
+      for (index_t j = 0; j < d; ++j) u2 += u[j] * u[j];
+      out.norm = std::sqrt(u2);
+      return out;
+    }
     // Goldfarb-Idnani steps whose entering constraint is the most violated one of the working set.
     const auto steps_on_working_set = [&]() {
       const auto rows = static_cast<index_t>(working_.size());
@@ -245,13 +259,19 @@ class ConeProjector {
     }
     for (;;) {
       if (below) break;
-      X_.times(u, values_.data());
+      const double* values = values_.data();
+      if (first_values != nullptr) {
+        values = first_values;
+        first_values = nullptr;
+      } else {
+        X_.times(u, values_.data());
+      }
       ++out.passes;
       double max_violation = 0.0;
       candidates_.clear();
       for (index_t k = 0; k < n_; ++k) {
         if (norms_[k] == 0.0) continue;  // 0 >= 0 always holds
-        const double c = mask_bit(mask, k) ? values_[k] : -values_[k];
+        const double c = mask_bit(mask, k) ? values[k] : -values[k];
         const double violation = -c / norms_[k];
         if (violation > max_violation) max_violation = violation;
         if (violation > threshold && !is_active_[k] && !in_working_[k]) candidates_.push_back({violation, k});
@@ -687,6 +707,7 @@ struct PatternConeProjector<T>::Impl {
   std::vector<ConeProjector::Factorization> warm;           // one per slot (allocated on first use)
   std::vector<index_t> warm_pattern;                         // the pattern whose cone each slot's state is for
   std::vector<typename PatternConeProjector<T>::Stats> stats;  // one per OpenMP thread
+  std::vector<std::vector<double>> batch_values, batch_points;  // project_batch buffers, one per thread
   index_t max_iter = 0;
   explicit Impl(const PatternSet& p) : pats(p) {}
 };
@@ -705,6 +726,8 @@ PatternConeProjector<T>::PatternConeProjector(MatrixView<T> X, const PatternSet&
   impl_->workspaces.resize(static_cast<std::size_t>(threads));
   for (auto& w : impl_->workspaces) w = std::make_unique<ConeProjector>(impl_->rows, impl_->norms.data());
   impl_->stats.resize(static_cast<std::size_t>(threads));
+  impl_->batch_values.resize(static_cast<std::size_t>(threads));
+  impl_->batch_points.resize(static_cast<std::size_t>(threads));
   impl_->warm.resize(static_cast<std::size_t>(n_slots));
   impl_->warm_pattern.assign(static_cast<std::size_t>(n_slots), -1);
   impl_->max_iter = default_cone_max_iter(X.rows, X.cols);
@@ -723,6 +746,64 @@ void PatternConeProjector<T>::forget(index_t slot) {
   CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
   impl_->warm[static_cast<std::size_t>(slot)] = ConeProjector::Factorization{};
   impl_->warm_pattern[static_cast<std::size_t>(slot)] = -1;
+}
+
+template <class T>
+void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots, const index_t* patterns,
+                                            const double* G, double tol, double* U, double* norms,
+                                            const double* stop_below) {
+  check_tol(tol);
+  if (count <= 0) return;
+  const index_t d = impl_->rows.d, n = impl_->rows.n;
+  const auto thread = static_cast<std::size_t>(omp_get_thread_num());
+  CONVEXNN_CHECK(thread < impl_->workspaces.size(),
+                 "PatternConeProjector used from thread " << thread << " but built for " << impl_->workspaces.size());
+  ConeProjector& ws = *impl_->workspaces[thread];
+  const auto warm_state = [&](index_t s) -> ConeProjector::Factorization& {
+    const index_t slot = slots[s], pattern = patterns[s];
+    CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
+    CONVEXNN_CHECK(pattern >= 0 && pattern < impl_->pats.n_patterns(),
+                   "pattern " << pattern << " out of range [0, " << impl_->pats.n_patterns() << ")");
+    auto& warm = impl_->warm[static_cast<std::size_t>(slot)];
+    if (impl_->warm_pattern[static_cast<std::size_t>(slot)] != pattern) {
+      warm = ConeProjector::Factorization{};
+      impl_->warm_pattern[static_cast<std::size_t>(slot)] = pattern;
+    }
+    return warm;
+  };
+  // 1. Starting points u0 (from the warm starts) of the projections that will need a pass.
+  std::vector<double>& points = impl_->batch_points[thread];
+  std::vector<index_t> needs;
+  points.resize(static_cast<std::size_t>(count * d));
+  for (index_t s = 0; s < count; ++s) {
+    const double below = stop_below != nullptr ? stop_below[s] : -1.0;
+    const ProjectionOutcome start = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter,
+                                               points.data() + needs.size() * d, &warm_state(s), below, nullptr,
+                                               true);
+    if (!start.below && start.norm > 0.0) needs.push_back(s);
+  }
+  // 2. Their first passes in one product: values (m x n) = U0 (m x d) X^T.
+  const auto m = static_cast<index_t>(needs.size());
+  std::vector<double>& values = impl_->batch_values[thread];
+  checked_resize(values, m * n, "the batched constraint values");
+  const Float64Rows& X = impl_->rows;
+  if (m > 0)
+    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, X.row_major ? blas::Op::Trans : blas::Op::NoTrans,
+                       m, n, d, 1.0, points.data(), d, X.data, X.ld(), 0.0, values.data(), n);
+  // 3. The projections, each starting from its precomputed pass.
+  auto& counters = impl_->stats[thread];
+  std::size_t next = 0;
+  for (index_t s = 0; s < count; ++s) {
+    const double below = stop_below != nullptr ? stop_below[s] : -1.0;
+    const double* first = nullptr;
+    if (next < needs.size() && needs[next] == s) first = values.data() + static_cast<index_t>(next++) * n;
+    const ProjectionOutcome out = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter,
+                                             U + s * d, &warm_state(s), below, first);
+    norms[s] = out.norm;
+    counters.projections += out.passes > 0 ? 1 : 0;
+    counters.passes += out.passes;
+    counters.steps += out.iterations;
+  }
 }
 
 template <class T>

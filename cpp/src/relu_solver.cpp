@@ -59,6 +59,8 @@ constexpr int kNewtonSteps = 20;
 // At least one check in this many runs the full certificate (so a dual bound exists even while screening says a
 // single certificate cannot reach tol: the ray-Newton acceptance rule and the history need it).
 constexpr index_t kFullCertificateEvery = 4;
+// Block columns per batched prox call (one GEMM for the first constraint pass of their projections).
+constexpr index_t kProxChunk = 16;
 // Power iterations for the initial Lipschitz estimate of the operator (the step is corrected by backtracking).
 constexpr int kPowerIterations = 15;
 
@@ -136,25 +138,44 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
   const index_t n_cols = p_ * c_;
   out.assign(x_in.size(), 0.0);
   std::vector<double> col_norm(static_cast<std::size_t>(n_cols), 0.0);
+  // Columns in chunks of kProxChunk: the first pass over the constraints of all projections of a chunk is one
+  // GEMM (PatternConeProjector::project_batch); a warm-started projection usually needs only that pass.
+  const index_t n_chunks = (n_cols + kProxChunk - 1) / kProxChunk;
   {
     const blas::SingleThreadedScope serial_blas;
 #pragma omp parallel
     {
-      std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
+      std::vector<double> g(static_cast<std::size_t>(d_)), G(static_cast<std::size_t>(kProxChunk * d_)),
+          U(G.size()), norms(static_cast<std::size_t>(kProxChunk)), below(norms.size());
+      std::vector<index_t> cols, slots, patterns;
 #pragma omp for schedule(dynamic, 1)
-      for (index_t col = 0; col < n_cols; ++col) {
-        const index_t i = col / c_, k = col % c_;
-        const index_t slot = kind * n_cols + col;
-        const double nrm = gather_column(x_in, col, d_, c_, g);
-        // ||Pi_K(x)|| <= ||x||: a column that shrinks to zero anyway needs no projection.
-        if (std::sqrt(nrm) <= thresh || nrm == 0.0) continue;
-        // Only "is ||Pi_K(x)|| <= thresh" matters for a column that ends at zero: stop once that is proven.
-        const double pnorm = projector_->project(slot, i, g.data(), cone_tol, u.data(), nullptr, nullptr, thresh);
-        if (pnorm <= thresh) continue;
-        const double scale = 1.0 - thresh / pnorm;
-        double* dst = out.data() + i * d_ * c_ + k;
-        for (index_t j = 0; j < d_; ++j) dst[j * c_] = scale * u[static_cast<std::size_t>(j)];
-        col_norm[static_cast<std::size_t>(col)] = scale * pnorm;
+      for (index_t chunk = 0; chunk < n_chunks; ++chunk) {
+        cols.clear();
+        slots.clear();
+        patterns.clear();
+        for (index_t col = chunk * kProxChunk; col < std::min(n_cols, (chunk + 1) * kProxChunk); ++col) {
+          const double nrm = gather_column(x_in, col, d_, c_, g);
+          // ||Pi_K(x)|| <= ||x||: a column that shrinks to zero anyway needs no projection.
+          if (std::sqrt(nrm) <= thresh || nrm == 0.0) continue;
+          std::copy(g.begin(), g.end(), G.begin() + static_cast<std::ptrdiff_t>(cols.size() * d_));
+          // Only "is ||Pi_K(x)|| <= thresh" matters for a column that ends at zero: stop once that is proven.
+          below[cols.size()] = thresh;
+          cols.push_back(col);
+          slots.push_back(kind * n_cols + col);
+          patterns.push_back(col / c_);
+        }
+        const auto count = static_cast<index_t>(cols.size());
+        projector_->project_batch(count, slots.data(), patterns.data(), G.data(), cone_tol, U.data(), norms.data(),
+                                  below.data());
+        for (index_t s = 0; s < count; ++s) {
+          const double pnorm = norms[static_cast<std::size_t>(s)];
+          if (pnorm <= thresh) continue;
+          const index_t col = cols[static_cast<std::size_t>(s)], i = col / c_, k = col % c_;
+          const double scale = 1.0 - thresh / pnorm;
+          double* dst = out.data() + i * d_ * c_ + k;
+          for (index_t j = 0; j < d_; ++j) dst[j * c_] = scale * U[static_cast<std::size_t>(s * d_ + j)];
+          col_norm[static_cast<std::size_t>(col)] = scale * pnorm;
+        }
       }
     }
   }

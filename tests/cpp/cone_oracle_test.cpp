@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -761,6 +762,52 @@ TEST(PatternConeProjector, CopiedWarmStartsCountersAndProducts) {
             EXPECT_NEAR(out[r * k + c], expect, 1e-12 * (1.0 + std::abs(expect)));
             EXPECT_NEAR(out_f[r * k + c], expect, 1e-12 * (1.0 + std::abs(expect)));
           }
+      }
+    }
+  }
+}
+
+// project_batch (first passes of several projections in one GEMM) agrees with one-at-a-time projections over
+// a sequence of nearby inputs (warm starts), with and without early stops, including empty batches and
+// projections that need no pass at all (g = 0, or a warm start that already proves the bound).
+TEST(PatternConeProjector, BatchedProjectionsAgreeWithSingleOnes) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  for (index_t n : {10, 64, 129}) {
+    for (index_t d : {2, 6}) {
+      const Dense X = random_matrix(n, d, rng);
+      std::vector<double> gates(6 * d);
+      for (auto& x : gates) x = normal(rng);
+      const auto view = MatrixView<double>::c_order(X.a.data(), n, d);
+      const PatternSet pats = PatternSet::from_gates(view, gates.data(), 6);
+      const index_t P = pats.n_patterns(), count = 2 * P;
+      PatternConeProjector<double> single(view, pats, count), batched(view, pats, count);
+      std::vector<index_t> slots(count), patterns(count);
+      for (index_t s = 0; s < count; ++s) {
+        slots[s] = s;
+        patterns[s] = s % P;
+      }
+      std::vector<double> G(count * d), U(count * d), norms(count), below(count), u(d);
+      for (auto& x : G) x = normal(rng);
+      batched.project_batch(0, slots.data(), patterns.data(), G.data(), 1e-12, U.data(), norms.data());
+      for (int step = 0; step < 8; ++step) {
+        for (auto& x : G) x += 0.1 * normal(rng);
+        if (step == 3) std::fill(G.begin(), G.begin() + d, 0.0);
+        for (index_t s = 0; s < count; ++s) below[s] = step % 2 ? 0.3 * std::sqrt(d) : -1.0;
+        batched.project_batch(count, slots.data(), patterns.data(), G.data(), 1e-12, U.data(), norms.data(),
+                              below.data());
+        for (index_t s = 0; s < count; ++s) {
+          const double* g = G.data() + s * d;
+          const double expect = single.project(s, patterns[s], g, 1e-12, u.data(), nullptr, nullptr, below[s]);
+          const double scale = std::max(1.0, std::sqrt(std::inner_product(g, g + d, g, 0.0)));
+          if (below[s] >= 0.0 && (expect <= below[s] || norms[s] <= below[s])) {
+            // Early stops: both answer "below the threshold" or both give the exact value.
+            EXPECT_EQ(expect <= below[s] + 1e-12 * scale, norms[s] <= below[s] + 1e-12 * scale);
+            continue;
+          }
+          EXPECT_NEAR(norms[s], expect, 1e-9 * scale);
+          for (index_t j = 0; j < d; ++j) EXPECT_NEAR(U[s * d + j], u[j], 1e-8 * scale);
+        }
       }
     }
   }

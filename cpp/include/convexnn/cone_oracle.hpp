@@ -106,6 +106,12 @@ class PatternConeProjector {
   // most of the steps.
   double project(index_t slot, index_t pattern, const double* g, double tol, double* u, bool* converged = nullptr,
                  index_t* iterations = nullptr, double stop_below = -1.0);
+  // `count` projections at once (as project(), one per (slots[s], patterns[s], g = G + s * d, u = U + s * d,
+  // stop_below[s] or none when stop_below is null)), norms into norms[s]: the first O(n d) pass of all of
+  // them is one GEMM instead of `count` gemvs. The slots must be distinct. Results equal project()'s up to
+  // rounding (the GEMM rounds differently from the gemv); they do not depend on the thread count.
+  void project_batch(index_t count, const index_t* slots, const index_t* patterns, const double* G, double tol,
+                     double* U, double* norms, const double* stop_below = nullptr);
   // Drops the warm start of a slot (e.g. when its column became zero).
   void forget(index_t slot);
   // Gives slot `to` the warm start of slot `from` (both for the same pattern; a no-op when `from` has none):
