@@ -11,7 +11,7 @@ MKL and torch threads), and times its solve only. The parent kills a child ``--t
 seconds of grace) after the child signals that its solve started; convexnn and Adam also get the limit
 themselves and return their best point at their next check after it. Peak memory is the solver process's ru_maxrss
 (measured by the small launcher bench/suite_launch.py, so that the suite's own memory does not leak into it), i.e.
-the whole process (interpreter and libraries included: the scnn process is ~600 MB at rest with torch).
+the whole process (interpreter and libraries included: the scnn process is ~0.7 GB at rest with torch).
 
 Every returned point is scored by the parent with the SAME objective (convexnn.reference.objectives, API.md
 scaling: a sum over samples, beta * sum of group norms); Adam with its own non-convex objective
