@@ -70,7 +70,8 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
                   py::arg("max_violation") = r.max_violation, py::arg("max_dual_constraint") = r.max_dual_constraint,
                   py::arg("n_iter") = r.n_iter, py::arg("status") = r.status, py::arg("time") = r.time,
                   py::arg("n_newton") = r.n_newton,
-                  py::arg("solver") = "fista-cone-prox", py::arg("n_active") = r.n_active,
+                  py::arg("solver") = ray_newton ? "fista-cone-prox+ray-newton" : "fista-cone-prox",
+                  py::arg("n_active") = r.n_active,
                   py::arg("history") = history_to_dict(r.history));
 }
 
