@@ -287,15 +287,16 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
                        gs.data(), 1);
     for (double& g : gs) g += beta;
     if (!quadratic || !have_hessian) {
-      if (quadratic) {
-        HE = E;
-      } else {
+      // E^T Hess E; the squared loss's Hessian is the identity (and constant: formed once).
+      const double* HEp = E.data();
+      if (!quadratic) {
         HE.resize(E.size());
         const LossCurvature curvature(loss_, z.data(), y_.data(), n_, c_, mu);
         for (index_t a = 0; a < k; ++a) curvature.apply(E.data() + a * nc, HE.data() + a * nc);
+        HEp = HE.data();
       }
       blas::gemm<double>(blas::Layout::ColMajor, blas::Op::Trans, blas::Op::NoTrans, k, k, nc, 1.0, E.data(), nc,
-                         HE.data(), nc, 0.0, Hloss.data(), k);
+                         HEp, nc, 0.0, Hloss.data(), k);
       have_hessian = true;
     }
     // Newton on the free scales (s > 0); scales at 0 stay there (FISTA may bring their columns back).
