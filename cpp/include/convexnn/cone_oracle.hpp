@@ -123,8 +123,8 @@ class PatternConeProjector {
   // out (n x k, row-major) = X B for B (d x k, row-major), in float64 (X's float64 view).
   void multiply_X(const double* B, index_t k, double* out) const;
 
-  // Work counters summed over all threads since construction (or the last reset_stats): projections
-  // that ran (g != 0), full O(n d) passes over the constraints, active-set steps. Read them between calls.
+  // Work counters summed over all threads since construction (or the last reset_stats): projections that made
+  // at least one full O(n d) pass over the constraints, such passes, active-set steps. Read them between calls.
   struct Stats {
     index_t projections = 0;
     index_t passes = 0;

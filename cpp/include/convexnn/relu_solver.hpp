@@ -10,7 +10,8 @@
 //   prox(x) = max(0, 1 - t beta / ||Pi_K(x)||) Pi_K(x),
 // (minimise over directions e in K first: the best is Pi_K(x)/||Pi_K(x)||, since max_{e in K, ||e||<=1} e^T x
 // = ||Pi_K(x)||), so every iterate is feasible up to the accuracy of the cone projection (cone_oracle.hpp).
-// Columns with ||x|| <= t beta are zero without projecting (||Pi_K(x)|| <= ||x||).
+// Columns with ||x|| <= t beta are zero without projecting (||Pi_K(x)|| <= ||x||); the others stop as soon as
+// ||Pi_K(x)|| <= t beta is proven, and the first constraint pass of every 16 columns' projections is one GEMM.
 //
 // Why this method (bench/RESULTS.md has the measurements): the iterates stay feasible, so the Theorem-1
 // network reproduces the objective exactly at every iterate; the gated machinery (operator, losses,
@@ -18,7 +19,9 @@
 //
 // Certificate: theta = -grad L(z); the dual constraint of pattern i and column k is
 //   max( ||Pi_{K_i}(X^T D_i theta_k)||, ||Pi_{K_i}(-X^T D_i theta_k)|| ) <= beta,
-// evaluated exactly by the cone projections of the adjoint already computed; theta scaled by
+// evaluated by the cone projections of the adjoint already computed (exactly when above beta; a projection that
+// proves "<= beta" stops there, as only the maximum above beta matters), started from the prox's active sets of
+// the same columns; theta scaled by
 // s = min(1, beta / max) is dual feasible and D = -L*(-s theta) is a lower bound on the optimum over these
 // patterns. The KKT residual reported is that relative duality gap (zero exactly at KKT points); the
 // relative violation is max_i,k max_rows ((2D_i - I) X v)_- / (||X||_2 ||v||). Converged = both <= tol.
@@ -37,7 +40,9 @@
 // decomposition, pseudo-inverse; a scale that reaches 0 drops its column). The rescaled columns are exactly
 // feasible; the point is accepted only if the true objective, recomputed through the operator, decreased, and
 // FISTA restarts from it. While the certificates that follow accepted steps do not converge, the attempts get
-// exponentially rarer (restarting every check would cost ill-conditioned problems their acceleration). The certificate is computed as always, so a poor direction only costs the attempt.
+// exponentially rarer (restarting every check would cost ill-conditioned problems their acceleration). The
+// certificate is computed as always, so a poor direction only costs the attempt. Measured (bench/
+// relu_solver_bench.py, n = 10k, d = 50, P = 100): 20 iterations instead of 50 to beat adelie's objective.
 #pragma once
 
 #include <functional>
