@@ -1032,6 +1032,9 @@ class Run {
       forward(v.data(), zt.data(), nullptr);
       est = vec::sqnorm(nc_, zt.data());
       adjoint(zt.data(), v.data(), nullptr);
+      // Each step is a full forward + adjoint (seconds at n = 1e5, P = 2000): honour the time limit. A
+      // truncated estimate is a lower bound, which FISTA's backtracking corrects; it is not cached.
+      if (elapsed() >= opt_.time_limit) return est;
     }
     cache_.op_norm_sq = est;
     return est;
