@@ -14,6 +14,7 @@ import numpy as np
 from . import _core
 from ._validation import (DEVICES, FORMULATIONS, GROUPS, LOSSES, add_bias_column, check_choice, check_dtype,
                           check_scalar, check_X, check_y)
+from .decomposition import cone_decomposition
 from .patterns import as_patterns
 from .result import SolveResult
 
@@ -120,7 +121,9 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     dtype : None, float32 or float64
         Precision of the iterations (certificates are always accumulated in float64). None keeps X's.
     warm_start : SolveResult, array (P, d[+1], c) or tuple (V, W), optional
-        A starting point on the same patterns (gated: U; relu: (V, W), projected onto the cones first).
+        A starting point on the same patterns (gated: U; relu: (V, W), projected onto the cones first, or a gated
+        SolveResult, split by its cone decomposition into ReLU neurons with the same predictions, see
+        convexnn.decomposition; measured in bench/RESULTS.md, issue 5).
     verbose : bool
         Print objective and gap while solving.
 
@@ -165,7 +168,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         warnings.warn(f"formulation='relu' with float32 iterations rarely certifies a gap below "
                       f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
                       "max_iter. Use dtype=float64 or a looser tol.", RuntimeWarning, stacklevel=2)
-    V0, W0 = _warm_start_relu(warm_start, pats.n_patterns, Xb.shape[1], Y.shape[1])
+    V0, W0 = _warm_start_relu(warm_start, pats, Xb, Y.shape[1])
     raw = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=tol, max_iter=max_iter,
                            time_limit=time_limit, warm_V=V0, warm_W=W0, verbose=bool(verbose),
                            certify_op=_certify_operator(Xb, pats))
@@ -177,12 +180,18 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
                        history=_history_rows(raw["history"]), **common)
 
 
-def _warm_start_relu(warm_start, P, d, c):
+def _warm_start_relu(warm_start, pats, Xb, c):
     if warm_start is None:
         return None, None
+    P, d = pats.n_patterns, Xb.shape[1]
+    if isinstance(warm_start, SolveResult) and warm_start.formulation == "gated":
+        # A gated solution on the same patterns: its cone decomposition (same predictions, feasible).
+        U0 = _warm_start_blocks(warm_start, P, d, c)
+        V0, W0, _ = cone_decomposition(Xb.astype(np.float64), pats, U0)
+        return np.ascontiguousarray(V0), np.ascontiguousarray(W0)
     coef = warm_start.coef_ if isinstance(warm_start, SolveResult) else warm_start
     if not isinstance(coef, tuple) or len(coef) != 2:
-        raise ValueError("warm_start for formulation='relu' must be a relu SolveResult or a tuple (V, W)")
+        raise ValueError("warm_start for formulation='relu' must be a relu or gated SolveResult or a tuple (V, W)")
     out = []
     for name, B in zip(("V", "W"), coef):
         B = np.asarray(B, dtype=np.float64)
