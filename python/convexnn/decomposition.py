@@ -69,7 +69,7 @@ def cone_decomposition(Xb, patterns, U, tol=1e-8, max_iter=0):
     V = np.zeros_like(U)
     W = np.zeros_like(U)
     gates = np.asarray(pset.gates(), dtype=np.float64)  # (P, d)
-    dense = None  # (n, P) masks, only if a gate fallback needs them
+    dense = row_norms = None  # (n, P) masks and ||x_k||, only if a gate decomposition needs them
     info = dict(max_residual=0.0, iterations=0, gate_fallbacks=0)
     for i in range(U.shape[0]):
         for j in range(U.shape[2]):
@@ -92,9 +92,10 @@ def cone_decomposition(Xb, patterns, U, tol=1e-8, max_iter=0):
                     converged = True
                     break
             if not converged:
-                if dense is None:
+                if dense is None:  # once per call, only if a gate decomposition is needed
                     dense = np.asarray(pset.dense(), dtype=bool)
-                y = _gate_shift(Xb, dense[:, i], i, u, gates[i], project)
+                    row_norms = np.linalg.norm(Xb, axis=1)
+                y = _gate_shift(Xb, row_norms, dense[:, i], i, u, gates[i], project)
                 info["gate_fallbacks"] += 1
             W[i, :, j] = y  # in K_i (a projection, or a multiple of the gate)
             V[i, :, j] = u + y
@@ -106,7 +107,7 @@ def cone_decomposition(Xb, patterns, U, tol=1e-8, max_iter=0):
 _TIE_TOL = 1e-9  # relative margin below which a sample counts as lying on a gate's hyperplane
 
 
-def _gate_shift(Xb, mask, i, u, gate, project):
+def _gate_shift(Xb, row_norms, mask, i, u, gate, project):
     """t * h with the smallest t >= 0 such that u + t * h lies in K_i, h strictly inside K_i: the pattern's gate,
     plus the projections onto K_i of the samples it passes through (sampled gates with a bias go through one
     training point: a tie, a_k^T gate = 0). For a sample row a_k, a_k^T Pi_K(a_k) = ||Pi_K(a_k)||^2 > 0 and every
@@ -119,7 +120,6 @@ def _gate_shift(Xb, mask, i, u, gate, project):
     h = np.array(gate, dtype=np.float64)
     a_h = s * (Xb @ h)
     scale = float(np.linalg.norm(h))
-    row_norms = np.linalg.norm(Xb, axis=1)
     # Ties up to rounding: a sample on the gate's hyperplane has a_k^T gate ~ 1e-16, not 0 (the shift along the
     # gate alone would then be ~1e16 times too long).
     for k in np.flatnonzero(a_h <= _TIE_TOL * scale * row_norms):

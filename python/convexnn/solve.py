@@ -187,7 +187,7 @@ def _warm_start_relu(warm_start, pats, Xb, c):
     if isinstance(warm_start, SolveResult) and warm_start.formulation == "gated":
         # A gated solution on the same patterns: its cone decomposition (same predictions, feasible).
         U0 = _warm_start_blocks(warm_start, P, d, c)
-        V0, W0, _ = cone_decomposition(Xb.astype(np.float64), pats, U0)
+        V0, W0, _ = cone_decomposition(Xb, pats, U0)  # it converts to float64 itself
         return np.ascontiguousarray(V0), np.ascontiguousarray(W0)
     coef = warm_start.coef_ if isinstance(warm_start, SolveResult) else warm_start
     if not isinstance(coef, tuple) or len(coef) != 2:
