@@ -24,6 +24,7 @@
 
 #include "convexnn/blas.hpp"
 #include "masked_tables.hpp"
+#include "buffers.hpp"
 #include "parallel_errors.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
@@ -77,31 +78,21 @@ constexpr int kPowerMaxIterations = 1000;
 
 // ---- small utilities ---------------------------------------------------------------------------------
 
-index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
-index_t round_up(index_t a, index_t m) { return ceil_div(a, m) * m; }
+using detail::ceil_div;
+using detail::round_up;
 
 Word valid_bits(index_t rows_in_word) {
   return rows_in_word >= kWordBits ? ~Word(0) : ((Word(1) << rows_in_word) - 1);
 }
 
-// Elements -> bytes with an overflow check; throws std::length_error naming the size.
 template <class T>
 std::size_t checked_bytes(index_t count, const char* what) {
-  if (count < 0 || static_cast<double>(count) * sizeof(T) > static_cast<double>(std::numeric_limits<std::ptrdiff_t>::max() / 2))
-    throw std::length_error(std::string("masked operator: ") + what + " would need " +
-                            std::to_string(static_cast<double>(count) * sizeof(T)) + " bytes");
-  return static_cast<std::size_t>(count) * sizeof(T);
+  return detail::checked_bytes<T>(count, "masked operator", what);
 }
 
 template <class T>
 std::vector<T> make_buffer(index_t count, const char* what) {
-  checked_bytes<T>(count, what);
-  try {
-    return std::vector<T>(static_cast<std::size_t>(count));
-  } catch (const std::bad_alloc&) {
-    throw std::length_error(std::string("masked operator: cannot allocate ") + what + " of " +
-                            std::to_string(static_cast<double>(count) * sizeof(T)) + " bytes");
-  }
+  return detail::make_checked_vector<std::vector<T>>(count, "masked operator", what);
 }
 
 // Per-thread scratch that only grows, reused across calls (OpenMP threads persist). Contents are

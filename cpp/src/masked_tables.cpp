@@ -5,6 +5,7 @@
 // every vector load is a whole, aligned line (unaligned 64-byte loads measured ~1.8x slower). A table is
 // 16 such vectors: entry b (0 <= b < 16) is the sum of the group's vectors whose bit is set in b.
 #include "masked_tables.hpp"
+#include "buffers.hpp"
 #include "parallel_errors.hpp"
 
 #include <omp.h>
@@ -58,8 +59,6 @@ constexpr index_t kMinPatternsForTablesF32 = 64;
 constexpr index_t kMaxFeaturesForTables = 256;
 constexpr std::size_t kMaxForwardTableBytes = std::size_t(64) << 20;  // also the most a per-thread buffer keeps
 
-index_t ceil_div(index_t a, index_t b) { return (a + b - 1) / b; }
-index_t round_up(index_t a, index_t b) { return ceil_div(a, b) * b; }
 
 // ---- aligned buffers ---------------------------------------------------------------------------------------
 
@@ -82,16 +81,7 @@ using AlignedVector = std::vector<T, LineAllocator<T>>;
 
 template <class T>
 AlignedVector<T> make_aligned(index_t count, const char* what) {
-  const double bytes = static_cast<double>(count) * sizeof(T);
-  if (count < 0 || bytes > static_cast<double>(std::numeric_limits<std::ptrdiff_t>::max() / 2))
-    throw std::length_error(std::string("masked operator (tables): ") + what + " would need " + std::to_string(bytes) +
-                            " bytes");
-  try {
-    return AlignedVector<T>(static_cast<std::size_t>(count), T(0));
-  } catch (const std::bad_alloc&) {
-    throw std::length_error(std::string("masked operator (tables): cannot allocate ") + what + " of " +
-                            std::to_string(bytes) + " bytes");
-  }
+  return make_checked_vector<AlignedVector<T>>(count, "masked operator (tables)", what);
 }
 
 // Per-thread scratch that only grows (OpenMP threads persist); contents are stale between uses.
