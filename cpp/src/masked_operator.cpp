@@ -355,7 +355,7 @@ __attribute__((target("avx2"))) void masked_copy_avx2(Word w, const float* src, 
 }
 #endif  // CONVEXNN_X86_SIMD
 
-enum class Isa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+using Isa = detail::SimdIsa;  // one choice for the mask kernels and the tables
 
 Isa detect_isa() {
 #if CONVEXNN_X86_SIMD
@@ -701,10 +701,7 @@ bool MaskedOperator<T>::uses_tables(index_t c, index_t n_blocks) const {
 }
 
 namespace {
-detail::TableSimd table_simd() { return static_cast<detail::TableSimd>(isa_slot().load(std::memory_order_relaxed)); }
-static_assert(static_cast<int>(detail::TableSimd::Avx512) == static_cast<int>(Isa::Avx512) &&
-                  static_cast<int>(detail::TableSimd::Avx2) == static_cast<int>(Isa::Avx2),
-              "the table kernels follow the mask kernels' SIMD choice");
+Isa table_simd() { return static_cast<Isa>(isa_slot().load(std::memory_order_relaxed)); }
 }  // namespace
 
 template <class T>

@@ -219,10 +219,10 @@ __attribute__((target("avx512f"))) void complete_avx512(index_t groups, index_t 
 #endif
 
 template <class T>
-TableKernels<T> kernels_for(TableSimd simd) {
+TableKernels<T> kernels_for(SimdIsa simd) {
 #if CONVEXNN_TABLES_X86
-  if (simd == TableSimd::Avx512) return {&accumulate_avx512<T>, &complete_avx512<T>};
-  if (simd == TableSimd::Avx2) return {&accumulate_avx2<T>, &complete_avx2<T>};
+  if (simd == SimdIsa::Avx512) return {&accumulate_avx512<T>, &complete_avx512<T>};
+  if (simd == SimdIsa::Avx2) return {&accumulate_avx2<T>, &complete_avx2<T>};
 #endif
   (void)simd;
   return {&accumulate_generic<T>, &complete_generic<T>};
@@ -299,7 +299,7 @@ bool tables_preferred(index_t n, index_t d, index_t c, index_t n_blocks, std::si
 // the tile's rows (x_k r_k^T, zero past n) and adds, for each of its patterns, one entry per group into
 // that pattern's partial sum for its row chunk. Partial sums of the row chunks are added in chunk order.
 template <class T>
-void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* R,
+void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* R,
                    index_t c, T* G) {
   const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns);
   const index_t m = d * c, mp = round_up(std::max<index_t>(m, 1), kPadElems<T>);
@@ -384,7 +384,7 @@ void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
 // its bits over the patterns in words, accumulates V_k = sum_i D_ik U_i block of tables by block of tables
 // (so a block stays in cache while every row of the tile reads it), then z_k = V_k^T x_k.
 template <class T>
-void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
+void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
                    index_t c, T* z) {
   const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns);
   const index_t m = d * c, mp = round_up(std::max<index_t>(m, 1), kPadElems<T>);
@@ -457,13 +457,13 @@ void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& ma
   errors.rethrow();
 }
 
-template void table_forward<float>(TableSimd, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
+template void table_forward<float>(SimdIsa, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
                                    index_t, float*);
-template void table_forward<double>(TableSimd, const MatrixView<double>&, const PackedMasks&, BlockSubset,
+template void table_forward<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset,
                                     const double*, index_t, double*);
-template void table_adjoint<float>(TableSimd, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
+template void table_adjoint<float>(SimdIsa, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
                                    index_t, float*);
-template void table_adjoint<double>(TableSimd, const MatrixView<double>&, const PackedMasks&, BlockSubset,
+template void table_adjoint<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset,
                                     const double*, index_t, double*);
 
 }  // namespace convexnn::detail

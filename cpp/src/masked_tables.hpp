@@ -21,17 +21,17 @@
 
 namespace convexnn::detail {
 
-// The vector width the table kernels are compiled for (chosen by MaskedOperator from the CPU).
-enum class TableSimd : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
+// The SIMD variant of the operator's kernels (mask kernels and tables), chosen by MaskedOperator from the CPU.
+enum class SimdIsa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
 
 // z (n x c, row-major) = sum_k D_{s_k} X U_k, U (|S| x d x c) C-contiguous; z overwritten.
 template <class T>
-void table_forward(TableSimd simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
+void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
                    index_t c, T* z);
 
 // G_k (d x c) = X^T D_{s_k} R, R (n x c) row-major, G (|S| x d x c) C-contiguous, overwritten.
 template <class T>
-void table_adjoint(TableSimd simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* R,
+void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* R,
                    index_t c, T* G);
 
 // Whether the tables are expected to beat the GEMM tiles for this shape (the Auto method): enough patterns
