@@ -32,6 +32,9 @@ import numpy as np
 
 def _time(fn, repeats):
     fn()  # warm-up (page faults, thread pools)
+    # Let every thread pool go idle first: OpenBLAS workers (numpy's) keep spinning for ~0.1 s after their
+    # last call (2^28 cycles by default) and would otherwise share the cores with whatever is timed next.
+    time.sleep(0.5)
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()

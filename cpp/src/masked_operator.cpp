@@ -664,6 +664,7 @@ MaskedOperator<T>::MaskedOperator(MatrixView<T> X, PackedMasks masks) : X_(norma
                  "patterns: words_per_pattern = " << masks.words_per_pattern << ", expected "
                                                   << PackedMasks::words_for(masks.n_samples));
   CONVEXNN_CHECK(masks.words != nullptr || masks.n_patterns * masks.words_per_pattern == 0, "patterns: null mask words");
+  cache_row_bits();
 }
 
 template <class T>
@@ -679,6 +680,27 @@ MaskedOperator<T>::MaskedOperator(MatrixView<T> X, std::vector<Word> words, inde
                                            << X_.rows << " rows, got " << words.size());
   owned_words_ = std::make_shared<const std::vector<Word>>(std::move(words));
   masks_ = PackedMasks{owned_words_->data(), X_.rows, n_patterns, W};
+  cache_row_bits();
+}
+
+namespace {
+// The row-major copy of the masks saves the full-set table forward its bit transposes (~10% of it at
+// n = 1e4, d = 50, P = 500); it costs as much memory as the masks, so only up to this size.
+constexpr std::size_t kMaxRowBitsBytes = std::size_t(256) << 20;
+}  // namespace
+
+template <class T>
+void MaskedOperator<T>::cache_row_bits() {
+  const index_t n = X_.rows, P = masks_.n_patterns;
+  if (row_bits_ || n == 0 || P == 0 || !uses_tables(1, P)) return;
+  if (detail::row_bits_bytes(n, P) > kMaxRowBitsBytes) return;
+  row_bits_ = std::make_shared<const std::vector<Word>>(detail::transpose_masks(masks_));
+}
+
+template <class T>
+void MaskedOperator<T>::set_product_method(ProductMethod method) {
+  method_ = method;
+  cache_row_bits();
 }
 
 template <class T>
@@ -715,7 +737,7 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
     return;
   }
   if (uses_tables(c, S)) {
-    detail::table_forward(table_simd(), X_, masks_, subset, U, c, z);
+    detail::table_forward(table_simd(), X_, masks_, subset, U, c, z, row_bits_ ? row_bits_->data() : nullptr);
     return;
   }
   const Context<T> ctx{X_, masks_, subset, kernels<T>()};

@@ -103,10 +103,13 @@ struct Vec {
 // is bits 4(q % 16) .. 4(q % 16) + 3 of words[q / 16]. One word is loaded per 16 groups and shifted.
 template <class T, int Lanes, int R>
 [[gnu::always_inline]] inline void accumulate_chunk(const Word* words, index_t g0, index_t ng, const T* tables,
-                                                    index_t mp, index_t j0, T* out) {
+                                                    index_t mp, index_t j0, T* out, bool overwrite) {
   using V = typename Vec<T, Lanes>::type;
   V acc[R];
-  for (int r = 0; r < R; ++r) std::memcpy(&acc[r], out + j0 + r * Lanes, sizeof(V));
+  for (int r = 0; r < R; ++r) {
+    if (overwrite) acc[r] = V{};
+    else std::memcpy(&acc[r], out + j0 + r * Lanes, sizeof(V));
+  }
   const index_t table_stride = kEntries * mp;
   const T* table = tables + j0;
   for (index_t q = g0, end = g0 + ng; q < end;) {
@@ -127,24 +130,26 @@ template <class T, int Lanes, int R>
 }
 
 // For each output o < count: out_o[0 .. mp) += sum_{g < ng} tables[g][nibble(words_o, g0 + g)], with
-// out_o = out + o * out_stride and words_o = word_rows[o] (mp a multiple of Lanes).
+// out_o = out + o * out_stride and words_o = word_rows[o] (mp a multiple of Lanes); out_o = that sum
+// (from zero, out_o not read) when overwrite.
 template <class T, int Lanes>
 [[gnu::always_inline]] inline void accumulate_tables(index_t count, const Word* const* word_rows, index_t g0, index_t ng,
-                                                     const T* tables, index_t mp, T* out, index_t out_stride) {
+                                                     const T* tables, index_t mp, T* out, index_t out_stride,
+                                                     bool overwrite) {
   for (index_t o = 0; o < count; ++o) {
     const Word* words = word_rows[o];
     T* dst = out + o * out_stride;
     index_t j0 = 0;
     for (; j0 + kMaxAccumulators * Lanes <= mp; j0 += kMaxAccumulators * Lanes)
-      accumulate_chunk<T, Lanes, kMaxAccumulators>(words, g0, ng, tables, mp, j0, dst);
+      accumulate_chunk<T, Lanes, kMaxAccumulators>(words, g0, ng, tables, mp, j0, dst, overwrite);
     switch ((mp - j0) / Lanes) {  // the remaining registers (fewer than kMaxAccumulators)
-      case 7: accumulate_chunk<T, Lanes, 7>(words, g0, ng, tables, mp, j0, dst); break;
-      case 6: accumulate_chunk<T, Lanes, 6>(words, g0, ng, tables, mp, j0, dst); break;
-      case 5: accumulate_chunk<T, Lanes, 5>(words, g0, ng, tables, mp, j0, dst); break;
-      case 4: accumulate_chunk<T, Lanes, 4>(words, g0, ng, tables, mp, j0, dst); break;
-      case 3: accumulate_chunk<T, Lanes, 3>(words, g0, ng, tables, mp, j0, dst); break;
-      case 2: accumulate_chunk<T, Lanes, 2>(words, g0, ng, tables, mp, j0, dst); break;
-      case 1: accumulate_chunk<T, Lanes, 1>(words, g0, ng, tables, mp, j0, dst); break;
+      case 7: accumulate_chunk<T, Lanes, 7>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
+      case 6: accumulate_chunk<T, Lanes, 6>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
+      case 5: accumulate_chunk<T, Lanes, 5>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
+      case 4: accumulate_chunk<T, Lanes, 4>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
+      case 3: accumulate_chunk<T, Lanes, 3>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
+      case 2: accumulate_chunk<T, Lanes, 2>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
+      case 1: accumulate_chunk<T, Lanes, 1>(words, g0, ng, tables, mp, j0, dst, overwrite); break;
       default: break;
     }
   }
@@ -179,15 +184,15 @@ struct TableKernels {
   // For each output o < count: out + o * out_stride (mp entries) += one entry per group of
   // [g0, g0 + ng), selected by the nibbles of word_rows[o] (see accumulate_tables).
   void (*accumulate)(index_t count, const Word* const* word_rows, index_t g0, index_t ng, const T* tables, index_t mp,
-                     T* out, index_t out_stride);
+                     T* out, index_t out_stride, bool overwrite);
   void (*complete)(index_t groups, index_t mp, T* tables);
 };
 
 // One instantiation per vector width; the same additions in the same order in each (bitwise identical).
 template <class T>
 void accumulate_generic(index_t count, const Word* const* rows, index_t g0, index_t ng, const T* tables, index_t mp,
-                        T* out, index_t out_stride) {
-  accumulate_tables<T, static_cast<int>(16 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+                        T* out, index_t out_stride, bool overwrite) {
+  accumulate_tables<T, static_cast<int>(16 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride, overwrite);
 }
 template <class T>
 void complete_generic(index_t groups, index_t mp, T* tables) {
@@ -197,8 +202,8 @@ void complete_generic(index_t groups, index_t mp, T* tables) {
 #define CONVEXNN_TABLES_X86 1
 template <class T>
 __attribute__((target("avx2"))) void accumulate_avx2(index_t count, const Word* const* rows, index_t g0, index_t ng,
-                                                     const T* tables, index_t mp, T* out, index_t out_stride) {
-  accumulate_tables<T, static_cast<int>(32 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+                                                     const T* tables, index_t mp, T* out, index_t out_stride, bool overwrite) {
+  accumulate_tables<T, static_cast<int>(32 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride, overwrite);
 }
 template <class T>
 __attribute__((target("avx2"))) void complete_avx2(index_t groups, index_t mp, T* tables) {
@@ -207,8 +212,8 @@ __attribute__((target("avx2"))) void complete_avx2(index_t groups, index_t mp, T
 template <class T>
 __attribute__((target("avx512f"))) void accumulate_avx512(index_t count, const Word* const* rows, index_t g0,
                                                           index_t ng, const T* tables, index_t mp, T* out,
-                                                          index_t out_stride) {
-  accumulate_tables<T, static_cast<int>(64 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride);
+                                                          index_t out_stride, bool overwrite) {
+  accumulate_tables<T, static_cast<int>(64 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride, overwrite);
 }
 template <class T>
 __attribute__((target("avx512f"))) void complete_avx512(index_t groups, index_t mp, T* tables) {
@@ -281,6 +286,46 @@ void transpose_bits64(std::uint64_t* a) {
   }
 }
 
+namespace {
+// Rows [r0, r0 + rows) (r0 a multiple of 64) of the masks of `subset`, row-major: row k's bits over the
+// patterns s of the subset in out[(k - r0) * W .. + W), W = ceil(|S| / 64), bit s % 64 of word s / 64.
+void transpose_tile(const PackedMasks& masks, BlockSubset subset, index_t r0, index_t rows, Word* out) {
+  const index_t S = subset.count(masks.n_patterns), W = ceil_div(S, kWordBits);
+  const index_t row_words = ceil_div(rows, kWordBits);
+  Word block[kWordBits];
+  for (index_t pw = 0; pw < W; ++pw) {
+    for (index_t w = 0; w < row_words; ++w) {
+      for (index_t q = 0; q < kWordBits; ++q) {
+        const index_t s = pw * kWordBits + q;
+        block[q] = s < S ? masks.mask(subset.block(s))[r0 / kWordBits + w] : 0;
+      }
+      transpose_bits64(block);
+      for (index_t b = 0; b < kWordBits && w * kWordBits + b < rows; ++b) out[(w * kWordBits + b) * W + pw] = block[b];
+    }
+  }
+}
+}  // namespace
+
+std::size_t row_bits_bytes(index_t n, index_t n_patterns) {
+  return static_cast<std::size_t>(n) * static_cast<std::size_t>(ceil_div(n_patterns, kWordBits)) * sizeof(Word);
+}
+
+std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks) {
+  const index_t n = masks.n_samples, W = ceil_div(masks.n_patterns, kWordBits);
+  std::vector<Word> out = make_checked_vector<std::vector<Word>>(n * W, "masked operator (tables)", "row-major mask bits");
+  const index_t tiles = ceil_div(n, kForwardRowTile);
+  ParallelErrors errors;
+#pragma omp parallel for schedule(static) if (tiles > 1 && double(n) * W >= kMinParallelAdds / kWordBits)
+  for (index_t t = 0; t < tiles; ++t) {
+    errors.run([&] {
+      const index_t r0 = t * kForwardRowTile;
+      transpose_tile(masks, BlockSubset{}, r0, std::min(kForwardRowTile, n - r0), out.data() + r0 * W);
+    });
+  }
+  errors.rethrow();
+  return out;
+}
+
 std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
   const index_t mp = round_up(std::max<index_t>(d * c, 1), static_cast<index_t>(kLine / elem_bytes));
   return static_cast<std::size_t>(ceil_div(n_blocks, kGroupBits)) * kEntries * static_cast<std::size_t>(mp) * elem_bytes;
@@ -309,9 +354,10 @@ void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
   const index_t chunk_len = ceil_div(S, pattern_chunks);
   const index_t partial_limit =  // row chunks whose partial sums fit kMaxPartialBytes (at least one)
       std::max<index_t>(1, static_cast<index_t>(kMaxPartialBytes / (static_cast<std::size_t>(S * mp) * sizeof(T))));
-  const index_t row_chunks = std::min(
-      partial_limit, pattern_chunks >= kMinWorkUnits ? 1 : std::min(n_tiles, ceil_div(kMinWorkUnits, pattern_chunks)));
-  const index_t tiles_per_chunk = ceil_div(n_tiles, row_chunks);
+  const index_t tiles_per_chunk = ceil_div(n_tiles, std::min(partial_limit, pattern_chunks >= kMinWorkUnits
+                                                                                 ? 1
+                                                                                 : ceil_div(kMinWorkUnits, pattern_chunks)));
+  const index_t row_chunks = ceil_div(n_tiles, tiles_per_chunk);  // none empty: each writes its partial sums
   const index_t units = row_chunks * pattern_chunks;
 
   std::vector<const Word*> word_rows(static_cast<std::size_t>(S));
@@ -334,7 +380,6 @@ void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
       const index_t s0 = pc * chunk_len, s1 = std::min(S, s0 + chunk_len);
       T* tables = scratch<T, 1>(groups * kEntries * mp);
       T* out = parts + (rc * S + s0) * mp;
-      std::fill(out, out + (s1 - s0) * mp, T(0));
       for (index_t t = rc * tiles_per_chunk; t < std::min(n_tiles, (rc + 1) * tiles_per_chunk); ++t) {
         const index_t r0 = t * tile_rows, rows = std::min(tile_rows, n - r0);
         // The group vectors x_k r_k^T (zero past n and in the padding), straight into the table slots.
@@ -359,7 +404,9 @@ void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
           std::fill(phi + m, phi + mp, T(0));
         }
         kern.complete(groups, mp, tables);
-        kern.accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp);
+        // The unit's first tile writes its partial sums (no zero-fill of the buffer first).
+        kern.accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp,
+                        t == rc * tiles_per_chunk);
       }
     });
   }
@@ -385,7 +432,8 @@ void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
 // (so a block stays in cache while every row of the tile reads it), then z_k = V_k^T x_k.
 template <class T>
 void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
-                   index_t c, T* z) {
+                   index_t c, T* z, const std::uint64_t* row_bits) {
+  if (!subset.all()) row_bits = nullptr;  // the cached bits are those of the whole set
   const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns);
   const index_t m = d * c, mp = round_up(std::max<index_t>(m, 1), kPadElems<T>);
   const index_t n_groups = ceil_div(S, kGroupBits);
@@ -417,27 +465,18 @@ void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
   for (index_t t = 0; t < n_tiles; ++t) {
     errors.run([&] {
       const index_t r0 = t * kForwardRowTile, rows = std::min(kForwardRowTile, n - r0);
-      const index_t row_words = ceil_div(rows, kWordBits);
-      Word* bits = scratch<Word, 2>(kForwardRowTile * pattern_words);  // row-major: row k has pattern_words words
-      Word* block = scratch<Word, 3>(kWordBits);
       const Word** word_rows = scratch<const Word*, 4>(kForwardRowTile);
       T* V = scratch<T, 5>(kForwardRowTile * mp);
-      for (index_t pw = 0; pw < pattern_words; ++pw) {
-        for (index_t w = 0; w < row_words; ++w) {
-          for (index_t q = 0; q < kWordBits; ++q) {
-            const index_t s = pw * kWordBits + q;
-            block[q] = s < S ? masks.mask(subset.block(s))[r0 / kWordBits + w] : 0;
-          }
-          transpose_bits64(block);
-          for (index_t b = 0; b < kWordBits && w * kWordBits + b < rows; ++b)
-            bits[(w * kWordBits + b) * pattern_words + pw] = block[b];
-        }
+      const Word* bits = row_bits ? row_bits + r0 * pattern_words : nullptr;
+      if (!bits) {
+        Word* tile_bits = scratch<Word, 2>(kForwardRowTile * pattern_words);
+        transpose_tile(masks, subset, r0, rows, tile_bits);
+        bits = tile_bits;
       }
       for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;
-      std::fill(V, V + rows * mp, T(0));
-      for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)
+      for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)  // the first block writes V
         kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables + g0 * kEntries * mp, mp,
-                        V, mp);
+                        V, mp, g0 == 0);
       for (index_t k = 0; k < rows; ++k) {
         const T* v = V + k * mp;
         T* out = z + (r0 + k) * c;
@@ -458,9 +497,9 @@ void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
 }
 
 template void table_forward<float>(SimdIsa, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
-                                   index_t, float*);
+                                   index_t, float*, const std::uint64_t*);
 template void table_forward<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset,
-                                    const double*, index_t, double*);
+                                    const double*, index_t, double*, const std::uint64_t*);
 template void table_adjoint<float>(SimdIsa, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
                                    index_t, float*);
 template void table_adjoint<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset,

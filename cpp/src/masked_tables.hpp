@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 #include "convexnn/masked_operator.hpp"
 
@@ -24,10 +26,17 @@ namespace convexnn::detail {
 // The SIMD variant of the operator's kernels (mask kernels and tables), chosen by MaskedOperator from the CPU.
 enum class SimdIsa : int { Generic = 0, Avx2 = 1, Avx512 = 2 };
 
-// z (n x c, row-major) = sum_k D_{s_k} X U_k, U (|S| x d x c) C-contiguous; z overwritten.
+// z (n x c, row-major) = sum_k D_{s_k} X U_k, U (|S| x d x c) C-contiguous; z overwritten. The forward
+// reads each row's bits over the patterns: row_bits (from transpose_masks(masks)) when given and the
+// subset is the whole set, else it transposes the bits of each row tile itself.
 template <class T>
 void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* U,
-                   index_t c, T* z);
+                   index_t c, T* z, const std::uint64_t* row_bits = nullptr);
+
+// The masks row-major: row k's bits over all patterns in words [k * W, (k + 1) * W), W = ceil(P / 64), bit
+// i % 64 of word i / 64 = D_ik. row_bits_bytes is its size.
+std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks);
+std::size_t row_bits_bytes(index_t n, index_t n_patterns);
 
 // G_k (d x c) = X^T D_{s_k} R, R (n x c) row-major, G (|S| x d x c) C-contiguous, overwritten.
 template <class T>

@@ -22,12 +22,16 @@ def _load_blas() -> None:
 
 
 _load_blas()
-# OpenMP threads sleep instead of spinning between parallel regions: on a busy machine, spinning threads of
-# small solves steal the cores from each other (measured 30-1000x slowdowns at load 3-9 on 2 cores).
-# Set OMP_WAIT_POLICY=active before importing convexnn to prefer latency on a dedicated machine.
+# OpenMP threads spin briefly between parallel regions, then sleep (GNU OpenMP: GOMP_SPINCOUNT, ~0.3 ms on a
+# 2026 x86 core). libgomp's default spins ~6 ms: on a busy machine spinning threads of small solves steal
+# the cores from each other (measured 30-1000x slowdowns at load 3-9 on 2 cores). Sleeping at once
+# (OMP_WAIT_POLICY=passive) costs a wake-up per product, and the kernel may wake the worker on the calling
+# thread's core, running the product on one core for a while: measured 1.1-2x slower masked products and
+# gated solves (bench/RESULTS.md). Set OMP_WAIT_POLICY or GOMP_SPINCOUNT before importing convexnn to choose.
 import os as _os  # noqa: E402
 
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "10000"
 from . import _core  # noqa: E402
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor  # noqa: E402
 from .io import load, save  # noqa: E402

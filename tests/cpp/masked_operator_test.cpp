@@ -292,6 +292,30 @@ TEST(MaskedOperator, BitwiseIdenticalAcrossThreadsAndKernels) {
   }
 }
 
+// The full-set table forward reads the operator's cached row-major mask bits; a subset listing every block
+// transposes the bits of each row tile instead: the two must agree bitwise (same additions, same order),
+// including for an operator switched to the tables after construction.
+TEST(MaskedOperator, CachedRowBitsMatchPerTileTransposes) {
+  const std::vector<Shape> shapes = {{37, 4, 70}, {300, 5, 600}, {1000, 50, 129}, {64, 3, 64}};
+  for (const auto& sh : shapes)
+    for (index_t c : {1, 2}) {
+      const auto p = make_problem<float>(sh.n, sh.d, sh.P, false, 31);
+      auto switched = p.op(cnn::ProductMethod::Gemm);
+      switched.set_product_method(cnn::ProductMethod::Tables);
+      const auto every = all_blocks(sh.P);
+      const auto U = random_vec<float>(sh.P * sh.d * c, 32);
+      std::vector<float> z_cached(sh.n * c), z_tiles(sh.n * c), z_switched(sh.n * c);
+      const auto op = p.op(cnn::ProductMethod::Tables);
+      op.forward(U.data(), c, z_cached.data());
+      op.forward(U.data(), c, z_tiles.data(), cnn::BlockSubset::of(every));
+      switched.forward(U.data(), c, z_switched.data());
+      const std::string tag = "n=" + std::to_string(sh.n) + " P=" + std::to_string(sh.P) + " c=" + std::to_string(c);
+      EXPECT_EQ(z_cached, z_tiles) << tag;
+      EXPECT_EQ(z_switched, z_tiles) << tag;
+      expect_close(z_cached, naive_forward(p, every, U, c), tolerance<float>(), "forward " + tag);
+    }
+}
+
 TEST(MaskedOperator, Adjointness) {
   const auto p = make_problem<double>(517, 6, 40, true, 21);
   const auto op = p.op();

@@ -99,7 +99,7 @@ class MaskedOperator final : public BlockOperator<T> {
   const PackedMasks& masks() const { return masks_; }
 
   // The method forward/adjoint use (Auto by default). Not thread-safe against concurrent products.
-  void set_product_method(ProductMethod method) { method_ = method; }
+  void set_product_method(ProductMethod method);
   ProductMethod product_method() const { return method_; }
   // Whether a product with c columns over `n_blocks` blocks runs on the tables (the resolved method).
   bool uses_tables(index_t c, index_t n_blocks) const;
@@ -108,10 +108,14 @@ class MaskedOperator final : public BlockOperator<T> {
   void check_subset(BlockSubset subset, const char* name) const;
   void lipschitz_gram(T* out, BlockSubset subset) const;
   void lipschitz_power(T* out, BlockSubset subset) const;
+  // Caches the masks row-major (each row's bits over the patterns) for the full-set table forward, when
+  // the tables would run on it and the copy is small (see kMaxRowBitsBytes in masked_operator.cpp).
+  void cache_row_bits();
 
   MatrixView<T> X_;
   PackedMasks masks_;
   std::shared_ptr<const std::vector<Word>> owned_words_;  // set only by the owning constructor
+  std::shared_ptr<const std::vector<Word>> row_bits_;     // the masks row-major, or null (cache_row_bits)
   ProductMethod method_ = ProductMethod::Auto;
 };
 
