@@ -178,6 +178,8 @@ MaskedOperator(X, patterns, method="auto")
         blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"), or subset-sum tables over groups of
         4 rows / 4 patterns, about 4x fewer operations ("tables"); "auto" picks the tables when there are
         enough patterns. Both are exact up to rounding (they round differently). Also a settable property.
+        With the tables the operator also keeps the masks row-major (n * P / 8 more bytes, up to 256 MiB;
+        beyond that the forward transposes them per call), which the full-set forward reads.
 
 Every product takes `subset`: None (all P blocks) or block indices (1-D integer array, repeats allowed,
 negative ones count from the end, or a boolean selector of length P); the block arrays then hold len(subset) blocks in that order.
