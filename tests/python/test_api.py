@@ -138,3 +138,24 @@ def test_cuda_without_gpu_is_a_clear_error():
     X, y = _random_regression()
     with pytest.raises(ValueError, match="cuda"):
         cnn.solve(X, y, 0.1, device="cuda")
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, ("10000", None)),  # the default: spin ~0.3 ms, then sleep (see convexnn/__init__.py)
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, (None, "PASSIVE")),  # a user's choice is kept
+        ({"GOMP_SPINCOUNT": "123"}, ("123", None)),
+    ],
+)
+def test_openmp_waiting_default_respects_the_user(env, expected):
+    import os
+    import subprocess
+    import sys
+
+    child_env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    child_env.update(env)
+    code = "import os, convexnn; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True, check=True)
+    spin, policy = out.stdout.split()
+    assert (None if spin == "None" else spin, None if policy == "None" else policy) == expected
