@@ -694,7 +694,11 @@ void MaskedOperator<T>::cache_row_bits() {
   const index_t n = X_.rows, P = masks_.n_patterns;
   if (row_bits_ || n == 0 || P == 0 || !uses_tables(1, P)) return;
   if (detail::row_bits_bytes(n, P) > kMaxRowBitsBytes) return;
-  row_bits_ = std::make_shared<const std::vector<Word>>(detail::transpose_masks(masks_));
+  try {
+    row_bits_ = std::make_shared<const std::vector<Word>>(detail::transpose_masks(masks_));
+  } catch (const std::length_error&) {  // out of memory: an optional cache, the forward transposes per call
+  } catch (const std::bad_alloc&) {
+  }
 }
 
 template <class T>
