@@ -11,7 +11,8 @@
 //                            This is the floor: the masked products cannot beat the GEMMs they contain.
 // Every benchmark takes the thread count as its first argument: OpenMP threads (with single-threaded BLAS
 // inside) for the operator, OpenBLAS threads for the plain GEMMs. The masked benchmarks take the product
-// method as their second: 0 = GEMM tiles with mask epilogues, 1 = subset-sum tables (masked_tables.cpp).
+// method as their second: 0 = GEMM tiles with mask epilogues, 1 = subset-sum tables (masked_tables.cpp),
+// 2 = AMX tiles (float only, masked_amx.cpp; reported as skipped where the machine has no AMX).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -29,6 +30,15 @@ namespace {
 
 constexpr index_t kN = 10000, kD = 50, kP = 500;
 constexpr double kPairFlops = 4.0 * kN * kD * kP;
+
+cnn::ProductMethod method_of(const benchmark::State& state) {
+  const auto m = state.range(1);
+  return m == 0 ? cnn::ProductMethod::Gemm : m == 1 ? cnn::ProductMethod::Tables : cnn::ProductMethod::Amx;
+}
+const char* method_label(const benchmark::State& state) {
+  const auto m = state.range(1);
+  return m == 0 ? " gemm" : m == 1 ? " tables" : " amx";
+}
 
 template <class T>
 struct Problem {
@@ -54,7 +64,7 @@ struct Problem {
   }
   cnn::MaskedOperator<T> op(const benchmark::State& state) const {
     cnn::MaskedOperator<T> o(cnn::MatrixView<T>::c_order(X.data(), kN, kD), words, kP);
-    o.set_product_method(state.range(1) == 0 ? cnn::ProductMethod::Gemm : cnn::ProductMethod::Tables);
+    o.set_product_method(method_of(state));
     return o;
   }
 };
@@ -86,6 +96,10 @@ template <class T>
 void BM_MaskedForwardAdjoint(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
+  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) {
+    state.SkipWithError("this machine has no AMX");
+    return;
+  }
   const auto op = p.op(state);
   std::vector<T> z(kN), G(kP * kD);
   for (auto _ : state) {
@@ -95,13 +109,17 @@ void BM_MaskedForwardAdjoint(benchmark::State& state) {
     benchmark::DoNotOptimize(G.data());
   }
   set_rate(state, kPairFlops);
-  state.SetLabel(cnn::masked_kernel_isa() + (state.range(1) == 0 ? " gemm" : " tables"));
+  state.SetLabel(cnn::masked_kernel_isa() + method_label(state));
 }
 
 template <class T>
 void BM_MaskedForward(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
+  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) {
+    state.SkipWithError("this machine has no AMX");
+    return;
+  }
   const auto op = p.op(state);
   std::vector<T> z(kN);
   for (auto _ : state) {
@@ -115,6 +133,10 @@ template <class T>
 void BM_MaskedAdjoint(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
+  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) {
+    state.SkipWithError("this machine has no AMX");
+    return;
+  }
   const auto op = p.op(state);
   std::vector<T> G(kP * kD);
   for (auto _ : state) {
@@ -147,15 +169,17 @@ void BM_TwoGemmFloor(benchmark::State& state) {
 }  // namespace
 
 #define CONVEXNN_BENCH_THREADS(fn) BENCHMARK(fn)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)
-#define CONVEXNN_BENCH_METHODS(fn) \
-  BENCHMARK(fn)->ArgsProduct({{1, 2}, {0, 1}})->ArgNames({"threads", "tables"})->UseRealTime()->Unit(benchmark::kMillisecond)
-CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<double>);
+#define CONVEXNN_BENCH_METHODS(fn, methods) \
+  BENCHMARK(fn)->ArgsProduct({{1, 2}, methods})->ArgNames({"threads", "method"})->UseRealTime()->Unit(benchmark::kMillisecond)
+#define CONVEXNN_F64_METHODS {0, 1}
+#define CONVEXNN_F32_METHODS {0, 1, 2}
+CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<double>, CONVEXNN_F64_METHODS);
 CONVEXNN_BENCH_THREADS(BM_TwoGemmFloor<double>);
-CONVEXNN_BENCH_METHODS(BM_MaskedForward<double>);
-CONVEXNN_BENCH_METHODS(BM_MaskedAdjoint<double>);
-CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<float>);
+CONVEXNN_BENCH_METHODS(BM_MaskedForward<double>, CONVEXNN_F64_METHODS);
+CONVEXNN_BENCH_METHODS(BM_MaskedAdjoint<double>, CONVEXNN_F64_METHODS);
+CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<float>, CONVEXNN_F32_METHODS);
 CONVEXNN_BENCH_THREADS(BM_TwoGemmFloor<float>);
-CONVEXNN_BENCH_METHODS(BM_MaskedForward<float>);
-CONVEXNN_BENCH_METHODS(BM_MaskedAdjoint<float>);
+CONVEXNN_BENCH_METHODS(BM_MaskedForward<float>, CONVEXNN_F32_METHODS);
+CONVEXNN_BENCH_METHODS(BM_MaskedAdjoint<float>, CONVEXNN_F32_METHODS);
 
 BENCHMARK_MAIN();

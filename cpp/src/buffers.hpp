@@ -6,6 +6,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "convexnn/common.hpp"
 
@@ -37,5 +38,24 @@ Vector make_checked_vector(index_t count, const char* who, const char* what) {
                             std::to_string(static_cast<double>(count) * sizeof(T)) + " bytes");
   }
 }
+
+// 64-byte aligned storage (one cache line, one AVX-512 vector): aligned vector loads of whole lines.
+inline constexpr std::size_t kCacheLine = 64;
+template <class T>
+struct LineAllocator {
+  using value_type = T;
+  LineAllocator() = default;
+  template <class U>
+  LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(std::size_t count) {
+    if (count > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_alloc();
+    return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(kCacheLine)));
+  }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
+  bool operator==(const LineAllocator&) const { return true; }
+  bool operator!=(const LineAllocator&) const { return false; }
+};
+template <class T>
+using AlignedVector = std::vector<T, LineAllocator<T>>;
 
 }  // namespace convexnn::detail

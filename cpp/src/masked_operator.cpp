@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "convexnn/blas.hpp"
+#include "masked_amx.hpp"
 #include "masked_tables.hpp"
 #include "buffers.hpp"
 #include "parallel_errors.hpp"
@@ -692,7 +693,8 @@ constexpr std::size_t kMaxRowBitsBytes = std::size_t(256) << 20;
 template <class T>
 void MaskedOperator<T>::cache_row_bits() {
   const index_t n = X_.rows, P = masks_.n_patterns;
-  if (row_bits_ || n == 0 || P == 0 || !uses_tables(1, P)) return;
+  const ProductMethod method = n > 0 && P > 0 ? resolved_method(1, P) : ProductMethod::Gemm;
+  if (row_bits_ || (method != ProductMethod::Tables && method != ProductMethod::Amx)) return;
   if (detail::row_bits_bytes(n, P) > kMaxRowBitsBytes) return;
   try {
     row_bits_ = std::make_shared<const std::vector<Word>>(detail::transpose_masks(masks_));
@@ -703,6 +705,12 @@ void MaskedOperator<T>::cache_row_bits() {
 
 template <class T>
 void MaskedOperator<T>::set_product_method(ProductMethod method) {
+  if (method == ProductMethod::Amx) {
+    CONVEXNN_CHECK((std::is_same_v<T, float>), "method 'amx' computes in float32 only (this operator is float64)");
+    CONVEXNN_CHECK(detail::amx_available(),
+                   "method 'amx' needs Intel AMX (AMX-TILE, AMX-BF16, AVX-512BW) and an OS that allows it; "
+                   "this machine has not (see convexnn._core.amx_available())");
+  }
   method_ = method;
   cache_row_bits();
 }
@@ -717,13 +725,14 @@ void MaskedOperator<T>::check_subset(BlockSubset subset, const char* name) const
                    name << "[" << k << "] = " << subset.index[k] << " is out of range [0, " << P << ")");
 }
 
+bool amx_available() { return detail::amx_available(); }
+
 template <class T>
-bool MaskedOperator<T>::uses_tables(index_t c, index_t n_blocks) const {
-  switch (method_) {
-    case ProductMethod::Gemm: return false;
-    case ProductMethod::Tables: return true;
-    default: return detail::tables_preferred(X_.rows, X_.cols, c, n_blocks, sizeof(T));
-  }
+ProductMethod MaskedOperator<T>::resolved_method(index_t c, index_t n_blocks) const {
+  if (method_ != ProductMethod::Auto) return method_;
+  if (!detail::tables_preferred(X_.rows, X_.cols, c, n_blocks, sizeof(T))) return ProductMethod::Gemm;
+  // Where the tables beat the GEMM tiles, AMX beats the tables (bench/RESULTS.md).
+  return std::is_same_v<T, float> && detail::amx_available() ? ProductMethod::Amx : ProductMethod::Tables;
 }
 
 namespace {
@@ -740,7 +749,14 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
     std::fill(z, z + n * c, T(0));
     return;
   }
-  if (uses_tables(c, S)) {
+  const ProductMethod method = resolved_method(c, S);
+  if (method == ProductMethod::Amx) {
+    if constexpr (std::is_same_v<T, float>) {
+      detail::amx_forward(X_, masks_, subset, U, c, z, row_bits_ ? row_bits_->data() : nullptr);
+      return;
+    }
+  }
+  if (method == ProductMethod::Tables) {
     detail::table_forward(table_simd(), X_, masks_, subset, U, c, z, row_bits_ ? row_bits_->data() : nullptr);
     return;
   }
@@ -799,7 +815,14 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
     std::fill(G, G + S * d * c, T(0));
     return;
   }
-  if (uses_tables(c, S)) {
+  const ProductMethod method = resolved_method(c, S);
+  if (method == ProductMethod::Amx) {
+    if constexpr (std::is_same_v<T, float>) {
+      detail::amx_adjoint(X_, masks_, subset, R, c, G);
+      return;
+    }
+  }
+  if (method == ProductMethod::Tables) {
     detail::table_adjoint(table_simd(), X_, masks_, subset, R, c, G);
     return;
   }

@@ -63,23 +63,6 @@ constexpr std::size_t kMaxForwardTableBytes = std::size_t(64) << 20;  // also th
 // ---- aligned buffers ---------------------------------------------------------------------------------------
 
 template <class T>
-struct LineAllocator {
-  using value_type = T;
-  LineAllocator() = default;
-  template <class U>
-  LineAllocator(const LineAllocator<U>&) {}
-  T* allocate(std::size_t count) {
-    if (count > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_alloc();
-    return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(kLine)));
-  }
-  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t(kLine)); }
-  bool operator==(const LineAllocator&) const { return true; }
-  bool operator!=(const LineAllocator&) const { return false; }
-};
-template <class T>
-using AlignedVector = std::vector<T, LineAllocator<T>>;
-
-template <class T>
 AlignedVector<T> make_aligned(index_t count, const char* what) {
   return make_checked_vector<AlignedVector<T>>(count, "masked operator (tables)", what);
 }
@@ -286,10 +269,9 @@ void transpose_bits64(std::uint64_t* a) {
   }
 }
 
-namespace {
 // Rows [r0, r0 + rows) (r0 a multiple of 64) of the masks of `subset`, row-major: row k's bits over the
 // patterns s of the subset in out[(k - r0) * W .. + W), W = ceil(|S| / 64), bit s % 64 of word s / 64.
-void transpose_tile(const PackedMasks& masks, BlockSubset subset, index_t r0, index_t rows, Word* out) {
+void transpose_mask_rows(const PackedMasks& masks, BlockSubset subset, index_t r0, index_t rows, Word* out) {
   const index_t S = subset.count(masks.n_patterns), W = ceil_div(S, kWordBits);
   const index_t row_words = ceil_div(rows, kWordBits);
   Word block[kWordBits];
@@ -304,7 +286,6 @@ void transpose_tile(const PackedMasks& masks, BlockSubset subset, index_t r0, in
     }
   }
 }
-}  // namespace
 
 std::size_t row_bits_bytes(index_t n, index_t n_patterns) {
   return static_cast<std::size_t>(n) * static_cast<std::size_t>(ceil_div(n_patterns, kWordBits)) * sizeof(Word);
@@ -319,7 +300,7 @@ std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks) {
   for (index_t t = 0; t < tiles; ++t) {
     errors.run([&] {
       const index_t r0 = t * kForwardRowTile;
-      transpose_tile(masks, BlockSubset{}, r0, std::min(kForwardRowTile, n - r0), out.data() + r0 * W);
+      transpose_mask_rows(masks, BlockSubset{}, r0, std::min(kForwardRowTile, n - r0), out.data() + r0 * W);
     });
   }
   errors.rethrow();
@@ -470,7 +451,7 @@ void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
       const Word* bits = row_bits ? row_bits + r0 * pattern_words : nullptr;
       if (!bits) {
         Word* tile_bits = scratch<Word, 2>(kForwardRowTile * pattern_words);
-        transpose_tile(masks, subset, r0, rows, tile_bits);
+        transpose_mask_rows(masks, subset, r0, rows, tile_bits);
         bits = tile_bits;
       }
       for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;

@@ -36,6 +36,9 @@ void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
 // The masks row-major: row k's bits over all patterns in words [k * W, (k + 1) * W), W = ceil(P / 64), bit
 // i % 64 of word i / 64 = D_ik. row_bits_bytes is its size.
 std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks);
+// Rows [r0, r0 + rows) (r0 a multiple of 64) of the masks of `subset`, row-major: row k's bits over the
+// patterns s of the subset in out[(k - r0) * W .. + W), W = ceil(|S| / 64), bit s % 64 of word s / 64.
+void transpose_mask_rows(const PackedMasks& masks, BlockSubset subset, index_t r0, index_t rows, std::uint64_t* out);
 std::size_t row_bits_bytes(index_t n, index_t n_patterns);
 
 // G_k (d x c) = X^T D_{s_k} R, R (n x c) row-major, G (|S| x d x c) C-contiguous, overwritten.

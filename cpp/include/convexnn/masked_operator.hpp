@@ -53,10 +53,16 @@ std::vector<std::uint64_t> pack_masks(const std::uint8_t* dense, index_t n, inde
 
 // How forward and adjoint compute their products (both are exact up to rounding; see bench/RESULTS.md).
 enum class ProductMethod {
-  Auto,    // Tables when the shape favours them (enough patterns, moderate d * c), else Gemm
+  Auto,    // float32 with AMX when the CPU has it, else Tables when the shape favours them (enough
+           // patterns, moderate d * c), else Gemm
   Gemm,    // row tiles of X times coefficient blocks by BLAS GEMM, masks in a SIMD epilogue/prologue
   Tables,  // subset-sum tables over groups of 4 rows / 4 patterns (masked_tables.cpp): ~4x fewer operations
+  Amx,     // float32 only: the masks as a bf16 0/1 matrix on Intel AMX tiles, the float32 operand split
+           // exactly into three bf16 terms (masked_amx.cpp); needs amx_available()
 };
+
+// Whether this CPU and OS can run ProductMethod::Amx (AMX-TILE, AMX-BF16, AVX-512BW, Linux tile permission).
+bool amx_available();
 
 // How block_lipschitz computes ||D_i X||_2^2 = lambda_max(X^T D_i X).
 enum class LipschitzMethod {
@@ -101,15 +107,17 @@ class MaskedOperator final : public BlockOperator<T> {
   // The method forward/adjoint use (Auto by default). Not thread-safe against concurrent products.
   void set_product_method(ProductMethod method);
   ProductMethod product_method() const { return method_; }
+  // The method a product with c columns over `n_blocks` blocks runs (never Auto).
+  ProductMethod resolved_method(index_t c, index_t n_blocks) const;
   // Whether a product with c columns over `n_blocks` blocks runs on the tables (the resolved method).
-  bool uses_tables(index_t c, index_t n_blocks) const;
+  bool uses_tables(index_t c, index_t n_blocks) const { return resolved_method(c, n_blocks) == ProductMethod::Tables; }
 
  private:
   void check_subset(BlockSubset subset, const char* name) const;
   void lipschitz_gram(T* out, BlockSubset subset) const;
   void lipschitz_power(T* out, BlockSubset subset) const;
-  // Caches the masks row-major (each row's bits over the patterns) for the full-set table forward, when
-  // the tables would run on it and the copy is small (see kMaxRowBitsBytes in masked_operator.cpp).
+  // Caches the masks row-major (each row's bits over the patterns) for the full-set table / AMX forward,
+  // when one of those would run on it and the copy is small (see kMaxRowBitsBytes in masked_operator.cpp).
   void cache_row_bits();
 
   MatrixView<T> X_;

@@ -1,0 +1,407 @@
+// Masked products on AMX tiles (see masked_amx.hpp for the method).
+//
+// Tiles (all 16 rows x 64 bytes): C (float32, 16 x 16) in tile registers 0..3, A (bf16 0/1 masks,
+// 16 x 32) in 4, B (bf16 operand in the VNNI pair layout, 32 x 16) in 5. One tile product
+//   C[r][j] += sum_{t < 32} A[r][t] * B[t][j]
+// with B stored as 16 rows of 16 pairs: row q holds (B[2q][j], B[2q + 1][j]) for j = 0..15.
+// Forward: A = masks of 16 rows over 32 patterns, B = 32 patterns x 16 features of U.
+// Adjoint: A = masks of 16 patterns over 32 rows, B = 32 rows x 16 features of Phi.
+#include "masked_amx.hpp"
+#include "buffers.hpp"
+#include "masked_tables.hpp"
+#include "parallel_errors.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <vector>
+
+#if defined(__linux__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CONVEXNN_AMX 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#define CONVEXNN_AMX 0
+#endif
+
+namespace convexnn::detail {
+
+#if CONVEXNN_AMX
+namespace {
+
+using Word = std::uint64_t;
+using Bf16 = std::uint16_t;
+constexpr index_t kWordBits = 64;
+constexpr index_t kTileRows = 16;                 // rows of every tile
+constexpr index_t kTileK = 32;                    // bf16 elements along the summation index per tile product
+constexpr index_t kTileCols = 16;                 // float32 columns of a C tile
+constexpr index_t kTileElems = kTileRows * kTileK;  // bf16 elements of an A or B tile (1 KiB)
+constexpr int kSplits = 3;                        // bf16 terms per float32 operand (8 + 8 + 8 significant bits)
+constexpr int kMaxCTiles = 4;                     // C tiles held in registers 0..3 per pass
+constexpr int kTilesUsed = 7;                     // C in tiles 0..3, A in 4 and 6, B in 5
+constexpr index_t kRowUnit = 64;                  // forward rows per work unit (whole mask words)
+// Adjoint: rows per chunk are chosen so the chunk's B tiles (3 splits x column tiles x 1 KiB per 32 rows)
+// stay within this many bytes (L2), read by every pattern block of the chunk.
+constexpr std::size_t kAdjointChunkBytes = std::size_t(512) << 10;
+constexpr double kMinParallelMacs = 2e6;          // below this many multiply-adds a call runs on one thread
+
+struct alignas(64) TileConfig {
+  std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  std::uint16_t colsb[16] = {};
+  std::uint8_t rows[16] = {};
+};
+
+// The three bf16 terms of a float32 by truncation: a1 = the top 8 significant bits of a, a2 those of
+// a - a1, a3 = the rest (exact: 24 = 3 x 8 bits). Truncation never rounds up to infinity.
+inline void split3(float a, Bf16* out) {
+  for (int h = 0; h < kSplits; ++h) {
+    std::uint32_t u;
+    std::memcpy(&u, &a, sizeof u);
+    out[h] = static_cast<Bf16>(u >> 16);
+    const std::uint32_t hi = u & 0xFFFF0000u;
+    float head;
+    std::memcpy(&head, &hi, sizeof head);
+    a -= head;
+  }
+}
+
+// B tiles of a (K x m) float32 operand given by value(k, e) (k < K rows of the summation index, e < m
+// features): for k-step s < ceil(K / 32), split h and column tile ct, the VNNI tile
+// out[((s * 3 + h) * nct + ct) * 1024 + q * 32 + 2 * j + t] = term h of value(32 s + 2 q + t, 16 ct + j)
+// (zero past K or m). Steps [s0, s1) only.
+template <class Value>
+void pack_b_tiles(index_t s0, index_t s1, index_t K, index_t m, index_t nct, Value value, Bf16* out) {
+  Bf16 terms[kSplits];
+  for (index_t s = s0; s < s1; ++s)
+    for (index_t ct = 0; ct < nct; ++ct)
+      for (index_t q = 0; q < kTileRows; ++q)
+        for (index_t t = 0; t < 2; ++t) {
+          const index_t k = s * kTileK + 2 * q + t;
+          for (index_t j = 0; j < kTileCols; ++j) {
+            const index_t e = ct * kTileCols + j;
+            if (k < K && e < m) split3(value(k, e), terms);
+            else terms[0] = terms[1] = terms[2] = 0;
+            for (int h = 0; h < kSplits; ++h)
+              out[((s * kSplits + h) * nct + ct) * kTileElems + q * kTileK + 2 * j + t] = terms[h];
+          }
+        }
+}
+
+// The same tiles (see pack_b_tiles) for value(k, e) = base[k * row_stride + e] * (scale ? scale[k] : 1),
+// 16 features at a time: the bf16 terms of a row pair interleave into one 64-byte tile row as
+// (bits(v_even) >> 16) | (bits(v_odd) & 0xFFFF0000), lane by lane.
+__attribute__((target("avx512f,avx512bw"))) void pack_b_tiles_rows(index_t s0, index_t s1, index_t K, index_t m,
+                                                                   index_t nct, const float* base, index_t row_stride,
+                                                                   const float* scale, Bf16* out) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (index_t s = s0; s < s1; ++s)
+    for (index_t ct = 0; ct < nct; ++ct) {
+      const index_t e0 = ct * kTileCols, left = m - e0;
+      const __mmask16 cols = left >= kTileCols ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+      for (index_t q = 0; q < kTileRows; ++q) {
+        const index_t k0 = s * kTileK + 2 * q;
+        __m512 v[2];
+        for (index_t t = 0; t < 2; ++t) {
+          const index_t k = k0 + t;
+          v[t] = k < K ? _mm512_maskz_loadu_ps(cols, base + k * row_stride + e0) : _mm512_setzero_ps();
+          if (scale && k < K) v[t] = _mm512_mul_ps(v[t], _mm512_set1_ps(scale[k]));
+        }
+        for (int h = 0; h < kSplits; ++h) {
+          const __m512i even = _mm512_castps_si512(v[0]), odd = _mm512_castps_si512(v[1]);
+          const __m512i row = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, high));
+          _mm512_store_si512(out + ((s * kSplits + h) * nct + ct) * kTileElems + q * kTileK, row);
+          v[0] = _mm512_sub_ps(v[0], _mm512_castsi512_ps(_mm512_and_si512(even, high)));
+          v[1] = _mm512_sub_ps(v[1], _mm512_castsi512_ps(_mm512_and_si512(odd, high)));
+        }
+      }
+    }
+}
+
+#define CONVEXNN_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+
+CONVEXNN_AMX_TARGET void configure_tiles() {
+  TileConfig cfg;
+  for (int t = 0; t < kTilesUsed; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = kTileRows;
+  }
+  // GCC's _tile_loadconfig tells the compiler it reads 8 bytes only: without this barrier the stores
+  // above are dropped as dead and the tiles stay unconfigured.
+  __asm__ volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+}
+
+CONVEXNN_AMX_TARGET void release_tiles() { _tile_release(); }
+
+// GCC's tile intrinsics paste their tile numbers into the instruction text: literal numbers only. These
+// switch over C tile j (a constant after inlining); A is tile 4, B tile 5.
+#define CONVEXNN_C_TILE_SWITCH(j, STMT) \
+  switch (j) {                          \
+    case 0: STMT(0); break;             \
+    case 1: STMT(1); break;             \
+    case 2: STMT(2); break;             \
+    default: STMT(3); break;            \
+  }
+CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_zero(int j) {
+#define CONVEXNN_STMT(t) _tile_zero(t)
+  CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+#undef CONVEXNN_STMT
+}
+CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_load(int j, const float* p, index_t stride) {
+#define CONVEXNN_STMT(t) _tile_loadd(t, p, stride)
+  CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+#undef CONVEXNN_STMT
+}
+CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_store(int j, float* p, index_t stride) {
+#define CONVEXNN_STMT(t) _tile_stored(t, p, stride)
+  CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+#undef CONVEXNN_STMT
+}
+CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_add_product(int j, int a) {  // C_j += A_a x B (tile 5)
+  if (a == 0) {
+#define CONVEXNN_STMT(t) _tile_dpbf16ps(t, 4, 5)
+    CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+#undef CONVEXNN_STMT
+  } else {
+#define CONVEXNN_STMT(t) _tile_dpbf16ps(t, 6, 5)
+    CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+#undef CONVEXNN_STMT
+  }
+}
+#undef CONVEXNN_C_TILE_SWITCH
+
+// The A tiles of k-steps [s0, s1) for RB row blocks, into a[((s - s0) * RB + r) * 1024]: row i of tile
+// (s, r) = bf16 1.0 where bit j of the 32 mask bits of step s, block r, row i is set, else 0. Built before
+// the tile products read them (a tile load right after the stores that wrote it waits for them).
+template <int RB, class MaskBits>
+__attribute__((target("avx512f,avx512bw"))) void build_mask_tiles(index_t s0, index_t s1, MaskBits mask_bits,
+                                                                  Bf16* a) {
+  const __m512i one = _mm512_set1_epi16(static_cast<short>(0x3F80));  // bf16 1.0
+  alignas(64) std::uint32_t bits[kTileRows];
+  for (index_t s = s0; s < s1; ++s)
+    for (int r = 0; r < RB; ++r) {
+      mask_bits(s, r, bits);
+      Bf16* tile = a + ((s - s0) * RB + r) * kTileElems;
+      for (index_t i = 0; i < kTileRows; ++i)
+        _mm512_store_si512(tile + i * kTileK, _mm512_maskz_mov_epi16(static_cast<__mmask32>(bits[i]), one));
+    }
+}
+
+// RB blocks of 16 output rows x NC column tiles (C tiles r * NC + j, RB * NC <= 4), over k-steps
+// [s0, s1): A tiles from build_mask_tiles (a), B tiles at b + ((s * 3 + h) * nct + ct0 + j) * 1024, each
+// loaded once for the RB blocks. C block r lives at c_out + r * 16 * ldc (row stride ldc floats), read
+// unless `zero` (then it starts at 0), written back.
+template <int RB, int NC>
+CONVEXNN_AMX_TARGET void tile_products(index_t s0, index_t s1, const Bf16* a, const Bf16* b, index_t nct,
+                                       index_t ct0, float* c_out, index_t ldc, bool zero) {
+  static_assert(RB * NC <= kMaxCTiles, "C tiles live in tile registers 0..3");
+  const index_t stride = ldc * static_cast<index_t>(sizeof(float));
+  for (int r = 0; r < RB; ++r)
+    for (int j = 0; j < NC; ++j) {
+      if (zero) c_zero(r * NC + j);
+      else c_load(r * NC + j, c_out + r * kTileRows * ldc + j * kTileCols, stride);
+    }
+  for (index_t s = s0; s < s1; ++s) {
+    const Bf16* at = a + (s - s0) * RB * kTileElems;
+    _tile_loadd(4, at, 64);
+    if (RB == 2) _tile_loadd(6, at + kTileElems, 64);
+    for (int h = 0; h < kSplits; ++h) {
+      const Bf16* bt = b + ((s * kSplits + h) * nct + ct0) * kTileElems;
+      for (int j = 0; j < NC; ++j) {
+        _tile_loadd(5, bt + j * kTileElems, 64);  // the B tile, shared by the RB row blocks
+        for (int r = 0; r < RB; ++r) c_add_product(r * NC + j, r);
+      }
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int j = 0; j < NC; ++j) c_store(r * NC + j, c_out + r * kTileRows * ldc + j * kTileCols, stride);
+}
+
+// All column tiles for RB (1 or 2) row blocks, in passes of at most 4 / RB column tiles. abuf: room for
+// RB * (s1 - s0) A tiles.
+template <int RB, class MaskBits>
+void all_column_tiles(index_t s0, index_t s1, MaskBits mask_bits, const Bf16* b, index_t nct, float* c_out,
+                      index_t ldc, bool zero, Bf16* abuf) {
+  build_mask_tiles<RB>(s0, s1, mask_bits, abuf);
+  constexpr index_t per_pass = kMaxCTiles / RB;
+  for (index_t ct0 = 0; ct0 < nct; ct0 += per_pass) {
+    float* c = c_out + ct0 * kTileCols;
+    const index_t nc = std::min<index_t>(per_pass, nct - ct0);
+    if constexpr (RB == 2) {
+      if (nc == 2) tile_products<2, 2>(s0, s1, abuf, b, nct, ct0, c, ldc, zero);
+      else tile_products<2, 1>(s0, s1, abuf, b, nct, ct0, c, ldc, zero);
+    } else {
+      switch (nc) {
+        case 4: tile_products<1, 4>(s0, s1, abuf, b, nct, ct0, c, ldc, zero); break;
+        case 3: tile_products<1, 3>(s0, s1, abuf, b, nct, ct0, c, ldc, zero); break;
+        case 2: tile_products<1, 2>(s0, s1, abuf, b, nct, ct0, c, ldc, zero); break;
+        default: tile_products<1, 1>(s0, s1, abuf, b, nct, ct0, c, ldc, zero); break;
+      }
+    }
+  }
+}
+
+template <class T>
+T* thread_scratch(AlignedVector<T>& buf, index_t count, const char* what) {
+  if (static_cast<index_t>(buf.size()) < count)
+    buf = make_checked_vector<AlignedVector<T>>(count, "masked operator (amx)", what);
+  return buf.data();
+}
+
+}  // namespace
+
+bool amx_available() {
+  static const bool ok = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    const bool avx512f = (b >> 16) & 1U, avx512bw = (b >> 30) & 1U;
+    const bool amx_bf16 = (d >> 22) & 1U, amx_tile = (d >> 24) & 1U;
+    if (!(avx512f && avx512bw && amx_bf16 && amx_tile)) return false;
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;  // Linux >= 5.16
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubset subset, const float* U, index_t c,
+                 float* z, const std::uint64_t* row_bits) {
+  if (!subset.all()) row_bits = nullptr;  // the cached bits are those of the whole set
+  const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns), m = d * c;
+  const index_t nct = ceil_div(m, kTileCols), mp = nct * kTileCols;
+  const index_t steps = ceil_div(S, kTileK), W = ceil_div(S, kWordBits);
+  const index_t units = ceil_div(n, kRowUnit);
+  const bool parallel = omp_get_max_threads() > 1 && double(n) * S * m * kSplits >= kMinParallelMacs;
+  ParallelErrors errors;
+#pragma omp parallel if (parallel)
+  {
+    // Every thread packs all of U's B tiles for itself: they are read by every row block, from its own L2
+    // (shared tiles packed half by each thread measured slower: half the reads crossed to the other core).
+    thread_local AlignedVector<Bf16> b_buf;
+    Bf16* b = nullptr;
+    errors.run([&] {
+      b = thread_scratch(b_buf, steps * kSplits * nct * kTileElems, "forward B tiles");
+      pack_b_tiles_rows(0, steps, S, m, nct, U, m, nullptr, b);
+    });
+    configure_tiles();
+#pragma omp for schedule(dynamic, 1)
+    for (index_t u = 0; u < units; ++u) {
+      if (!b) continue;  // this thread could not allocate its tiles (reported by errors)
+      errors.run([&] {
+        thread_local AlignedVector<Bf16> a_buf;
+        thread_local AlignedVector<float> v_buf;
+        thread_local std::vector<Word> bits_buf;
+        Bf16* abuf = thread_scratch(a_buf, 2 * steps * kTileElems, "mask tiles");
+        float* V = thread_scratch(v_buf, 2 * kTileRows * mp, "row sums");
+        const index_t r0 = u * kRowUnit, rows = std::min(kRowUnit, n - r0);
+        const Word* bits = row_bits ? row_bits + r0 * W : nullptr;
+        if (!bits) {
+          if (static_cast<index_t>(bits_buf.size()) < kRowUnit * W) bits_buf.resize(kRowUnit * W);
+          transpose_mask_rows(masks, subset, r0, rows, bits_buf.data());
+          bits = bits_buf.data();
+        }
+        // Pairs of 16-row blocks share every B tile load.
+        for (index_t b0 = 0; b0 < rows; b0 += 2 * kTileRows) {
+          const index_t brows = std::min(2 * kTileRows, rows - b0);
+          auto mask_bits = [&](index_t s, int blk, std::uint32_t* out) {
+            for (index_t r = 0; r < kTileRows; ++r) {
+              const index_t row = blk * kTileRows + r;
+              out[r] = row < brows ? static_cast<std::uint32_t>(bits[(b0 + row) * W + s / 2] >> (kTileK * (s % 2))) : 0U;
+            }
+          };
+          all_column_tiles<2>(0, steps, mask_bits, b, nct, V, mp, true, abuf);
+          for (index_t r = 0; r < brows; ++r) {
+            const index_t k = r0 + b0 + r;
+            const float* v = V + r * mp;
+            for (index_t j = 0; j < c; ++j) {
+              float sum = 0.0f;
+              for (index_t a = 0; a < d; ++a) sum += X(k, a) * v[a * c + j];
+              z[k * c + j] = sum;
+            }
+          }
+        }
+      });
+    }
+    release_tiles();
+  }
+  errors.rethrow();
+}
+
+void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubset subset, const float* R, index_t c,
+                 float* G) {
+  const index_t n = X.rows, d = X.cols, S = subset.count(masks.n_patterns), m = d * c;
+  const index_t nct = ceil_div(m, kTileCols), mp = nct * kTileCols;
+  // Units of two 16-pattern blocks, which share every B tile load.
+  const index_t steps = ceil_div(n, kTileK), units = ceil_div(S, 2 * kTileRows);
+  // Steps per chunk: even (whole mask words), B tiles within kAdjointChunkBytes.
+  const index_t step_bytes = kSplits * nct * kTileElems * static_cast<index_t>(sizeof(Bf16));
+  const index_t chunk_steps = std::max<index_t>(2, static_cast<index_t>(kAdjointChunkBytes) / step_bytes / 2 * 2);
+  const index_t chunks = ceil_div(steps, chunk_steps);
+  thread_local AlignedVector<float> g_buf;
+  float* Gacc = thread_scratch(g_buf, units * 2 * kTileRows * mp, "adjoint sums");
+  std::vector<const Word*> pattern_masks(static_cast<std::size_t>(units * 2 * kTileRows), nullptr);
+  for (index_t s = 0; s < S; ++s) pattern_masks[s] = masks.mask(subset.block(s));
+  const bool parallel = omp_get_max_threads() > 1 && double(n) * S * m * kSplits >= kMinParallelMacs;
+  ParallelErrors errors;
+  // Each thread keeps the same units (pattern pairs) for every chunk of rows (a static schedule), so no
+  // barrier is needed between chunks, and packs each chunk's B tiles itself into its own L2 (shared tiles
+  // packed half by each thread measured slower: half the reads crossed to the other core).
+#pragma omp parallel if (parallel)
+  {
+    const bool has_units = omp_get_thread_num() < units;
+    thread_local AlignedVector<Bf16> b_buf, a_buf;
+    Bf16 *b = nullptr, *abuf = nullptr;
+    if (has_units)
+      errors.run([&] {
+        b = thread_scratch(b_buf, chunk_steps * kSplits * nct * kTileElems, "adjoint B tiles");
+        abuf = thread_scratch(a_buf, 2 * chunk_steps * kTileElems, "mask tiles");
+      });
+    if (b && abuf) {
+      configure_tiles();
+      for (index_t ch = 0; ch < chunks; ++ch) {
+        const index_t s0 = ch * chunk_steps, s1 = std::min(steps, s0 + chunk_steps);
+        const index_t first = s0 * kTileK;  // the chunk's first row; its tiles start at step 0 of b
+        if (c == 1 && X.col_stride == 1)    // Phi_k = r_k x_k from contiguous rows
+          pack_b_tiles_rows(0, s1 - s0, n - first, m, nct, X.data + first * X.row_stride, X.row_stride, R + first, b);
+        else
+          pack_b_tiles(0, s1 - s0, n - first, m, nct,
+                       [&](index_t k, index_t e) { return X(first + k, e / c) * R[(first + k) * c + e % c]; }, b);
+        for (index_t u = omp_get_thread_num(); u < units; u += omp_get_num_threads()) {
+          const Word* const* pm = pattern_masks.data() + u * 2 * kTileRows;
+          auto mask_bits = [&](index_t s, int blk, std::uint32_t* out) {  // s relative to the chunk
+            const index_t g = s0 + s;
+            for (index_t r = 0; r < kTileRows; ++r) {
+              const Word* w = pm[blk * kTileRows + r];
+              out[r] = w ? static_cast<std::uint32_t>(w[g / 2] >> (kTileK * (g % 2))) : 0U;
+            }
+          };
+          all_column_tiles<2>(0, s1 - s0, mask_bits, b, nct, Gacc + u * 2 * kTileRows * mp, mp, ch == 0, abuf);
+        }
+      }
+      release_tiles();
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (index_t s = 0; s < S; ++s) std::copy(Gacc + s * mp, Gacc + s * mp + m, G + s * m);
+  }
+  errors.rethrow();
+}
+
+#else  // no AMX on this platform
+
+bool amx_available() { return false; }
+void amx_forward(const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*, index_t, float*,
+                 const std::uint64_t*) {
+  CONVEXNN_CHECK(false, "masked operator: AMX products are not available on this platform");
+}
+void amx_adjoint(const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*, index_t, float*) {
+  CONVEXNN_CHECK(false, "masked operator: AMX products are not available on this platform");
+}
+
+#endif
+
+}  // namespace convexnn::detail
