@@ -59,15 +59,18 @@ def _require_cuda():
     raise ValueError("device='cuda': the GPU solvers are not part of this build yet; use device='cpu'")
 
 
-def _product_method():
-    """How the masked products are computed: "auto" (default), "gemm" or "tables".
+def _product_method(dtype=np.float32):
+    """How the masked products are computed: "auto" (default), "gemm", "tables" or "amx".
 
-    Both methods are exact up to rounding; the environment variable CONVEXNN_PRODUCT_METHOD overrides the
-    automatic choice, for benchmarks (bench/README.md) and for bisecting a numerical difference.
+    All methods are exact up to rounding; the environment variable CONVEXNN_PRODUCT_METHOD overrides the
+    automatic choice, for benchmarks (bench/README.md) and for bisecting a numerical difference. "amx" is a
+    float32 method: float64 operators (e.g. the certificates of float32 iterations) keep "auto" under it.
     """
     method = os.environ.get("CONVEXNN_PRODUCT_METHOD", "auto")
-    if method not in ("auto", "gemm", "tables"):
-        raise ValueError(f"CONVEXNN_PRODUCT_METHOD must be 'auto', 'gemm' or 'tables', got {method!r}")
+    if method not in ("auto", "gemm", "tables", "amx"):
+        raise ValueError(f"CONVEXNN_PRODUCT_METHOD must be 'auto', 'gemm', 'tables' or 'amx', got {method!r}")
+    if method == "amx" and np.dtype(dtype) != np.float32:
+        return "auto"
     return method
 
 
@@ -75,12 +78,12 @@ def _certify_operator(Xb, patterns):
     """float64 operator for the certificates of float32 iterations (API.md), else None."""
     if Xb.dtype == np.float64:
         return None
-    return _core.MaskedOperatorF64(Xb.astype(np.float64), patterns._set, method=_product_method())
+    return _core.MaskedOperatorF64(Xb.astype(np.float64), patterns._set, method=_product_method(np.float64))
 
 
 def _operator(Xb, patterns):
     cls = _core.MaskedOperatorF32 if Xb.dtype == np.float32 else _core.MaskedOperatorF64
-    return cls(Xb, patterns._set, method=_product_method())
+    return cls(Xb, patterns._set, method=_product_method(Xb.dtype))
 
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,

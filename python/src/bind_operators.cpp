@@ -120,7 +120,8 @@ ProductMethod parse_product_method(const std::string& m) {
   if (m == "auto") return ProductMethod::Auto;
   if (m == "gemm") return ProductMethod::Gemm;
   if (m == "tables") return ProductMethod::Tables;
-  CONVEXNN_CHECK(false, "method must be 'auto', 'gemm' or 'tables', got '" << m << "'");
+  if (m == "amx") return ProductMethod::Amx;
+  CONVEXNN_CHECK(false, "method must be 'auto', 'gemm', 'tables' or 'amx', got '" << m << "'");
   return ProductMethod::Auto;
 }
 
@@ -128,6 +129,7 @@ const char* product_method_name(ProductMethod m) {
   switch (m) {
     case ProductMethod::Gemm: return "gemm";
     case ProductMethod::Tables: return "tables";
+    case ProductMethod::Amx: return "amx";
     default: return "auto";
   }
 }
@@ -174,12 +176,15 @@ MaskedOperator(X, patterns, method="auto")
     X : ndarray (n, d) of this operator's dtype, C- or F-ordered (viewed, never copied; kept alive).
     patterns : convexnn._core.PatternSet on the same n rows (kept alive), or a boolean array (n, P)
         of dense masks (packed once into bits owned by the operator).
-    method : "auto", "gemm" or "tables". How forward/adjoint compute: row tiles of X times coefficient
-        blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"), or subset-sum tables over groups of
-        4 rows / 4 patterns, about 4x fewer operations ("tables"); "auto" picks the tables when there are
-        enough patterns. Both are exact up to rounding (they round differently). Also a settable property.
-        With the tables the operator also keeps the masks row-major (n * P / 8 more bytes, up to 256 MiB;
-        beyond that the forward transposes them per call), which the full-set forward reads.
+    method : "auto", "gemm", "tables" or "amx". How forward/adjoint compute: row tiles of X times
+        coefficient blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"); subset-sum tables over
+        groups of 4 rows / 4 patterns, about 4x fewer operations ("tables"); float32 only, the masks as a
+        bf16 0/1 matrix on Intel AMX tiles with the float32 operand split exactly into three bf16 terms
+        and float32 accumulation ("amx", where amx_available()). "auto" picks the tables when there are
+        enough patterns, and then AMX instead in float32 where the CPU has it. All are exact up to rounding
+        (they round differently). Also a settable property. With the tables or AMX the operator also keeps
+        the masks row-major (n * P / 8 more bytes, up to 256 MiB; beyond that the forward transposes them
+        per call), which the full-set forward reads.
 
 Every product takes `subset`: None (all P blocks) or block indices (1-D integer array, repeats allowed,
 negative ones count from the end, or a boolean selector of length P); the block arrays then hold len(subset) blocks in that order.
@@ -190,7 +195,16 @@ Results are bitwise identical for every thread count.)doc")
       .def_property(
           "method", [](const Op& op) { return product_method_name(op.product_method()); },
           [](Op& op, const std::string& m) { op.set_product_method(parse_product_method(m)); },
-          "Product method of forward/adjoint: 'auto', 'gemm' or 'tables'.")
+          "Product method of forward/adjoint: 'auto', 'gemm', 'tables' or 'amx'.")
+      .def(
+          "resolved_method",
+          [](const Op& op, index_t c, index_t n_blocks) {
+            CONVEXNN_CHECK(c >= 1, "c must be >= 1, got " << c);
+            return std::string(product_method_name(op.resolved_method(c, n_blocks < 0 ? op.n_blocks() : n_blocks)));
+          },
+          py::arg("c") = 1, py::arg("n_blocks") = -1,
+          "The method ('gemm', 'tables' or 'amx') a product with c columns over n_blocks blocks (default: all P) "
+          "runs.")
       .def(
           "uses_tables",
           [](const Op& op, index_t c, index_t n_blocks) {
@@ -317,6 +331,9 @@ void bind_operators(py::module_& m) {
       "Group norms of blocks U (S, d, c): 'output' -> column norms (S, c) (or (S,) for U (S, d)); "
       "'neuron' -> Frobenius norms (S,). float32 or float64.");
 
+  m.def("amx_available", &amx_available,
+        "Whether this CPU and OS can run the 'amx' product method (Intel AMX-TILE, AMX-BF16 and AVX-512BW, "
+        "and the Linux permission to use the tiles).");
   m.def("masked_kernel_isa", &masked_kernel_isa,
         "SIMD variant of the mask kernels chosen for this CPU: 'avx512', 'avx2' or 'generic'.");
 }

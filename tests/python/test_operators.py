@@ -17,6 +17,14 @@ RTOL = {np.float64: 1e-12, np.float32: 1e-4}
 SHAPES = [(37, 4, 5), (64, 3, 6), (128, 5, 4), (200, 6, 9), (300, 5, 600), (1500, 4, 3), (333, 7, 1),
           (700, 1, 7), (1, 3, 2), (260, 50, 70)]
 METHODS = ["gemm", "tables"]  # GEMM tiles with mask epilogues; subset-sum tables (masked_tables.cpp)
+# float32 also has the AMX tile products (masked_amx.cpp) where the CPU and OS allow them.
+METHOD_DTYPES = [(m, dt) for m in METHODS for dt in (np.float64, np.float32)] + [("amx", np.float32)]
+NO_AMX = "this machine cannot run AMX tiles (convexnn._core.amx_available() is False)"
+
+
+def _need(method):
+    if method == "amx" and not _core.amx_available():
+        pytest.skip(NO_AMX)
 
 
 def _problem(n, d, P, seed, dtype=np.float64, order="C"):
@@ -37,11 +45,11 @@ def _close(got, want, dtype):
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=RTOL[dtype] * scale)
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method,dtype", METHOD_DTYPES)
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("n,d,P", SHAPES)
 def test_products_match_reference(n, d, P, order, dtype, method):
+    _need(method)
     X, masks, rng = _problem(n, d, P, seed=n * 31 + P, dtype=dtype, order=order)
     op = OPERATORS[dtype](X, masks, method=method)
     assert op.method == method
@@ -240,6 +248,63 @@ def test_product_method_choice_and_validation():
     tables = _core.MaskedOperatorF64(X, masks, method="tables")
     _close(tables.forward(U), gemm.forward(U), np.float64)
     _close(tables.adjoint(R), gemm.adjoint(R), np.float64)
+
+
+def test_amx_method_choice_and_validation():
+    X, masks, rng = _problem(500, 8, 200, seed=5, dtype=np.float32)
+    with pytest.raises(ValueError, match="float32 only"):
+        _core.MaskedOperatorF64(X.astype(np.float64), masks, method="amx")
+    op = _core.MaskedOperatorF32(X, masks)
+    if not _core.amx_available():
+        assert op.resolved_method() == "tables"
+        with pytest.raises(ValueError, match="needs Intel AMX"):
+            _core.MaskedOperatorF32(X, masks, method="amx")
+        return
+    assert op.resolved_method() == "amx"  # where the tables would run, float32 takes AMX
+    assert op.resolved_method(1, 2) == "gemm"
+    assert _core.MaskedOperatorF64(X.astype(np.float64), masks).resolved_method() == "tables"
+    amx = _core.MaskedOperatorF32(X, masks, method="amx")
+    assert amx.method == "amx" and not amx.uses_tables()
+    # Float32 rounding: AMX, the tables and the float64 reference agree to float32 accuracy.
+    U = rng.standard_normal((200, 8, 1)).astype(np.float32)
+    R = rng.standard_normal((500, 1)).astype(np.float32)
+    tables = _core.MaskedOperatorF32(X, masks, method="tables")
+    for got in (amx.forward(U), tables.forward(U)):
+        _close(got, ref.forward(X.astype(np.float64), masks, U.astype(np.float64)), np.float32)
+    for got in (amx.adjoint(R), tables.adjoint(R)):
+        _close(got, ref.adjoint(X.astype(np.float64), masks, R.astype(np.float64)), np.float32)
+    # Bitwise identical for every thread count.
+    saved = _core.get_num_threads()
+    try:
+        _core.set_num_threads(1)
+        z1, g1 = amx.forward(U), amx.adjoint(R)
+        _core.set_num_threads(2)
+        np.testing.assert_array_equal(amx.forward(U), z1)
+        np.testing.assert_array_equal(amx.adjoint(R), g1)
+    finally:
+        _core.set_num_threads(saved)
+
+
+def test_float32_solves_agree_between_tables_and_amx(monkeypatch):
+    """float32 iterations (float64 certificates) reach the same certified optimum with AMX or the tables."""
+    import convexnn as cnn
+
+    if not _core.amx_available():
+        pytest.skip(NO_AMX)
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((400, 6))
+    y = np.maximum(X @ rng.standard_normal(6), 0) + 0.1 * rng.standard_normal(400)
+    pats = cnn.sample_patterns(X, n_patterns=120, seed=2)
+    beta = 0.1 * cnn.beta_max(X, y, pats)
+    objectives = {}
+    for method in ("tables", "amx"):
+        monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", method)
+        # 1e-5: a gap float32 iterations certify with any product method (1e-6 is at their rounding floor:
+        # the GEMM tiles and AMX both need 10^4 iterations there on this problem, the tables 181).
+        res = cnn.solve(X, y, beta, patterns=pats, tol=1e-5, dtype=np.float32)
+        assert res.status == "converged", (method, res.status)
+        objectives[method] = res.objective
+    assert objectives["amx"] == pytest.approx(objectives["tables"], rel=1e-6)
 
 
 @pytest.mark.parametrize("formulation", ["gated", "relu"])
