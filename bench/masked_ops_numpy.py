@@ -16,7 +16,8 @@ Formulations timed (median of --repeats pairs each, after one warm-up pair):
   gemm+mask        z = (D * (X @ U.T)).sum(1) and G = np.einsum("ij,il->lj", X, D * r[:, None],
                    optimize=True): the "one GEMM then mask-and-reduce" formulation written by hand
   convexnn         convexnn._core.MaskedOperatorF64/F32 forward + adjoint (bit-packed masks), default
-                   method (subset-sum tables at this shape)
+                   method (at this shape: subset-sum tables; in float32 AMX tiles where the CPU has them)
+  convexnn-tables  the same operator with method="tables" (float32 on an AMX machine only)
   convexnn-gemm    the same operator with method="gemm" (GEMM tiles with mask epilogues)
 Every formulation's result is checked against convexnn's before timing.
 """
@@ -93,6 +94,9 @@ def main():
     z_ref, G_ref = convexnn_pair()
     tol = 1e-9 if dtype == np.float64 else 1e-3
     candidates = [("convexnn-gemm", convexnn_gemm_pair)]
+    if op.resolved_method() != "tables":
+        op_tables = Op(X, masks, method="tables")
+        candidates.insert(0, ("convexnn-tables", lambda: (op_tables.forward(U), op_tables.adjoint(r))))
     try:
         import opt_einsum
 
@@ -115,7 +119,7 @@ def main():
     for name, fn in candidates:
         rows.append((name, _time(fn, args.repeats if name != "einsum-plain" else max(3, args.repeats // 2))))
     print(f"# n={n} d={d} P={P} c=1 {dtype.name}; convexnn threads={_core.get_num_threads()} "
-          f"kernel={_core.masked_kernel_isa()} method={'tables' if op.uses_tables() else 'gemm'}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
+          f"kernel={_core.masked_kernel_isa()} method={op.resolved_method()}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'formulation':<18}{'median ms':>11}{'GFLOP/s':>10}{'vs convexnn':>13}")
     for name, t in rows:
