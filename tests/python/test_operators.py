@@ -285,25 +285,38 @@ def test_amx_method_choice_and_validation():
         _core.set_num_threads(saved)
 
 
-def test_float32_solves_agree_between_tables_and_amx(monkeypatch):
-    """float32 iterations (float64 certificates) reach the same certified optimum with AMX or the tables."""
+def _problem_for_solves(seed, n, n_patterns, pattern_seed):
     import convexnn as cnn
 
-    if not _core.amx_available():
-        pytest.skip(NO_AMX)
-    rng = np.random.default_rng(9)
-    X = rng.standard_normal((400, 6))
-    y = np.maximum(X @ rng.standard_normal(6), 0) + 0.1 * rng.standard_normal(400)
-    pats = cnn.sample_patterns(X, n_patterns=120, seed=2)
-    beta = 0.1 * cnn.beta_max(X, y, pats)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 6))
+    y = np.maximum(X @ rng.standard_normal(6), 0) + 0.1 * rng.standard_normal(n)
+    pats = cnn.sample_patterns(X, n_patterns=n_patterns, seed=pattern_seed)
+    return X, y, 0.1 * cnn.beta_max(X, y, pats), pats
+
+
+def _objective_per_method(monkeypatch, methods, problem, **solve_kwargs):
+    """The objective of one certified solve per product method (CONVEXNN_PRODUCT_METHOD); each must converge."""
+    import convexnn as cnn
+
+    X, y, beta, pats = problem
     objectives = {}
-    for method in ("tables", "amx"):
+    for method in methods:
         monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", method)
-        # 1e-5: a gap float32 iterations certify with any product method (1e-6 is at their rounding floor:
-        # the GEMM tiles and AMX both need 10^4 iterations there on this problem, the tables 181).
-        res = cnn.solve(X, y, beta, patterns=pats, tol=1e-5, dtype=np.float32)
+        res = cnn.solve(X, y, beta, patterns=pats, **solve_kwargs)
         assert res.status == "converged", (method, res.status)
         objectives[method] = res.objective
+    return objectives
+
+
+def test_float32_solves_agree_between_tables_and_amx(monkeypatch):
+    """float32 iterations (float64 certificates) reach the same certified optimum with AMX or the tables."""
+    if not _core.amx_available():
+        pytest.skip(NO_AMX)
+    # tol 1e-5: a gap float32 iterations certify with any product method (1e-6 is at their rounding floor: the
+    # GEMM tiles and AMX both need 10^4 iterations there on this problem, the tables 181).
+    objectives = _objective_per_method(monkeypatch, ("tables", "amx"), _problem_for_solves(9, 400, 120, 2),
+                                       tol=1e-5, dtype=np.float32)
     assert objectives["amx"] == pytest.approx(objectives["tables"], rel=1e-6)
 
 
@@ -312,18 +325,10 @@ def test_solves_agree_across_product_methods(monkeypatch, formulation):
     """A whole certified solve lands on the same optimum whichever product method the operator uses."""
     import convexnn as cnn
 
-    rng = np.random.default_rng(8)
-    X = rng.standard_normal((300, 6))
-    y = np.maximum(X @ rng.standard_normal(6), 0) + 0.1 * rng.standard_normal(300)
-    pats = cnn.sample_patterns(X, n_patterns=80, seed=1)
-    beta = 0.1 * cnn.beta_max(X, y, pats)
-    objectives = {}
-    for method in ("gemm", "tables"):
-        monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", method)
-        res = cnn.solve(X, y, beta, patterns=pats, formulation=formulation, tol=1e-8)
-        assert res.status == "converged", (method, res.status)
-        objectives[method] = res.objective
+    problem = _problem_for_solves(8, 300, 80, 1)
+    objectives = _objective_per_method(monkeypatch, ("gemm", "tables"), problem, formulation=formulation, tol=1e-8)
     assert objectives["tables"] == pytest.approx(objectives["gemm"], rel=1e-7)
+    X, y, beta, pats = problem
     monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", "fastest")
     with pytest.raises(ValueError, match="CONVEXNN_PRODUCT_METHOD"):
         cnn.solve(X, y, beta, patterns=pats, formulation=formulation)
