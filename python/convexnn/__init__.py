@@ -44,6 +44,13 @@ __version__ = _core.__version__
 get_num_threads = _core.get_num_threads
 set_num_threads = _core.set_num_threads
 
+# GNU OpenMP cannot reuse its threads in a process forked after they started: a parallel region there waits
+# for them forever (multiprocessing's default "fork" start method on Linux). A forked child therefore runs
+# convexnn on one thread; set_num_threads(k) in the child re-enables threads at that risk. Use the "spawn" or
+# "forkserver" start method for parallel workers.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=lambda: _core.set_num_threads(1))
+
 __all__ = [
     "ConvexReLUClassifier", "ConvexReLURegressor", "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max",
     "enumerate_patterns", "get_num_threads", "load", "sample_patterns", "save", "set_num_threads", "solve",

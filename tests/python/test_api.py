@@ -159,3 +159,34 @@ def test_openmp_waiting_default_respects_the_user(env, expected):
     out = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, text=True, check=True)
     spin, policy = out.stdout.split()
     assert (None if spin == "None" else spin, None if policy == "None" else policy) == expected
+
+
+def test_forked_child_runs_products_instead_of_hanging():
+    """After the parent used its OpenMP threads, a forked child still computes (on one thread)."""
+    import multiprocessing as mp
+    import sys
+
+    if sys.platform != "linux":
+        pytest.skip("fork start method: Linux only")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 20)).astype(np.float32)
+    masks = X @ rng.standard_normal((20, 200)) >= 0
+    U = rng.standard_normal((200, 20)).astype(np.float32)
+    saved = cnn.get_num_threads()
+    cnn.set_num_threads(2)
+    try:
+        op = cnn._core.MaskedOperatorF32(X, masks)
+        want = op.forward(U)  # the parent's thread pool is now started
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=lambda: queue.put((cnn.get_num_threads(), op.forward(U))))
+        child.start()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            pytest.fail("the forked child hung in a parallel region")
+        threads, got = queue.get(timeout=5)
+    finally:
+        cnn.set_num_threads(saved)
+    assert threads == 1
+    np.testing.assert_array_equal(got, want)
