@@ -123,7 +123,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     device : {"cpu", "cuda"}
     dtype : None, float32 or float64
         Precision of the iterations (certificates are always accumulated in float64). None keeps X's.
-        float32 iterations are about twice as fast per product (four times with AMX products, see
+        float32 products run ~1.7x faster than float64 (~3x with AMX products, see
         bench/RESULTS.md) but certify relative gaps only down to their rounding floor: ~1e-6 for the gated
         program (problem-dependent: below it FISTA may run to max_iter), ~1e-4 for relu (a warning says so).
     warm_start : SolveResult, array (P, d[+1], c) or tuple (V, W), optional
