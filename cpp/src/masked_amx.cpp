@@ -62,70 +62,37 @@ struct alignas(64) TileConfig {
   std::uint8_t rows[16] = {};
 };
 
-// The three bf16 terms of a float32 by truncation: a1 = the top 8 significant bits of a, a2 those of
-// a - a1, a3 = the rest (exact: 24 = 3 x 8 bits). Truncation never rounds up to infinity.
-inline void split3(float a, Bf16* out) {
-  for (int h = 0; h < kSplits; ++h) {
-    std::uint32_t u;
-    std::memcpy(&u, &a, sizeof u);
-    out[h] = static_cast<Bf16>(u >> 16);
-    const std::uint32_t hi = u & 0xFFFF0000u;
-    float head;
-    std::memcpy(&head, &hi, sizeof head);
-    a -= head;
-  }
-}
-
-// B tiles of a (K x m) float32 operand given by value(k, e) (k < K rows of the summation index, e < m
-// features): for k-step s < ceil(K / 32), split h and column tile ct, the VNNI tile
-// out[((s * 3 + h) * nct + ct) * 1024 + q * 32 + 2 * j + t] = term h of value(32 s + 2 q + t, 16 ct + j)
-// (zero past K or m). Steps [s0, s1) only.
-template <class Value>
-void pack_b_tiles(index_t s0, index_t s1, index_t K, index_t m, index_t nct, Value value, Bf16* out) {
-  Bf16 terms[kSplits];
-  for (index_t s = s0; s < s1; ++s)
-    for (index_t ct = 0; ct < nct; ++ct)
-      for (index_t q = 0; q < kTileRows; ++q)
-        for (index_t t = 0; t < 2; ++t) {
-          const index_t k = s * kTileK + 2 * q + t;
-          for (index_t j = 0; j < kTileCols; ++j) {
-            const index_t e = ct * kTileCols + j;
-            if (k < K && e < m) split3(value(k, e), terms);
-            else terms[0] = terms[1] = terms[2] = 0;
-            for (int h = 0; h < kSplits; ++h)
-              out[((s * kSplits + h) * nct + ct) * kTileElems + q * kTileK + 2 * j + t] = terms[h];
-          }
-        }
-}
-
-// The same tiles (see pack_b_tiles) for value(k, e) = base[k * row_stride + e] * (scale ? scale[k] : 1),
-// 16 features at a time: the bf16 terms of a row pair interleave into one 64-byte tile row as
-// (bits(v_even) >> 16) | (bits(v_odd) & 0xFFFF0000), lane by lane.
-__attribute__((target("avx512f,avx512bw"))) void pack_b_tiles_rows(index_t s0, index_t s1, index_t K, index_t m,
-                                                                   index_t nct, const float* base, index_t row_stride,
-                                                                   const float* scale, Bf16* out) {
+// The B tiles of k-step s (32 rows of the summation index: patterns for the forward, data rows for the
+// adjoint) of a float32 operand whose row k (< rows of this step) is base[k * row_stride + e] * (scale ?
+// scale[k] : 1), e < m features: for split h and column tile ct, the VNNI tile at
+// out + ((s * 3 + h) * nct + ct) * 512 holds in row q, pair (2 j, 2 j + 1) the term h of rows 2 q and
+// 2 q + 1, feature 16 ct + j (zero past `rows` or m). The three bf16 terms of a float32 a are taken by
+// truncation: a1 = the top 8 significant bits of a, a2 those of a - a1, a3 the rest (exact: 24 = 3 x 8 bits;
+// truncation never rounds up to infinity). 16 features at a time: a row pair's terms interleave into one
+// 64-byte tile row as (bits(v_even) >> 16) | (bits(v_odd) & 0xFFFF0000), lane by lane.
+__attribute__((target("avx512f,avx512bw"))) void pack_b_step(index_t s, index_t rows, index_t m, index_t nct,
+                                                             const float* base, index_t row_stride,
+                                                             const float* scale, Bf16* out) {
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
-  for (index_t s = s0; s < s1; ++s)
-    for (index_t ct = 0; ct < nct; ++ct) {
-      const index_t e0 = ct * kTileCols, left = m - e0;
-      const __mmask16 cols = left >= kTileCols ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-      for (index_t q = 0; q < kTileRows; ++q) {
-        const index_t k0 = s * kTileK + 2 * q;
-        __m512 v[2];
-        for (index_t t = 0; t < 2; ++t) {
-          const index_t k = k0 + t;
-          v[t] = k < K ? _mm512_maskz_loadu_ps(cols, base + k * row_stride + e0) : _mm512_setzero_ps();
-          if (scale && k < K) v[t] = _mm512_mul_ps(v[t], _mm512_set1_ps(scale[k]));
-        }
-        for (int h = 0; h < kSplits; ++h) {
-          const __m512i even = _mm512_castps_si512(v[0]), odd = _mm512_castps_si512(v[1]);
-          const __m512i row = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, high));
-          _mm512_store_si512(out + ((s * kSplits + h) * nct + ct) * kTileElems + q * kTileK, row);
-          v[0] = _mm512_sub_ps(v[0], _mm512_castsi512_ps(_mm512_and_si512(even, high)));
-          v[1] = _mm512_sub_ps(v[1], _mm512_castsi512_ps(_mm512_and_si512(odd, high)));
-        }
+  for (index_t ct = 0; ct < nct; ++ct) {
+    const index_t e0 = ct * kTileCols, left = m - e0;
+    const __mmask16 cols = left >= kTileCols ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+    for (index_t q = 0; q < kTileRows; ++q) {
+      __m512 v[2];
+      for (index_t t = 0; t < 2; ++t) {
+        const index_t k = 2 * q + t;
+        v[t] = k < rows ? _mm512_maskz_loadu_ps(cols, base + k * row_stride + e0) : _mm512_setzero_ps();
+        if (scale && k < rows) v[t] = _mm512_mul_ps(v[t], _mm512_set1_ps(scale[k]));
+      }
+      for (int h = 0; h < kSplits; ++h) {
+        const __m512i even = _mm512_castps_si512(v[0]), odd = _mm512_castps_si512(v[1]);
+        const __m512i row = _mm512_or_si512(_mm512_srli_epi32(even, 16), _mm512_and_si512(odd, high));
+        _mm512_store_si512(out + ((s * kSplits + h) * nct + ct) * kTileElems + q * kTileK, row);
+        v[0] = _mm512_sub_ps(v[0], _mm512_castsi512_ps(_mm512_and_si512(even, high)));
+        v[1] = _mm512_sub_ps(v[1], _mm512_castsi512_ps(_mm512_and_si512(odd, high)));
       }
     }
+  }
 }
 
 #define CONVEXNN_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
@@ -302,7 +269,8 @@ void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
     Bf16* b = nullptr;
     errors.run([&] {
       b = thread_scratch(b_buf, steps * kSplits * nct * kTileElems, "forward B tiles");
-      pack_b_tiles_rows(0, steps, S, m, nct, U, m, nullptr, b);
+      for (index_t st = 0; st < steps; ++st)
+        pack_b_step(st, std::min(kTileK, S - st * kTileK), m, nct, U + st * kTileK * m, m, nullptr, b);
     });
     configure_tiles();
 #pragma omp for schedule(dynamic, 1)
@@ -373,25 +341,32 @@ void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
   {
     const bool has_units = omp_get_thread_num() < units;
     thread_local AlignedVector<Bf16> b_buf, a_buf;
-    thread_local AlignedVector<float> block_buf;
+    thread_local AlignedVector<float> block_buf, phi_buf;
     Bf16 *b = nullptr, *abuf = nullptr;
-    float* block = nullptr;
+    float *block = nullptr, *phi = nullptr;
     if (has_units)
       errors.run([&] {
         b = thread_scratch(b_buf, chunk_steps * kSplits * nct * kTileElems, "adjoint B tiles");
         abuf = thread_scratch(a_buf, 2 * kSumSteps * kTileElems, "mask tiles");
         block = thread_scratch(block_buf, 2 * kTileRows * mp, "block sums");
+        phi = thread_scratch(phi_buf, kTileK * m, "rows of Phi");
       });
-    if (b && abuf && block) {
+    if (b && abuf && block && phi) {
       configure_tiles();
       for (index_t ch = 0; ch < chunks; ++ch) {
         const index_t s0 = ch * chunk_steps, s1 = std::min(steps, s0 + chunk_steps);
         const index_t first = s0 * kTileK;  // the chunk's first row; its tiles start at step 0 of b
-        if (c == 1 && X.col_stride == 1)    // Phi_k = r_k x_k from contiguous rows
-          pack_b_tiles_rows(0, s1 - s0, n - first, m, nct, X.data + first * X.row_stride, X.row_stride, R + first, b);
-        else
-          pack_b_tiles(0, s1 - s0, n - first, m, nct,
-                       [&](index_t k, index_t e) { return X(first + k, e / c) * R[(first + k) * c + e % c]; }, b);
+        for (index_t st = 0; st < s1 - s0; ++st) {
+          const index_t r0 = first + st * kTileK, rows = std::min(kTileK, n - r0);
+          if (c == 1 && X.col_stride == 1) {  // Phi_k = r_k x_k straight from contiguous rows
+            pack_b_step(st, rows, m, nct, X.data + r0 * X.row_stride, X.row_stride, R + r0, b);
+            continue;
+          }
+          for (index_t k = 0; k < rows; ++k)  // Phi_k = x_k r_k^T (row-major d x c) into the step's scratch
+            for (index_t a = 0; a < d; ++a)
+              for (index_t j = 0; j < c; ++j) phi[k * m + a * c + j] = X(r0 + k, a) * R[(r0 + k) * c + j];
+          pack_b_step(st, rows, m, nct, phi, m, nullptr, b);
+        }
         for (index_t u = omp_get_thread_num(); u < units; u += omp_get_num_threads()) {
           const std::uint32_t* mask_rows[2 * kTileRows];
           for (index_t r = 0; r < 2 * kTileRows; ++r)

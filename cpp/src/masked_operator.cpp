@@ -731,8 +731,13 @@ template <class T>
 ProductMethod MaskedOperator<T>::resolved_method(index_t c, index_t n_blocks) const {
   if (method_ != ProductMethod::Auto) return method_;
   if (!detail::tables_preferred(X_.rows, X_.cols, c, n_blocks, sizeof(T))) return ProductMethod::Gemm;
-  // Where the tables beat the GEMM tiles, AMX beats the tables (bench/RESULTS.md).
-  return std::is_same_v<T, float> && detail::amx_available() ? ProductMethod::Amx : ProductMethod::Tables;
+  // Where the tables beat the GEMM tiles, AMX beats the tables from 128 patterns on (0.35-0.7x of their time
+  // at n = 1e4, d = 10-100, c = 1; below, its 32-pattern tile steps and units leave it 0.7-1.8x) for
+  // m = d c <= 128 (at m = 150 the pairs tie, at m = 240 AMX's adjoint is 1.4x slower); bench/RESULTS.md.
+  constexpr index_t kMinPatternsForAmx = 128, kMaxFeaturesForAmx = 128;
+  const bool amx = std::is_same_v<T, float> && n_blocks >= kMinPatternsForAmx &&
+                   X_.cols * c <= kMaxFeaturesForAmx && detail::amx_available();
+  return amx ? ProductMethod::Amx : ProductMethod::Tables;
 }
 
 namespace {
