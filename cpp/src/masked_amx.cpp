@@ -148,23 +148,21 @@ CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_add_product(int j, int 
 }
 #undef CONVEXNN_C_TILE_SWITCH
 
-// The A tiles of k-steps g0 .. g0 + count - 1 for RB row blocks, into a[(s * RB + r) * 1024] (s counted
-// from g0): row i of tile (s, r) = bf16 1.0 where bit j of rows[r * 16 + i][g0 + s] is set, else 0 (a null
-// row pointer gives a zero row). rows[.] are the masks as 32-bit words, one per k-step. Built before the
-// tile products read them (a tile load right after the stores that wrote it waits for them).
+// The A tiles of k-steps g0 .. g0 + count - 1 for RB row blocks, into a[(s * RB + r) * 512] (s counted
+// from g0): row i of tile (s, r) = bf16 1.0 where bit j of the 32 mask bits of step g0 + s of mask row
+// rows[r * 16 + i] is set, else 0 (a null row pointer gives a zero row). A mask row holds 64 bits per word,
+// so step g is the half g % 2 of word g / 2. Built before the tile products read them (a tile load right
+// after the stores that wrote it waits for them).
 __attribute__((target("avx512f,avx512bw"))) void build_mask_tiles(int RB, index_t g0, index_t count,
-                                                                  const std::uint32_t* const* rows, Bf16* a) {
+                                                                  const Word* const* rows, Bf16* a) {
   const __m512i one = _mm512_set1_epi16(static_cast<short>(0x3F80));  // bf16 1.0
-  static const std::uint32_t zeros[1] = {0};
-  const std::uint32_t* src[2 * kTileRows];  // a null row reads one zero word (offset 0 for every step)
-  index_t step[2 * kTileRows];
-  for (index_t q = 0; q < RB * kTileRows; ++q) {
-    src[q] = rows[q] ? rows[q] + g0 : zeros;
-    step[q] = rows[q] ? 1 : 0;
+  for (index_t s = 0; s < count; ++s, a += RB * kTileElems) {
+    const index_t g = g0 + s, word = g / 2, shift = kTileK * (g % 2);
+    for (index_t q = 0; q < RB * kTileRows; ++q) {
+      const auto bits = static_cast<__mmask32>(rows[q] ? rows[q][word] >> shift : 0);
+      _mm512_store_si512(a + q * kTileK, _mm512_maskz_mov_epi16(bits, one));
+    }
   }
-  for (index_t s = 0; s < count; ++s, a += RB * kTileElems)
-    for (index_t q = 0; q < RB * kTileRows; ++q)
-      _mm512_store_si512(a + q * kTileK, _mm512_maskz_mov_epi16(static_cast<__mmask32>(src[q][s * step[q]]), one));
 }
 
 // RB blocks of 16 output rows x NC column tiles (C tiles r * NC + j, RB * NC <= 4), over k-steps
@@ -220,7 +218,7 @@ void add_into(index_t count, const float* x, float* acc) {
 
 // Two row blocks (32 output rows, mask rows `rows`, steps g0 .. g0 + count - 1 of the masks, step 0 of b)
 // times all column tiles, in passes of two column tiles. abuf: room for 2 * count A tiles.
-void pair_products(index_t g0, index_t count, const std::uint32_t* const* rows, const Bf16* b, index_t nct,
+void pair_products(index_t g0, index_t count, const Word* const* rows, const Bf16* b, index_t nct,
                    float* c_out, index_t ldc, bool zero, Bf16* abuf) {
   build_mask_tiles(2, g0, count, rows, abuf);
   for (index_t ct0 = 0; ct0 < nct; ct0 += 2) {
@@ -292,9 +290,8 @@ void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
         // Pairs of 16-row blocks share every B tile load.
         for (index_t b0 = 0; b0 < rows; b0 += 2 * kTileRows) {
           const index_t brows = std::min(2 * kTileRows, rows - b0);
-          const std::uint32_t* mask_rows[2 * kTileRows];
-          for (index_t r = 0; r < 2 * kTileRows; ++r)
-            mask_rows[r] = r < brows ? reinterpret_cast<const std::uint32_t*>(bits + (b0 + r) * W) : nullptr;
+          const Word* mask_rows[2 * kTileRows];
+          for (index_t r = 0; r < 2 * kTileRows; ++r) mask_rows[r] = r < brows ? bits + (b0 + r) * W : nullptr;
           pair_products(0, steps, mask_rows, b, nct, V, mp, true, abuf);
           if (c == 1 && X.col_stride == 1) {
             dot_rows(brows, X.data + (r0 + b0) * X.row_stride, X.row_stride, V, mp, d, z + r0 + b0);
@@ -368,9 +365,7 @@ void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
           pack_b_step(st, rows, m, nct, phi, m, nullptr, b);
         }
         for (index_t u = omp_get_thread_num(); u < units; u += omp_get_num_threads()) {
-          const std::uint32_t* mask_rows[2 * kTileRows];
-          for (index_t r = 0; r < 2 * kTileRows; ++r)
-            mask_rows[r] = reinterpret_cast<const std::uint32_t*>(pattern_masks[u * 2 * kTileRows + r]);
+          const Word* const* mask_rows = pattern_masks.data() + u * 2 * kTileRows;
           // Blocks of kSumSteps k-steps start from zero C tiles and are added into the unit's sums: one
           // sequential float32 sum over all n rows (3 terms per row) measured 4.5x the tables' rounding
           // error at n = 1e4; with blocks of 2048 rows it is at or below theirs (n = 1e4 and 5e4).
