@@ -14,7 +14,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <new>
 #include <vector>
@@ -239,6 +241,8 @@ T* thread_scratch(AlignedVector<T>& buf, index_t count, const char* what) {
 
 bool amx_available() {
   static const bool ok = [] {
+    // CONVEXNN_AMX=0 turns the AMX products off (e.g. to reproduce results of machines without AMX).
+    if (const char* env = std::getenv("CONVEXNN_AMX"); env && std::string(env) == "0") return false;
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     const bool avx512f = (b >> 16) & 1U, avx512bw = (b >> 30) & 1U;

@@ -17,7 +17,8 @@
 namespace convexnn::detail {
 
 // Whether this CPU has AMX-TILE, AMX-BF16 and AVX-512BW and the OS lets this process use the tiles
-// (Linux arch_prctl(ARCH_REQ_XCOMP_PERM)); checked once. false on other systems.
+// (Linux arch_prctl(ARCH_REQ_XCOMP_PERM)); checked once. false on other systems, and when the environment
+// variable CONVEXNN_AMX is "0" at the first call.
 bool amx_available();
 
 // z (n x c, row-major) = sum_k D_{s_k} X U_k, U (|S| x d x c) C-contiguous; z overwritten. row_bits as

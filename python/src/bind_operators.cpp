@@ -333,7 +333,8 @@ void bind_operators(py::module_& m) {
 
   m.def("amx_available", &amx_available,
         "Whether this CPU and OS can run the 'amx' product method (Intel AMX-TILE, AMX-BF16 and AVX-512BW, "
-        "and the Linux permission to use the tiles).");
+        "and the Linux permission to use the tiles). False when the environment variable CONVEXNN_AMX=0 was "
+        "set before the first product.");
   m.def("masked_kernel_isa", &masked_kernel_isa,
         "SIMD variant of the mask kernels chosen for this CPU: 'avx512', 'avx2' or 'generic'.");
 }
