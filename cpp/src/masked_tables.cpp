@@ -257,6 +257,22 @@ index_t forward_groups_per_block(index_t mp) {
 
 }  // namespace
 
+template <class T>
+void row_outputs(const MatrixView<T>& X, index_t k, const T* v, index_t c, T* out) {
+  const index_t d = X.cols;
+  if (c == 1 && X.col_stride == 1) {
+    out[0] = row_dot(X.data + k * X.row_stride, v, d);
+    return;
+  }
+  for (index_t j = 0; j < c; ++j) {
+    T s = T(0);
+    for (index_t a = 0; a < d; ++a) s += X(k, a) * v[a * c + j];
+    out[j] = s;
+  }
+}
+template void row_outputs<float>(const MatrixView<float>&, index_t, const float*, index_t, float*);
+template void row_outputs<double>(const MatrixView<double>&, index_t, const double*, index_t, double*);
+
 void transpose_bits64(std::uint64_t* a) {
   // Recursive block swap (Hacker's Delight 7-3, least significant bit = column 0): 6 rounds of 32 swaps.
   Word mask = 0x00000000FFFFFFFFULL;
@@ -458,19 +474,7 @@ void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
       for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)  // the first block writes V
         kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables + g0 * kEntries * mp, mp,
                         V, mp, g0 == 0);
-      for (index_t k = 0; k < rows; ++k) {
-        const T* v = V + k * mp;
-        T* out = z + (r0 + k) * c;
-        if (c == 1 && X.col_stride == 1) {
-          out[0] = row_dot(X.data + (r0 + k) * X.row_stride, v, d);
-          continue;
-        }
-        for (index_t j = 0; j < c; ++j) {
-          T s = T(0);
-          for (index_t a = 0; a < d; ++a) s += X(r0 + k, a) * v[a * c + j];
-          out[j] = s;
-        }
-      }
+      for (index_t k = 0; k < rows; ++k) row_outputs(X, r0 + k, V + k * mp, c, z + (r0 + k) * c);
     });
   }
   }

@@ -53,6 +53,11 @@ bool tables_preferred(index_t n, index_t d, index_t c, index_t n_blocks, std::si
 // Bytes of the forward tables for this shape (the operator refuses sizes it cannot allocate).
 std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes);
 
+// The last step of both forwards (tables and AMX): out[j] = x_k^T V_k[:, j] for j < c, V_k the (d x c)
+// row-major sums of row k, in a fixed order (16 / 8 interleaved partial sums when c = 1 and X is C-ordered).
+template <class T>
+void row_outputs(const MatrixView<T>& X, index_t k, const T* v, index_t c, T* out);
+
 // Tests only: out[b] bit j = in[j] bit b for a 64 x 64 bit matrix (in place).
 void transpose_bits64(std::uint64_t* a);
 
