@@ -58,4 +58,12 @@ struct LineAllocator {
 template <class T>
 using AlignedVector = std::vector<T, LineAllocator<T>>;
 
+// A scratch buffer that only grows (callers keep it thread_local: OpenMP threads persist, so it is reused
+// across calls): at least `count` elements, zero when first allocated, stale between uses.
+template <class Vector>
+typename Vector::value_type* grow_scratch(Vector& buf, index_t count, const char* who, const char* what) {
+  if (static_cast<index_t>(buf.size()) < count) buf = make_checked_vector<Vector>(count, who, what);
+  return buf.data();
+}
+
 }  // namespace convexnn::detail

@@ -232,12 +232,7 @@ void pair_products(index_t g0, index_t count, const Word* const* rows, const Bf1
   }
 }
 
-template <class T>
-T* thread_scratch(AlignedVector<T>& buf, index_t count, const char* what) {
-  if (static_cast<index_t>(buf.size()) < count)
-    buf = make_checked_vector<AlignedVector<T>>(count, "masked operator (amx)", what);
-  return buf.data();
-}
+constexpr const char* kWho = "masked operator (amx)";  // for the sizes in allocation errors
 
 }  // namespace
 
@@ -272,7 +267,7 @@ void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
     thread_local AlignedVector<Bf16> b_buf;
     Bf16* b = nullptr;
     errors.run([&] {
-      b = thread_scratch(b_buf, steps * kSplits * nct * kTileElems, "forward B tiles");
+      b = grow_scratch(b_buf, steps * kSplits * nct * kTileElems, kWho, "forward B tiles");
       for (index_t st = 0; st < steps; ++st)
         pack_b_step(st, std::min(kTileK, S - st * kTileK), m, nct, U + st * kTileK * m, m, nullptr, b);
     });
@@ -284,14 +279,14 @@ void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
         thread_local AlignedVector<Bf16> a_buf;
         thread_local AlignedVector<float> v_buf;
         thread_local std::vector<Word> bits_buf;
-        Bf16* abuf = thread_scratch(a_buf, 2 * steps * kTileElems, "mask tiles");
-        float* V = thread_scratch(v_buf, 2 * kTileRows * mp, "row sums");
+        Bf16* abuf = grow_scratch(a_buf, 2 * steps * kTileElems, kWho, "mask tiles");
+        float* V = grow_scratch(v_buf, 2 * kTileRows * mp, kWho, "row sums");
         const index_t r0 = u * kRowUnit, rows = std::min(kRowUnit, n - r0);
         const Word* bits = row_bits ? row_bits + r0 * W : nullptr;
         if (!bits) {
-          if (static_cast<index_t>(bits_buf.size()) < kRowUnit * W) bits_buf.resize(kRowUnit * W);
-          transpose_mask_rows(masks, subset, r0, rows, bits_buf.data());
-          bits = bits_buf.data();
+          Word* tile_bits = grow_scratch(bits_buf, kRowUnit * W, kWho, "row bits");
+          transpose_mask_rows(masks, subset, r0, rows, tile_bits);
+          bits = tile_bits;
         }
         // Pairs of 16-row blocks share every B tile load.
         for (index_t b0 = 0; b0 < rows; b0 += 2 * kTileRows) {
@@ -324,7 +319,7 @@ void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
       std::max<index_t>(kSumSteps, static_cast<index_t>(kAdjointChunkBytes) / step_bytes / kSumSteps * kSumSteps);
   const index_t chunks = ceil_div(steps, chunk_steps);
   thread_local AlignedVector<float> g_buf;
-  float* Gacc = thread_scratch(g_buf, units * 2 * kTileRows * mp, "adjoint sums");
+  float* Gacc = grow_scratch(g_buf, units * 2 * kTileRows * mp, kWho, "adjoint sums");
   std::vector<const Word*> pattern_masks(static_cast<std::size_t>(units * 2 * kTileRows), nullptr);
   for (index_t s = 0; s < S; ++s) pattern_masks[s] = masks.mask(subset.block(s));
   const bool parallel = omp_get_max_threads() > 1 && double(n) * S * m * kSplits >= kMinParallelMacs;
@@ -341,10 +336,10 @@ void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
     float *block = nullptr, *phi = nullptr;
     if (has_units)
       errors.run([&] {
-        b = thread_scratch(b_buf, chunk_steps * kSplits * nct * kTileElems, "adjoint B tiles");
-        abuf = thread_scratch(a_buf, 2 * kSumSteps * kTileElems, "mask tiles");
-        block = thread_scratch(block_buf, 2 * kTileRows * mp, "block sums");
-        phi = thread_scratch(phi_buf, kTileK * m, "rows of Phi");
+        b = grow_scratch(b_buf, chunk_steps * kSplits * nct * kTileElems, kWho, "adjoint B tiles");
+        abuf = grow_scratch(a_buf, 2 * kSumSteps * kTileElems, kWho, "mask tiles");
+        block = grow_scratch(block_buf, 2 * kTileRows * mp, kWho, "block sums");
+        phi = grow_scratch(phi_buf, kTileK * m, kWho, "rows of Phi");
       });
     if (b && abuf && block && phi) {
       configure_tiles();

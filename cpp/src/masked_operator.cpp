@@ -87,11 +87,6 @@ Word valid_bits(index_t rows_in_word) {
 }
 
 template <class T>
-std::size_t checked_bytes(index_t count, const char* what) {
-  return detail::checked_bytes<T>(count, "masked operator", what);
-}
-
-template <class T>
 std::vector<T> make_buffer(index_t count, const char* what) {
   return detail::make_checked_vector<std::vector<T>>(count, "masked operator", what);
 }
@@ -102,11 +97,7 @@ std::vector<T> make_buffer(index_t count, const char* what) {
 template <class T, int Slot>
 T* scratch(index_t count) {
   thread_local std::vector<T> buf;
-  if (static_cast<index_t>(buf.size()) < count) {
-    checked_bytes<T>(count, "per-thread tile buffer");
-    buf.assign(static_cast<std::size_t>(count), T(0));
-  }
-  return buf.data();
+  return detail::grow_scratch(buf, count, "masked operator", "per-thread tile buffer");
 }
 
 using detail::ParallelErrors;

@@ -62,17 +62,11 @@ constexpr std::size_t kMaxForwardTableBytes = std::size_t(64) << 20;  // also th
 
 // ---- aligned buffers ---------------------------------------------------------------------------------------
 
-template <class T>
-AlignedVector<T> make_aligned(index_t count, const char* what) {
-  return make_checked_vector<AlignedVector<T>>(count, "masked operator (tables)", what);
-}
-
-// Per-thread scratch that only grows (OpenMP threads persist); contents are stale between uses.
+// Per-thread scratch, one buffer per (T, Slot) (see grow_scratch).
 template <class T, int Slot>
 T* scratch(index_t count) {
   thread_local AlignedVector<T> buf;
-  if (static_cast<index_t>(buf.size()) < count) buf = make_aligned<T>(count, "per-thread scratch");
-  return buf.data();
+  return grow_scratch(buf, count, "masked operator (tables)", "per-thread scratch");
 }
 
 // ---- the inner kernel --------------------------------------------------------------------------------------
