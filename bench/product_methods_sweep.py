@@ -5,27 +5,16 @@
 
 For each (d, P): X Gaussian (n x d, float32, C order), masks 1[X g >= 0] from Gaussian gates, c = 1; the median
 of 21 pairs (forward + adjoint) for method="tables", "amx" (where convexnn._core.amx_available()) and "gemm", on
-2 OpenMP threads, after a warm-up pair and a 0.2 s pause (numpy's OpenBLAS workers, used to build the masks,
-spin ~0.1 s after their last call). Prints ms per pair and the AMX / tables ratio. Results: bench/RESULTS.md.
+2 OpenMP threads, timed as bench/masked_ops_numpy.py times (a warm-up pair, then a 0.5 s pause: numpy's
+OpenBLAS workers, used to build the masks, spin ~0.1 s after their last call). Prints ms per pair and the AMX / tables ratio. Results: bench/RESULTS.md.
 """
 
 import argparse
-import time
 
 import numpy as np
+from masked_ops_numpy import _time  # the same timing: warm-up, 0.5 s pause, median (this script's folder)
 
 from convexnn import _core
-
-
-def _median_ms(fn, repeats=21):
-    fn()
-    time.sleep(0.2)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return float(np.median(out)) * 1e3
 
 
 def main():
@@ -49,7 +38,7 @@ def main():
             times = {}
             for method in methods:
                 op = _core.MaskedOperatorF32(X, masks, method=method)
-                times[method] = _median_ms(lambda: (op.forward(U), op.adjoint(r)))
+                times[method] = 1e3 * _time(lambda: (op.forward(U), op.adjoint(r)), 21)
             ratio = f" | {times['amx'] / times['tables']:.2f}" if "amx" in times else ""
             print(f"{d} {P} | " + " ".join(f"{times[m]:.2f}" for m in methods) + ratio, flush=True)
 
