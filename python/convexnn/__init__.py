@@ -51,6 +51,26 @@ set_num_threads = _core.set_num_threads
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=lambda: _core.set_num_threads(1))
 
+# Subpackages of the other convex programs, imported on first use (they pull in more of SciPy / scikit-learn):
+# convexnn.bn (batch-normalized networks), convexnn.cnn (convolutional networks), convexnn.theory (closed forms),
+# convexnn.distributed (Dask).
+_SUBPACKAGES = ("bn", "cnn", "theory", "distributed")
+_LAZY_NAMES = {
+    "ConvexBNReLURegressor": "bn", "ConvexBNReLUClassifier": "bn",
+    "ConvexCNNRegressor": "cnn", "ConvexCNNClassifier": "cnn",
+}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'convexnn' has no attribute {name!r}")
+
+
 __all__ = [
     "ConvexReLUClassifier", "ConvexReLURegressor", "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max",
     "enumerate_patterns", "get_num_threads", "load", "sample_patterns", "save", "set_num_threads", "solve",
