@@ -1,0 +1,143 @@
+"""Worker-side tasks of the distributed operator: one row block X_k of the data and its bit-packed masks.
+
+Every function here runs inside a Dask worker on the block it is given and returns numpy arrays (or a
+picklable block object) to the driver. A :class:`MaskedBlock` keeps its C++ operator out of its pickled state, so
+Dask may move or spill blocks between workers; the operator is rebuilt from X_k and the packed masks on use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from .. import _core
+
+_THREADS_SET = False
+
+
+def _use_worker_threads():
+    """Run the core's OpenMP loops on the worker's thread count once (2 workers x all cores oversubscribes)."""
+    global _THREADS_SET
+    if _THREADS_SET:
+        return
+    try:
+        from distributed import get_worker
+
+        _core.set_num_threads(max(1, int(get_worker().state.nthreads)))
+    except (ImportError, ValueError, AttributeError):  # not inside a worker (direct calls in tests)
+        pass
+    _THREADS_SET = True
+
+
+class RowBlock:
+    """Rows [start, start + n_k) of the design matrix, with the bias column appended when asked.
+
+    Attributes
+    ----------
+    Xb : ndarray of shape (n_k, d[+1]), float64, C-contiguous
+    start : int
+        Index of the block's first row in the full data.
+    """
+
+    def __init__(self, Xb: np.ndarray, start: int):
+        self.Xb = Xb
+        self.start = int(start)
+
+    @property
+    def n_rows(self) -> int:
+        return self.Xb.shape[0]
+
+
+class MaskedBlock:
+    """A row block with the masks 1[X_k g_i >= 0] of the P broadcast gates, and its masked operator."""
+
+    def __init__(self, Xb: np.ndarray, patterns: "_core.PatternSet"):
+        self.Xb = Xb
+        self.patterns = patterns
+        self._op = None
+
+    @property
+    def op(self) -> "_core.MaskedOperatorF64":
+        if self._op is None:
+            _use_worker_threads()
+            self._op = _core.MaskedOperatorF64(self.Xb, self.patterns)
+        return self._op
+
+    def __getstate__(self):
+        return {"Xb": self.Xb, "patterns": self.patterns}
+
+    def __setstate__(self, state):
+        self.Xb, self.patterns, self._op = state["Xb"], state["patterns"], None
+
+
+def make_block(x_chunk, start: int, bias: bool) -> RowBlock:
+    """Validate one chunk of X on its worker and keep it as float64 (bias column appended)."""
+    _use_worker_threads()
+    x = np.asarray(x_chunk)
+    if x.ndim != 2:
+        raise ValueError(f"X chunk at row {start} must be 2-D; got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise TypeError(f"X must hold real numbers; got dtype {x.dtype}")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        bad = int(np.argwhere(~np.isfinite(x))[0, 0])
+        raise ValueError(f"X contains NaN or Inf (row {start + bad})")
+    if bias:
+        x = np.ascontiguousarray(np.hstack([x, np.ones((x.shape[0], 1))]))
+    return RowBlock(x, start)
+
+
+def block_masks(block: RowBlock, gates: np.ndarray) -> MaskedBlock:
+    """The masks of all gates (P, d[+1]) on the block's rows, aligned with the gates (no dedup, no drop)."""
+    ps = _core.PatternSet.from_gates(block.Xb, gates, deduplicate=False, drop_zero=False)
+    return MaskedBlock(block.Xb, ps)
+
+
+def block_digests(mblock: MaskedBlock):
+    """Per-pattern 128-bit BLAKE2b digests of the block's mask words (P, 16) uint8, and popcounts (P,)."""
+    words = mblock.patterns.words()
+    digests = np.frombuffer(b"".join(hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in words),
+                            dtype=np.uint8).reshape(len(words), 16)
+    return digests, mblock.patterns.popcounts()
+
+
+def block_select(mblock: MaskedBlock, kept: np.ndarray) -> MaskedBlock:
+    """The block with only the patterns ``kept`` (global indices into its gates), in that order."""
+    return MaskedBlock(mblock.Xb, mblock.patterns.subset(np.asarray(kept, dtype=np.int64)))
+
+
+def block_forward(mblock: MaskedBlock, U: np.ndarray, subset) -> np.ndarray:
+    """z_k = sum_s D_s^{(k)} X_k U_s on the block's rows, shape (n_k, c)."""
+    return mblock.op.forward(U, subset)
+
+
+def block_adjoint(mblock: MaskedBlock, R: np.ndarray, subset) -> np.ndarray:
+    """G^{(k)}_s = X_k^T D_s^{(k)} R_k, shape (S, d, c)."""
+    return mblock.op.adjoint(R, subset)
+
+
+def block_grams(mblock: MaskedBlock, index: np.ndarray) -> np.ndarray:
+    """X_k^T D_i^{(k)} X_k for each pattern in ``index``, shape (len(index), d, d)."""
+    op = mblock.op
+    return np.stack([op.block_gram(int(i)) for i in index]) if len(index) else np.zeros((0, 0, 0))
+
+
+def block_gram_full(block) -> np.ndarray:
+    """X_k^T X_k, shape (d, d) (for the spectral norm of X)."""
+    return block.Xb.T @ block.Xb
+
+
+def block_rows(block, local_index: np.ndarray) -> np.ndarray:
+    """Rows of X_k (bias column included when present) at block-local indices."""
+    return block.Xb[np.asarray(local_index, dtype=np.int64)]
+
+
+def block_dense(mblock: MaskedBlock) -> np.ndarray:
+    """The block's masks as a dense (n_k, P) bool array (inspection and tests)."""
+    return mblock.patterns.dense()
+
+
+def block_cone_violation(mblock: MaskedBlock, V: np.ndarray, subset) -> np.ndarray:
+    """max(0, max_rows -((2 D_s - I) X_k V_s)[:, j]) on the block's rows, shape (S, c)."""
+    return mblock.op.cone_violation(V, subset)
