@@ -88,7 +88,7 @@ def _operator(Xb, patterns):
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
           tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
-          warm_start=None, verbose=False):
+          warm_start=None, verbose=False, client=None):
     """Solve the convex program of a two-layer ReLU network and certify the result.
 
     Parameters
@@ -132,6 +132,9 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         convexnn.decomposition; measured in bench/RESULTS.md, issue 5).
     verbose : bool
         Print objective and gap while solving.
+    client : dask.distributed.Client, optional
+        Solve on this Dask cluster (numpy X and y are scattered by rows to its workers). A row-chunked
+        ``dask.array`` X uses the active client without it. See :func:`convexnn.distributed.solve`.
 
     Returns
     -------
@@ -145,6 +148,13 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     prox of the cone-constrained group norm (iterates stay feasible) and a dual bound from the per-pattern cone
     oracle. For "relu", ``kkt_residual`` is the oracle-certified relative duality gap (zero exactly at KKT points).
     """
+    if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
+        from .distributed import solve as solve_distributed
+
+        return solve_distributed(X, y, beta, patterns=patterns, formulation=formulation, loss=loss, groups=groups,
+                                 bias=bias, seed=seed, tol=tol, max_iter=max_iter, time_limit=time_limit,
+                                 cutting_planes=cutting_planes, device=device, dtype=dtype,
+                                 warm_start=warm_start, verbose=verbose, client=client)
     start = _time.perf_counter()
     X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
         X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype)
@@ -227,8 +237,12 @@ def _warm_start_blocks(warm_start, P, d, c):
     return np.ascontiguousarray(U0)
 
 
-def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, seed=0):
+def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, seed=0, client=None):
     """The smallest beta for which the zero network is optimal for the gated program on ``patterns``."""
+    if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
+        from .distributed import beta_max as beta_max_distributed
+
+        return beta_max_distributed(X, y, patterns, loss=loss, groups=groups, bias=bias, seed=seed, client=client)
     X = check_X(X)
     loss = check_choice(loss, "loss", LOSSES)
     groups = check_choice(groups, "groups", GROUPS)
@@ -238,7 +252,7 @@ def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, s
     return float(_core.gated_beta_max(_operator(Xb, pats), Y, loss=loss, groups=groups))
 
 
-def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3, **kwargs):
+def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3, client=None, **kwargs):
     """Warm-started regularization path: one :func:`solve` per beta, largest first.
 
     Parameters
@@ -251,6 +265,10 @@ def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3,
     -------
     list of SolveResult, in the order of ``betas`` (sorted decreasing when generated).
     """
+    if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
+        from .distributed import solve_path as solve_path_distributed
+
+        return solve_path_distributed(X, y, betas, patterns, n_betas, beta_min_ratio, client=client, **kwargs)
     X = check_X(X)
     bias = kwargs.get("bias", False)
     pats = as_patterns(patterns, X, bias, kwargs.get("seed", 0))
