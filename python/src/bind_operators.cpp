@@ -1,5 +1,6 @@
-// Bindings of the masked products: BlockOperatorF64/F32 (abstract base, so solver bindings can take any
-// operator), MaskedOperatorF64/F32, and the free functions block_norms and masked_kernel_isa.
+// Bindings of the masked products: BlockOperatorF64/F32 (the operator interface every solver binding takes,
+// subclassable from Python through the trampoline in py_operator.hpp), MaskedOperatorF64/F32, and the free
+// functions block_norms and masked_kernel_isa.
 //
 // Inputs are validated here with ValueError messages that name the argument; arrays must already have
 // the operator's dtype and be C-contiguous (nothing is converted silently: a float32 copy of a float64
@@ -17,6 +18,7 @@
 #include "bindings.hpp"
 #include "convexnn/masked_operator.hpp"
 #include "convexnn/pattern_set.hpp"
+#include "py_operator.hpp"
 
 namespace py = pybind11;
 
@@ -161,13 +163,50 @@ std::unique_ptr<MaskedOperator<T>> make_operator(const py::object& X_obj, const 
 }
 
 template <class T>
+std::string base_doc() {
+  const std::string self = sizeof(T) == sizeof(float) ? "BlockOperatorF32" : "BlockOperatorF64";
+  const std::string dt = dtype_name<T>();
+  return R"doc(
+Block operator A(U) = sum_i A_i U_i with blocks A_i (n x d), i = 0..P-1, and its adjoint: the interface
+every convexnn solver (solve_gated, solve_gated_path, gated_beta_max, gated_certificate, solve_relu) is
+written against. MaskedOperator)doc" + std::string(sizeof(T) == sizeof(float) ? "F32" : "F64") + R"doc( implements it in C++ (A_i = D_i X).
+
+Subclass it in Python to drive the C++ solvers with your own products:
+
+    class MyOperator(convexnn._core.)doc" + self + R"doc():
+        def __init__(self, ...):
+            super().__init__(n_samples, block_dim, n_blocks)   # the fixed shape (n, d, P)
+        def forward(self, U, subset):   # U (S, d, c) )doc" + dt + R"doc(, subset None or int64 (S,)
+            return z                    # (n, c) )doc" + dt + R"doc(: sum_k A_{s_k} U_k
+        def adjoint(self, R, subset):   # R (n, c) )doc" + dt + R"doc(
+            return G                    # (S, d, c) )doc" + dt + R"doc(: G_k = A_{s_k}^T R
+        def block_gram(self, i):        # i: int
+            return gram                 # (d, d) )doc" + dt + R"doc(: A_i^T A_i
+
+subset None means all P blocks (S = P); otherwise the S block indices the block arrays follow. The
+solvers release the GIL and re-acquire it for each call; the arguments are fresh arrays the method may
+keep. A result that is not an ndarray, or has another dtype, raises TypeError, another shape ValueError,
+both naming the method; an exception raised by a method propagates out of the solver unchanged.
+Override calls are serial: the solvers never call an operator from several threads at once.
+
+Parameters
+----------
+n_samples : int >= 1
+block_dim : int >= 1
+n_blocks : int >= 0
+)doc";
+}
+
+template <class T>
 void bind_masked_operator(py::module_& m, const char* base_name, const char* name) {
   using Op = MaskedOperator<T>;
   using Base = BlockOperator<T>;
-  py::class_<Base>(m, base_name, "Abstract block operator A(U) = sum_i A_i U_i (convexnn C++ core).")
-      .def_property_readonly("n_samples", &Base::n_samples)
-      .def_property_readonly("block_dim", &Base::block_dim)
-      .def_property_readonly("n_blocks", &Base::n_blocks);
+  py::class_<Base, PyBlockOperator<T>>(m, base_name, base_doc<T>().c_str())
+      .def(py::init<index_t, index_t, index_t>(), py::arg("n_samples"), py::arg("block_dim"), py::arg("n_blocks"),
+           "The operator's fixed shape: n_samples outputs n, blocks of dimension d = block_dim, P = n_blocks blocks.")
+      .def_property_readonly("n_samples", &Base::n_samples, "n, the number of output rows.")
+      .def_property_readonly("block_dim", &Base::block_dim, "d, the dimension of every block.")
+      .def_property_readonly("n_blocks", &Base::n_blocks, "P, the number of blocks.");
 
   py::class_<Op, Base>(m, name, R"doc(
 Matrix-free masked products with bit-packed patterns: A(U) = sum_i D_i X U_i and its adjoint.
