@@ -1,15 +1,28 @@
-"""Cutting planes for the exact program (seed 001 Algorithm 1; seed 003 dual (4)/(15)).
+"""Column generation for the exact program: add the patterns of the neurons that violate the dual constraint.
 
-Solve the exact program on a working set of patterns, evaluate the dual constraint
-``max_{u in K_i, ||u|| <= 1} |theta^T D_i X u| <= beta`` of candidate patterns at the current dual point
-``theta = -grad L(z)`` with the C++ cone oracle, add the most violated ones, re-solve warm, repeat.
+The exact program over a set of patterns is optimal over ALL two-layer ReLU networks exactly when its dual
+point theta = -grad L(z) satisfies the dual constraint of every neuron (Pilanci & Ergen, "Neural Networks are
+Convex Regularizers", ICML 2020, eq. (4) and Theorem 1):
 
-When the arrangement can be enumerated, the candidates are ALL its patterns: once none is violated (to
-``tol``) and the restricted solve has converged, the scaled dual point is feasible for the program over every
-pattern, so its dual objective is a lower bound on the optimum of a ReLU network of ANY width; the result
-then has ``certified_global = True`` and its ``dual_objective``/``gap`` are those global ones. Otherwise the
-candidates are heuristic (fresh Gaussian gates, sign flips of near-zero entries of the current neurons, seed
-003 "Alg3") and ``max_dual_violation`` reports the largest violation found.
+    max_{||u|| <= 1} |theta_k^T (X u)_+| <= beta    for every output k.
+
+The loop (the cutting-plane method of Ergen & Pilanci, "Convex Geometry and Duality of Over-parameterized
+Neural Networks", JMLR 2021, Algorithms 1 and 3, with an exact instead of a relaxed oracle where possible):
+
+1. solve the exact program on the current patterns (warm-started);
+2. search for violating neurons at its dual point: over ALL regions of the arrangement when it can be enumerated
+   (exact), otherwise by the local-ascent neuron oracle (convexnn.oracle) from many starts; each found neuron's
+   region is scored exactly by the per-pattern cone oracle;
+3. add the most violated new patterns and repeat, until none is found, the time is up or the round cap is hit.
+
+Guarantees. With enumeration, "none violated" proves the scaled dual point feasible for the program over every
+pattern, so its dual objective is a lower bound for a ReLU network of ANY width (``certified_global``). With the
+oracle, the result says what was searched and the largest violation found (``max_dual_violation``); it is never
+called global. For c > 1 outputs the program solved has independent heads (a neuron per output); a network
+whose neurons feed several outputs pays beta ||u|| ||alpha||_2 instead of beta ||u|| ||alpha||_1 and can do
+better, so the global lower bound for c > 1 constrains ||Theta^T (X u)_+||_2 <= beta for every neuron, bounded
+per region by min(sigma_max(X^T D_i Theta), sqrt(sum_k M_ik^2)) (M_ik: the head-k cone maxima), which is valid
+for shared neurons.
 """
 
 from __future__ import annotations
@@ -19,97 +32,185 @@ import time
 import numpy as np
 
 from . import _core
-from .patterns import Patterns, enumerate_patterns, sample_patterns
+from .oracle import default_starts, neuron_oracle
+from .patterns import Patterns, enumerate_patterns
 
-# Candidate pool sizes of the heuristic search: Gaussian gates per round (at least this many, or 10 per
-# current pattern) and the relative |x^T g| threshold under which a sign is flipped.
-HEURISTIC_MIN_SAMPLES = 2000
-HEURISTIC_SAMPLES_PER_PATTERN = 10
-FLIP_THRESHOLD = 0.05
+# Rounds of column generation at most, new patterns per round (at least ADD_MIN, or this fraction of the
+# current count), and the largest arrangement enumerated for an exact search.
+MAX_ROUNDS = 100
+ADD_MIN = 10
+ADD_FRACTION = 0.25
+ENUMERATE_LIMIT = 50_000
+# Inner solves stop at this relative tolerance until the search finds no violation; the last solve uses `tol`.
+INNER_TOL = 1e-4
 
 
 def dual_constraint_values(Xb, Y, loss, z, candidates):
-    """Largest dual-constraint value per candidate pattern at prediction z.
+    """Largest head dual-constraint value per candidate pattern at prediction z, and the per-output values.
 
-    Returns (values (P_cand,), grad (n, c)): values[j] = max_k max(+-) max_{u in K_j, ||u||<=1} theta_k^T D_j X u
-    with theta = -grad L(z).
+    Returns (values (P_cand,), per_output (P_cand, c), grad (n, c)): per_output[j, k] =
+    max(+-) max_{u in K_j, ||u|| <= 1} theta_k^T D_j X u with theta = -grad L(z); values = per_output.max(1).
     """
     grad = _core.loss_gradient(np.ascontiguousarray(z, dtype=np.float64).reshape(len(Xb), -1), Y, loss)
-    values = np.zeros(candidates.n_patterns)
+    per_output = np.zeros((candidates.n_patterns, grad.shape[1]))
     for k in range(grad.shape[1]):
         r = np.ascontiguousarray(-grad[:, k], dtype=Xb.dtype)
         pos, neg, _ = _core.dual_constraint_oracle(Xb, candidates._set, r)
-        values = np.maximum(values, np.maximum(pos, neg))
-    return values, grad
+        per_output[:, k] = np.maximum(pos, neg)
+    return per_output.max(axis=1, initial=0.0), per_output, grad
 
 
-def heuristic_candidates(X, bias, current, round_index, seed):
-    """Gaussian gates plus Alg3 sign flips of the current patterns' gates (deduplicated)."""
-    n_samples = max(HEURISTIC_MIN_SAMPLES, HEURISTIC_SAMPLES_PER_PATTERN * current.n_patterns)
-    pool = sample_patterns(X, n_patterns=n_samples, seed=seed + 7919 * (round_index + 1), bias=bias)
-    Xb = np.hstack([X, np.ones((len(X), 1), dtype=X.dtype)]) if bias else X
-    flipped = _core.flip_patterns(Xb, np.ascontiguousarray(current.gates.T), FLIP_THRESHOLD)
-    merged, _ = pool._set.merge(flipped)
-    return Patterns(merged, bias)
+def shared_neuron_bound(Xb, patterns, grad, per_output):
+    """Upper bound on max_{u in K_i, ||u|| <= 1} ||Theta^T D_i X u||_2 for every pattern i (Theta = -grad).
+
+    Both min(...) terms are valid: the spectral norm of the (d, c) block X^T D_i Theta ignores the cone, and
+    ||a||_2 <= sqrt(sum_k max_u a_k(u)^2) bounds the vector by its per-output maxima.
+    """
+    Xb64 = np.asarray(Xb, dtype=np.float64)
+    G = _core.MaskedOperatorF64(Xb64, patterns._set).adjoint(np.ascontiguousarray(-grad))   # (P, d, c)
+    spectral = np.linalg.norm(G, ord=2, axis=(1, 2)) if G.shape[2] > 1 else np.abs(G[:, :, 0]).sum(axis=1)
+    return np.minimum(spectral, np.sqrt((per_output ** 2).sum(axis=1)))
+
+
+def _current_neurons(V, W):
+    """Unit directions of the nonzero columns of the blocks (d, m): starts for the oracle."""
+    cols = [B.transpose(1, 0, 2).reshape(B.shape[1], -1) for B in (V, W)]
+    U = np.hstack(cols)
+    norms = np.linalg.norm(U, axis=0)
+    return U[:, norms > 0] / norms[norms > 0]
+
+
+def _oracle_candidates(Xb, grad, V, W, previous, seed):
+    """Patterns of the neurons the local-ascent oracle finds (one per distinct region), as a Patterns set."""
+    theta = -grad
+    extra = _current_neurons(V, W)
+    if previous is not None and previous.size:
+        extra = np.hstack([extra, previous])
+    starts = default_starts(Xb, theta, extra=extra, seed=seed)
+    found = neuron_oracle(Xb, theta, starts=starts)
+    return found
+
+
+def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed):
+    """Candidate patterns and their exact dual-constraint values at the restricted solution ``res``.
+
+    Returns (candidates, values, per_output, grad, description, neurons found by the oracle or None).
+    """
+    V, W = res.coef_
+    z = _core.MaskedOperatorF64(Xb64, current._set).forward(np.ascontiguousarray(V - W))
+    if pool is not None:
+        values, per_output, grad = dual_constraint_values(Xb, Y, loss, z, pool)
+        return pool, values, per_output, grad, f"all {pool.n_patterns} regions of the arrangement", previous
+    grad = _core.loss_gradient(np.ascontiguousarray(z, dtype=np.float64).reshape(len(Xb), -1), Y, loss)
+    found = _oracle_candidates(Xb64, grad, V, W, previous, seed)
+    candidates = Patterns(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(found.neurons.T)), bias)
+    values, per_output, grad = dual_constraint_values(Xb, Y, loss, z, candidates)
+    searched = (f"local ascent of the neuron oracle from {found.n_starts} starts per output and sign, "
+                f"{candidates.n_patterns} regions scored exactly")
+    return candidates, values, per_output, grad, searched, found.neurons
+
+
+def _pad_warm(V, W, n_new):
+    pad = np.zeros((n_new,) + V.shape[1:])
+    return np.concatenate([V, pad]), np.concatenate([W, pad])
 
 
 def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bias, seed, tol, time_limit,
-                         verbose, max_rounds=100, add_per_round=10, enumerate_limit=50_000, **solve_kwargs):
-    """Run the cutting-plane loop around ``solve_fn`` (convexnn.solve with formulation='relu')."""
+                         verbose, max_rounds=None, enumerate_limit=ENUMERATE_LIMIT, warm_start=None,
+                         progress=None, **solve_kwargs):
+    """Run the column-generation loop around ``solve_fn`` (convexnn.solve with formulation='relu').
+
+    ``progress``, if given, is called with a dict per round (round, patterns, objective, max_dual_constraint).
+    """
     start = time.perf_counter()
+    max_rounds = MAX_ROUNDS if max_rounds is None else max_rounds
     try:
         pool = enumerate_patterns(X, bias=bias, max_patterns=enumerate_limit)
         exhaustive = True
     except ValueError:
         pool, exhaustive = None, False
-    current, warm, total_iter, history = patterns, None, 0, []
+    Xb64 = np.asarray(Xb, dtype=np.float64)
+    c = Y.shape[1]
+    current, warm, total_iter, history = patterns, warm_start, 0, []
     threshold = beta * (1.0 + tol)
-    worst = np.inf
-    res = grad = None
-    for round_index in range(max_rounds):
-        remaining = None if time_limit is None else max(1e-3, time_limit - (time.perf_counter() - start))
+    worst, res, grad, per_output, previous = np.inf, None, None, None, None
+    status_override, searched = None, ""
+    for round_index in range(max_rounds + 1):
+        elapsed = time.perf_counter() - start
+        remaining = None if time_limit is None else max(1e-3, time_limit - elapsed)
         res = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias, seed=seed,
-                       tol=tol, time_limit=remaining, warm_start=warm, verbose=verbose, **solve_kwargs)
+                       tol=max(tol, INNER_TOL) if round_index < max_rounds else tol, time_limit=remaining,
+                       warm_start=warm, verbose=verbose, **solve_kwargs)
         total_iter += res.n_iter
         V, W = res.coef_
-        z = _core.MaskedOperatorF64(np.asarray(Xb, dtype=np.float64), current._set).forward(np.ascontiguousarray(V - W))
-        candidates = pool if exhaustive else heuristic_candidates(X, bias, current, round_index, seed)
-        values, grad = dual_constraint_values(Xb, Y, loss, z, candidates)
+        candidates, values, per_output, grad, searched, previous = _search(
+            res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed + round_index)
         worst = float(values.max(initial=0.0))
         # Candidates already in the working set are the restricted solve's business (its own certificate);
         # only new patterns can improve the objective.
-        merged, index = current._set.merge(candidates._set)
+        _, index = current._set.merge(candidates._set)
         is_new = np.asarray(index) >= current.n_patterns
         new_violated = np.flatnonzero(is_new & (values > threshold))
-        history.append({"round": round_index, "patterns": current.n_patterns, "objective": res.objective,
-                        "max_dual_constraint": worst, "violated": int(new_violated.size),
-                        "time": time.perf_counter() - start})
+        record = {"round": round_index, "patterns": current.n_patterns, "objective": res.objective,
+                  "max_dual_constraint": worst, "violated": int(new_violated.size),
+                  "time": time.perf_counter() - start}
+        history.append(record)
+        if progress is not None:
+            progress(record)
         if verbose:
             print(f"[convexnn cutting planes] round {round_index}: {current.n_patterns} patterns, objective "
                   f"{res.objective:.10g}, max dual constraint {worst:.6g} (beta {beta:.6g}), "
                   f"{new_violated.size} new violated", flush=True)
-        if new_violated.size == 0 or res.status in ("interrupted", "time_limit", "diverged"):
+        out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
+        if new_violated.size == 0 or res.status in ("interrupted", "diverged") or out_of_time:
+            if res.status == "converged" and new_violated.size and out_of_time:
+                status_override = "time_limit"
+            if res.status == "converged" and new_violated.size == 0 and res.gap > tol:
+                # The search ended on an inner solve at INNER_TOL: finish it at the requested tolerance.
+                remaining = None if time_limit is None else max(1e-3, time_limit - (time.perf_counter() - start))
+                res = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias,
+                               seed=seed, tol=tol, time_limit=remaining, warm_start=res, verbose=verbose,
+                               **solve_kwargs)
+                total_iter += res.n_iter
+                if exhaustive:  # the certificate is the final point's
+                    _, values, per_output, grad, _, _ = _search(res, current, Xb, Xb64, Y, loss, bias, pool,
+                                                               previous, seed)
+                    worst = float(values.max(initial=0.0))
             break
-        chosen = new_violated[np.argsort(-values[new_violated], kind="stable")][:add_per_round]
+        if round_index == max_rounds:
+            status_override = "max_iter"    # the round cap, with violated patterns left
+            break
+        n_add = max(ADD_MIN, int(ADD_FRACTION * current.n_patterns))
+        chosen = new_violated[np.argsort(-values[new_violated], kind="stable")][:n_add]
         merged, _ = current._set.merge(candidates._set.subset(np.asarray(chosen, dtype=np.int64)))
-        pad = np.zeros((merged.n_patterns - current.n_patterns,) + V.shape[1:])
-        warm = (np.concatenate([V, pad]), np.concatenate([W, pad]))
+        warm = _pad_warm(V, W, merged.n_patterns - current.n_patterns)
         current = Patterns(merged, bias)
+    return _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override,
+                   total_iter, history, searched, start, c)
 
+
+def _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override, total_iter,
+            history, searched, start, c):
     res.n_iter = total_iter
     res.time = time.perf_counter() - start
     res.max_dual_violation = worst
     res.history = history
     res.solver = res.solver + "+cutting-planes"
-    if exhaustive and grad is not None:
-        # theta scaled to satisfy the dual constraint of EVERY pattern of the arrangement: its dual objective
-        # is a lower bound on the training objective of a ReLU network of any width (seed 003, Theorem 1).
-        scale = 1.0 if worst <= beta else beta / worst
-        dual = float(-_core.loss_conjugate(scale * grad, Y, loss))
-        res.dual_objective = dual
-        res.gap = (res.objective - dual) / abs(res.objective) if res.objective != 0 else (0.0 if dual == 0 else np.inf)
-        res.kkt_residual = max(res.gap, 0.0)
-        res.certified_global = bool(res.gap <= tol and res.max_violation <= tol)
-        if res.status != "converged" and res.certified_global:
-            res.status = "converged"
+    res.search = searched
+    if status_override is not None and res.status == "converged":
+        res.status = status_override
+    if not exhaustive or grad is None:
+        return res
+    # theta scaled to satisfy the dual constraint of EVERY neuron: its dual objective is a lower bound on the
+    # training objective of a ReLU network of any width (Theorem 1 of Pilanci & Ergen, ICML 2020).
+    bound = worst if c == 1 else float(shared_neuron_bound(Xb, pool, grad, per_output).max(initial=0.0))
+    scale = 1.0 if bound <= beta else beta / bound
+    dual = float(-_core.loss_conjugate(scale * grad, Y, loss))
+    gap = (res.objective - dual) / abs(res.objective) if res.objective != 0 else (0.0 if dual == 0 else np.inf)
+    res.dual_objective = dual
+    res.gap = gap
+    res.kkt_residual = max(gap, 0.0)
+    res.certified_global = bool(gap <= tol and res.max_violation <= tol)
+    if res.certified_global and res.status in ("max_iter", "time_limit"):
+        res.status = "converged"
     return res

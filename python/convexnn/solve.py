@@ -17,6 +17,9 @@ from ._validation import (DEVICES, FORMULATIONS, GROUPS, LOSSES, add_bias_column
 from .decomposition import cone_decomposition
 from .patterns import as_patterns
 from .result import SolveResult
+from ._progress import ProgressBar, check_callback, solver_hook
+from ._validation import INT_LIMIT, check_memory, check_sample_weight, check_verbose
+from .result import ConvergenceWarning
 
 # FISTA on the exact program needs many cheap iterations on ill-conditioned small problems (the seed-003
 # toy at beta = 1e-4 takes ~18k); the gated BCD solver counts epochs.
@@ -45,7 +48,7 @@ def _check_common(X, y, beta, formulation, loss, groups, bias, tol, max_iter, ti
                          "reconstruction; use groups='output' (independent heads)")
     if device == "cuda":
         _require_cuda()
-    return X, Y, was_1d, formulation, loss, groups, bool(bias), beta, tol, int(max_iter), time_limit
+    return X, Y, was_1d, formulation, loss, groups, bool(bias), beta, tol, min(int(max_iter), INT_LIMIT), time_limit
 
 
 def _require_cuda():
@@ -88,7 +91,7 @@ def _operator(Xb, patterns):
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
           tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
-          warm_start=None, verbose=False, client=None):
+          warm_start=None, verbose=False, callback=None, progress=False, sample_weight=None, pattern_generation=None, client=None):
     """Solve the convex program of a two-layer ReLU network and certify the result.
 
     Parameters
@@ -130,8 +133,27 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         A starting point on the same patterns (gated: U; relu: (V, W), projected onto the cones first, or a gated
         SolveResult, split by its cone decomposition into ReLU neurons with the same predictions, see
         convexnn.decomposition; measured in bench/RESULTS.md, issue 5).
-    verbose : bool
-        Print objective and gap while solving.
+    verbose : bool or int
+        Print objective and gap while solving (the C++ solver's lines).
+    callback : callable or None
+        ``callback(info) -> bool`` at every certificate check, ``info`` a dict with ``iteration``, ``objective``,
+        ``dual_objective``, ``gap`` and ``time``; return True to stop (status "interrupted", the best certified
+        point is returned). For formulation="relu" the solve then runs in warm-started chunks of iterations
+        between calls (the momentum of FISTA restarts at each chunk).
+    progress : bool
+        Show a tqdm progress bar over the iterations with the current gap.
+    sample_weight : array of shape (n,) or None
+        Weights >= 0 of the samples in the loss, sum_k w_k l(f(x_k), y_k). Exact for loss="squared" (the rows of
+        X and y are scaled by sqrt(w_k), which keeps every sign pattern); the other losses take no weights
+        (ValueError).
+    pattern_generation : {None, "sample", "oracle", "adam-seeded"}
+        relu only. "sample": the given ``patterns`` only. "oracle": column generation (implies
+        ``cutting_planes=True``): the patterns of neurons violating the dual constraint, found over all regions
+        when the arrangement can be enumerated, else by the local-ascent neuron oracle (convexnn.oracle).
+        "adam-seeded": the patterns of a short Adam run of the non-convex network join ``patterns`` and its
+        weights are the warm start (so the result is never worse than that network); with
+        ``cutting_planes=True`` the column generation follows. None (default): "adam-seeded" when
+        ``cutting_planes=True`` and no ``warm_start`` is given, else "sample".
     client : dask.distributed.Client, optional
         Solve on this Dask cluster (numpy X and y are scattered by rows to its workers). A row-chunked
         ``dask.array`` X uses the active client without it. See :func:`convexnn.distributed.solve`.
@@ -158,42 +180,177 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     start = _time.perf_counter()
     X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
         X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype)
-    seed = check_scalar(seed, "seed", low=0, integer=True)
+    seed = check_scalar(seed, "seed", low=0, high=2**64 - 1, integer=True)
+    verbose = check_verbose(verbose)
+    callback = check_callback(callback)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False; got {progress!r}")
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    if sample_weight is not None and loss != "squared":
+        raise ValueError(f"sample_weight needs loss='squared' (weighted rows are exact there); loss={loss!r} takes "
+                         "no weights in this version")
+    if sample_weight is not None and cutting_planes:
+        raise ValueError("sample_weight cannot be combined with cutting_planes=True in this version")
     Xb = add_bias_column(X) if bias else X
     pats = as_patterns(patterns, X, bias, seed)
+    generation = _check_pattern_generation(pattern_generation, formulation, cutting_planes, patterns, warm_start)
+    cutting_planes = bool(cutting_planes) or generation == "oracle"
+    if generation == "adam-seeded":
+        from .generation import seeded_patterns
+
+        pats, warm_start, _ = seeded_patterns(X, Y, beta, pats, loss, bias, seed,
+                                              None if math.isinf(time_limit) else time_limit)
+        if not cutting_planes:
+            time_limit = max(1e-3, time_limit - (_time.perf_counter() - start))
     if cutting_planes:
-        if formulation != "relu":
-            raise ValueError("cutting_planes=True applies to formulation='relu' (the exact program)")
         from .cutting_planes import solve_cutting_planes
 
+        remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
         return solve_cutting_planes(solve, X, Xb, Y, y, beta, pats, loss=loss, bias=bias, seed=seed, tol=tol,
-                                    time_limit=None if math.isinf(time_limit) else time_limit, verbose=verbose,
-                                    groups=groups, max_iter=max_iter, dtype=dtype)
-    common = dict(patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias,
-                  output_1d=was_1d)
-    if formulation == "gated":
-        U0 = _warm_start_blocks(warm_start, pats.n_patterns, Xb.shape[1], Y.shape[1])
-        raw = _core.solve_gated(_operator(Xb, pats), Y, beta, loss=loss, groups=groups, tol=tol,
-                                max_iter=max_iter, time_limit=time_limit, warm_start=U0, verbose=bool(verbose),
-                                certify_op=_certify_operator(Xb, pats))
-        return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
-                           status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                           solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64),
-                           kkt_residual=raw["gap"], history=_history_rows(raw["history"]), **common)
-    if Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
+                                    time_limit=remaining, verbose=verbose, groups=groups, max_iter=max_iter,
+                                    dtype=dtype, warm_start=warm_start)
+    if formulation == "relu" and Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
         warnings.warn(f"formulation='relu' with float32 iterations rarely certifies a gap below "
                       f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
                       "max_iter. Use dtype=float64 or a looser tol.", RuntimeWarning, stacklevel=2)
-    V0, W0 = _warm_start_relu(warm_start, pats, Xb, Y.shape[1])
-    raw = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=tol, max_iter=max_iter,
-                           time_limit=time_limit, warm_V=V0, warm_W=W0, verbose=bool(verbose),
-                           certify_op=_certify_operator(Xb, pats))
-    coef = (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64))
-    return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
-                       status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                       solver=raw["solver"], coef_=coef, max_violation=raw["max_violation"],
-                       kkt_residual=raw["kkt_residual"], max_dual_violation=raw["max_dual_constraint"],
-                       history=_history_rows(raw["history"]), **common)
+    problem = dict(Xb=Xb, Y=Y, beta=beta, pats=pats, formulation=formulation, loss=loss, groups=groups, tol=tol,
+                   max_iter=max_iter, time_limit=time_limit, sample_weight=sample_weight)
+    raw, coef = _solve_on_patterns(problem, warm_start, verbose, callback, progress)
+    res = SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
+                      status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
+                      solver=raw["solver"], coef_=coef, max_violation=raw.get("max_violation", 0.0),
+                      kkt_residual=raw.get("kkt_residual", raw["gap"]),
+                      max_dual_violation=raw.get("max_dual_constraint", float("nan")),
+                      history=_history_rows(raw["history"]), patterns=pats, formulation=formulation, loss=loss,
+                      beta=beta, groups=groups, bias=bias, output_1d=was_1d, dtype=Xb.dtype.name)
+    _warn_unconverged(res, tol, max_iter, time_limit)
+    return res
+
+
+# Data whose largest entry exceeds this (per dtype) is scaled by a power of two before solving (exact: the
+# problem on X / s with beta / s has the solution s * U and the same objective and certificate, and the same
+# sign patterns), so that products such as ||X||^2 do not overflow.
+_SCALE_ABOVE = {np.dtype(np.float64): 2.0**200, np.dtype(np.float32): 2.0**40}
+
+
+def _data_scale(Xb):
+    """1.0, or the power of two s >= max|Xb| when max|Xb| is large enough to overflow squared norms."""
+    top = float(np.max(np.abs(Xb))) if Xb.size else 0.0
+    if not top > _SCALE_ABOVE[Xb.dtype]:
+        return 1.0
+    return float(2.0 ** np.frexp(top)[1])
+
+
+def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
+    """The C++ solve on fixed patterns: sample weights, scaling, memory check, callback and progress bar.
+
+    Returns the binding's result dict and the coefficients in the units of the caller's problem.
+    """
+    Xb, Y, pats, formulation = problem["Xb"], problem["Y"], problem["pats"], problem["formulation"]
+    P, d, c = pats.n_patterns, Xb.shape[1], Y.shape[1]
+    # Iterates, momentum, gradients and certificate buffers: ~8 (gated) / ~16 (relu: V and W) copies of
+    # P x d x c floats, plus the data and the bit-packed masks (row- and column-major).
+    copies = 8 if formulation == "gated" else 16
+    check_memory(copies * 8.0 * P * d * c + 3.0 * Xb.nbytes + Xb.shape[0] * P / 4.0,
+                 f"solve(formulation={formulation!r}) with {P} patterns of dimension {d} and {c} output(s)")
+    Xw, Yw = Xb, Y
+    if problem["sample_weight"] is not None:
+        root = np.sqrt(problem["sample_weight"])
+        Xw = np.asarray(Xb * root[:, None].astype(Xb.dtype), order="F" if Xb.flags.f_contiguous else "C")
+        Yw = np.ascontiguousarray(Y * root[:, None])
+    scale = _data_scale(Xw)
+    if scale != 1.0:
+        Xw = Xw * Xw.dtype.type(1.0 / scale)
+    beta = problem["beta"] / scale
+    limit = problem["max_iter"]
+    bar = ProgressBar(total=limit if limit < INT_LIMIT else None, desc=f"convexnn {formulation}", enabled=progress)
+    hook = solver_hook(callback, bar)
+    options = dict(loss=problem["loss"], tol=problem["tol"], max_iter=limit, time_limit=problem["time_limit"],
+                   verbose=verbose > 0, certify_op=_certify_operator(Xw, pats))
+    try:
+        if formulation == "gated":
+            U0 = _warm_start_blocks(warm_start, P, d, c)
+            raw = _core.solve_gated(_operator(Xw, pats), Yw, beta, groups=problem["groups"],
+                                    warm_start=None if U0 is None else U0 * scale,
+                                    callback=None if hook is None else (lambda info: not hook(info)), **options)
+            return raw, np.asarray(raw["U"], dtype=np.float64) / scale
+        V0, W0 = _warm_start_relu(warm_start, pats, Xb, c)
+        if V0 is not None:
+            V0, W0 = V0 * scale, W0 * scale
+        raw = _solve_relu_hooked(_operator(Xw, pats), Xw, pats, Yw, beta, V0, W0, hook, options)
+        return raw, (np.asarray(raw["V"], dtype=np.float64) / scale, np.asarray(raw["W"], dtype=np.float64) / scale)
+    finally:
+        bar.close()
+
+
+def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
+    """solve_relu, or with a hook (the exact solver's binding takes no callback) in warm-started chunks of ~0.5 s."""
+    if hook is None:
+        return _core.solve_relu(op, Xw, pats._set, Y, beta, warm_V=V0, warm_W=W0, **options)
+    max_iter, time_limit = options.pop("max_iter"), options.pop("time_limit")
+    t0, done, chunk, rows = _time.perf_counter(), 0, 50, []
+    while True:
+        t_chunk = _time.perf_counter()
+        remaining = time_limit - (t_chunk - t0)
+        raw = _core.solve_relu(op, Xw, pats._set, Y, beta, warm_V=V0, warm_W=W0, max_iter=min(chunk, max_iter - done),
+                               time_limit=max(remaining, 1e-6), **options)
+        elapsed = _time.perf_counter() - t0
+        for row in _history_rows(raw["history"]):
+            rows.append(dict(row, iteration=int(row["iteration"]) + done, time=float(row["time"]) + t_chunk - t0))
+        done += int(raw["n_iter"])
+        V0, W0 = np.ascontiguousarray(raw["V"]), np.ascontiguousarray(raw["W"])
+        status = raw["status"]
+        info = {"iteration": done, "objective": raw["objective"], "dual_objective": raw["dual_objective"],
+                "gap": raw["gap"], "time": elapsed}
+        if hook(info):
+            status = "interrupted"
+            break
+        if status != "max_iter" or done >= max_iter:
+            break
+        chunk = int(min(max(10, chunk * 0.5 / max(_time.perf_counter() - t_chunk, 1e-3)), 10 * chunk))
+    raw = dict(raw, n_iter=done, status=status,
+               history={k: [r[k] for r in rows] for k in (rows[0] if rows else {})})
+    return raw
+
+
+def _warn_unconverged(res, tol, max_iter, time_limit):
+    """A ConvergenceWarning naming the gap reached and what to change, unless the solve converged or was stopped."""
+    if res.status == "max_iter":
+        what = f"stopped at max_iter={max_iter}"
+    elif res.status == "time_limit":
+        what = f"stopped at time_limit={time_limit:g} s"
+    elif res.status == "diverged":
+        warnings.warn(f"solve: the {res.formulation} program diverged (objective {res.objective}) after "
+                      f"{res.n_iter} iterations; no certificate holds. Check the scale of X and y, or raise beta.",
+                      ConvergenceWarning, stacklevel=3)
+        return
+    else:
+        return
+    warnings.warn(f"solve: the {res.formulation} program {what} after {res.n_iter} iterations with relative gap "
+                  f"{res.gap:.3g} > tol={tol:g} (the certificate bounds the suboptimality by that gap). Raise "
+                  "max_iter or time_limit, loosen tol, or raise beta (small beta converges slowly).",
+                  ConvergenceWarning, stacklevel=3)
+
+
+def _check_pattern_generation(pattern_generation, formulation, cutting_planes, patterns, warm_start):
+    """Resolve ``pattern_generation`` (None: "adam-seeded" with cutting planes, else "sample")."""
+    from .generation import PATTERN_GENERATIONS
+
+    if cutting_planes and formulation != "relu":
+        raise ValueError("cutting_planes=True applies to formulation='relu' (the exact program)")
+    if pattern_generation is None:
+        # The strongest search by default where a search runs; a user's explicit Patterns or warm start is kept
+        # as given.
+        return "adam-seeded" if cutting_planes and warm_start is None else "sample"
+    generation = check_choice(pattern_generation, "pattern_generation", PATTERN_GENERATIONS)
+    if generation == "oracle" and formulation != "relu":
+        raise ValueError("pattern_generation='oracle' (column generation) applies to formulation='relu'")
+    if generation == "adam-seeded":
+        if formulation != "relu":
+            raise ValueError("pattern_generation='adam-seeded' applies to formulation='relu'")
+        if warm_start is not None:
+            raise ValueError("pattern_generation='adam-seeded' makes its own warm start; pass warm_start=None")
+    return generation
 
 
 def _warm_start_relu(warm_start, pats, Xb, c):
@@ -238,7 +395,28 @@ def _warm_start_blocks(warm_start, P, d, c):
 
 
 def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, seed=0, client=None):
-    """The smallest beta for which the zero network is optimal for the gated program on ``patterns``."""
+    """The smallest beta for which the zero network is optimal for the gated program on ``patterns``.
+
+    beta_max = max_i ||X^T D_i grad L(0, y)||_* (the dual norm of the group norm), the largest dual-constraint
+    value at the zero network (Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, eq. (4)).
+    For any beta >= beta_max the zero network is optimal; a beta of 1e-3 to 1e-1 times beta_max is the usual
+    range. Losses are sums over samples (no 1/n), so beta_max grows with n.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    y : array of shape (n,) or (n, c)
+    patterns : Patterns, array (d[+1], P), int or None
+        As in :func:`solve` (default: 100 Gaussian gates drawn with ``seed``).
+    loss, groups, bias, seed
+        As in :func:`solve`.
+    client : dask.distributed.Client, optional
+        Row-partitioned data on a cluster (see :func:`convexnn.distributed.beta_max`).
+
+    Returns
+    -------
+    float
+    """
     if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
         from .distributed import beta_max as beta_max_distributed
 
@@ -246,10 +424,19 @@ def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, s
     X = check_X(X)
     loss = check_choice(loss, "loss", LOSSES)
     groups = check_choice(groups, "groups", GROUPS)
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be True or False; got {bias!r}")
+    seed = check_scalar(seed, "seed", low=0, high=2**64 - 1, integer=True)
     Y, _ = check_y(y, X.shape[0], loss)
     Xb = add_bias_column(X) if bias else X
     pats = as_patterns(patterns, X, bias, seed)
-    return float(_core.gated_beta_max(_operator(Xb, pats), Y, loss=loss, groups=groups))
+    check_memory(8.0 * pats.n_patterns * Xb.shape[1] * Y.shape[1] + 2.0 * Xb.nbytes + Xb.shape[0] * pats.n_patterns / 4.0,
+                 f"beta_max with {pats.n_patterns} patterns of dimension {Xb.shape[1]}")
+    # Linear in X: computed on X / s (s a power of two) when X is large enough to overflow, then times s.
+    scale = _data_scale(Xb)
+    if scale != 1.0:
+        Xb = Xb * Xb.dtype.type(1.0 / scale)
+    return float(_core.gated_beta_max(_operator(Xb, pats), Y, loss=loss, groups=groups)) * scale
 
 
 def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3, client=None, **kwargs):
@@ -257,31 +444,34 @@ def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3,
 
     Parameters
     ----------
-    betas : array of floats, optional
+    X : array of shape (n, d)
+    y : array of shape (n,) or (n, c)
+    betas : array of floats >= 0, optional
         Default: a log grid of ``n_betas`` values from ``beta_max`` down to ``beta_min_ratio * beta_max``.
-    other parameters : as :func:`solve`.
+    patterns : Patterns, gate array, int or None
+        One set of patterns for the whole path (as in :func:`solve`).
+    n_betas : int >= 1
+    beta_min_ratio : float in (0, 1]
+    X_val, y_val : arrays, optional
+        Validation data: the path records each solution's validation score (R^2 for loss="squared", accuracy
+        otherwise) in ``path.scores``.
+    progress : bool
+        A tqdm progress bar over the betas.
+    other parameters : as :func:`solve` (``warm_start`` starts the first solve; later ones start from the
+        previous solution).
 
     Returns
     -------
-    list of SolveResult, in the order of ``betas`` (sorted decreasing when generated).
+    RegularizationPath
+        A list of SolveResult in the order of ``betas`` with the arrays ``betas``, ``objectives``, ``gaps``,
+        ``n_neurons``, ``statuses``, ``scores`` and :meth:`~convexnn.path.RegularizationPath.plot`. The path stops at
+        the first interrupted solve (Ctrl-C or a callback returning True): later betas are not solved.
     """
     if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
         from .distributed import solve_path as solve_path_distributed
 
         return solve_path_distributed(X, y, betas, patterns, n_betas, beta_min_ratio, client=client, **kwargs)
-    X = check_X(X)
-    bias = kwargs.get("bias", False)
-    pats = as_patterns(patterns, X, bias, kwargs.get("seed", 0))
-    if betas is None:
-        n_betas = check_scalar(n_betas, "n_betas", low=1, integer=True)
-        bmax = beta_max(X, y, pats, loss=kwargs.get("loss", "squared"), groups=kwargs.get("groups", "output"),
-                        bias=bias)
-        betas = bmax * np.logspace(0, np.log10(beta_min_ratio), n_betas)
-    betas = np.asarray(betas, dtype=np.float64).ravel()
-    if betas.size == 0 or not np.isfinite(betas).all() or (betas < 0).any():
-        raise ValueError("betas must be a non-empty array of finite values >= 0")
-    results, prev = [], None
-    for b in betas:
-        prev = solve(X, y, float(b), patterns=pats, warm_start=prev, **kwargs)
-        results.append(prev)
-    return results
+    from .path import regularization_path
+
+    return regularization_path(solve, beta_max, X, y, betas=betas, patterns=patterns, n_betas=n_betas,
+                               beta_min_ratio=beta_min_ratio, **kwargs)
