@@ -80,8 +80,11 @@ class DistributedOperator(_Base):
         self.timeout = timeout
         self.stats = dict(forward=0, adjoint=0, gram=0, bytes_sent=0, bytes_received=0, recovered=0, time=0.0)
         self._grams = {}
+        self.recovered_from = []
         self.mblocks = [self._build(b) for b in range(design.n_blocks)]
-        self._holders = design.workers_holding(self.mblocks)
+        self._servers = []
+        if self.mblocks:
+            self._start_servers()
 
     if _Base is object:  # the plain-class fallback mirrors the base's read-only shape properties
         n_samples = property(lambda self: self._shape[0])
@@ -107,42 +110,78 @@ class DistributedOperator(_Base):
         return DistributedOperator(self.design, self.gates_all, full, self.timeout)
 
     # ---- fan-out with failure handling --------------------------------------------------------------
-    def _map(self, fn, per_block, sent_bytes):
-        """Run fn(mblock_b, *per_block(b)) on every block; the list of results in block order."""
+    def _start_servers(self):
+        """One BlockServer actor per worker holding masked blocks (the blocks are recomputed first if lost)."""
         from distributed import wait
-        from distributed.client import FutureCancelledError
 
+        wait(self.mblocks, timeout=self.timeout)
+        for f in self.mblocks:
+            if f.status == "error":
+                f.result()
+        self._holders = self.design.workers_holding(self.mblocks)
+        by_worker = {}
+        for b in range(len(self.mblocks)):
+            by_worker.setdefault(self._holders[b][0] if self._holders[b] else None, []).append(b)
+        servers = []
+        for w, blocks in by_worker.items():
+            fut = self.client.submit(_worker.BlockServer, *[self.mblocks[b] for b in blocks], actor=True,
+                                     workers=None if w is None else [w], allow_other_workers=True, pure=False)
+            servers.append((fut.result(timeout=self.timeout), fut, blocks))
+        self._servers = servers
+
+    def _recover(self, exc):
+        """After a lost worker: restore scattered blocks, rebuild their masks, restart the actors."""
+        lost = self._lost_workers()
+        if not lost:
+            raise exc  # every worker is alive: a genuine error of the computation
+        if self.recoveries >= 3:
+            raise WorkerLostError(self._lost_message("workers lost again after three recoveries")) from exc
+        restored = self.design.restore()
+        for b in restored:
+            self.mblocks[b] = self._build(b)
+        if not self.design.recomputable and not restored and any(f.status != "finished" for f in self.mblocks):
+            raise WorkerLostError(self._lost_message(str(exc))) from exc
+        _log.warning("convexnn.distributed: worker(s) %s lost; recomputing their row blocks and re-running the "
+                     "product (the solve continues from its last iterate)", ", ".join(lost))
+        self.recovered_from.extend(lost)
+        for _, fut, _ in self._servers:
+            fut.release()
+        try:
+            self._start_servers()
+        except Exception as exc2:  # noqa: BLE001 - any failure to rebuild is reported with the workers
+            raise WorkerLostError(self._lost_message(f"the lost blocks could not be rebuilt ({exc2})")) from exc2
+        self.stats["recovered"] += 1
+
+    @property
+    def recoveries(self) -> int:
+        return self.stats["recovered"]
+
+    def _map(self, fn, shared=(), per_block=None, reduce_sum=False, sent_bytes=0):
+        """fn(mblock_b, *per_block(b), *shared) on every block: their sum, or the list in block order."""
         start = time.perf_counter()
-        for attempt in range(3):
-            futs = [self.client.submit(fn, mb, *per_block(b), pure=False) for b, mb in enumerate(self.mblocks)]
+        while True:
             try:
-                done = wait(futs, timeout=self.timeout)
-                if done.not_done:
-                    raise TimeoutError
-                out = self.client.gather(futs)
+                calls = [(srv.run(fn, shared, [per_block(b) if per_block else () for b in blocks], reduce_sum), blocks)
+                         for srv, _, blocks in self._servers]
+                outs = [(call.result(timeout=self.timeout), blocks) for call, blocks in calls]
                 break
-            except TimeoutError:
-                raise WorkerLostError(self._lost_message(f"no product from the workers within {self.timeout} s"))
-            except FutureCancelledError as exc:
-                restored = self.design.restore()
-                if not restored:
-                    raise WorkerLostError(self._lost_message(str(exc))) from exc
-                _log.warning("restored row blocks %s from the driver's data after losing %s", restored,
-                             self._lost_workers() or "a worker")
-                for b in restored:
-                    self.mblocks[b] = self._build(b)
-                self._holders = self.design.workers_holding(self.mblocks)
-                self.stats["recovered"] += 1
-            except Exception as exc:
-                if type(exc).__name__ == "KilledWorker":
-                    raise WorkerLostError(self._lost_message(str(exc))) from exc
-                raise
-        else:
-            raise WorkerLostError(self._lost_message("row blocks lost again after being restored twice"))
+            except TimeoutError as exc:
+                raise WorkerLostError(self._lost_message(f"no product within {self.timeout} s")) from exc
+            except Exception as exc:  # noqa: BLE001 - a lost worker surfaces as a comm error of any type
+                self._recover(exc)
         self.stats["bytes_sent"] += sent_bytes
-        self.stats["bytes_received"] += sum(_nbytes(o) for o in out)
+        self.stats["bytes_received"] += sum(_nbytes(o) for o, _ in outs)
         self.stats["time"] += time.perf_counter() - start
-        return out
+        if reduce_sum:
+            total = outs[0][0]
+            for part, _ in outs[1:]:
+                total = total + part
+            return total
+        result = [None] * len(self.mblocks)
+        for parts, blocks in outs:
+            for b, part in zip(blocks, parts):
+                result[b] = part
+        return result
 
     def _lost_workers(self):
         alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
@@ -165,7 +204,7 @@ class DistributedOperator(_Base):
         n, c = self.n_samples, U3.shape[2]
         z = np.zeros((n, c))
         if U3.shape[0] and self.mblocks:
-            parts = self._map(_worker.block_forward, lambda b: (U3, subset), U3.nbytes * len(self.mblocks))
+            parts = self._map(_worker.block_forward, (U3, subset), sent_bytes=U3.nbytes * len(self._servers))
             for (r0, r1), part in zip(self.design.block_rows, parts):
                 z[r0:r1] = part
         return z[:, 0] if squeeze else z
@@ -180,10 +219,8 @@ class DistributedOperator(_Base):
         G = np.zeros((S, self.block_dim, R2.shape[1]))
         if S and self.mblocks:
             rows = self.design.block_rows
-            parts = self._map(_worker.block_adjoint, lambda b: (np.ascontiguousarray(R2[slice(*rows[b])]), subset),
-                              R2.nbytes)
-            for part in parts:
-                G += part
+            G = self._map(_worker.block_adjoint, (subset,), lambda b: (np.ascontiguousarray(R2[slice(*rows[b])]),),
+                          reduce_sum=True, sent_bytes=R2.nbytes)
         return G[:, :, 0] if squeeze else G
 
     def block_gram(self, i):
@@ -196,20 +233,20 @@ class DistributedOperator(_Base):
             batch = max(1, _GRAM_BATCH_BYTES // (8 * d * d))
             index = np.array([j for j in range(i, min(self.n_blocks, i + batch)) if j not in self._grams])
             self.stats["gram"] += 1
-            parts = self._map(_worker.block_grams, lambda b: (index,), index.nbytes * len(self.mblocks))
-            total = np.sum(parts, axis=0) if parts else np.zeros((len(index), d, d))
+            total = (self._map(_worker.block_grams, (index,), reduce_sum=True) if self.mblocks
+                     else np.zeros((len(index), d, d)))
             self._grams.update(zip(index.tolist(), total))
         return self._grams[i].copy()
 
     def cone_violation(self, V, subset=None):
         """max(0, max_rows -((2 D_s - I) X V_s)[:, j]) over all rows, shape (S, c) (or (S,) for V (S, d))."""
         V = np.ascontiguousarray(V, dtype=np.float64)
-        parts = self._map(_worker.block_cone_violation, lambda b: (V, subset), V.nbytes * len(self.mblocks))
+        parts = self._map(_worker.block_cone_violation, (V, subset), sent_bytes=V.nbytes * len(self._servers))
         return np.max(parts, axis=0)
 
     def digests(self):
         """Per-block mask digests (P, 16) and the global popcounts (P,) of this operator's patterns."""
-        parts = self._map(_worker.block_digests, lambda b: (), 0)
+        parts = self._map(_worker.block_digests)
         if not parts:
             return [], np.zeros(self.n_blocks, dtype=np.int64)
         return [p[0] for p in parts], np.sum([p[1] for p in parts], axis=0)
@@ -217,15 +254,17 @@ class DistributedOperator(_Base):
     def dense(self) -> np.ndarray:
         """The masks as a dense (n, P) bool array, gathered from the workers (inspection and tests only)."""
         out = np.zeros((self.n_samples, self.n_blocks), dtype=bool)
-        for (r0, r1), part in zip(self.design.block_rows, self._map(_worker.block_dense, lambda b: (), 0)):
+        for (r0, r1), part in zip(self.design.block_rows, self._map(_worker.block_dense)):
             out[r0:r1] = part
         return out
 
     def release(self):
-        """Drop the driver's references to the masked blocks (the cluster frees them)."""
+        """Drop the driver's references to the actors and masked blocks (the cluster frees them)."""
+        for _, fut, _ in self._servers:
+            fut.release()
         for f in self.mblocks:
             f.release()
-        self.mblocks = []
+        self._servers, self.mblocks = [], []
 
 
 def unique_patterns(op: DistributedOperator) -> np.ndarray:

@@ -141,3 +141,25 @@ def block_dense(mblock: MaskedBlock) -> np.ndarray:
 def block_cone_violation(mblock: MaskedBlock, V: np.ndarray, subset) -> np.ndarray:
     """max(0, max_rows -((2 D_s - I) X_k V_s)[:, j]) on the block's rows, shape (S, c)."""
     return mblock.op.cone_violation(V, subset)
+
+
+class BlockServer:
+    """A Dask actor on one worker serving the products of the row blocks it holds (direct worker calls).
+
+    Actors answer in one round trip without the scheduler (measured ~10 ms instead of ~30-100 ms per task on a
+    busy 2-core machine). They hold no data of their own: the blocks are the worker's copies of persisted
+    futures, which Dask recomputes from their lineage if the worker is lost; the driver then starts new actors.
+    """
+
+    def __init__(self, *mblocks):
+        self.blocks = list(mblocks)
+
+    def run(self, fn, shared, per_block, reduce_sum):
+        """fn(block, *per_block[k], *shared) for each block; their sum (block order) or their list."""
+        out = [fn(b, *args, *shared) for b, args in zip(self.blocks, per_block)]
+        if reduce_sum:
+            total = out[0].copy()
+            for part in out[1:]:
+                total += part
+            return total
+        return out
