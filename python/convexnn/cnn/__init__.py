@@ -2,9 +2,13 @@
 
 from .circular import CircularCNNResult, circular_patches, fourier_features, solve_circular_cnn
 from .linear import LinearCNNResult, linear_cnn_beta_max, solve_linear_cnn
+from .operator import PatchOperator, operator_interface_available
+from .patterns import cluster_gates, gaussian_patterns, network_gates, patterns_from_gates, stacked_patches
+from .relu import ReLUCNNResult, relu_cnn_beta_max, solve_relu_cnn
 from .network import GatedReLUCNN, LinearCNN, ReLUCNN
 from .patches import extract_patches, patch_grid
 from .trainer import CNNTrainingResult, train_cnn
 
-__all__ = ["CNNTrainingResult", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "ReLUCNN", "extract_patches",
+__all__ = ["CNNTrainingResult", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "PatchOperator", "ReLUCNN", "ReLUCNNResult", "cluster_gates", "gaussian_patterns", "network_gates",
+           "operator_interface_available", "patterns_from_gates", "relu_cnn_beta_max", "solve_relu_cnn", "stacked_patches", "extract_patches",
            "linear_cnn_beta_max", "patch_grid", "solve_linear_cnn", "train_cnn"]
