@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -12,6 +13,42 @@ FORMULATIONS = ("gated", "relu")
 GROUPS = ("output", "neuron")
 DEVICES = ("cpu", "cuda")
 FLOAT_DTYPES = (np.float32, np.float64)
+
+
+# Integer arguments are passed to C++ as 64-bit integers; larger values (meaning "no limit") are clipped here.
+INT_LIMIT = 2**62
+
+
+def check_bool(value, name):
+    """True/False (numpy bools too); anything else (1, "False", None) is a TypeError naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_verbose(value, name="verbose"):
+    """scikit-learn's verbosity: False/True or an int >= 0 (0 silent, 1 a progress bar, >= 2 solver lines)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(bool(value))
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a bool or an int >= 0; got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value}")
+    return int(value)
+
+
+def _asarray(value, name):
+    """np.asarray with errors naming the argument (ragged lists, sparse matrices, GPU arrays, non-numbers)."""
+    if hasattr(value, "__cuda_array_interface__"):
+        raise TypeError(f"{name} is a GPU array; the GPU solvers are not available: pass a numpy array")
+    if hasattr(value, "tocsr") or type(value).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a scipy.sparse matrix; sparse input is not supported (the masked products need "
+                        f"the dense rows): pass {name}.toarray()")
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a rectangular array of numbers; {' '.join(str(exc).split()[:12])}") \
+            from None
 
 
 def check_choice(value, name, choices):
@@ -41,16 +78,11 @@ def check_X(X, name="X", dtype=None):
     """
     if X is None:
         raise ValueError(f"{name} must be an array of shape (n_samples, n_features); got None")
-    if hasattr(X, "__cuda_array_interface__"):
-        raise TypeError(f"{name} is a GPU array; pass device='cuda' (not available in this build) or a numpy array")
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # pragma: no cover - exotic array-likes
-        raise TypeError(f"{name} must be array-like; got {type(X).__name__}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
+    arr = _asarray(X, name)
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real; got dtype {arr.dtype}")
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D of shape (n_samples, n_features); got shape {arr.shape}")
     n, d = arr.shape
@@ -75,7 +107,9 @@ def check_y(y, n_samples, loss, name="y"):
     """
     if y is None:
         raise ValueError(f"{name} must be an array of shape (n_samples,) or (n_samples, n_outputs); got None")
-    arr = np.asarray(y)
+    arr = _asarray(y, name)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; got dtype {arr.dtype}")
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
@@ -120,3 +154,64 @@ def add_bias_column(X):
     ones = np.ones((X.shape[0], 1), dtype=X.dtype)
     return np.asfortranarray(np.hstack([X, ones])) if X.flags.f_contiguous and not X.flags.c_contiguous \
         else np.hstack([X, ones])
+
+
+def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
+    """None, or a float64 (n,) array of finite weights >= 0 with a positive sum (a scalar is broadcast)."""
+    if sample_weight is None:
+        return None
+    w = _asarray(sample_weight, name)
+    if np.iscomplexobj(w) or w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers; got dtype {w.dtype}")
+    w = np.broadcast_to(w.astype(np.float64), (n_samples,)).copy() if w.ndim == 0 else w.astype(np.float64)
+    if w.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},); got {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name} must be finite and >= 0")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} sums to 0: at least one sample needs a positive weight")
+    return w
+
+
+def available_memory():
+    """Bytes this process can still allocate: MemAvailable, capped by a cgroup limit (None when unknown)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as fh:
+            used = int(fh.read().strip())
+        if limit != "max":
+            free = int(limit) - used
+            avail = free if avail is None else min(avail, free)
+    except (OSError, ValueError):
+        pass
+    if avail is None and hasattr(os, "sysconf"):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            avail = None
+    return avail
+
+
+def _bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def check_memory(nbytes, what):
+    """MemoryError naming the bytes when ``what`` needs more than the memory available (checked up front)."""
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise MemoryError(f"{what} needs about {_bytes(nbytes)} ({int(nbytes)} bytes) but only {_bytes(avail)} "
+                          "are available")

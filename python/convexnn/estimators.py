@@ -36,7 +36,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._validation import BINARY_LOSSES, DEVICES, FORMULATIONS, GROUPS, check_choice, check_scalar
+from ._validation import (BINARY_LOSSES, DEVICES, FORMULATIONS, GROUPS, check_bool, check_choice, check_sample_weight,
+                          check_scalar, check_verbose)
+from .result import ConvergenceWarning as _SolveConvergenceWarning
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -67,13 +69,26 @@ def _check_random_state_seed(random_state):
     raise TypeError(f"random_state must be None, an int >= 0, a RandomState or a Generator; got {random_state!r}")
 
 
-def _scale_of(X):
-    """Training mean and standard deviation per column; (near-)constant columns get scale 1."""
-    mean = X.mean(axis=0, dtype=np.float64)
-    scale = X.std(axis=0, dtype=np.float64)
+def _scale_of(X, sample_weight=None):
+    """Training mean and standard deviation per column (weighted by ``sample_weight``); constant columns get scale 1."""
+    mean = np.average(X.astype(np.float64, copy=False), axis=0, weights=sample_weight)
+    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sample_weight))
     tiny = 10 * np.finfo(X.dtype).eps * np.maximum(1.0, np.abs(mean))
     scale[scale <= tiny] = 1.0
     return mean, scale
+
+
+def _weighted_beta_max(Xs, Y, patterns, groups, bias, sample_weight):
+    """beta_max of the weighted squared loss: that of the rows of [X, 1] and y scaled by sqrt(w) (same patterns)."""
+    from . import _core
+    from ._validation import add_bias_column
+    from .solve import _operator
+
+    root = np.sqrt(sample_weight)
+    Xb = add_bias_column(Xs) if bias else Xs
+    Xw = np.ascontiguousarray(Xb * root[:, None].astype(Xb.dtype))
+    Yw = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(len(Y), -1) * root[:, None])
+    return float(_core.gated_beta_max(_operator(Xw, patterns), Yw, loss="squared", groups=groups))
 
 
 def predict_in_blocks(network, Xs):
@@ -137,13 +152,16 @@ class _ConvexReLUBase(BaseEstimator):
         if self.beta_ratio is not None:
             check_scalar(self.beta_ratio, "beta_ratio", low=0.0)
         check_scalar(self.n_patterns, "n_patterns", low=1, integer=True)
-        for name in ("bias", "standardize", "cutting_planes", "verbose"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        for name in ("bias", "standardize", "cutting_planes", "warm_start"):
+            check_bool(getattr(self, name), name)
+        check_verbose(self.verbose)
+        if self.max_neurons is not None:
+            per_pattern = 2 if self.formulation == "relu" else 1
+            check_scalar(self.max_neurons, "max_neurons", low=per_pattern, integer=True)
 
-    def _preprocess_fit(self, X):
+    def _preprocess_fit(self, X, sample_weight=None):
         if self.standardize:
-            self.x_mean_, self.x_scale_ = _scale_of(X)
+            self.x_mean_, self.x_scale_ = _scale_of(X, sample_weight)
         else:
             self.x_mean_ = np.zeros(X.shape[1])
             self.x_scale_ = np.ones(X.shape[1])
@@ -154,23 +172,27 @@ class _ConvexReLUBase(BaseEstimator):
             return X
         return ((X - self.x_mean_) / self.x_scale_).astype(X.dtype, copy=False)
 
-    def _solve(self, Xs, Y, loss):
+    def _solve(self, Xs, Y, loss, sample_weight=None):
         """Sample patterns on the pre-processed data, resolve beta, solve, store the certificate."""
         from .patterns import sample_patterns
-        from .solve import beta_max, solve
+        from .solve import beta_max
 
         seed = _check_random_state_seed(self.random_state)
-        patterns = sample_patterns(Xs, n_patterns=int(self.n_patterns), seed=seed, bias=bool(self.bias))
-        self.beta_max_ = beta_max(Xs, Y, patterns, loss=loss, groups=self.groups, bias=bool(self.bias))
+        patterns, warm = self._warm_patterns(Xs)
+        if patterns is None:
+            patterns = sample_patterns(Xs, n_patterns=int(self.n_patterns), seed=seed, bias=bool(self.bias))
+        if sample_weight is None:
+            self.beta_max_ = beta_max(Xs, Y, patterns, loss=loss, groups=self.groups, bias=bool(self.bias))
+        else:
+            self.beta_max_ = _weighted_beta_max(Xs, Y, patterns, self.groups, bool(self.bias), sample_weight)
         if self.beta is not None:
             self.beta_ = float(self.beta)
         else:
             ratio = DEFAULT_BETA_RATIO if self.beta_ratio is None else float(self.beta_ratio)
             self.beta_ = ratio * self.beta_max_
-        res = solve(Xs, Y, self.beta_, patterns=patterns, formulation=self.formulation, loss=loss,
-                    groups=self.groups, bias=bool(self.bias), seed=seed, tol=self.tol, max_iter=self.max_iter,
-                    time_limit=self.time_limit, cutting_planes=bool(self.cutting_planes), device=self.device,
-                    dtype=self.dtype, verbose=bool(self.verbose))
+        res = self._run_solve(Xs, Y, loss, patterns, seed, warm, sample_weight)
+        if self.max_neurons is not None and res.network().n_neurons > self.max_neurons:
+            res = self._capped(res, Xs, Y, loss, seed, sample_weight)
         self.result_ = res
         self.network_ = self._robust_network(res, Xs)
         self.objective_ = float(res.objective)
@@ -181,11 +203,57 @@ class _ConvexReLUBase(BaseEstimator):
         self.max_violation_ = float(res.max_violation)
         self.n_patterns_ = int(res.patterns.n_patterns)
         self.certified_global_ = bool(res.certified_global)
+        if res.status == "interrupted":
+            # Ctrl-C: the estimator keeps the best certified point (its attributes are set), and the interrupt goes
+            # on to the caller, so that a grid search or a pipeline stops instead of scoring a partial fit.
+            raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted after {res.n_iter} iterations; the "
+                                    f"estimator holds the best certified point so far (relative gap {res.gap:.3g})")
         if res.status != "converged":
             warnings.warn(f"{type(self).__name__}: the {self.formulation} solve stopped with status "
                           f"{res.status!r} after {res.n_iter} iterations (relative gap {res.gap:.3g}, "
                           f"tol {self.tol:g}); the certificate bounds the suboptimality. Raise max_iter or "
-                          "time_limit, or loosen tol.", ConvergenceWarning, stacklevel=3)
+                          "time_limit, loosen tol, or raise beta / beta_ratio.", _SolveConvergenceWarning,
+                          stacklevel=3)
+
+    def _run_solve(self, Xs, Y, loss, patterns, seed, warm, sample_weight):
+        """solve() with the estimator's options; its own ConvergenceWarning is replaced by the estimator's."""
+        from .solve import solve
+
+        verbose = check_verbose(self.verbose)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _SolveConvergenceWarning)
+            return solve(Xs, Y, self.beta_, patterns=patterns, formulation=self.formulation, loss=loss,
+                         groups=self.groups, bias=bool(self.bias), seed=seed, tol=self.tol, max_iter=self.max_iter,
+                         time_limit=self.time_limit, cutting_planes=bool(self.cutting_planes), device=self.device,
+                         dtype=self.dtype, verbose=verbose >= 2, progress=verbose >= 1, warm_start=warm,
+                         sample_weight=sample_weight)
+
+    def _warm_patterns(self, Xs):
+        """(patterns, warm start) of the previous fit when ``warm_start`` and its gates fit the new data."""
+        from .patterns import Patterns
+
+        previous = getattr(self, "result_", None)
+        if not (self.warm_start and previous is not None and previous.formulation == self.formulation
+                and previous.bias == bool(self.bias) and previous.patterns.gates.shape[0] == Xs.shape[1] + self.bias):
+            return None, None
+        patterns = Patterns.from_gates(Xs, previous.patterns.gates, bias=bool(self.bias))
+        if patterns.n_patterns != previous.patterns.n_patterns:  # a merged or empty pattern: no warm start
+            return patterns, None
+        return patterns, previous
+
+    def _capped(self, res, Xs, Y, loss, seed, sample_weight):
+        """Re-solve on the patterns of the largest groups so that the network has at most ``max_neurons`` neurons.
+
+        A relu pattern gives up to two neurons per output (its V and W columns), a gated one one per output; the
+        kept patterns are the ``max_neurons // (that count)`` with the largest group norms, and the certificate
+        is that of the program over them.
+        """
+        blocks = [np.asarray(B) for B in (res.coef_ if isinstance(res.coef_, tuple) else (res.coef_,))]
+        norms = sum(np.linalg.norm(B, axis=1).sum(axis=1) for B in blocks)  # (P,)
+        per_pattern = len(blocks) * blocks[0].shape[2]
+        keep = np.sort(np.argsort(-norms, kind="stable")[:max(1, int(self.max_neurons) // per_pattern)])
+        warm = tuple(B[keep] for B in blocks) if len(blocks) == 2 else blocks[0][keep]
+        return self._run_solve(Xs, Y, loss, res.patterns.subset(keep), seed, warm, sample_weight)
 
     def _robust_network(self, res, Xs):
         """res.network(), with gated networks' gates recentered (see :func:`recentered_gates`)."""
@@ -206,10 +274,26 @@ class _ConvexReLUBase(BaseEstimator):
         return GatedNetwork(gates, net.W1, net.w2, bias=net.bias)
 
     def _raw_output(self, X):
-        """Network output on pre-processed X, (n,) or (n, c)."""
+        """Network output on pre-processed X, (n,) or (n, c), float32 for float32 X (as scikit-learn's models)."""
         check_is_fitted(self, "network_")
         X = _sk_validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
-        return predict_in_blocks(self.network_, self._transform_X(X))
+        out = predict_in_blocks(self.network_, self._transform_X(X))
+        return out.astype(X.dtype, copy=False)
+
+    def _fit_weights(self, X, Y, sample_weight, loss):
+        """(X, Y, weights for the solver) with integer weights applied as repeated rows (exact for every loss:
+        the objective is a sum over samples); other weights are passed on (loss="squared" only)."""
+        w = check_sample_weight(sample_weight, X.shape[0])
+        if w is None:
+            return X, Y, None
+        if np.all(w == np.round(w)) and w.sum() <= max(10 * X.shape[0], 100_000):
+            counts = w.astype(np.int64)
+            return np.repeat(X, counts, axis=0), np.repeat(Y, counts, axis=0), None
+        if loss != "squared":
+            raise ValueError(f"sample_weight with loss={loss!r} needs integer weights (applied as repeated rows; the "
+                             "solvers' losses other than 'squared' take no weights); use loss='squared' for "
+                             "non-integer weights")
+        return X, Y, w
 
     @property
     def certificate_(self):
@@ -266,8 +350,15 @@ _PARAM_DOC = """
     device : {"cpu", "cuda"}
     dtype : None, "float32" or "float64"
         Iteration precision (None: that of X). Certificates are always in float64.
-    verbose : bool
-        Print solver progress.
+    verbose : int or bool, default 0
+        0: silent; 1 (or True): a tqdm progress bar of the solve with its gap; >= 2: also the solver's lines.
+    max_neurons : int or None
+        Cap on the width of the network: when the solution has more neurons, the program is solved again on the
+        patterns of its largest groups (``max_neurons // 2`` patterns for relu, which gives up to two neurons per
+        pattern and output; ``max_neurons`` for gated), and the certificate is over those patterns.
+    warm_start : bool, default False
+        Start from the previous fit's solution and gates (when they fit the new data), e.g. when refitting with
+        another ``beta`` on the same data.
 """
 
 _ATTR_DOC = """
@@ -316,7 +407,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", groups="output", bias=True,
                  standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False,
-                 device="cpu", dtype=None, verbose=False):
+                 device="cpu", dtype=None, verbose=0, max_neurons=None, warm_start=False):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -332,20 +423,37 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.max_neurons = max_neurons
+        self.warm_start = warm_start
 
-    def fit(self, X, y):
-        """Fit on X (n, d) and y (n,) or (n, c). Returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (float32 data is solved in float32; scipy.sparse input is refused).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights >= 0 of the samples in the loss (and in the standardization). Integer weights act as repeated
+            rows; other weights scale the rows of X and y by sqrt(w) (exact for the squared loss).
+
+        Returns
+        -------
+        self
+        """
         self._check_params()
         X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES, multi_output=True, y_numeric=True)
-        Xs = self._preprocess_fit(X)
-        Y = np.asarray(y, dtype=np.float64)
-        self.y_mean_ = Y.mean(axis=0) if self.standardize else np.zeros(Y.shape[1:])
-        self._solve(Xs, Y - self.y_mean_, "squared")
+        X, Y, w = self._fit_weights(X, np.asarray(y, dtype=np.float64), sample_weight, "squared")
+        Xs = self._preprocess_fit(X, w)
+        self.y_mean_ = np.average(Y, axis=0, weights=w) if self.standardize else np.zeros(Y.shape[1:])
+        self._solve(Xs, Y - self.y_mean_, "squared", w)
         return self
 
     def predict(self, X):
         """Predictions of shape (n,) (or (n, c) when fit on 2-D y), in the units of y."""
-        return self._raw_output(X) + self.y_mean_
+        Z = self._raw_output(X)
+        return (Z + self.y_mean_).astype(Z.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -381,7 +489,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", loss="auto", groups="output",
                  bias=True, standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None,
-                 cutting_planes=False, device="cpu", dtype=None, verbose=False):
+                 cutting_planes=False, device="cpu", dtype=None, verbose=0, max_neurons=None, warm_start=False):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -398,14 +506,36 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.max_neurons = max_neurons
+        self.warm_start = warm_start
 
     _LOSSES = ("auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared")
 
-    def fit(self, X, y):
-        """Fit on X (n, d) and labels y (n,). Returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (float32 data is solved in float32; scipy.sparse input is refused).
+        y : array-like of shape (n_samples,)
+            Labels: strings, integers, booleans or integral floats (as scikit-learn; float labels such as 2.5 are
+            "continuous" targets: pass ``y.astype(str)``).
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights >= 0 of the samples. Integer weights act as repeated rows (exact for every loss); other
+            weights need ``loss="squared"``.
+
+        Returns
+        -------
+        self
+        """
         self._check_params()
         check_choice(self.loss, "loss", self._LOSSES)
         X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES)
+        if type_of_target(y) == "continuous":
+            raise ValueError("Unknown label type: continuous (y holds non-integer floats). Classifier labels are "
+                             "strings, integers, booleans or integral floats; for float labels such as 2.5 pass "
+                             "y.astype(str), or use ConvexReLURegressor for a numeric target")
         check_classification_targets(y)
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass"):
@@ -425,8 +555,9 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
             Y = np.eye(n_classes)[y_index]
         else:
             Y = np.where(y_index == 1, 1.0, -1.0)
-        Xs = self._preprocess_fit(X)
-        self._solve(Xs, Y, loss)
+        X, Y, w = self._fit_weights(X, Y, sample_weight, loss)
+        Xs = self._preprocess_fit(X, w)
+        self._solve(Xs, Y, loss, w)
         return self
 
     def decision_function(self, X):

@@ -166,6 +166,10 @@ def _open(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not a convexnn model file (metadata format is "
                          f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})")
+    for key in ("network", "params", "certificate", "data"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
+            raise ValueError(f"{os.fspath(path)!r} is not a convexnn model file (its metadata field {key!r} is a "
+                             f"{type(meta[key]).__name__}, not an object)")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(f"{os.fspath(path)!r} has model format version {version!r}, written by convexnn "
@@ -333,6 +337,9 @@ def read_data(path, target=None, features=None, require_target=True):
         raise FileNotFoundError(f"data file {path!r} does not exist")
     if path.lower().endswith(".npz"):
         return _read_npz(path, features, require_target)
+    fast = _read_csv_fast(path, target, features, require_target)
+    if fast is not None:
+        return fast
     header, body = read_csv_table(path)
     if target is not None and target not in header:
         if require_target:
@@ -363,6 +370,67 @@ def read_data(path, target=None, features=None, require_target=True):
         else:
             y = np.array(raw, dtype=str)
     return X, y, list(features)
+
+
+def _read_csv_fast(path, target, features, require_target):
+    """numpy.loadtxt on a well-formed CSV file (~5x faster, far less memory than the reader below), or None.
+
+    None on anything unusual (a missing or non-numeric value, a ragged line, NaN / Inf, quoting, duplicate or
+    missing columns), so that :func:`read_csv_table` reads it again and names the line and column at fault.
+    """
+    import csv
+    import warnings
+
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read()
+        if b'"' in blob or b"\r" in blob:
+            return None  # quoted fields or CR line ends: the careful reader
+        lines = blob.splitlines()
+        del blob
+        header = [name.strip() for name in next(csv.reader([lines[0].decode("utf-8-sig")]))]
+    except (IndexError, StopIteration, csv.Error, UnicodeDecodeError, OSError):
+        return None
+    if not header or any(not h for h in header) or len(set(header)) != len(header):
+        return None
+    commas = len(header) - 1
+    if any(line.count(b",") != commas for line in lines[1:] if line.strip()):
+        return None  # a ragged line: the careful reader names it
+    del lines
+    if target is not None and target not in header:
+        if require_target:
+            return None
+        target = None
+    if target is None and require_target:
+        return None
+    names = [h for h in header if h != target] if features is None else list(features)
+    if not names or any(n not in header for n in names):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": the careful reader says it better
+            X = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[header.index(n) for n in names],
+                           dtype=np.float64, ndmin=2, encoding="utf-8-sig")
+            raw = None if target is None else np.loadtxt(path, delimiter=",", skiprows=1,
+                                                         usecols=[header.index(target)], dtype=str, ndmin=1,
+                                                         encoding="utf-8-sig")
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if X.shape[0] == 0 or not np.isfinite(X).all():
+        return None
+    y = None
+    if raw is not None:
+        raw = np.char.strip(raw)
+        if raw.shape[0] != X.shape[0] or (raw == "").any():
+            return None
+        try:
+            y = raw.astype(np.float64)
+        except ValueError:
+            y = raw.astype(str)
+        else:
+            if not np.isfinite(y).all():
+                return None
+    return X, y, names
 
 
 def _read_npz(path, features, require_target):

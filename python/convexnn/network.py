@@ -5,12 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import LOSSES, add_bias_column, check_choice, check_scalar, check_X, check_y
+from ._validation import LOSSES, _asarray, add_bias_column, check_bool, check_choice, check_scalar, check_X, check_y
+
+
+def _real_array(value, name):
+    arr = _asarray(value, name)
+    if np.iscomplexobj(arr) or arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    return arr.astype(np.float64)
 
 
 def _as_2d_weights(W1, w2, name_w1="W1", name_w2="w2"):
-    W1 = np.asarray(W1, dtype=np.float64)
-    w2 = np.asarray(w2, dtype=np.float64)
+    W1 = _real_array(W1, name_w1)
+    w2 = _real_array(w2, name_w2)
     if W1.ndim != 2:
         raise ValueError(f"{name_w1} must have shape (m, d); got {W1.shape}")
     if w2.ndim not in (1, 2) or w2.shape[0] != W1.shape[0]:
@@ -23,9 +30,12 @@ def _as_2d_weights(W1, w2, name_w1="W1", name_w2="w2"):
 class _TwoLayer:
     """Shared plumbing: bias handling, shape checks, objective with weight decay."""
 
-    def __init__(self, W1, w2, bias):
+    def __init__(self, W1, w2, bias=False):
         self.W1, self.w2 = _as_2d_weights(W1, w2)
-        self.bias = bool(bias)
+        self.bias = check_bool(bias, "bias")
+        if self.bias and self.W1.shape[1] < 2:
+            raise ValueError(f"with bias=True, W1 needs at least 2 columns (features + the bias column); got "
+                             f"{self.W1.shape}")
 
     @property
     def n_neurons(self):
@@ -87,8 +97,15 @@ class Network(_TwoLayer):
         First-layer weights, one neuron per row (last column multiplies the ones column when ``bias``).
     w2 : array of shape (m,) or (m, c)
         Output weights; with a 1-D ``w2`` :meth:`predict` returns shape (n,).
-    bias : bool
+    bias : bool, default False
         Append a ones column to X before the first layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Network(np.array([[1.0, 0.0]]), np.array([2.0]))     # f(x) = 2 * max(x_0, 0)
+    >>> net.predict(np.array([[3.0, 5.0], [-1.0, 0.0]]))
+    array([6., 0.])
     """
 
     def predict(self, X):
@@ -107,13 +124,18 @@ class GatedNetwork(_TwoLayer):
     gates : array of shape (d[+1], m)
         Gate vector of each neuron.
     W1 : array of shape (m, d[+1])
+        Input weights of each neuron (last column multiplies the ones column when ``bias``).
     w2 : array of shape (m,) or (m, c)
-    bias : bool
+        Output weights; with a 1-D ``w2`` :meth:`predict` returns shape (n,).
+    bias : bool, default False
+        Append a ones column to X before the gates and the first layer.
     """
 
     def __init__(self, gates, W1, w2, bias=False):
         super().__init__(W1, w2, bias)
-        self.gates = np.asarray(gates, dtype=np.float64)
+        self.gates = _real_array(gates, "gates")
+        if not np.isfinite(self.gates).all():
+            raise ValueError("gates must be finite")
         if self.gates.shape != (self.W1.shape[1], self.W1.shape[0]):
             raise ValueError(f"gates must have shape {(self.W1.shape[1], self.W1.shape[0])}; got {self.gates.shape}")
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import add_bias_column, check_scalar, check_X
+import math
+
+from ._validation import INT_LIMIT, _asarray, add_bias_column, check_bool, check_memory, check_scalar, check_X
+
+# Default cap of enumerate_patterns (regions of the arrangement).
+DEFAULT_MAX_PATTERNS = 100_000
+SEED_LIMIT = 2**64 - 1  # seeds are unsigned 64-bit integers in the core
 
 
 def _design(X, bias, name="X"):
+    check_bool(bias, "bias")
     X = check_X(X, name)
     return add_bias_column(X) if bias else X
 
@@ -31,12 +38,17 @@ class Patterns:
         Whether the patterns were built with a ones column appended to X.
     """
 
-    def __init__(self, core_set, bias):
+    dtype = "float64"  # see __init__
+
+    def __init__(self, core_set, bias, dtype=np.float64):
         if not isinstance(core_set, _core.PatternSet):
             raise TypeError("Patterns wraps a convexnn._core.PatternSet; use from_gates / sample_patterns / "
                              "enumerate_patterns to build one")
         self._set = core_set
-        self.bias = bool(bias)
+        self.bias = check_bool(bias, "bias")
+        # Precision of the data the masks were computed on: masks of the same gates on new data are computed in
+        # it too (a gate through a training point would otherwise flip that point's mask with rounding).
+        self.dtype = np.dtype(dtype).name
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -58,7 +70,10 @@ class Patterns:
             Deduplicated (first occurrence kept), with the all-zero pattern dropped.
         """
         Xb = _design(X, bias)
-        G = np.asarray(G, dtype=np.float64)
+        G = _asarray(G, "G")
+        if np.iscomplexobj(G) or G.dtype == object or not (np.issubdtype(G.dtype, np.number) or G.dtype == bool):
+            raise TypeError(f"G must hold real numbers; got dtype {G.dtype}")
+        G = G.astype(np.float64)
         if G.ndim == 1:
             G = G[:, None]
         if G.ndim != 2 or G.shape[0] != Xb.shape[1]:
@@ -68,7 +83,7 @@ class Patterns:
             raise ValueError("G has no columns: at least one gate is required")
         if not np.isfinite(G).all():
             raise ValueError("G contains NaN or Inf")
-        return cls(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(G.T)), bias)
+        return cls(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(G.T)), bias, Xb.dtype)
 
     # ---- inspection -------------------------------------------------------------------------------
     @property
@@ -89,12 +104,12 @@ class Patterns:
 
     def masks_on(self, X):
         """Dense (n_new, P) bool masks of the same gates on new data X (bias handled as at construction)."""
-        return self._set.recompute(_design(X, self.bias)).dense()
+        return self._set.recompute(_design(X, self.bias).astype(self.dtype, copy=False)).dense()
 
     def subset(self, index):
         """A new Patterns with the patterns ``index`` (array of ints), in that order."""
         index = np.asarray(index, dtype=np.int64).ravel()
-        return Patterns(self._set.subset(index), self.bias)
+        return Patterns(self._set.subset(index), self.bias, self.dtype)
 
     def __len__(self):
         return self.n_patterns
@@ -103,11 +118,12 @@ class Patterns:
         return f"Patterns(n_patterns={self.n_patterns}, n_samples={self.n_samples}, bias={self.bias})"
 
     def __getstate__(self):
-        return {"set": self._set, "bias": self.bias}
+        return {"set": self._set, "bias": self.bias, "dtype": self.dtype}
 
     def __setstate__(self, state):
         self._set = state["set"]
         self.bias = state["bias"]
+        self.dtype = state.get("dtype", "float64")
 
 
 def sample_patterns(X, n_patterns=1000, seed=0, bias=False):
@@ -130,9 +146,11 @@ def sample_patterns(X, n_patterns=1000, seed=0, bias=False):
     Patterns
     """
     n_patterns = check_scalar(n_patterns, "n_patterns", low=1, integer=True)
-    seed = check_scalar(seed, "seed", low=0, integer=True)
+    seed = check_scalar(seed, "seed", low=0, high=SEED_LIMIT, integer=True)
     Xb = _design(X, bias)
-    return Patterns(_core.PatternSet.sample(Xb, int(n_patterns), int(seed), bool(bias)), bias)
+    # Gates (d+1 floats each) and the bit-packed masks, before any allocation.
+    check_memory(n_patterns * (8 * Xb.shape[1] + Xb.shape[0] / 8 + 16), f"sample_patterns(n_patterns={n_patterns})")
+    return Patterns(_core.PatternSet.sample(Xb, int(n_patterns), int(seed), bool(bias)), bias, Xb.dtype)
 
 
 def enumerate_patterns(X, bias=False, max_patterns=None):
@@ -155,11 +173,36 @@ def enumerate_patterns(X, bias=False, max_patterns=None):
         Cover's count 2 * sum_{k<r} C(n-1, k) on general-position data, minus one when the all-zero
         pattern's region exists (it is dropped).
     """
-    max_patterns = 100_000 if max_patterns is None else check_scalar(max_patterns, "max_patterns", low=1,
-                                                                        integer=True)
+    max_patterns = DEFAULT_MAX_PATTERNS if max_patterns is None else check_scalar(max_patterns, "max_patterns",
+                                                                                 low=1, integer=True)
+    max_patterns = min(int(max_patterns), INT_LIMIT)  # larger means "no limit"; the core takes 64-bit integers
     Xb = _design(X, bias)
-    # Above max_patterns the core raises ValueError stating Cover's estimate (std::length_error).
-    return Patterns(_core.enumerate_patterns(Xb, int(max_patterns)), bias)
+    summary = _core.arrangement_summary(Xb)
+    bound = region_bound(summary["n_hyperplanes"], summary["rank"])
+    if bound > max_patterns:
+        raise ValueError(f"enumerate_patterns: X's arrangement may have up to {_count(bound)} regions (Cover's bound "
+                         f"for {summary['n_hyperplanes']} distinct hyperplanes in rank {summary['rank']}), more "
+                         f"than max_patterns = {max_patterns}; raise max_patterns or sample patterns instead")
+    # Each region keeps a gate (d[+1] floats) and its n mask bits; the enumeration holds about twice that.
+    check_memory(2 * bound * (8 * Xb.shape[1] + Xb.shape[0] / 8 + 16),
+                 f"enumerate_patterns (up to {_count(bound)} regions of {Xb.shape[0]} samples)")
+    return Patterns(_core.enumerate_patterns(Xb, int(max_patterns)), bias, Xb.dtype)
+
+
+def region_bound(n_hyperplanes, rank):
+    """Cover's bound 2 * sum_{k<r} C(n-1, k) on the regions of n central hyperplanes in rank r (exact integer).
+
+    Cover, "Geometrical and statistical properties of systems of linear inequalities", IEEE Trans. Electronic
+    Computers, 1965; the count of the hyperplane arrangement in Pilanci & Ergen (ICML 2020), Section 2.
+    """
+    n, r = int(n_hyperplanes), int(rank)
+    if n == 0 or r == 0:
+        return 1
+    return 2 * sum(math.comb(n - 1, k) for k in range(min(r, n)))
+
+
+def _count(value):
+    return str(value) if value < 10**12 else f"{float(value):.3g}"
 
 
 def as_patterns(patterns, X, bias, seed):

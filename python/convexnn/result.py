@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any, Dict
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 
 from . import _core
-from ._validation import add_bias_column, check_X
+from ._validation import add_bias_column, check_bool, check_X
 from .network import GatedNetwork, Network, neurons_from_blocks
+
+STATUSES = ("converged", "max_iter", "time_limit", "interrupted", "diverged")
+
+
+class ConvergenceWarning(_SklearnConvergenceWarning):
+    """A solve stopped before reaching its tolerance (a subclass of scikit-learn's ``ConvergenceWarning``).
+
+    The result is still certified: its ``gap`` bounds the relative suboptimality. The message names the status,
+    the gap reached, the tolerance and what to change. Filter it like scikit-learn's:
+    ``warnings.filterwarnings("ignore", category=sklearn.exceptions.ConvergenceWarning)``.
+    """
+
+
+def _python_scalar(value):
+    """numpy scalars as Python int / float / bool (JSON-serializable); other values unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_float(value):
+    value = float(value)
+    return value if math.isfinite(value) else repr(value)  # JSON has no inf / nan: "inf", "nan"
 
 
 @dataclass
@@ -34,6 +60,18 @@ class SolveResult:
         Iterations, wall time in seconds, and which solver ran.
     coef_ : ndarray (P, d[+1], c) or tuple (V, W) of that shape
     patterns : Patterns
+    history : list of dict
+        One entry per certificate check (``iteration``, ``objective``, ``dual_objective``, ``gap``, ``time``,
+        ...), Python numbers (JSON-serializable).
+    dtype : str
+        Precision of the iterations ("float32" or "float64"). The masks of :meth:`predict` are computed in the
+        precision of the data the patterns were built on, so predictions on the training data match the
+        certified ones.
+
+    Notes
+    -----
+    A non-finite objective is reported as status "diverged" (with ``max_violation`` NaN: no violation is claimed
+    for a point whose loss overflowed), whatever status the solver returned.
     """
 
     objective: float
@@ -56,10 +94,64 @@ class SolveResult:
     certified_global: bool = False
     max_dual_violation: float = float("nan")
     history: list = field(default_factory=list)
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        self.history = [{k: _python_scalar(v) for k, v in row.items()} for row in (self.history or [])]
+        for name in ("objective", "dual_objective", "gap", "max_violation", "kkt_residual", "max_dual_violation",
+                     "time", "beta"):
+            setattr(self, name, float(getattr(self, name)))
+        self.n_iter = int(self.n_iter)
+        if not math.isfinite(self.objective):
+            # The solver's status describes its stopping rule; a point whose objective is NaN or Inf diverged.
+            self.status = "diverged"
+            self.max_violation = float("nan")
+            self.gap = float("nan") if math.isnan(self.objective) else float("inf")
 
     @property
-    def converged(self):
+    def converged(self) -> bool:
+        """True when the status is "converged" (the gap reached the tolerance)."""
         return self.status == "converged"
+
+    @property
+    def n_neurons(self) -> int:
+        """Neurons of :meth:`network` (nonzero groups)."""
+        return int(self.network().n_neurons)
+
+    def to_dict(self, coef: bool = False) -> Dict[str, Any]:
+        """The certificate as a JSON-serializable dict (inf / nan as the strings "inf" / "nan").
+
+        Parameters
+        ----------
+        coef : bool, default False
+            Also include the coefficients (nested lists: ``coef`` for gated, ``V`` and ``W`` for relu) and the
+            gates (``gates``, shape (d[+1], P)).
+
+        Returns
+        -------
+        dict
+            objective, dual_objective, gap, status, n_iter, time, solver, formulation, loss, beta, groups, bias,
+            max_violation, kkt_residual, certified_global, max_dual_violation, n_patterns, n_neurons, dtype,
+            history (list of dicts).
+        """
+        coef = check_bool(coef, "coef")
+        out = {"objective": _json_float(self.objective), "dual_objective": _json_float(self.dual_objective),
+               "gap": _json_float(self.gap), "status": str(self.status), "n_iter": int(self.n_iter),
+               "time": _json_float(self.time), "solver": str(self.solver), "formulation": str(self.formulation),
+               "loss": str(self.loss), "beta": _json_float(self.beta), "groups": str(self.groups),
+               "bias": bool(self.bias), "max_violation": _json_float(self.max_violation),
+               "kkt_residual": _json_float(self.kkt_residual), "certified_global": bool(self.certified_global),
+               "max_dual_violation": _json_float(self.max_dual_violation),
+               "n_patterns": int(self.patterns.n_patterns), "n_neurons": self.n_neurons, "dtype": str(self.dtype),
+               "history": [{k: (_json_float(v) if isinstance(v, float) else v) for k, v in row.items()}
+                           for row in self.history]}
+        if coef:
+            if self.formulation == "relu":
+                out["V"], out["W"] = (np.asarray(B).tolist() for B in self.coef_)
+            else:
+                out["coef"] = np.asarray(self.coef_).tolist()
+            out["gates"] = np.asarray(self.patterns.gates).tolist()
+        return out
 
     def network(self):
         """The network this solution maps to (zero groups dropped).
@@ -88,9 +180,11 @@ class SolveResult:
         if Xb.shape[1] != self.coef_.shape[1]:
             raise ValueError(f"X has {X.shape[1]} features but the model was fit on "
                              f"{self.coef_.shape[1] - int(self.bias)}")
+        # The stored gates' masks on the new data, computed in the precision the solver's masks were (a gate
+        # through a training point otherwise flips that point's mask with rounding), then the matrix-free
+        # masked product in float64 (no n x P floats).
+        masks = self.patterns._set.recompute(Xb.astype(getattr(self.patterns, "dtype", "float64"), copy=False))
         Xb = Xb.astype(np.float64, copy=False)
-        # The stored gates' masks on the new data, then the matrix-free masked product (no n x P floats).
-        masks = self.patterns._set.recompute(Xb)
         out = _core.MaskedOperatorF64(Xb, masks).forward(np.ascontiguousarray(self.coef_, dtype=np.float64))
         return out[:, 0] if self.output_1d else out
 

@@ -143,7 +143,7 @@ def test_fit_predict_report_regression(tmp_path, reg_csv, capsys):
     captured = capsys.readouterr()
     assert "R^2 against the 'response' column" in captured.err
     lines = open(pred_path).read().splitlines()
-    assert lines[0] == "response" and len(lines) == 51
+    assert lines[0] == "predicted_response" and len(lines) == 51
     np.testing.assert_allclose([float(v) for v in lines[1:]], est.predict(X), rtol=1e-15)
     assert main(["report", model]) == 0
     report = capsys.readouterr().out
@@ -166,7 +166,7 @@ def test_fit_predict_classification_with_labels_and_column_order(tmp_path, cls_c
     shuffled = _write_csv(tmp_path / "new.csv", ["x2", "extra", "x1"], [[x[1], "z", x[0]] for x in X])
     assert main(["predict", model, shuffled]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "label,proba_no,proba_yes"
+    assert out[0] == "predicted_label,proba_no,proba_yes"
     assert [row.split(",")[0] for row in out[1:]] == list(est.predict(X))
     np.testing.assert_allclose([float(row.split(",")[2]) for row in out[1:]], est.predict_proba(X)[:, 1])
 
