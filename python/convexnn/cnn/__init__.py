@@ -1,6 +1,7 @@
 """Convolutional two-layer networks as convex programs (Pilanci & Ergen, ICML 2020, Section 4, A.1, A.5-A.7)."""
 
 from .circular import CircularCNNResult, circular_patches, fourier_features, solve_circular_cnn
+from .estimators import ConvexCNNClassifier, ConvexCNNRegressor
 from .linear import LinearCNNResult, linear_cnn_beta_max, solve_linear_cnn
 from .operator import PatchOperator, operator_interface_available
 from .patterns import cluster_gates, gaussian_patterns, network_gates, patterns_from_gates, stacked_patches
@@ -9,6 +10,6 @@ from .network import GatedReLUCNN, LinearCNN, ReLUCNN
 from .patches import extract_patches, patch_grid
 from .trainer import CNNTrainingResult, train_cnn
 
-__all__ = ["CNNTrainingResult", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "PatchOperator", "ReLUCNN", "ReLUCNNResult", "cluster_gates", "gaussian_patterns", "network_gates",
+__all__ = ["CNNTrainingResult", "ConvexCNNClassifier", "ConvexCNNRegressor", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "PatchOperator", "ReLUCNN", "ReLUCNNResult", "cluster_gates", "gaussian_patterns", "network_gates",
            "operator_interface_available", "patterns_from_gates", "relu_cnn_beta_max", "solve_relu_cnn", "stacked_patches", "extract_patches",
            "linear_cnn_beta_max", "patch_grid", "solve_linear_cnn", "train_cnn"]

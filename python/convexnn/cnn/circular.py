@@ -30,8 +30,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
+from ..result import ConvergenceWarning
 from .._validation import check_scalar, check_X
 from .network import LinearCNN
 

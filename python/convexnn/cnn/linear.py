@@ -31,8 +31,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
+from ..result import ConvergenceWarning
 from .._validation import check_scalar
 from .network import LinearCNN
 from .patches import check_patches

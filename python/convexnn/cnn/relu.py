@@ -33,6 +33,7 @@ from .._validation import (FORMULATIONS, GROUPS, LOSSES, add_bias_column, check_
                            check_y)
 from ..network import neurons_from_blocks
 from ..patterns import as_patterns
+from ..result import ConvergenceWarning
 from .network import POOLINGS, GatedReLUCNN, ReLUCNN
 from .operator import PatchOperator, operator_interface_available
 from .patches import check_patches
@@ -211,9 +212,11 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
     if pooling == "none":
         from ..solve import solve
 
-        res = solve(Xs, Y, beta, patterns=pats, formulation=formulation,
-                    loss=loss, groups=groups, bias=bias, tol=tol, max_iter=max_iter,
-                    time_limit=None if math.isinf(time_limit) else time_limit, dtype=dtype, verbose=verbose)
+        with warnings.catch_warnings():                       # solve's warning is re-issued below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = solve(Xs, Y, beta, patterns=pats, formulation=formulation,
+                        loss=loss, groups=groups, bias=bias, tol=tol, max_iter=max_iter,
+                        time_limit=None if math.isinf(time_limit) else time_limit, dtype=dtype, verbose=verbose)
         out = ReLUCNNResult(objective=res.objective, dual_objective=res.dual_objective, gap=res.gap,
                             status=res.status, n_iter=res.n_iter, time=_time.perf_counter() - start,
                             solver=res.solver, coef_=res.coef_, max_violation=res.max_violation,
@@ -222,8 +225,6 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
         out = _solve_pooled(P, Y, pats, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, verbose,
                             common, start)
     if out.status != "converged":
-        from sklearn.exceptions import ConvergenceWarning
-
         warnings.warn(f"solve_relu_cnn ({formulation}, pooling={pooling!r}) stopped with status {out.status!r} "
                       f"after {out.n_iter} iterations (relative gap {out.gap:.3g}, tol {tol:g}); the certificate "
                       "bounds the suboptimality.", ConvergenceWarning, stacklevel=2)
