@@ -39,7 +39,7 @@ def _targets(y, n, loss):
 def _check_options(formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype, seed):
     formulation = check_choice(formulation, "formulation", FORMULATIONS)
     loss = check_choice(loss, "loss", LOSSES)
-    groups = check_choice(groups, "groups", GROUPS)
+    groups = check_choice("output" if groups is None else groups, "groups", GROUPS)
     device = check_choice(device, "device", DEVICES)
     if device != "cpu":
         raise ValueError("device='cuda' is not available for distributed data: the workers compute on their CPUs")
