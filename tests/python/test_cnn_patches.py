@@ -69,3 +69,12 @@ def test_bad_input(images, kwargs, exc, match):
 def test_padding_allows_larger_window():
     out = extract_patches(np.ones((1, 2, 2)), size=4, padding=1)
     assert out.shape == (1, 1, 16) and out.sum() == 4
+
+
+def test_lazy_top_level_names():
+    import convexnn
+    from convexnn.cnn import ConvexCNNClassifier, ConvexCNNRegressor
+
+    assert convexnn.ConvexCNNClassifier is ConvexCNNClassifier
+    assert convexnn.ConvexCNNRegressor is ConvexCNNRegressor
+    assert convexnn.cnn.extract_patches is extract_patches
