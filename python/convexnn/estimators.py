@@ -426,7 +426,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.max_neurons = max_neurons
         self.warm_start = warm_start
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, client=None):
         """Fit the network.
 
         Parameters
@@ -438,10 +438,18 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
             Weights >= 0 of the samples in the loss (and in the standardization). Integer weights act as repeated
             rows; other weights scale the rows of X and y by sqrt(w) (exact for the squared loss).
 
+        client : dask.distributed.Client, optional
+            Fit on this Dask cluster (numpy X is scattered by rows); a row-chunked ``dask.array`` X uses the active
+            client without it (gated formulation; see :func:`convexnn.distributed.fit_estimator`).
+
         Returns
         -------
         self
         """
+        if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a Dask cluster
+            from .distributed import fit_estimator
+
+            return fit_estimator(self, X, y, client=client, sample_weight=sample_weight)
         self._check_params()
         X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES, multi_output=True, y_numeric=True)
         X, Y, w = self._fit_weights(X, np.asarray(y, dtype=np.float64), sample_weight, "squared")
@@ -511,7 +519,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     _LOSSES = ("auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared")
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, client=None):
         """Fit the network.
 
         Parameters
@@ -525,10 +533,18 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
             Weights >= 0 of the samples. Integer weights act as repeated rows (exact for every loss); other
             weights need ``loss="squared"``.
 
+        client : dask.distributed.Client, optional
+            Fit on this Dask cluster (numpy X is scattered by rows); a row-chunked ``dask.array`` X uses the active
+            client without it (gated formulation; see :func:`convexnn.distributed.fit_estimator`).
+
         Returns
         -------
         self
         """
+        if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a Dask cluster
+            from .distributed import fit_estimator
+
+            return fit_estimator(self, X, y, client=client, sample_weight=sample_weight)
         self._check_params()
         check_choice(self.loss, "loss", self._LOSSES)
         X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES)

@@ -17,6 +17,7 @@ for the communication model and the behaviour when a worker is lost.
 from __future__ import annotations
 
 from ._design import DistributedDesign, WorkerLostError, is_dask_array
+from ._estimators import fit_estimator
 from ._operator import DistributedOperator, unique_patterns
 from ._patterns import DistributedPatterns
 from ._solve import beta_max, sample_patterns, solve, solve_path
@@ -41,5 +42,5 @@ def wants_cluster(X, client=None) -> bool:
 
 
 __all__ = ["DistributedDesign", "DistributedOperator", "DistributedPatterns", "WorkerLostError", "beta_max",
-           "enumerate_patterns", "is_dask_array", "sample_patterns", "solve", "solve_path", "unique_patterns",
+           "enumerate_patterns", "fit_estimator", "is_dask_array", "sample_patterns", "solve", "solve_path", "unique_patterns",
            "wants_cluster"]

@@ -163,3 +163,17 @@ class BlockServer:
                 total += part
             return total
         return out
+
+
+def block_margin_bounds(mblock: MaskedBlock, G: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For gates G (d + 1, k) with training patterns ``rows`` (k,): per gate, on the block's rows,
+    [min margin over active rows, max margin over inactive rows, max margin, min margin], shape (4, k)
+    (+-inf where a set is empty)."""
+    margins = mblock.Xb @ G
+    distinct, where = np.unique(rows, return_inverse=True)
+    active = mblock.patterns.subset(distinct.astype(np.int64)).dense()[:, where]
+    if margins.shape[0] == 0:
+        inf = np.full(G.shape[1], np.inf)
+        return np.stack([inf, -inf, -inf, inf])
+    return np.stack([np.where(active, margins, np.inf).min(axis=0), np.where(active, -np.inf, margins).max(axis=0),
+                     margins.max(axis=0), margins.min(axis=0)])
