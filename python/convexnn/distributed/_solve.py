@@ -15,6 +15,9 @@ from ._design import DistributedDesign, is_dask_array, resolve_client
 from ._patterns import DistributedPatterns, resolve_patterns, sampled_gates
 
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
+_RELU_MESSAGE = ("formulation='relu' (the exact cone-constrained program) is not available for distributed data yet: "
+                 "its per-row cone constraints (2 D_i - I) X v_i >= 0 need a distributed cone projection; use "
+                 "formulation='gated', or solve the exact program on one machine (X.compute())")
 
 
 def _design(X, bias, client):
@@ -38,6 +41,8 @@ def _targets(y, n, loss):
 
 def _check_options(formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype, seed):
     formulation = check_choice(formulation, "formulation", FORMULATIONS)
+    if formulation == "relu":
+        raise ValueError(_RELU_MESSAGE)
     loss = check_choice(loss, "loss", LOSSES)
     groups = check_choice("output" if groups is None else groups, "groups", GROUPS)
     device = check_choice(device, "device", DEVICES)
@@ -107,16 +112,9 @@ def _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d):
     common = dict(patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias,
                   output_1d=was_1d)
     history = [dict(zip(raw["history"], v)) for v in zip(*raw["history"].values())]
-    if formulation == "gated":
-        return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
-                           status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                           solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64),
-                           kkt_residual=raw["gap"], history=history, **common)
-    coef = (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64))
     return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
                        status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                       solver=raw["solver"], coef_=coef, max_violation=raw["max_violation"],
-                       kkt_residual=raw["kkt_residual"], max_dual_violation=raw["max_dual_constraint"],
+                       solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64), kkt_residual=raw["gap"],
                        history=history, **common)
 
 
@@ -134,11 +132,7 @@ def _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, m
         raw = _core.solve_gated(op, Y, beta, loss=loss, groups=groups, tol=tol, max_iter=max_iter,
                                 time_limit=time_limit, warm_start=U0, verbose=bool(verbose))
         return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
-    from ._relu import solve_relu
-
-    raw = solve_relu(op, Y, beta, loss=loss, tol=tol, max_iter=max_iter, time_limit=time_limit,
-                     warm_start=warm_start, verbose=bool(verbose))
-    return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
+    raise ValueError(_RELU_MESSAGE)
 
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
