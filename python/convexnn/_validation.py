@@ -169,7 +169,7 @@ def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError(f"{name} must be finite and >= 0")
     if not w.sum() > 0:
-        raise ValueError(f"{name} sums to 0: at least one sample needs a positive weight")
+        raise ValueError(f"{name}: every weight is zero; at least one sample needs a positive weight")
     return w
 
 

@@ -74,7 +74,7 @@ def cmd_fit(args) -> int:
     if args.task == "auto" and args.loss is None:
         kinds = len(set(y.tolist()))
         print(f"task: {task} (the target column holds {kinds} distinct "
-              f"{'numbers' if task == 'regression' else 'labels'}; --task overrides)", file=sys.stderr)
+              f"{'numbers' if task == 'regression' else 'labels'}; --task overrides)")
     common = dict(beta=args.beta, beta_ratio=args.beta_ratio, n_patterns=args.n_patterns,
                   formulation=args.formulation, bias=not args.no_bias, standardize=not args.no_standardize,
                   random_state=args.seed, tol=args.tol, max_iter=args.max_iter, time_limit=args.time_limit,

@@ -180,11 +180,14 @@ def test_fit_on_npz_and_numeric_classes(tmp_path, capsys):
     assert list(io.load(model).classes_) == [0.0, 1.0]
     assert main(["fit", data, "--output", model, "--formulation", "gated", "--loss", "hinge"]) == 0
     assert io.load(model).loss_ == "hinge"
-    assert main(["fit", data, "--output", model, "--formulation", "gated"]) == 0  # numeric target: regression
+    capsys.readouterr()
+    assert main(["fit", data, "--output", model, "--formulation", "gated"]) == 0  # a 0/1 target: classification
+    assert isinstance(io.load(model), ConvexReLUClassifier) and "task: classification" in capsys.readouterr().out
+    assert main(["fit", data, "--output", model, "--formulation", "gated", "--task", "regression"]) == 0
     assert isinstance(io.load(model), ConvexReLURegressor)
     capsys.readouterr()
     assert main(["predict", model, data]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "y"
+    assert capsys.readouterr().out.splitlines()[0] == "predicted_y"
 
 
 def test_fit_relu_formulation_on_a_tiny_file(tmp_path, capsys):

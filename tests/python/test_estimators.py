@@ -23,8 +23,16 @@ from convexnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
 # Smaller pattern counts and a looser tol than the defaults keep the ~100 conformance fits fast (the multiclass
 # cross-entropy solve is the slow one); the checks are about the API, accuracy is tested below.
+# Integer sample weights act as repeated rows, but scikit-learn's equivalence check also reorders the rows, and the
+# sampled gates depend on the row order (a gate's bias passes through a randomly drawn training row): other gates,
+# another (certified) solution. The check is expected to fail for that reason.
+_ORDER_DEPENDENT = {"check_sample_weight_equivalence_on_dense_data":
+                    "sampled gates depend on the order of the rows, which the check changes"}
+
+
 @parametrize_with_checks([ConvexReLURegressor(formulation="gated", n_patterns=50),
-                          ConvexReLUClassifier(formulation="gated", n_patterns=30, tol=1e-4)])
+                          ConvexReLUClassifier(formulation="gated", n_patterns=30, tol=1e-4)],
+                         expected_failed_checks=lambda est: _ORDER_DEPENDENT)
 def test_sklearn_conformance(estimator, check):
     check(estimator)
 
