@@ -79,13 +79,15 @@ def make_block(x_chunk, start: int, bias: bool) -> RowBlock:
         raise ValueError(f"X chunk at row {start} must be 2-D; got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
         raise TypeError(f"X must hold real numbers; got dtype {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float64)
     if not np.isfinite(x).all():
         bad = int(np.argwhere(~np.isfinite(x))[0, 0])
         raise ValueError(f"X contains NaN or Inf (row {start + bad})")
-    if bias:
-        x = np.ascontiguousarray(np.hstack([x, np.ones((x.shape[0], 1))]))
-    return RowBlock(x, start)
+    if not bias:
+        return RowBlock(np.ascontiguousarray(x, dtype=np.float64), start)
+    xb = np.empty((x.shape[0], x.shape[1] + 1))  # one float64 copy with the ones column, no intermediate
+    xb[:, :-1] = x
+    xb[:, -1] = 1.0
+    return RowBlock(xb, start)
 
 
 def block_masks(block: RowBlock, gates: np.ndarray) -> MaskedBlock:
