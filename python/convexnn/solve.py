@@ -89,6 +89,13 @@ def _operator(Xb, patterns):
     return cls(Xb, patterns._set, method=_product_method(Xb.dtype))
 
 
+def _on_cluster(name, arguments):
+    """convexnn.distributed.<name>(**arguments): the row-partitioned version of solve() / beta_max() / solve_path()."""
+    from . import distributed
+
+    return getattr(distributed, name)(**arguments)
+
+
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
           tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
           warm_start=None, verbose=False, callback=None, progress=False, sample_weight=None, pattern_generation=None, client=None):
@@ -171,12 +178,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     oracle. For "relu", ``kkt_residual`` is the oracle-certified relative duality gap (zero exactly at KKT points).
     """
     if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
-        from .distributed import solve as solve_distributed
-
-        return solve_distributed(X, y, beta, patterns=patterns, formulation=formulation, loss=loss, groups=groups,
-                                 bias=bias, seed=seed, tol=tol, max_iter=max_iter, time_limit=time_limit,
-                                 cutting_planes=cutting_planes, device=device, dtype=dtype,
-                                 warm_start=warm_start, verbose=verbose, client=client)
+        return _on_cluster("solve", locals())  # every argument, by name
     start = _time.perf_counter()
     X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
         X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype)

@@ -143,5 +143,12 @@ def test_bad_arguments(client):
         cnn.solve(Xd, yd, 1.0, patterns=5, loss="logistic")
     with pytest.raises(ValueError, match="beta must be >= 0"):
         cnn.solve(Xd, yd, -1.0, patterns=5)
+    with pytest.raises(ValueError, match="sample_weight"):
+        cnn.solve(Xd, yd, 1.0, patterns=5, sample_weight=np.ones(40))
+    with pytest.raises(ValueError, match="pattern_generation='oracle'"):
+        cnn.solve(Xd, yd, 1.0, patterns=5, pattern_generation="oracle")
+    calls = []
+    res = cnn.solve(Xd, yd, 1e-3, patterns=5, tol=1e-12, callback=lambda info: calls.append(info) or False)
+    assert res.status == "interrupted" and len(calls) == 1
     with pytest.raises(ValueError, match="device='cuda'"):
         cnn.solve(Xd, yd, 1.0, patterns=5, device="cuda")

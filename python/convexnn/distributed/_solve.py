@@ -125,19 +125,20 @@ def _warm_blocks(warm_start, P, d, c):
 
 
 def _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, warm_start,
-              verbose, start):
+              verbose, start, callback=None):
     """One solve on a built operator (shared by solve and solve_path)."""
     if formulation == "gated":
         U0 = _warm_blocks(warm_start, op.n_blocks, op.block_dim, Y.shape[1])
         raw = _core.solve_gated(op, Y, beta, loss=loss, groups=groups, tol=tol, max_iter=max_iter,
-                                time_limit=time_limit, warm_start=U0, verbose=bool(verbose))
+                                time_limit=time_limit, warm_start=U0, verbose=bool(verbose), callback=callback)
         return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
     raise ValueError(_RELU_MESSAGE)
 
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
           tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
-          warm_start=None, verbose=False, client=None, timeout=None) -> SolveResult:
+          warm_start=None, verbose=False, callback=None, progress=False, sample_weight=None, pattern_generation=None,
+          client=None, timeout=None) -> SolveResult:
     """:func:`convexnn.solve` on data split by rows over a Dask cluster.
 
     Parameters
@@ -150,6 +151,12 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         The cluster (default: the active client). With numpy X the rows are scattered to its workers.
     timeout : float or None
         Seconds to wait for one distributed product before raising :class:`WorkerLostError` (default: wait).
+    callback : callable(info: dict) -> bool, optional
+        Called at the solver's checks; returning False stops ("interrupted").
+    progress : bool
+        Accepted for the signature of :func:`convexnn.solve`; no progress bar is drawn (use ``verbose``).
+    sample_weight, pattern_generation : None
+        Not available for distributed data (ValueError otherwise; ``pattern_generation="sample"`` is accepted).
     other parameters : as :func:`convexnn.solve`.
 
     Returns
@@ -169,6 +176,13 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     formulation, loss, groups, bias, tol, max_iter, time_limit, seed = _check_options(
         formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype, seed)
     beta = check_scalar(beta, "beta", low=0.0)
+    if sample_weight is not None:
+        raise ValueError("sample_weight is not available for distributed data")
+    if pattern_generation not in (None, "sample"):
+        raise ValueError(f"pattern_generation={pattern_generation!r} is not available for distributed data (it "
+                         "searches patterns with the exact program or Adam on all rows); use None or 'sample'")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
     if cutting_planes:
         raise ValueError("cutting_planes=True is not available for distributed data yet: its pattern oracle "
                          "needs all rows on one machine")
@@ -181,7 +195,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         op, pats = resolve_patterns(patterns, design, seed, timeout)
         try:
             return _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, max_iter, time_limit,
-                             warm_start, verbose, start)
+                             warm_start, verbose, start, callback)
         finally:
             op.release()
     finally:
