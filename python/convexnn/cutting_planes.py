@@ -43,6 +43,8 @@ ADD_FRACTION = 0.25
 ENUMERATE_LIMIT = 50_000
 # Inner solves stop at this relative tolerance until the search finds no violation; the last solve uses `tol`.
 INNER_TOL = 1e-4
+# Share of the remaining time a round's L-BFGS refinement of the current network may take.
+POLISH_TIME_SHARE = 0.2
 
 
 def dual_constraint_values(Xb, Y, loss, z, candidates):
@@ -70,6 +72,14 @@ def shared_neuron_bound(Xb, patterns, grad, per_output):
     G = _core.MaskedOperatorF64(Xb64, patterns._set).adjoint(np.ascontiguousarray(-grad))   # (P, d, c)
     spectral = np.linalg.norm(G, ord=2, axis=(1, 2)) if G.shape[2] > 1 else np.abs(G[:, :, 0]).sum(axis=1)
     return np.minimum(spectral, np.sqrt((per_output ** 2).sum(axis=1)))
+
+
+def enumerate_or_none(X, bias, limit=None):
+    """All regions of the arrangement when there are at most ``limit`` (default ENUMERATE_LIMIT), else None."""
+    try:
+        return enumerate_patterns(X, bias=bias, max_patterns=ENUMERATE_LIMIT if limit is None else limit)
+    except ValueError:
+        return None
 
 
 def _current_neurons(V, W):
@@ -110,6 +120,29 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed):
     return candidates, values, per_output, grad, searched, found.neurons
 
 
+def _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit):
+    """Add the patterns of the restricted solution's network refined by L-BFGS (convexnn.polish); its blocks are
+    the warm start when the refined network is better (the next solve is then never worse than it)."""
+    from .generation import network_to_blocks
+    from .polish import polish_network
+
+    net = res.network()
+    if net.n_neurons == 0:
+        return current, warm
+    left = None if time_limit is None else max(1e-3, POLISH_TIME_SHARE * (time_limit - (time.perf_counter() - start)))
+    W2 = np.asarray(net.w2, dtype=np.float64).reshape(net.n_neurons, -1)
+    W1p, W2p, F = polish_network(np.asarray(net.W1, dtype=np.float64), W2, Xb64, Y, beta, loss, time_limit=left)
+    if not F < res.objective * (1 - 1e-12):
+        return current, warm
+    refined = _core.PatternSet.from_gates(Xb64, np.ascontiguousarray(W1p))
+    merged, _ = current._set.merge(refined)
+    grown = Patterns(merged, bias)
+    from .network import Network
+
+    V, W = network_to_blocks(Network(W1p, W2p, bias=bias), Xb64, grown)
+    return grown, (V, W)
+
+
 def _pad_warm(V, W, n_new):
     pad = np.zeros((n_new,) + V.shape[1:])
     return np.concatenate([V, pad]), np.concatenate([W, pad])
@@ -117,18 +150,15 @@ def _pad_warm(V, W, n_new):
 
 def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bias, seed, tol, time_limit,
                          verbose, max_rounds=None, enumerate_limit=ENUMERATE_LIMIT, warm_start=None,
-                         progress=None, **solve_kwargs):
+                         progress=None, polish=True, **solve_kwargs):
     """Run the column-generation loop around ``solve_fn`` (convexnn.solve with formulation='relu').
 
     ``progress``, if given, is called with a dict per round (round, patterns, objective, max_dual_constraint).
     """
     start = time.perf_counter()
     max_rounds = MAX_ROUNDS if max_rounds is None else max_rounds
-    try:
-        pool = enumerate_patterns(X, bias=bias, max_patterns=enumerate_limit)
-        exhaustive = True
-    except ValueError:
-        pool, exhaustive = None, False
+    pool = enumerate_or_none(X, bias, enumerate_limit)
+    exhaustive = pool is not None
     Xb64 = np.asarray(Xb, dtype=np.float64)
     c = Y.shape[1]
     current, warm, total_iter, history = patterns, warm_start, 0, []
@@ -185,6 +215,8 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
         merged, _ = current._set.merge(candidates._set.subset(np.asarray(chosen, dtype=np.int64)))
         warm = _pad_warm(V, W, merged.n_patterns - current.n_patterns)
         current = Patterns(merged, bias)
+        if polish and not exhaustive:
+            current, warm = _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit)
     return _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override,
                    total_iter, history, searched, start, c)
 

@@ -21,10 +21,10 @@ PATTERN_GENERATIONS = ("sample", "oracle", "adam-seeded")
 # The short Adam run of "adam-seeded": width (at most), epochs, learning rates tried, and its share of a
 # time limit.
 ADAM_WIDTH = 300
-ADAM_EPOCHS = 2000
+ADAM_EPOCHS = 1000
 ADAM_LRS = (1e-2, 3e-2)
 ADAM_TIME_SHARE = 0.3
-ADAM_DEFAULT_SECONDS = 10.0
+ADAM_DEFAULT_SECONDS = 5.0
 
 
 def patterns_from_network(net, X):
@@ -93,7 +93,7 @@ def adam_seed(X, Y, beta, loss, bias, seed, time_budget, width):
 def seeded_patterns(X, Y, beta, pats, loss, bias, seed, time_limit):
     """The "adam-seeded" initial set: ``pats`` plus a short Adam run's patterns, and the warm start (V, W).
 
-    Returns (Patterns, (V, W), adam_objective).
+    Returns (Patterns, (V, W), trained Network).
     """
     budget = ADAM_DEFAULT_SECONDS if time_limit is None or not np.isfinite(time_limit) else \
         ADAM_TIME_SHARE * time_limit
@@ -105,4 +105,4 @@ def seeded_patterns(X, Y, beta, pats, loss, bias, seed, time_limit):
     merged, _ = pats._set.merge(net_pats._set)
     combined = Patterns(merged, bias)
     V, W = network_to_blocks(run.network, Xb, combined)
-    return combined, (V, W), run.objective
+    return combined, (V, W), run.network

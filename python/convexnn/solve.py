@@ -43,9 +43,6 @@ def _check_common(X, y, beta, formulation, loss, groups, bias, tol, max_iter, ti
                 else check_scalar(max_iter, "max_iter", low=1, integer=True))
     time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
                                                                    low_inclusive=False, allow_inf=True)
-    if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
-        raise ValueError("formulation='relu' with groups='neuron' and c > 1 outputs has no exact network "
-                         "reconstruction; use groups='output' (independent heads)")
     if device == "cuda":
         _require_cuda()
     return X, Y, was_1d, formulation, loss, groups, bool(bias), beta, tol, min(int(max_iter), INT_LIMIT), time_limit
@@ -96,7 +93,7 @@ def _on_cluster(name, arguments):
     return getattr(distributed, name)(**arguments)
 
 
-def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
+def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups=None, bias=False, seed=0,
           tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
           warm_start=None, verbose=False, callback=None, progress=False, sample_weight=None, pattern_generation=None, client=None):
     """Solve the convex program of a two-layer ReLU network and certify the result.
@@ -116,8 +113,12 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         "gated": the unconstrained group lasso (gated ReLU network). "relu": the exact cone-constrained program
         (seed 003 eq. 8) whose optimum over all patterns equals the global optimum of the ReLU network.
     loss : {"squared", "logistic", "hinge", "squared_hinge", "cross_entropy"}
-    groups : {"output", "neuron"}
-        Group norm per output column ("output") or per pattern ("neuron"); the same for c = 1.
+    groups : {None, "output", "neuron"}
+        Group norm per output column ("output") or per pattern ("neuron"); the same for c = 1. For
+        ``formulation="relu"`` with c > 1 outputs, "output" is the exact program with independent heads (a
+        neuron per output) and "neuron" trains neurons shared by all outputs, as a gradient-trained network has
+        (column generation over rank-one atoms, convexnn.shared; it pays beta ||u|| ||alpha||_2 per neuron, never
+        more than the heads). None (default): "neuron" for relu with c > 1 and cutting planes, else "output".
     bias : bool
         Append a ones column to X (its weight is part of each neuron's group).
     seed : int
@@ -180,8 +181,13 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     if client is not None or type(X).__module__.startswith("dask"):  # row-partitioned data on a cluster
         return _on_cluster("solve", locals())  # every argument, by name
     start = _time.perf_counter()
+    groups_given = groups
     X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
-        X, y, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype)
+        X, y, beta, formulation, loss, "output" if groups is None else groups, bias, tol, max_iter, time_limit,
+        device, dtype)
+    if groups_given is None and formulation == "relu" and Y.shape[1] > 1 and (
+            cutting_planes or pattern_generation == "oracle"):
+        groups = "neuron"  # the search generates neurons shared by the outputs, as a trained network has
     seed = check_scalar(seed, "seed", low=0, high=2**64 - 1, integer=True)
     verbose = check_verbose(verbose)
     callback = check_callback(callback)
@@ -200,17 +206,33 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     if generation == "adam-seeded":
         from .generation import seeded_patterns
 
-        pats, warm_start, _ = seeded_patterns(X, Y, beta, pats, loss, bias, seed,
-                                              None if math.isinf(time_limit) else time_limit)
+        pats, warm_start, seed_net = seeded_patterns(X, Y, beta, pats, loss, bias, seed,
+                                                     None if math.isinf(time_limit) else time_limit)
         if not cutting_planes:
             time_limit = max(1e-3, time_limit - (_time.perf_counter() - start))
+    else:
+        seed_net = None
+    if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
+        from .cutting_planes import enumerate_or_none
+        from .shared import solve_shared
+
+        remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
+        res = solve_shared(X, Xb, Y, beta, pats, loss=loss, bias=bias, tol=tol, time_limit=remaining,
+                           max_iter=max_iter, seed=seed, output_1d=was_1d, network=seed_net,
+                           pool=enumerate_or_none(X, bias), verbose=verbose, search=cutting_planes)
+        _warn_unconverged(res, tol, max_iter, time_limit)
+        return res
     if cutting_planes:
         from .cutting_planes import solve_cutting_planes
 
         remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
-        return solve_cutting_planes(solve, X, Xb, Y, y, beta, pats, loss=loss, bias=bias, seed=seed, tol=tol,
-                                    time_limit=remaining, verbose=verbose, groups=groups, max_iter=max_iter,
-                                    dtype=dtype, warm_start=warm_start)
+        with warnings.catch_warnings():  # the rounds' restricted solves; the final status is warned below
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = solve_cutting_planes(solve, X, Xb, Y, y, beta, pats, loss=loss, bias=bias, seed=seed, tol=tol,
+                                       time_limit=remaining, verbose=verbose, groups=groups, max_iter=max_iter,
+                                       dtype=dtype, warm_start=warm_start)
+        _warn_unconverged(res, tol, max_iter, time_limit)
+        return res
     if formulation == "relu" and Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
         warnings.warn(f"formulation='relu' with float32 iterations rarely certifies a gap below "
                       f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
