@@ -13,6 +13,15 @@ from convexnn import bn
 from convexnn.reference.cvx import solve_relu_cvxpy
 from convexnn.reference.objectives import relative_violation, relu_objective
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These solves are tiny: on a shared 2-core machine OpenMP threads only add waiting (measured 13x slower).
+    before = cnn.get_num_threads()
+    cnn.set_num_threads(1)
+    yield
+    cnn.set_num_threads(before)
+
 X1D = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])[:, None]
 Y1D = np.array([1.0, 0.0, -1.0, 0.5, 2.0, -0.5])
 
