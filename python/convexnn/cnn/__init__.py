@@ -5,11 +5,11 @@ from .estimators import ConvexCNNClassifier, ConvexCNNRegressor
 from .linear import LinearCNNResult, linear_cnn_beta_max, solve_linear_cnn
 from .operator import PatchOperator, operator_interface_available
 from .patterns import cluster_gates, gaussian_patterns, network_gates, patterns_from_gates, stacked_patches
-from .relu import ReLUCNNResult, relu_cnn_beta_max, solve_relu_cnn
+from .relu import ReLUCNNResult, network_warm_start, relu_cnn_beta_max, solve_relu_cnn
 from .network import GatedReLUCNN, LinearCNN, ReLUCNN
 from .patches import extract_patches, patch_grid
 from .trainer import CNNTrainingResult, train_cnn
 
-__all__ = ["CNNTrainingResult", "ConvexCNNClassifier", "ConvexCNNRegressor", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "PatchOperator", "ReLUCNN", "ReLUCNNResult", "cluster_gates", "gaussian_patterns", "network_gates",
+__all__ = ["CNNTrainingResult", "ConvexCNNClassifier", "ConvexCNNRegressor", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "PatchOperator", "ReLUCNN", "ReLUCNNResult", "cluster_gates", "gaussian_patterns", "network_gates", "network_warm_start",
            "operator_interface_available", "patterns_from_gates", "relu_cnn_beta_max", "solve_relu_cnn", "stacked_patches", "extract_patches",
            "linear_cnn_beta_max", "patch_grid", "solve_linear_cnn", "train_cnn"]

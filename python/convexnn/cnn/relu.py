@@ -38,7 +38,7 @@ from .network import POOLINGS, GatedReLUCNN, ReLUCNN
 from .operator import PatchOperator, operator_interface_available
 from .patches import check_patches
 
-__all__ = ["ReLUCNNResult", "solve_relu_cnn", "relu_cnn_beta_max"]
+__all__ = ["ReLUCNNResult", "network_warm_start", "solve_relu_cnn", "relu_cnn_beta_max"]
 
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
 
@@ -158,7 +158,7 @@ def _pooled_operator(P, pats, bias, dtype=None):
 
 def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="gated", loss="squared",
                    groups="output", bias=False, seed=0, tol=1e-6, max_iter=None, time_limit=None, dtype=None,
-                   verbose=False):
+                   warm_start=None, verbose=False):
     """Solve the convex program of a two-layer ReLU CNN and certify the result.
 
     Parameters
@@ -188,6 +188,11 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
     max_iter, time_limit : int or None, float or None
     dtype : None, float32 or float64
         Iteration precision; certificates are accumulated in float64.
+    warm_start : ReLUCNNResult, array (P, h[+1], c) or tuple (V, W), optional
+        A starting point on the same patterns: gated coefficients U for "gated"; for "relu" a tuple (V, W), a relu
+        result, or a gated result / U, split into cone coefficients with the same predictions by
+        :func:`convexnn.decomposition.cone_decomposition` (on the stacked patches: the cones of the pooled
+        program are those of X').
     verbose : bool
 
     Returns
@@ -212,9 +217,12 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
     if pooling == "none":
         from ..solve import solve
 
+        warm = warm_start.coef_ if isinstance(warm_start, ReLUCNNResult) else warm_start
+        if formulation == "relu" and warm is not None and not isinstance(warm, tuple):
+            warm = _warm_relu(warm, P, pats, bias, Y.shape[1])
         with warnings.catch_warnings():                       # solve's warning is re-issued below
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = solve(Xs, Y, beta, patterns=pats, formulation=formulation,
+            res = solve(Xs, Y, beta, patterns=pats, formulation=formulation, warm_start=warm,
                         loss=loss, groups=groups, bias=bias, tol=tol, max_iter=max_iter,
                         time_limit=None if math.isinf(time_limit) else time_limit, dtype=dtype, verbose=verbose)
         out = ReLUCNNResult(objective=res.objective, dual_objective=res.dual_objective, gap=res.gap,
@@ -223,7 +231,7 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
                             kkt_residual=res.kkt_residual, history=res.history, **common)
     else:
         out = _solve_pooled(P, Y, pats, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, verbose,
-                            common, start)
+                            common, start, warm_start)
     if out.status != "converged":
         warnings.warn(f"solve_relu_cnn ({formulation}, pooling={pooling!r}) stopped with status {out.status!r} "
                       f"after {out.n_iter} iterations (relative gap {out.gap:.3g}, tol {tol:g}); the certificate "
@@ -231,20 +239,59 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
     return out
 
 
+def _warm_relu(warm, P, pats, bias, c):
+    """(V, W) from gated coefficients U (P, h[+1], c): the cone decomposition on the stacked patches."""
+    from ..decomposition import cone_decomposition
+
+    n, K, h = P.shape
+    Xs = P.reshape(n * K, h).astype(np.float64, copy=False)
+    U = _warm_blocks(warm, pats.n_patterns, h + int(bias), c, "warm_start")
+    V, W, _ = cone_decomposition(add_bias_column(Xs) if bias else Xs, pats, U)
+    return np.ascontiguousarray(V), np.ascontiguousarray(W)
+
+
+def _warm_blocks(B, npat, d, c, name):
+    B = np.asarray(B, dtype=np.float64)
+    if B.ndim == 2 and c == 1:
+        B = B[:, :, None]
+    if B.shape != (npat, d, c) or not np.isfinite(B).all():
+        raise ValueError(f"{name} must be finite with shape {(npat, d, c)} (patterns, patch entries[+bias], "
+                         f"outputs); got {B.shape}")
+    return np.ascontiguousarray(B)
+
+
+def _pooled_warm(warm_start, formulation, P, pats, bias, c):
+    if warm_start is None:
+        return None, None
+    warm = warm_start.coef_ if isinstance(warm_start, ReLUCNNResult) else warm_start
+    d = P.shape[2] + int(bias)
+    if formulation == "gated":
+        if isinstance(warm, tuple):
+            raise ValueError("warm_start for formulation='gated' must be gated coefficients (P, h[+1], c)")
+        return _warm_blocks(warm, pats.n_patterns, d, c, "warm_start"), None
+    if isinstance(warm, tuple):
+        if len(warm) != 2:
+            raise ValueError("warm_start for formulation='relu' must be a tuple (V, W)")
+        return tuple(_warm_blocks(B, pats.n_patterns, d, c, f"warm_start {nm}") for nm, B in zip("VW", warm))
+    return _warm_relu(warm, P, pats, bias, c)
+
+
 def _solve_pooled(P, Y, pats, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, verbose, common,
-                  start):
+                  start, warm_start=None):
+    warm_a, warm_b = _pooled_warm(warm_start, formulation, P, pats, bias, Y.shape[1])
     op, Xb = _pooled_operator(P, pats, bias)
     certify = None
     if op.dtype != np.float64:
         certify, _ = _pooled_operator(P.astype(np.float64), pats, bias, np.float64)
     if formulation == "gated":
         raw = _core.solve_gated(op, Y, beta, loss=loss, groups=groups, tol=tol, max_iter=max_iter,
-                                time_limit=time_limit, verbose=bool(verbose), certify_op=certify)
+                                time_limit=time_limit, warm_start=warm_a, verbose=bool(verbose), certify_op=certify)
         coef = np.asarray(raw["U"], dtype=np.float64)
         extra = dict(kkt_residual=raw["gap"])
     else:
         raw = _core.solve_relu(op, np.ascontiguousarray(Xb, dtype=op.dtype), pats._set, Y, beta, loss=loss, tol=tol,
-                               max_iter=max_iter, time_limit=time_limit, verbose=bool(verbose), certify_op=certify)
+                               max_iter=max_iter, time_limit=time_limit, warm_V=warm_a, warm_W=warm_b,
+                               verbose=bool(verbose), certify_op=certify)
         coef = (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64))
         extra = dict(kkt_residual=raw["kkt_residual"], max_violation=raw["max_violation"])
     history = [dict(zip(raw["history"], v)) for v in zip(*raw["history"].values())] if "history" in raw else []
@@ -269,3 +316,56 @@ def relu_cnn_beta_max(patches, y, patterns=None, pooling="sum", loss="squared", 
         return beta_max(Xs, Y, pats, loss=loss, groups=groups, bias=bias)
     op, _ = _pooled_operator(P, pats, bias)
     return float(_core.gated_beta_max(op, Y, loss=loss, groups=groups))
+
+
+def network_warm_start(network, patches, patterns):
+    """The reverse map: a ReLU CNN as a feasible point (V, W) of the exact program on ``patterns``.
+
+    Every filter u_j lies in the cone of its own pattern D = diag(1[X' u_j >= 0]) of the stacked patches, so
+    v_i += |alpha_j| u_j (alpha_j > 0) or w_i += |alpha_j| u_j (alpha_j < 0) for the pattern i of filter j is
+    feasible, predicts exactly what the network predicts, and has a convex objective <= the network's non-convex
+    objective (|alpha| ||u|| <= (||u||^2 + alpha^2) / 2) -- the argument behind Theorem 1 of Pilanci & Ergen (ICML
+    2020), run backwards.
+
+    Parameters
+    ----------
+    network : ReLUCNN
+        Scalar output (``output_weights`` of shape (m,) or (m, 1)).
+    patches : array (n, K, h)
+        The training patches the patterns were built on.
+    patterns : Patterns
+        Patterns of the stacked patches that contain the pattern of every filter (e.g. built from gates that
+        include :func:`convexnn.cnn.network_gates` of the network).
+
+    Returns
+    -------
+    (V, W) : ndarrays (P, h[+1], 1)
+
+    Raises
+    ------
+    ValueError
+        When a filter's pattern is not among ``patterns``, or the network has vector outputs.
+    """
+    alpha = np.asarray(network.output_weights, dtype=np.float64).reshape(network.n_filters, -1)
+    if alpha.shape[1] != 1:
+        raise ValueError("network_warm_start needs a scalar-output network (output_weights of shape (m,))")
+    P = check_patches(patches).astype(np.float64, copy=False)
+    Xs = P.reshape(-1, P.shape[2])
+    Xb = add_bias_column(Xs) if network.bias else Xs
+    if Xb.shape[0] != patterns.n_samples:
+        raise ValueError(f"patterns were built on {patterns.n_samples} rows but the patches stack to {Xb.shape[0]}")
+    index = {np.packbits(col).tobytes(): i for i, col in enumerate(patterns.dense().T)}
+    V = np.zeros((patterns.n_patterns, Xb.shape[1], 1))
+    W = np.zeros_like(V)
+    for u, a in zip(network.filters, alpha[:, 0]):
+        if a == 0 or not u.any():
+            continue
+        mask = Xb @ u >= 0
+        if not mask.any():                      # never active: predicts 0, dropping it only lowers the objective
+            continue
+        key = np.packbits(mask).tobytes()
+        if key not in index:
+            raise ValueError("a filter's sign pattern is not among `patterns`; build them with the network's "
+                             "gates (convexnn.cnn.network_gates)")
+        (V if a > 0 else W)[index[key], :, 0] += abs(a) * u
+    return V, W
