@@ -201,3 +201,19 @@ def test_bad_input():
         solve_relu_cnn(P, np.zeros(6), 0.1, patterns=cnn.sample_patterns(P[:, 0, :], 5))
     with pytest.raises(ValueError, match="beta"):
         solve_relu_cnn(P, np.zeros(6), -1.0)
+
+
+@needs_operator_interface
+def test_pooled_warm_start_validation_and_gated_warm_start():
+    P = _patches(n=8, K=3, h=2, seed=15)
+    y = np.random.default_rng(16).standard_normal(8)
+    pats = gaussian_patterns(P, 6, seed=0)
+    cold = solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="gated", tol=1e-9)
+    warm = solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="gated", tol=1e-9, warm_start=cold)
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-8) and warm.n_iter <= cold.n_iter
+    with pytest.raises(ValueError, match="warm_start must be finite with shape"):
+        solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="gated", warm_start=np.zeros((2, 2, 1)))
+    with pytest.raises(ValueError, match="gated coefficients"):
+        solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="gated", warm_start=(cold.coef_, cold.coef_))
+    exact = solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="relu", tol=1e-8, warm_start=cold)
+    assert exact.status == "converged" and exact.objective >= cold.objective * (1 - 1e-8)

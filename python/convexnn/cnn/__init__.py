@@ -10,6 +10,11 @@ from .network import GatedReLUCNN, LinearCNN, ReLUCNN
 from .patches import extract_patches, patch_grid
 from .trainer import CNNTrainingResult, train_cnn
 
-__all__ = ["CNNTrainingResult", "ConvexCNNClassifier", "ConvexCNNRegressor", "CircularCNNResult", "circular_patches", "fourier_features", "solve_circular_cnn", "GatedReLUCNN", "LinearCNN", "LinearCNNResult", "PatchOperator", "ReLUCNN", "ReLUCNNResult", "cluster_gates", "gaussian_patterns", "network_gates", "network_warm_start",
-           "operator_interface_available", "patterns_from_gates", "relu_cnn_beta_max", "solve_relu_cnn", "stacked_patches", "extract_patches",
-           "linear_cnn_beta_max", "patch_grid", "solve_linear_cnn", "train_cnn"]
+__all__ = [
+    "circular_patches", "CircularCNNResult", "cluster_gates", "CNNTrainingResult", "ConvexCNNClassifier",
+    "ConvexCNNRegressor", "extract_patches", "fourier_features", "GatedReLUCNN", "gaussian_patterns",
+    "linear_cnn_beta_max", "LinearCNN", "LinearCNNResult", "network_gates", "network_warm_start",
+    "operator_interface_available", "patch_grid", "PatchOperator", "patterns_from_gates", "relu_cnn_beta_max",
+    "ReLUCNN", "ReLUCNNResult", "solve_circular_cnn", "solve_linear_cnn", "solve_relu_cnn", "stacked_patches",
+    "train_cnn",
+]

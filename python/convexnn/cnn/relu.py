@@ -192,7 +192,9 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
         A starting point on the same patterns: gated coefficients U for "gated"; for "relu" a tuple (V, W), a relu
         result, or a gated result / U, split into cone coefficients with the same predictions by
         :func:`convexnn.decomposition.cone_decomposition` (on the stacked patches: the cones of the pooled
-        program are those of X').
+        program are those of X'). Measured on digits (bench/cnn_digits.py setting): decomposing a gated solution on
+        sampled patterns gave a start with norms ~1e6 times too large (gates through training patches have zero
+        margins), far worse than a cold start; :func:`network_warm_start` of a trained CNN works well there.
     verbose : bool
 
     Returns
