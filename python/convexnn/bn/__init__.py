@@ -13,13 +13,14 @@ from . import implicit, whitening
 from .closed_forms import (ClosedFormResult, closed_form, closed_form_bn_after_relu, closed_form_deep,
                            closed_form_vector, closed_form_vector_deep, huber)
 from .layer import BNAfterReLUNetwork, BNReLUNetwork, bn_forward, from_torch_units, to_torch_units
+from .estimators import ConvexBNReLUClassifier, ConvexBNReLURegressor
 from .implicit import (BNTrainResult, PreconditioningCheck, bn_gradients, cosine_per_direction,
                        preconditioning_check, train_bn, whitened_gradients)
 from .program import BNSolveResult, bn_patterns, convex_from_network, network_from_convex, solve_bn
 from .whitening import DEFAULT_EXPLAINED_VARIANCE, Whitening, explained_variance_rank, whiten
 
 __all__ = [
-    "BNAfterReLUNetwork", "BNReLUNetwork", "BNSolveResult", "BNTrainResult", "PreconditioningCheck", "ClosedFormResult", "DEFAULT_EXPLAINED_VARIANCE",
+    "BNAfterReLUNetwork", "BNReLUNetwork", "BNSolveResult", "BNTrainResult", "PreconditioningCheck", "ClosedFormResult", "ConvexBNReLUClassifier", "ConvexBNReLURegressor", "DEFAULT_EXPLAINED_VARIANCE",
     "Whitening", "bn_forward", "bn_gradients", "cosine_per_direction", "preconditioning_check", "train_bn",
     "whitened_gradients", "bn_patterns", "closed_form", "closed_form_bn_after_relu", "closed_form_deep",
     "closed_form_vector", "closed_form_vector_deep", "convex_from_network", "explained_variance_rank",
