@@ -45,6 +45,9 @@ ENUMERATE_LIMIT = 50_000
 INNER_TOL = 1e-4
 # Share of the remaining time a round's L-BFGS refinement of the current network may take.
 POLISH_TIME_SHARE = 0.2
+INNER_TIME_SHARE = 0.5
+# Share of the remaining time a round's neuron-oracle search may take.
+ORACLE_TIME_SHARE = 0.2
 
 
 def dual_constraint_values(Xb, Y, loss, z, candidates):
@@ -90,18 +93,18 @@ def _current_neurons(V, W):
     return U[:, norms > 0] / norms[norms > 0]
 
 
-def _oracle_candidates(Xb, grad, V, W, previous, seed):
+def _oracle_candidates(Xb, grad, V, W, previous, seed, time_limit=None):
     """Patterns of the neurons the local-ascent oracle finds (one per distinct region), as a Patterns set."""
     theta = -grad
     extra = _current_neurons(V, W)
     if previous is not None and previous.size:
         extra = np.hstack([extra, previous])
     starts = default_starts(Xb, theta, extra=extra, seed=seed)
-    found = neuron_oracle(Xb, theta, starts=starts)
+    found = neuron_oracle(Xb, theta, starts=starts, time_limit=time_limit)
     return found
 
 
-def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed):
+def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed, time_limit=None):
     """Candidate patterns and their exact dual-constraint values at the restricted solution ``res``.
 
     Returns (candidates, values, per_output, grad, description, neurons found by the oracle or None).
@@ -112,7 +115,7 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed):
         values, per_output, grad = dual_constraint_values(Xb, Y, loss, z, pool)
         return pool, values, per_output, grad, f"all {pool.n_patterns} regions of the arrangement", previous
     grad = _core.loss_gradient(np.ascontiguousarray(z, dtype=np.float64).reshape(len(Xb), -1), Y, loss)
-    found = _oracle_candidates(Xb64, grad, V, W, previous, seed)
+    found = _oracle_candidates(Xb64, grad, V, W, previous, seed, time_limit)
     candidates = Patterns(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(found.neurons.T)), bias)
     values, per_output, grad = dual_constraint_values(Xb, Y, loss, z, candidates)
     searched = (f"local ascent of the neuron oracle from {found.n_starts} starts per output and sign, "
@@ -167,14 +170,17 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
     status_override, searched = None, ""
     for round_index in range(max_rounds + 1):
         elapsed = time.perf_counter() - start
-        remaining = None if time_limit is None else max(1e-3, time_limit - elapsed)
+        # A round's restricted solve gets half the time left (the search and later rounds need the rest).
+        remaining = None if time_limit is None else max(1e-3, INNER_TIME_SHARE * (time_limit - elapsed))
         res = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias, seed=seed,
                        tol=max(tol, INNER_TOL) if round_index < max_rounds else tol, time_limit=remaining,
                        warm_start=warm, verbose=verbose, **solve_kwargs)
         total_iter += res.n_iter
         V, W = res.coef_
+        oracle_time = None if time_limit is None else max(
+            1e-3, ORACLE_TIME_SHARE * (time_limit - (time.perf_counter() - start)))
         candidates, values, per_output, grad, searched, previous = _search(
-            res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed + round_index)
+            res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed + round_index, oracle_time)
         worst = float(values.max(initial=0.0))
         # Candidates already in the working set are the restricted solve's business (its own certificate);
         # only new patterns can improve the objective.

@@ -29,6 +29,7 @@ never a claim that it is the maximum).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +39,10 @@ DEFAULT_STEPS = 40
 STALL_RTOL = 1e-10
 # Random Gaussian starts added to the data-driven ones.
 DEFAULT_RANDOM_STARTS = 64
-# Regions kept per polishing round, and the relative |x^T u| under which a sample's side counts as near-tight.
+# Regions kept per polishing round, and the nearest hyperplanes (samples) across which each neuron's region is
+# flipped to a neighbour.
 POLISH_WIDTH = 32
-FLIP_THRESHOLD = 0.1
+FLIPS_PER_NEURON = 8
 
 
 @dataclass
@@ -132,12 +134,12 @@ def _attained(Xb, Theta, U, signs, outputs):
     return out
 
 
-def _ascend(Xb, R, U, steps):
+def _ascend(Xb, R, U, steps, deadline=None):
     """Fixed-point ascent of f_s(u) = R[:, s]^T (X u)_+ over unit u, column s of U for column s of R."""
     f, _ = _values(Xb, R, U)
     active = np.ones(U.shape[1], dtype=bool)
     for _ in range(steps):
-        if not active.any():
+        if not active.any() or (deadline is not None and time.perf_counter() > deadline):
             break
         idx = np.flatnonzero(active)
         H = Xb @ U[:, idx]
@@ -166,12 +168,14 @@ def _ascend(Xb, R, U, steps):
     return f, U
 
 
-def _ascend_shared(Xb, Theta, U, steps):
+def _ascend_shared(Xb, Theta, U, steps, deadline=None):
     """Alternating ascent of ||Theta^T (X u)_+||_2 over unit u (shared neurons of a c-output network)."""
     H = np.maximum(Xb @ U, 0.0)
     Wout = Theta.T @ H                                  # (c, S)
     f = np.linalg.norm(Wout, axis=0)
     for _ in range(steps):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         Wn = Wout / np.maximum(f, 1e-300)
         R = Theta @ Wn                                  # (n, S): the direction's scalar residual
         fr, Unew = _ascend(Xb, R, U.copy(), 3)
@@ -185,7 +189,35 @@ def _ascend_shared(Xb, Theta, U, steps):
     return f, U
 
 
-def _polish_heads(Xb, r, U, rounds, width):
+def _neighbour_regions(Xb, U, n_flips=None):
+    """The regions of the neurons U (d, m) and, for each, its neighbours across the ``n_flips`` hyperplanes
+    nearest to it (one sample's side flipped), as a PatternSet (gates: the neuron itself, for bookkeeping)."""
+    from . import _core
+
+    n, d = Xb.shape
+    n_flips = min(n, FLIPS_PER_NEURON if n_flips is None else n_flips)
+    H = Xb @ U                                               # (n, m)
+    rel = np.abs(H) / np.maximum(np.linalg.norm(Xb, axis=1), 1e-300)[:, None]
+    near = np.argpartition(rel, n_flips - 1, axis=0)[:n_flips] if n_flips < n else np.tile(
+        np.arange(n)[:, None], (1, U.shape[1]))
+    base = H >= 0
+    masks = [base]
+    for f in range(near.shape[0]):
+        flipped = base.copy()
+        cols = np.arange(U.shape[1])
+        flipped[near[f], cols] = ~flipped[near[f], cols]
+        masks.append(flipped)
+    M = np.concatenate(masks, axis=1)                        # (n, m (1 + n_flips))
+    pad = (-n) % 64
+    if pad:
+        M = np.vstack([M, np.zeros((pad, M.shape[1]), dtype=bool)])
+    words = np.ascontiguousarray(np.packbits(M.T, axis=1, bitorder="little")).view("<u8").astype(np.uint64)
+    gates = np.ascontiguousarray(np.tile(U.T, (1 + near.shape[0], 1)))
+    pats = _core.PatternSet.from_words(n, d, np.ascontiguousarray(words), gates)
+    return pats
+
+
+def _polish_heads(Xb, r, U, rounds, width, deadline=None):
     """Hill-climb on the arrangement's regions with exact per-region maxima (the C++ cone oracle).
 
     A maximiser of f usually lies on a face between regions, where the fixed-point step oscillates. Each round
@@ -200,10 +232,9 @@ def _polish_heads(Xb, r, U, rounds, width):
     current = U
     top = -np.inf
     for _ in range(rounds):
-        gates = np.ascontiguousarray(current.T)
-        base = _core.PatternSet.from_gates(Xb, gates)
-        flipped = _core.flip_patterns(Xb, gates, FLIP_THRESHOLD)
-        merged, _ = base.merge(flipped)
+        if deadline is not None and time.perf_counter() > deadline and best_vals.size:
+            break
+        merged = _neighbour_regions(Xb, current)
         pos, _, maximisers = _core.dual_constraint_oracle(Xb, merged, np.ascontiguousarray(r), None, 1e-12, 0, False)
         # dual_constraint_oracle's maximiser is for the larger sign; recompute the +r one where they differ.
         order = np.argsort(-pos, kind="stable")[:width]
@@ -226,7 +257,8 @@ def _polish_heads(Xb, r, U, rounds, width):
     return best_vals, best_U
 
 
-def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, keep=32, polish_rounds=8):
+def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, keep=32, polish_rounds=8,
+                  time_limit=None):
     """Maximise the dual constraint over all unit neurons by local ascent from many starts.
 
     Parameters
@@ -243,17 +275,22 @@ def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, kee
         c > 1: maximise ||Theta^T (X u)_+||_2 (shared neurons) instead of max_k |theta_k^T (X u)_+| (heads).
     keep : int
         Neurons returned (the best distinct patterns).
+    polish_rounds : int
+        Rounds of the exact region hill-climb after the ascent (heads only; 0 to skip).
+    time_limit : float or None
+        Seconds for the whole search (the ascent and the polish stop early, keeping what they found).
 
     Returns
     -------
     OracleResult
     """
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
     Xb = np.asarray(Xb, dtype=np.float64)
     Theta = np.asarray(Theta, dtype=np.float64).reshape(len(Xb), -1)
     U0 = default_starts(Xb, Theta) if starts is None else _normalize_columns(np.asarray(starts, float))[0]
     S = U0.shape[1]
     if shared and Theta.shape[1] > 1:
-        f, U = _ascend_shared(Xb, Theta, U0.copy(), steps)
+        f, U = _ascend_shared(Xb, Theta, U0.copy(), steps, deadline)
         vals, neurons = f, U
         signs = np.ones(S)
         outputs = -np.ones(S, dtype=np.int64)
@@ -262,7 +299,9 @@ def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, kee
         # Every start ascends for every (output, sign) pair: columns of R are +-theta_k.
         R = np.repeat(np.concatenate([Theta, -Theta], axis=1), S, axis=1)
         U = np.tile(U0, (1, 2 * c))
-        vals, neurons = _ascend(Xb, R, U, steps)
+        # The ascent gets 60% of the time, the polish the rest.
+        ascent_deadline = None if deadline is None else time.perf_counter() + 0.6 * time_limit
+        vals, neurons = _ascend(Xb, R, U, steps, ascent_deadline)
         signs = np.repeat(np.concatenate([np.ones(c), -np.ones(c)]), S)
         outputs = np.repeat(np.concatenate([np.arange(c), np.arange(c)]), S)
     if polish_rounds and not (shared and Theta.shape[1] > 1):
@@ -271,7 +310,7 @@ def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, kee
             for sgn in (1.0, -1.0):
                 sel = np.flatnonzero((outputs == k) & (signs == sgn))
                 sel = sel[np.argsort(-vals[sel], kind="stable")][:POLISH_WIDTH]
-                v, u = _polish_heads(Xb, sgn * Theta[:, k], neurons[:, sel], polish_rounds, POLISH_WIDTH)
+                v, u = _polish_heads(Xb, sgn * Theta[:, k], neurons[:, sel], polish_rounds, POLISH_WIDTH, deadline)
                 pv.append(v), pu.append(u), ps.append(np.full(v.size, sgn)), po.append(np.full(v.size, k))
         vals, neurons = np.concatenate(pv), np.hstack(pu)
         signs, outputs = np.concatenate(ps), np.concatenate(po).astype(np.int64)

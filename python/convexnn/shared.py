@@ -179,8 +179,9 @@ def solve_shared(X, Xb, Y, beta, pats, *, loss, bias, tol, time_limit, max_iter,
         extra = D.U[:, np.linalg.norm(A, axis=1) > 0]
         if previous is not None:
             extra = np.hstack([extra, previous])
+        oracle_time = None if time_limit is None else max(1e-3, 0.2 * (time_limit - (time.perf_counter() - start)))
         found = neuron_oracle(Xb64, theta, starts=default_starts(Xb64, theta, extra=extra, seed=seed + round_index),
-                              shared=True)
+                              shared=True, time_limit=oracle_time)
         previous = found.neurons
         violating = found.neurons[:, found.values > threshold]
         record = {"round": round_index, "neurons": int(D.U.shape[1]), "objective": float(raw["objective"]),
