@@ -22,8 +22,9 @@ pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core pre
                                 "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client():
+    """A fresh 2-worker cluster per test: a killed worker's restart is not waited for."""
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     cl = distributed.Client(cluster)
     yield cl
@@ -58,13 +59,8 @@ def kill_on_forward(client, monkeypatch):
     return record
 
 
-def _wait_for_workers(client, n=2):
-    client.wait_for_workers(n, timeout=60)
-
-
 @pytest.mark.parametrize("source", ["dask", "numpy"])
 def test_solve_continues_after_worker_killed(client, kill_on_forward, source):
-    _wait_for_workers(client)
     X, y = _problem()
     ref = cnn.solve(X, y, 1.0, patterns=20, bias=True, tol=1e-8)
     if source == "dask":
@@ -81,7 +77,6 @@ def test_solve_continues_after_worker_killed(client, kill_on_forward, source):
 
 
 def test_unrecoverable_loss_names_the_worker(client, kill_on_forward, monkeypatch):
-    _wait_for_workers(client)
     X, y = _problem()
     # Scattered blocks whose source cannot be scattered again: the solve must stop, naming the worker.
     monkeypatch.setattr(DistributedDesign, "restore", lambda self: [])

@@ -50,6 +50,14 @@ def resolve_client(client):
                          "(dask.distributed.Client(...)) or pass client=") from exc
 
 
+def _workers(client):
+    """The cluster's worker addresses, sorted (ValueError when it has none)."""
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    if not workers:
+        raise ValueError("the Dask cluster has no workers")
+    return workers
+
+
 class DistributedDesign:
     """X (n, d) split by rows over the workers of a Dask cluster, with the bias column appended on the workers.
 
@@ -117,30 +125,38 @@ class DistributedDesign:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         chunks = X.to_delayed().ravel()
         make = dask.delayed(_worker.make_block, pure=True)
-        lazy = [make(chunks[i], int(starts[i]), bool(bias)) for i in np.flatnonzero(sizes > 0)]
-        blocks = client.compute(lazy)
+        nonempty = np.flatnonzero(sizes > 0)
+        # Contiguous runs of blocks per worker, so that every worker holds about n / k rows (loose placement:
+        # Dask may still move or recompute a block elsewhere, e.g. after losing its worker).
+        workers = _workers(client)
+        blocks = [client.compute(make(chunks[i], int(starts[i]), bool(bias)),
+                                 workers=[workers[b * len(workers) // len(nonempty)]], allow_other_workers=True)
+                  for b, i in enumerate(nonempty)]
         return cls(client, blocks, starts, sizes, d, bias, ("dask", None))
 
     @classmethod
     def from_numpy(cls, X: np.ndarray, bias: bool, client, n_chunks=None) -> "DistributedDesign":
         """Scatter a validated numpy X in ``n_chunks`` row blocks (default: one per worker)."""
         if n_chunks is None:
-            n_chunks = max(1, len(client.scheduler_info(n_workers=-1)["workers"]))
+            n_chunks = len(_workers(client))
         n_chunks = int(min(n_chunks, X.shape[0]))
         bounds = np.linspace(0, X.shape[0], n_chunks + 1).astype(np.int64)
         starts, sizes = bounds[:-1], np.diff(bounds)
         design = cls.__new__(cls)
         design.client, design._source = client, ("numpy", X)
-        blocks = [design._scatter_block(int(s), int(m), bias) for s, m in zip(starts, sizes)]
+        workers = _workers(client)
+        blocks = [design._scatter_block(int(s), int(m), bias, workers[b * len(workers) // n_chunks])
+                  for b, (s, m) in enumerate(zip(starts, sizes))]
         cls.__init__(design, client, blocks, starts, sizes, X.shape[1], bias, ("numpy", X))
         return design
 
-    def _scatter_block(self, start, size, bias):
+    def _scatter_block(self, start, size, bias, worker=None):
         X = self._source[1]
         rows = np.ascontiguousarray(X[start:start + size], dtype=np.float64)
         if bias:
             rows = np.ascontiguousarray(np.hstack([rows, np.ones((size, 1))]))
-        return self.client.scatter(_worker.RowBlock(rows, start), hash=False)
+        return self.client.scatter(_worker.RowBlock(rows, start), hash=False,
+                                   workers=None if worker is None else [worker])
 
     def _check_built(self):
         """Wait for the blocks; re-raise a worker's validation error (e.g. NaN in X) with its message."""

@@ -131,9 +131,11 @@ class DistributedOperator(_Base):
 
     def _recover(self, exc):
         """After a lost worker: restore scattered blocks, rebuild their masks, restart the actors."""
-        lost = self._lost_workers()
+        if not isinstance(exc, OSError):  # comm errors (CommClosedError, "unable to contact") are OSErrors
+            raise exc  # a genuine error of the computation
+        lost = self._wait_for_loss()
         if not lost:
-            raise exc  # every worker is alive: a genuine error of the computation
+            raise WorkerLostError(self._lost_message(f"a worker could not be reached ({exc})")) from exc
         if self.recoveries >= 3:
             raise WorkerLostError(self._lost_message("workers lost again after three recoveries")) from exc
         restored = self.design.restore()
@@ -182,6 +184,15 @@ class DistributedOperator(_Base):
             for b, part in zip(blocks, parts):
                 result[b] = part
         return result
+
+    def _wait_for_loss(self, seconds=30.0):
+        """The lost block holders, once the scheduler has noticed them (polled for up to ``seconds``)."""
+        deadline = time.perf_counter() + (seconds if self.timeout is None else min(seconds, self.timeout))
+        while True:
+            lost = self._lost_workers()
+            if lost or time.perf_counter() > deadline:
+                return lost
+            time.sleep(0.1)
 
     def _lost_workers(self):
         alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
