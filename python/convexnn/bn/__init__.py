@@ -9,7 +9,7 @@ Equivalent Convex Optimization Models and Implicit Regularization", ICLR 2022.
 >>> bn.closed_form(X, y, 0.1).objective                        # doctest: +SKIP  (Theorem 2.1, n <= d)
 """
 
-from . import implicit, whitening
+from . import export, implicit, vector, whitening
 from .closed_forms import (ClosedFormResult, closed_form, closed_form_bn_after_relu, closed_form_deep,
                            closed_form_vector, closed_form_vector_deep, huber)
 from .layer import BNAfterReLUNetwork, BNReLUNetwork, bn_forward, from_torch_units, to_torch_units
@@ -17,6 +17,7 @@ from .estimators import ConvexBNReLUClassifier, ConvexBNReLURegressor
 from .implicit import (BNTrainResult, PreconditioningCheck, bn_gradients, cosine_per_direction,
                        preconditioning_check, train_bn, whitened_gradients)
 from .program import BNSolveResult, bn_patterns, convex_from_network, network_from_convex, solve_bn
+from .vector import VectorBNResult, lifted_relaxation, solve_bn_vector
 from .whitening import DEFAULT_EXPLAINED_VARIANCE, Whitening, explained_variance_rank, whiten
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "Whitening", "bn_forward", "bn_gradients", "cosine_per_direction", "preconditioning_check", "train_bn",
     "whitened_gradients", "bn_patterns", "closed_form", "closed_form_bn_after_relu", "closed_form_deep",
     "closed_form_vector", "closed_form_vector_deep", "convex_from_network", "explained_variance_rank",
-    "from_torch_units", "huber", "network_from_convex", "solve_bn", "to_torch_units", "whiten",
+    "from_torch_units", "huber", "network_from_convex", "solve_bn", "solve_bn_vector", "lifted_relaxation", "to_torch_units",
+    "VectorBNResult", "whiten",
 ]

@@ -37,7 +37,8 @@ from .._validation import LOSSES, check_choice, check_scalar, check_X, check_y
 from .layer import BNReLUNetwork
 from .whitening import Whitening, whiten
 
-__all__ = ["solve_bn", "BNSolveResult", "bn_patterns", "network_from_convex", "convex_from_network"]
+__all__ = ["solve_bn", "BNSolveResult", "bn_patterns", "network_from_convex", "network_from_directions",
+           "convex_from_network"]
 
 DEFAULT_PATTERNS = "enumerate"
 
@@ -128,19 +129,41 @@ def network_from_convex(V, W, wh: Whitening, form: str = "weight_decay", X_train
         if k1 != wh.k + 1:
             raise ValueError(f"blocks must have {wh.k + 1} rows (k + 1); got {k1}")
         norms = np.linalg.norm(blocks, axis=1)                     # (P, c)
-        ip, ik = np.nonzero(norms > 0)
-        for i, kk in zip(ip, ik):
-            s = blocks[i, :, kk]
+        for i, kk in zip(*np.nonzero(norms > 0)):
             w2 = np.zeros(c)
             w2[kk] = sign * norms[i, kk]
-            rows_h.append(s / norms[i, kk])
+            rows_h.append(blocks[i, :, kk] / norms[i, kk])
             rows_w2.append(w2)
     c = np.asarray(V).shape[2]
-    H = np.array(rows_h).reshape(-1, wh.k + 1)
     w2 = np.array(rows_w2).reshape(-1, c)
+    return network_from_directions(np.array(rows_h).reshape(-1, wh.k + 1), w2[:, 0] if (output_1d and c == 1) else w2,
+                                   wh, form=form, X_train=X_train)
+
+
+def network_from_directions(H, w2, wh: Whitening, form: str = "weight_decay", X_train=None) -> BNReLUNetwork:
+    """BN network whose neuron j has the whitened BN pre-activation ``U'_k h_j`` (unit ``h_j``) and output ``w2_j``.
+
+    ``w1_j = V_k S_k^{-1} h_{j,1:k}``, ``gamma_j = ||h_{j,1:k}||``, ``alpha_j = h_{j,k+1}`` (Theta_s form), then
+    balanced for ``form="weight_decay"``. Inference statistics from ``X_train`` or, exactly, from ``wh``.
+
+    Parameters
+    ----------
+    H : array of shape (m, k + 1)
+        Unit whitened directions.
+    w2 : array of shape (m,) or (m, c)
+    wh : Whitening
+    form : {"weight_decay", "unit"}
+    X_train : array of shape (n, d) or None
+
+    Returns
+    -------
+    BNReLUNetwork
+    """
+    check_choice(form, "form", ("weight_decay", "unit"))
+    H = np.asarray(H, dtype=np.float64).reshape(-1, wh.k + 1)
     gamma, alpha = np.linalg.norm(H[:, :wh.k], axis=1), H[:, wh.k]
     W1 = wh.first_layer(H)
-    net = BNReLUNetwork(W1, gamma, alpha, w2[:, 0] if (output_1d and c == 1) else w2)
+    net = BNReLUNetwork(W1, gamma, alpha, w2)
     if form == "weight_decay":
         net = net.balanced()
     if X_train is not None:
