@@ -37,7 +37,8 @@ from .estimators import ConvexReLUClassifier, ConvexReLURegressor  # noqa: E402
 from .io import load, save  # noqa: E402
 from .network import GatedNetwork, Network  # noqa: E402
 from .patterns import Patterns, enumerate_patterns, sample_patterns  # noqa: E402
-from .result import SolveResult  # noqa: E402
+from .path import RegularizationPath, solve_path_cv  # noqa: E402
+from .result import ConvergenceWarning, SolveResult  # noqa: E402
 from .solve import beta_max, solve, solve_path  # noqa: E402
 
 __version__ = _core.__version__
@@ -74,5 +75,5 @@ def __getattr__(name):
 __all__ = [
     "ConvexReLUClassifier", "ConvexReLURegressor", "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max",
     "enumerate_patterns", "get_num_threads", "load", "sample_patterns", "save", "set_num_threads", "solve",
-    "solve_path", "__version__",
+    "solve_path", "__version__", "ConvergenceWarning", "RegularizationPath", "solve_path_cv",
 ]
