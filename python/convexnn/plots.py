@@ -237,7 +237,10 @@ def plot_objective_vs_time(curves, ax=None, lower_bound=None, lower_bound_label=
         if relative:
             f = np.maximum((f - lower_bound) / abs(lower_bound), 1e-16)
         style = "o-" if t.size == 1 else "-"
-        ax.plot(np.maximum(t, 1e-4), f, style, color=f"C{i}", label=label, lw=1.6, ms=5)
+        # A log time axis cannot show t = 0: such points sit at the curve's first positive timing.
+        positive = t[t > 0]
+        t = np.where(t > 0, t, positive.min() if positive.size else 1e-6)
+        ax.plot(t, f, style, color=f"C{i}", label=label, lw=1.6, ms=5)
     if lower_bound is not None and not relative:
         ax.axhline(lower_bound, color="k", ls="--", lw=1, label=lower_bound_label)
     ax.set_xscale("log")

@@ -49,3 +49,15 @@ def test_docs_site_builds(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "site" / "api" / "index.html").exists()
+
+
+def test_objective_vs_time_starts_at_the_first_timing():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from convexnn import plots
+
+    ax = plots.plot_objective_vs_time({"run": ([0.0, 2e-6, 1e-5], [3.0, 2.0, 1.0])})
+    xs = ax.get_lines()[0].get_xdata()
+    assert xs[0] == 2e-6 and xs[1] == 2e-6 and xs[2] == 1e-5
