@@ -95,6 +95,7 @@ class SolveResult:
     max_dual_violation: float = float("nan")
     history: list = field(default_factory=list)
     dtype: str = "float64"
+    search: str = ""
 
     def __post_init__(self):
         self.history = [{k: _python_scalar(v) for k, v in row.items()} for row in (self.history or [])]
@@ -199,7 +200,25 @@ class SolveResult:
             lines.append(f"max_violation={self.max_violation:.3e} kkt_residual={self.kkt_residual:.3e} "
                          f"certified_global={self.certified_global}")
         lines.append(f"network neurons={self.network().n_neurons}")
+        if self.formulation == "relu":
+            lines.append(self.global_statement)
         return "\n".join(lines)
+
+    @property
+    def global_statement(self):
+        """What this result proves about ReLU networks of any width, in plain words."""
+        if self.certified_global:
+            return (f"globally optimal over two-layer ReLU networks of any width to a relative gap of {self.gap:.1e} "
+                    f"(dual bound over {self.search or 'all patterns'})")
+        n = self.patterns.n_patterns
+        if not self.search:
+            return (f"optimal over its {n} patterns (gap {self.gap:.1e}); no search for better neurons ran "
+                    "(cutting_planes=False), so no global claim")
+        excess = self.max_dual_violation / self.beta - 1 if self.beta > 0 else float("nan")
+        found = (f"found no neuron violating the dual constraint by more than {max(excess, 0.0):.1e} (relative)"
+                 if excess <= 1e-3 else f"still found neurons violating the dual constraint by {excess:.1e} (relative)")
+        return (f"optimal over {n} patterns (gap {self.gap:.1e}); the search ({self.search}) {found}; "
+                "no global claim (the arrangement is too large to enumerate)")
 
     def __repr__(self):
         return (f"SolveResult(formulation={self.formulation!r}, objective={self.objective:.6g}, gap={self.gap:.2e}, "

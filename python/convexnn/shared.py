@@ -85,6 +85,20 @@ class SharedNeuronsResult(SolveResult):
     def predict(self, X):
         return self.network().predict(X)
 
+    @property
+    def global_statement(self):
+        if self.certified_global:
+            return super().global_statement
+        return (f"optimal over its {self.coef_[0].shape[1]} neurons shared by the outputs (gap {self.gap:.1e}); the "
+                f"search ({self.search}) found a largest dual-constraint value {self.max_dual_violation:.6g} "
+                f"for beta = {self.beta:.6g}; no global claim")
+
+    def to_dict(self, coef=False):
+        out = super().to_dict(coef=False)
+        if coef:
+            out["U"], out["A"] = (np.asarray(B).tolist() for B in self.coef_)
+        return out
+
 
 def _features(Xb, U):
     return np.maximum(Xb @ U, 0.0)
@@ -126,9 +140,9 @@ def _polish_round(Xb, Y, beta, loss, D, tol, start, time_limit, max_iter, raw, o
     live = norms > 0
     Up = (W1p[live] / norms[live, None]).T
     Ap = W2p[live] * norms[live, None]
-    old = D.U[:, np.linalg.norm(D.A, axis=1) > 0]
-    U = np.hstack([Up, old])
-    trial = _Dictionary(U, np.vstack([Ap, np.zeros((old.shape[1], Ap.shape[1]))]))
+    # The refined neurons replace the old ones (keeping both makes nearly parallel features, an ill-conditioned
+    # group lasso); the refined network is the warm start, so the re-solve starts below the old objective.
+    trial = _Dictionary(Up, Ap)
     left = np.inf if time_limit is None else max(1e-3, time_limit - (time.perf_counter() - start))
     raw2, A2, op2 = _solve_dictionary(Xb, Y, beta, loss, trial, max(tol, SHARED_INNER_TOL), left, max_iter)
     if float(raw2["objective"]) > float(raw["objective"]):
