@@ -20,13 +20,18 @@ Scaling everywhere: the library's (a SUM over samples; squared loss ``1/2 ||f - 
 from .collapse import CollapseReport, ETF, neural_collapse, neural_collapse_etf, simplex_etf
 from .linear import balanced_factors, deep_linear, two_layer_linear
 from .models import MLP, ParallelMLP, rebalance, rescaled_objective, weight_decay_objective
+from .relu import (BNReLUHead, bn_forward, bn_from_standard, bn_last_layers, bn_to_standard,
+                   rank_one_relu, rank_one_relu_bias)
 from .one_d import OneDSpline, detect_kinks, hinge_dictionary, one_d_dual_check, one_d_spline
+from .trainers import TrainResult, alignment, layer_norms, layer_ranks, neuron_projections, train
 from .whitened import Whitening, l0_interpolation, whiten, whitened_deep_relu, whitened_two_layer
 from ._common import TheoryResult
 
 __all__ = [
-    "CollapseReport", "ETF", "MLP", "OneDSpline", "ParallelMLP", "TheoryResult", "Whitening", "balanced_factors",
+    "BNReLUHead", "bn_forward", "bn_from_standard", "bn_last_layers", "bn_to_standard", "rank_one_relu",
+    "rank_one_relu_bias", "CollapseReport", "ETF", "MLP", "OneDSpline", "ParallelMLP", "TheoryResult", "Whitening", "balanced_factors",
     "deep_linear", "detect_kinks", "hinge_dictionary", "l0_interpolation", "neural_collapse", "neural_collapse_etf",
     "one_d_dual_check", "one_d_spline", "rebalance", "rescaled_objective", "simplex_etf", "two_layer_linear",
-    "weight_decay_objective", "whiten", "whitened_deep_relu", "whitened_two_layer",
+    "weight_decay_objective", "whiten", "whitened_deep_relu", "whitened_two_layer", "TrainResult", "alignment", "layer_norms", "layer_ranks",
+    "neuron_projections", "train",
 ]

@@ -209,7 +209,7 @@ def _lasso(D, y, beta, intercept, tol, max_iter):
     primal = 0.5 * float(np.sum((Dc @ w - yc) ** 2)) + beta * float(np.abs(w).sum())
     dual = float(v @ yc) - 0.5 * float(v @ v)
     gap = (primal - dual) / max(primal, 1e-300)
-    status = "optimal" if ok and gap <= max(tol, 1e-9) else "max_iter"
+    status = "optimal" if ok and gap <= max(tol, 1e-7) else "max_iter"
     if status != "optimal":
         warnings.warn(f"1-D lasso: active set stopped after {n_iter} iterations with relative gap {gap:.2e}",
                       ConvergenceWarning, stacklevel=3)
