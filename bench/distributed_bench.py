@@ -112,7 +112,8 @@ G = np.random.default_rng(1).standard_normal((P, d + 1))
 op = _core.MaskedOperatorF64(Xb, _core.PatternSet.from_gates(Xb, G, deduplicate=False, drop_zero=False))
 U = np.random.default_rng(2).standard_normal((P, d + 1, 1)); z = op.forward(U); g = op.adjoint(z)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024}))
+held = (Xb.nbytes + P * ((n + 63) // 64) * 8) / 2**20  # the design and the packed masks
+print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024, "held_mb": held}))
 """
 
 
@@ -120,6 +121,15 @@ def _worker_peak():
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _worker_held(dask_worker):
+    """MiB of row blocks and packed masks in this worker's memory."""
+    total = 0
+    for v in dask_worker.data.values():
+        if hasattr(v, "patterns"):
+            total += v.Xb.nbytes + v.patterns.n_patterns * v.patterns.words_per_pattern * 8
+    return total / 2**20
 
 
 def _memory_run(n, d, P):
@@ -146,9 +156,10 @@ def _memory_run(n, d, P):
         op.adjoint(op.forward(U))
         product = time.perf_counter() - t
         peaks = client.run(_worker_peak)
+        held = client.run(_worker_held)
         op.release()
         design.release()
-    return dict(single=single, base=base, peaks=peaks, build=build, product=product)
+    return dict(single=single, base=base, peaks=peaks, held=held, build=build, product=product)
 
 
 def main(argv=None):
@@ -157,6 +168,16 @@ def main(argv=None):
     ap.add_argument("--memory-n", type=int, default=1_000_000, help="rows of the memory run (0: skip it)")
     ap.add_argument("--out", default=None, help="write the markdown section here")
     args = ap.parse_args(argv)
+    if args.memory_n:  # first: the other runs' clusters would sit in this process's peak
+        mem = _memory_run(args.memory_n, 50, 500)
+        single = mem["single"]["peak_mb"] - mem["single"]["base_mb"]
+        per_worker = [mem["peaks"][w] - mem["base"][w] for w in mem["peaks"]]
+        mem_lines = ["", f"Memory, n = {args.memory_n}, d = 50, P = 500 (X generated on the workers, 8 chunks): peak RSS "
+                     f"above the imports: single process {single:.0f} MiB, per worker "
+                     f"{', '.join(f'{m:.0f}' for m in per_worker)} MiB (ratio {max(per_worker) / single:.2f}). Data "
+                     f"held (design + packed masks): {mem['single']['held_mb']:.0f} MiB in one process, "
+                     f"{', '.join(f'{m:.0f}' for m in mem['held'].values())} MiB per worker. Build "
+                     f"{mem['build']:.1f} s, one forward + adjoint {mem['product']:.1f} s."]
     sizes = [500, 5000] if args.quick else [2_000, 20_000, 200_000]
     d, P, reps = (10, 20, 3) if args.quick else (20, 100, 7)
     lines = [f"### convexnn.distributed on {_machine()}", ""]
@@ -175,14 +196,7 @@ def main(argv=None):
               "|---:|---:|---:|---:|"]
     for m in _network_model(1e8, 51, 500, 1, [1, 2, 8, 32, 128], latency, 1.25e9):
         lines.append(f"| {m['k']} | {m['bytes'] / 1e6:.1f} | {m['comm']:.3f} | {16 * m['k'] * 500 * 51 / 1e6:.2f} |")
-    if args.memory_n:
-        mem = _memory_run(args.memory_n, 50, 500)
-        single = mem["single"]["peak_mb"] - mem["single"]["base_mb"]
-        per_worker = [mem["peaks"][w] - mem["base"][w] for w in mem["peaks"]]
-        lines += ["", f"Memory, n = {args.memory_n}, d = 50, P = 500 (X generated on the workers): single process "
-                  f"peak {single:.0f} MB above its imports; per worker {', '.join(f'{m:.0f}' for m in per_worker)} MB "
-                  f"above theirs (ratio {max(per_worker) / single:.2f}). Build {mem['build']:.1f} s, one forward + "
-                  f"adjoint {mem['product']:.1f} s."]
+    lines += mem_lines if args.memory_n else []
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
