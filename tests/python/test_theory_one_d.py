@@ -106,21 +106,26 @@ def test_lasso_matches_cvxpy(beta):
     assert sp.gap < 1e-8
 
 
-def test_network_realizes_the_spline_and_gd_never_goes_below():
+def test_network_realizes_the_spline_and_training_never_goes_below():
     rng = np.random.default_rng(4)
     x = np.sort(rng.uniform(-1, 1, 8))
     y = rng.standard_normal(8)
-    beta = 0.05
-    sp = T.one_d_spline(x, y, beta)
-    net = sp.network(intercept_bias=1e8)
     X = x[:, None]
-    np.testing.assert_allclose(net.predict(X), sp.fitted, atol=1e-7)
-    wd = T.weight_decay_objective(net, X, y, beta)
-    assert wd == pytest.approx(sp.objective, rel=1e-7)
-    for seed in range(3):
-        tr = T.train(T.MLP.random(1, [20], bias="all", seed=seed), X, y, beta, optimizer="gd", lr=0.02,
-                     n_iter=3000, momentum=0.9)
-        assert tr.objective >= sp.objective * (1 - 1e-9)
+    for beta in (0.05, 0.3):
+        sp = T.one_d_spline(x, y, beta)
+        net = sp.network(intercept_bias=1e8)
+        np.testing.assert_allclose(net.predict(X), sp.fitted, atol=1e-7)
+        assert T.weight_decay_objective(net, X, y, beta) == pytest.approx(sp.objective, rel=1e-7)
+        for seed in range(2):
+            start = T.MLP.random(1, [40], bias="all", seed=seed, bias_init=1.0)
+            tr = T.train(start, X, y, beta, optimizer="lbfgs", n_iter=3000)
+            assert sp.objective * (1 - 1e-9) <= tr.objective <= 1.02 * sp.objective
+        if beta == 0.3:
+            # without the intercept column the lasso value is not a lower bound (trained networks go below it)
+            assert tr.objective < T.one_d_spline(x, y, beta, intercept=False).objective
+    gd = T.train(T.MLP.random(1, [40], bias="all", seed=5, bias_init=1.0), X, y, 0.3, optimizer="gd", lr=0.05,
+                 n_iter=2000, momentum=0.9)
+    assert gd.objective >= T.one_d_spline(x, y, 0.3).objective * (1 - 1e-9)
 
 
 def test_validation():
@@ -135,3 +140,22 @@ def test_validation():
     with pytest.raises(TypeError, match="intercept"):
         T.one_d_spline(A5, Y5, 0.1, intercept=1)
     assert T.one_d_dual_check(A5, np.ones(5)) == np.inf
+
+
+def test_library_exact_program_over_enumerated_1d_patterns_converges_to_the_spline():
+    # The library's exact program on the lifted data [x, M] (bias weight b / M, weight-decayed) over ALL its
+    # enumerated patterns: its optimum is >= the unregularized-bias optimum and approaches it like O(1/M).
+    import convexnn as cnn
+
+    beta = 0.5
+    ours = T.one_d_spline(A5, Y5, beta).objective
+    assert ours == pytest.approx(25 / 12, abs=1e-9)
+    gaps = []
+    for M in (10.0, 20.0, 40.0):
+        Xl = np.c_[A5, M * np.ones(5)]
+        lib = cnn.solve(Xl, Y5, beta, patterns=cnn.enumerate_patterns(Xl), formulation="relu", tol=1e-10,
+                        max_iter=500_000)
+        assert lib.objective >= ours * (1 - 1e-9)
+        gaps.append(lib.objective - ours)
+    assert gaps[0] > gaps[1] > gaps[2] > 0
+    np.testing.assert_allclose(np.array(gaps) * [10, 20, 40], gaps[0] * 10, rtol=0.1)     # ~ c / M

@@ -140,3 +140,30 @@ def test_whiten_transform_applies_to_test_rows():
     np.testing.assert_allclose(Xw @ Xw.T, np.eye(6), atol=1e-10)
     x_new = rng.standard_normal((2, 10))
     np.testing.assert_allclose(wh.transform(np.vstack([X, x_new]))[:6], Xw, atol=1e-12)
+
+
+def test_theorem9_matches_library_exact_program_over_all_patterns():
+    import convexnn as cnn
+
+    rng = np.random.default_rng(0)
+    A = np.linalg.qr(rng.standard_normal((6, 4)))[0].T
+    y = np.array([1.5, -0.7, 2.0, -1.2])
+    pats = cnn.enumerate_patterns(A)
+    for beta in (0.3, 1.0, 2.2):
+        lib = cnn.solve(A, y, beta, patterns=pats, formulation="relu", tol=1e-10)
+        assert lib.objective == pytest.approx(T.whitened_two_layer(A, y, beta).objective, rel=1e-6)
+
+
+def test_gd_from_random_starts_never_below_theorem15():
+    rng = np.random.default_rng(7)
+    X = np.linalg.qr(rng.standard_normal((9, 6)))[0].T
+    Y = np.eye(3)[[0, 0, 1, 1, 2, 2]]
+    res = T.whitened_two_layer(X, Y, 0.5, loss="multiclass")
+    for seed in range(3):
+        tr = T.train(T.MLP.random(9, [20], n_outputs=3, seed=seed), X, Y, 0.5, optimizer="gd", lr=0.5,
+                     n_iter=3000, momentum=0.9)
+        assert res.objective * (1 - 1e-9) <= tr.objective <= res.objective * 1.05
+    deep = T.whitened_deep_relu(X, Y, 3, 0.5)
+    for seed in range(2):
+        tr = T.train(T.MLP.random(9, [8, 8], n_outputs=3, seed=seed), X, Y, 0.5, optimizer="lbfgs", n_iter=3000)
+        assert tr.objective >= deep.objective * (1 - 1e-9)

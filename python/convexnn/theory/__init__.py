@@ -18,6 +18,8 @@ Scaling everywhere: the library's (a SUM over samples; squared loss ``1/2 ||f - 
 """
 
 from .collapse import CollapseReport, ETF, neural_collapse, neural_collapse_etf, simplex_etf
+from .duals import (GapReport, duality_gap, extreme_points, hull_distance_neurons, project_dual_ball,
+                    relu_dual_constraint, spike_free_ratio)
 from .linear import balanced_factors, deep_linear, two_layer_linear
 from .models import MLP, ParallelMLP, rebalance, rescaled_objective, weight_decay_objective
 from .relu import (BNReLUHead, bn_forward, bn_from_standard, bn_last_layers, bn_to_standard,
@@ -33,5 +35,6 @@ __all__ = [
     "deep_linear", "detect_kinks", "hinge_dictionary", "l0_interpolation", "neural_collapse", "neural_collapse_etf",
     "one_d_dual_check", "one_d_spline", "rebalance", "rescaled_objective", "simplex_etf", "two_layer_linear",
     "weight_decay_objective", "whiten", "whitened_deep_relu", "whitened_two_layer", "TrainResult", "alignment", "layer_norms", "layer_ranks",
-    "neuron_projections", "train",
+    "neuron_projections", "train", "GapReport", "duality_gap", "extreme_points", "hull_distance_neurons",
+    "project_dual_ball", "relu_dual_constraint", "spike_free_ratio",
 ]

@@ -135,7 +135,8 @@ class MLP:
 
     @classmethod
     def random(cls, d: int, widths: Sequence[int], n_outputs: int = 1, activation: str = "relu",
-               bias: str = "none", scale: float = 1.0, seed: int = 0, output_1d: Optional[bool] = None) -> "MLP":
+               bias: str = "none", scale: float = 1.0, seed: int = 0, output_1d: Optional[bool] = None,
+               bias_init: float = 0.0) -> "MLP":
         """A network with N(0, scale^2 / fan_in) weights (He-style) and zero biases.
 
         Parameters
@@ -151,6 +152,8 @@ class MLP:
         seed : int
         output_1d : bool, optional
             Scalar output as shape (n,); default when ``n_outputs == 1``.
+        bias_init : float
+            Biases drawn uniformly from [-bias_init, bias_init] (spreads the ReLU kinks over the data).
         """
         d = check_scalar(d, "d", low=1, integer=True)
         n_outputs = check_scalar(n_outputs, "n_outputs", low=1, integer=True)
@@ -165,8 +168,9 @@ class MLP:
         if (n_outputs == 1) if output_1d is None else output_1d:
             weights[-1] = weights[-1][:, 0]
         nh = len(widths)
-        biases = [np.zeros(widths[l]) if bias == "all" or (bias == "last" and l == nh - 1) else None
-                  for l in range(nh)]
+        bias_init = check_scalar(bias_init, "bias_init", low=0.0)
+        biases = [rng.uniform(-bias_init, bias_init, widths[l]) if bias == "all" or (bias == "last" and l == nh - 1)
+                  else None for l in range(nh)]
         return cls(weights, biases, activation)
 
     def __repr__(self) -> str:
@@ -345,26 +349,25 @@ def _rebalance_chain(weights, biases, max_sweeps, tol):
             cum *= c
             if l < L - 1 and b[l] is not None:
                 b[l] *= cum
-    prev = sum(np.sum(w * w) for w in W)
     for _ in range(max_sweeps):
+        worst = 0.0
         for l in range(L - 1):
             a = np.sum(W[l] ** 2, axis=0)
             o = np.sum(W[l + 1] ** 2, axis=1)
             ok = (a > 0) & (o > 0)
             alpha = np.ones_like(a)
             alpha[ok] = (o[ok] / a[ok]) ** 0.25
+            worst = max(worst, float(np.abs(alpha - 1.0).max(initial=0.0)))
             W[l] *= alpha
             if b[l] is not None:
                 b[l] *= alpha
             W[l + 1] /= alpha[:, None]
-        cur = sum(np.sum(w * w) for w in W)
-        if prev - cur <= tol * max(cur, 1e-300):
+        if worst <= tol:
             break
-        prev = cur
     return W, b
 
 
-def rebalance(net, max_sweeps: int = 10_000, tol: float = 1e-15):
+def rebalance(net, max_sweeps: int = 100_000, tol: float = 1e-13):
     """The minimal-norm rescaling of ``net`` with the same output.
 
     Positive homogeneity (ICML 2021 Lemma 1.1): scaling the incoming weights and the bias of a hidden neuron by
@@ -382,7 +385,7 @@ def rebalance(net, max_sweeps: int = 10_000, tol: float = 1e-15):
     max_sweeps : int
         Passes over the layers.
     tol : float
-        Stop when a pass lowers the squared norm by less than ``tol`` relative.
+        Stop when no neuron's rescaling factor in a pass differs from 1 by more than ``tol``.
 
     Returns
     -------
