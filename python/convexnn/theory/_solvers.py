@@ -65,7 +65,7 @@ def group_lasso(X, y, beta):
     return z, lam
 
 
-def nuclear_norm_regression(X, Y, beta, tol=1e-9, max_iter=20_000):
+def nuclear_norm_regression(X, Y, beta, tol=1e-9, max_iter=200_000):
     """``Z* = argmin 1/2 ||XZ - Y||_F^2 + beta ||Z||_*`` and ``Lambda* = Y - X Z*``.
 
     Exact (SVT) for whitened X (X X^T = I_n: Z = X^T SVT_beta(Y)) and for X^T X = c I_d
