@@ -33,7 +33,8 @@ def _machine():
     flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("Flags")), [])
     isa = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
     load = os.getloadavg()[0]
-    return f"{model}, {os.cpu_count()} cores, {'/'.join(isa) or 'no AVX2'} ({platform.python_version()}, load {load:.1f})"
+    isa = "/".join(isa) or "no AVX2"
+    return f"{model}, {os.cpu_count()} cores, {isa} (Python {platform.python_version()}, load {load:.1f})"
 
 
 def _median_time(fn, reps):
@@ -172,7 +173,8 @@ def main(argv=None):
         mem = _memory_run(args.memory_n, 50, 500)
         single = mem["single"]["peak_mb"] - mem["single"]["base_mb"]
         per_worker = [mem["peaks"][w] - mem["base"][w] for w in mem["peaks"]]
-        mem_lines = ["", f"Memory, n = {args.memory_n}, d = 50, P = 500 (X generated on the workers, 8 chunks): peak RSS "
+        mem_lines = ["", f"Memory, n = {args.memory_n}, d = 50, P = 500 (X generated on the workers, 8 chunks): "
+                     "peak RSS "
                      f"above the imports: single process {single:.0f} MiB, per worker "
                      f"{', '.join(f'{m:.0f}' for m in per_worker)} MiB (ratio {max(per_worker) / single:.2f}). Data "
                      f"held (design + packed masks): {mem['single']['held_mb']:.0f} MiB in one process, "

@@ -37,10 +37,11 @@ def enumerate_patterns(X, bias=False, max_patterns=None):
 
 
 def wants_cluster(X, client=None) -> bool:
-    """True when :func:`convexnn.solve` and friends should run on the cluster: X is a dask array or a client is given."""
+    """Whether :func:`convexnn.solve` and friends run on the cluster: X is a dask array or a client is given."""
     return client is not None or is_dask_array(X) or isinstance(X, DistributedDesign)
 
 
 __all__ = ["DistributedDesign", "DistributedOperator", "DistributedPatterns", "WorkerLostError", "beta_max",
-           "enumerate_patterns", "fit_estimator", "is_dask_array", "sample_patterns", "solve", "solve_path", "unique_patterns",
+           "enumerate_patterns", "fit_estimator", "is_dask_array", "sample_patterns", "solve", "solve_path",
+           "unique_patterns",
            "wants_cluster"]

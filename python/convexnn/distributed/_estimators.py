@@ -99,9 +99,9 @@ def _fit(est, design, Y, loss):
         est.beta_ = float(est.beta) if est.beta is not None else ratio * est.beta_max_
         max_iter = 10_000 if est.max_iter is None else int(est.max_iter)
         time_limit = math.inf if est.time_limit is None else float(est.time_limit)
+        verbose = bool(est.verbose) if isinstance(est.verbose, bool) else est.verbose > 0
         res = _solve_on(op, pats, Y2, was_1d, est.beta_, "gated", loss, groups, bool(est.bias), float(est.tol),
-                        max_iter, time_limit, None, bool(est.verbose) if isinstance(est.verbose, bool) else est.verbose > 0,
-                        time.perf_counter())
+                        max_iter, time_limit, None, verbose, time.perf_counter())
         est.network_ = _recentered_network(res, op)
     finally:
         op.release()
