@@ -18,6 +18,7 @@ Scaling everywhere: the library's (a SUM over samples; squared loss ``1/2 ||f - 
 """
 
 from .collapse import CollapseReport, ETF, neural_collapse, neural_collapse_etf, simplex_etf
+from .convex_rf import ConvexRF, normalize_patches
 from .duals import (GapReport, duality_gap, extreme_points, hull_distance_neurons, project_dual_ball,
                     relu_dual_constraint, spike_free_ratio)
 from .linear import balanced_factors, deep_linear, two_layer_linear
@@ -36,5 +37,5 @@ __all__ = [
     "one_d_dual_check", "one_d_spline", "rebalance", "rescaled_objective", "simplex_etf", "two_layer_linear",
     "weight_decay_objective", "whiten", "whitened_deep_relu", "whitened_two_layer", "TrainResult", "alignment", "layer_norms", "layer_ranks",
     "neuron_projections", "train", "GapReport", "duality_gap", "extreme_points", "hull_distance_neurons",
-    "project_dual_ball", "relu_dual_constraint", "spike_free_ratio",
+    "project_dual_ball", "relu_dual_constraint", "spike_free_ratio", "ConvexRF", "normalize_patches",
 ]

@@ -15,6 +15,7 @@ Diagnostics (ICML 2021 Figs. 2-3, 5): :func:`layer_ranks` (thresholded singular 
 from __future__ import annotations
 
 import time as _time
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -167,8 +168,12 @@ def train(net, X, y, beta: float, loss: str = "squared", optimizer: str = "gd", 
     elif optimizer == "lbfgs":
         W, b, hist, status = _lbfgs(W, b, mlp.activation, X, Y, beta, loss, masks, n_iter)
     else:
-        W, b, hist, status = _momentum(W, b, mlp.activation, X, Y, beta, loss, masks, optimizer, lr, n_iter, momentum,
-                                       batch_size, seed, record_every)
+        with np.errstate(over="ignore", invalid="ignore"):
+            W, b, hist, status = _momentum(W, b, mlp.activation, X, Y, beta, loss, masks, optimizer, lr, n_iter,
+                                           momentum, batch_size, seed, record_every)
+    if status == "diverged":
+        warnings.warn(f"train: the objective became non-finite (lr={lr:g} too large?); the last finite weights are "
+                      "returned", RuntimeWarning, stacklevel=2)
     out = _back_to(net, W, b)
     value = _forward_backward(W, b, mlp.activation, X, Y, beta, loss, masks)[0]
     return TrainResult(out, float(value), hist[-1]["iter"] if hist else 0, status, hist)
