@@ -2,8 +2,11 @@
 (the exact program on the stacked patch matrix) and sum-pooled outputs (the patch operator driving the C++
 solvers), against CVXPY + Clarabel, with the Theorem-1 map back whose non-convex objective equals the convex one."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import convexnn as cnn
 from convexnn import _core
@@ -217,3 +220,36 @@ def test_pooled_warm_start_validation_and_gated_warm_start():
         solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="gated", warm_start=(cold.coef_, cold.coef_))
     exact = solve_relu_cnn(P, y, 0.1, patterns=pats, formulation="relu", tol=1e-8, warm_start=cold)
     assert exact.status == "converged" and exact.objective >= cold.objective * (1 - 1e-8)
+
+
+@needs_operator_interface
+@pytest.mark.parametrize("loss", ["logistic", "squared_hinge"])
+def test_pooled_exact_binary_losses_match_cvxpy(loss):
+    P = _patches(n=10, K=3, h=2, seed=17)
+    y = np.where(np.random.default_rng(18).standard_normal(10) > 0, 1.0, -1.0)
+    pats = gaussian_patterns(P, 8, seed=5)
+    beta = 0.2 * relu_cnn_beta_max(P, y, pats, loss=loss)
+    res = solve_relu_cnn(P, y, beta, patterns=pats, formulation="relu", loss=loss, tol=1e-8)
+    ref = cvx_pooled_relu_cnn(P, pats.dense(), y, beta, loss=loss, exact=True)
+    assert res.max_violation <= 1e-8
+    assert res.objective == pytest.approx(ref["objective"], rel=1e-4)
+    assert res.dual_objective <= ref["objective"] * (1 + 1e-6)
+    assert res.network().objective(P, y, beta, loss=loss) == pytest.approx(res.objective, rel=1e-6)
+
+
+@needs_operator_interface
+def test_pooled_exact_hinge_certificate_is_honest():
+    # The hinge is non-smooth: FISTA converges slowly (a 1e-8 solve took ~300 s here); a short run must still bracket
+    # the CVXPY optimum between its dual bound and its objective.
+    P = _patches(n=10, K=3, h=2, seed=17)
+    y = np.where(np.random.default_rng(18).standard_normal(10) > 0, 1.0, -1.0)
+    pats = gaussian_patterns(P, 8, seed=5)
+    beta = 0.2 * relu_cnn_beta_max(P, y, pats, loss="hinge")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = solve_relu_cnn(P, y, beta, patterns=pats, formulation="relu", loss="hinge", tol=1e-8, max_iter=600)
+    ref = cvx_pooled_relu_cnn(P, pats.dense(), y, beta, loss="hinge", exact=True)
+    assert res.max_violation <= 1e-8
+    assert res.dual_objective <= ref["objective"] * (1 + 1e-7) <= res.objective * (1 + 2e-7)
+    assert res.objective == pytest.approx(ref["objective"], rel=1e-2)
+    assert res.network().objective(P, y, beta, loss="hinge") == pytest.approx(res.objective, rel=1e-6)
