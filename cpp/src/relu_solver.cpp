@@ -103,13 +103,13 @@ template <class T>
 ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y,
                           index_t c, Loss loss, const BlockOperator<double>* certify_op)
     : op_(op), cert_op_(certify_op), X_(X), pats_(patterns), n_(op.n_samples()), d_(op.block_dim()), p_(op.n_blocks()), c_(c),
-      loss_(loss) {
+      loss_(loss), masked_outputs_(X.rows == op.n_samples()) {
   CONVEXNN_CHECK(c >= 1, "c (number of outputs) must be >= 1, got " << c);
-  CONVEXNN_CHECK(X.rows == n_ && X.cols == d_, "X has shape (" << X.rows << ", " << X.cols << ") but the operator is ("
-                                                               << n_ << ", " << d_ << ")");
-  CONVEXNN_CHECK(patterns.n_samples() == n_ && patterns.dim() == d_ && patterns.n_patterns() == p_,
-                 "patterns (" << patterns.n_samples() << " x " << patterns.n_patterns()
-                              << ") do not match the operator (" << n_ << " x " << p_ << ")");
+  CONVEXNN_CHECK(X.cols == d_, "X has " << X.cols << " columns but the operator's blocks have dimension " << d_);
+  CONVEXNN_CHECK(patterns.n_samples() == X.rows && patterns.dim() == d_ && patterns.n_patterns() == p_,
+                 "patterns (" << patterns.n_samples() << " rows x " << patterns.n_patterns()
+                              << " patterns) do not match the constraint rows X (" << X.rows
+                              << " rows) and the operator's " << p_ << " blocks");
   CONVEXNN_CHECK(y != nullptr, "y must not be null");
   CONVEXNN_CHECK(certify_op == nullptr || (certify_op->n_samples() == n_ && certify_op->block_dim() == d_ &&
                                            certify_op->n_blocks() == p_),
@@ -118,7 +118,7 @@ ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const Pat
   y_.assign(y, y + n_ * c_);
   // ||X||_2 from the d x d Gram matrix (accumulated in double; d is small).
   std::vector<double> gram(static_cast<std::size_t>(d_ * d_), 0.0), eig(static_cast<std::size_t>(d_));
-  for (index_t k = 0; k < n_; ++k)
+  for (index_t k = 0; k < X_.rows; ++k)
     for (index_t a = 0; a < d_; ++a) {
       const double xa = static_cast<double>(X_(k, a));
       if (xa == 0.0) continue;
@@ -244,23 +244,41 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   if (k == 0 || k > kNewtonMaxDim || nc * k > kNewtonMaxEntries) return false;
 
   // Reduced design E (nc x k, column-major): column j = +-D_i X (v_j / ||v_j||) in output column k_out.
-  std::vector<double> dirs(static_cast<std::size_t>(d * k)), XU(static_cast<std::size_t>(n_ * k));
+  std::vector<double> dirs(static_cast<std::size_t>(d * k));
   for (index_t a = 0; a < k; ++a) {
     const Entry& e = entries[static_cast<std::size_t>(a)];
     const std::vector<double>& B = e.kind == kSlotV ? x.V : x.W;
     const double* src = B.data() + (e.col / c_) * d * c_ + e.col % c_;
     for (index_t j = 0; j < d; ++j) dirs[j * k + a] = src[j * c_] / e.norm;
   }
-  projector_->multiply_X(dirs.data(), k, XU.data());
   std::vector<double> E(static_cast<std::size_t>(nc * k), 0.0);
-  for (index_t a = 0; a < k; ++a) {
-    const Entry& e = entries[static_cast<std::size_t>(a)];
-    const index_t i = e.col / c_, kout = e.col % c_;
-    const double sign = e.kind == kSlotV ? 1.0 : -1.0;
-    const PatternSet::Word* mask = pats_.mask(i);
-    double* Ea = E.data() + a * nc;
-    for (index_t r = 0; r < n_; ++r)
-      if ((mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U) Ea[r * c_ + kout] = sign * XU[r * k + a];
+  if (masked_outputs_) {
+    // A_i = D_i X: the masked rows of X times the directions, in double.
+    std::vector<double> XU(static_cast<std::size_t>(n_ * k));
+    projector_->multiply_X(dirs.data(), k, XU.data());
+    for (index_t a = 0; a < k; ++a) {
+      const Entry& e = entries[static_cast<std::size_t>(a)];
+      const index_t i = e.col / c_, kout = e.col % c_;
+      const double sign = e.kind == kSlotV ? 1.0 : -1.0;
+      const PatternSet::Word* mask = pats_.mask(i);
+      double* Ea = E.data() + a * nc;
+      for (index_t r = 0; r < n_; ++r)
+        if ((mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U) Ea[r * c_ + kout] = sign * XU[r * k + a];
+    }
+  } else {
+    // Outputs other than the constraint rows (e.g. pooled patches): column a = +-A_i (u_a in output column
+    // kout) through the operator, one single-block forward product per column.
+    std::vector<T> Ub(static_cast<std::size_t>(d * c_)), zb(static_cast<std::size_t>(nc));
+    for (index_t a = 0; a < k; ++a) {
+      const Entry& e = entries[static_cast<std::size_t>(a)];
+      const index_t i = e.col / c_, kout = e.col % c_;
+      const double sign = e.kind == kSlotV ? 1.0 : -1.0;
+      std::fill(Ub.begin(), Ub.end(), T(0));
+      for (index_t j = 0; j < d; ++j) Ub[static_cast<std::size_t>(j * c_ + kout)] = static_cast<T>(dirs[j * k + a]);
+      op_.forward(Ub.data(), c_, zb.data(), BlockSubset{&i, 1});
+      double* Ea = E.data() + a * nc;
+      for (index_t r = 0; r < nc; ++r) Ea[r] = sign * static_cast<double>(zb[static_cast<std::size_t>(r)]);
+    }
   }
 
   // F(s) = L(E s) + beta * sum s over s >= 0; the gradient of L into `g` when given.
@@ -432,7 +450,7 @@ double ReluSolver<T>::relative_violation(const T* V, const T* W) const {
         nrm = std::sqrt(nrm);
         const PatternSet::Word* mask = pats_.mask(i);
         double v = 0.0;
-        for (index_t r = 0; r < n_; ++r) {
+        for (index_t r = 0; r < X_.rows; ++r) {
           double xv = 0.0;
           for (index_t j = 0; j < d_; ++j) xv += static_cast<double>(X_(r, j)) * col[j];
           const bool on = (mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U;

@@ -82,10 +82,36 @@ void bind_relu_for(py::module_& m) {
         py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
         py::arg("certify_op") = nullptr, py::arg("ray_newton") = true,
-        "Exact ReLU program by FISTA with the exact cone-norm prox (relu_solver.hpp). y: (n, c) float64.\n"
-        "certify_op: a BlockOperatorF64 with the same blocks, for float64 certificates of float32 iterations.\n"
-        "ray_newton: Newton steps on the scales of the nonzero columns at the checks (relu_solver.hpp).\n"
-        "Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation, status, ...).");
+        R"doc(Solve the exact (cone-constrained) two-layer ReLU program to a certified relative gap.
+
+    min_{V, W}  L(sum_i A_i (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]||_2 + ||W_i[:, k]||_2)
+    s.t.        (2 D_i - I) X V_i[:, k] >= 0  and  (2 D_i - I) X W_i[:, k] >= 0   for every block i, column k
+
+(Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, eq. (3)-(4) for c = 1; c > 1 are
+output heads sharing the patterns). Accelerated proximal gradient whose prox is exact on the cones.
+
+solve_relu(op, X, patterns, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf,
+           check_every=5, warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True)
+
+op : BlockOperatorF64 / BlockOperatorF32 with n outputs, P blocks of dimension d: MaskedOperator(X, patterns)
+    (A_i = D_i X), or any subclass, e.g. a Python operator (see BlockOperatorF64).
+X : ndarray (m, d) of op's dtype, C- or F-ordered: the rows of the cone constraints. m = n is the masked
+    operator on the same rows; m != n constrains block i by pattern i on these m rows while op maps to n
+    outputs, e.g. a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each
+    image's K patches of D_i X U).
+patterns : PatternSet on the m rows of X with P patterns (pattern i constrains block i).
+y : (n, c) float64, the targets (binary losses: c = 1, values in {-1, +1}; cross_entropy: one-hot).
+beta : float >= 0.  loss : "squared", "logistic", "hinge", "squared_hinge" or "cross_entropy" (sums over samples).
+tol : > 0, on the relative duality gap and on the relative cone violation.
+max_iter : FISTA iterations.  time_limit : seconds.  check_every : iterations between certificates.
+warm_V, warm_W : (P, d, c) starting point (both or neither; projected onto the cones).
+verbose : print one line per certificate.
+certify_op : BlockOperatorF64 with op's blocks, for float64 certificates of float32 iterations.
+ray_newton : Newton steps on the scales of the nonzero columns at the checks (not for the hinge).
+
+Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation (relative, over the
+rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history). status is one of
+"converged", "max_iter", "time_limit", "interrupted", "diverged".)doc");
 }
 
 }  // namespace

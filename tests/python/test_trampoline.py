@@ -224,3 +224,96 @@ def test_subset_argument_is_int64_and_inputs_are_private_copies():
     assert all(U.shape == (len(s) if s is not None else op.n_blocks, op.block_dim, 1) for U, _, s in seen)
     # Arrays kept by the override are copies the solver does not write to after the call.
     assert all(np.array_equal(U, U_at_call) for U, U_at_call, _ in seen)
+
+
+# ---- the exact solver with cone constraints on other rows than the operator's outputs ----------------------
+
+class PooledPatchOperator(_core.BlockOperatorF64):
+    """n images of K patches each: A_i U = sum over an image's K patches p of 1[p^T g_i >= 0] p^T U.
+
+    The patch rows Xc (n K, d) carry the cone constraints (2 D_i - I) Xc v >= 0; the outputs are the n images
+    (a global-average-pooled convolutional layer, Ergen & Pilanci, "Implicit Convex Regularizers of CNN
+    Architectures", ICLR 2021, the pooled two-layer CNN program).
+    """
+
+    def __init__(self, Xc, masks, K):
+        self.Xc, self.D, self.K = Xc, masks.astype(np.float64), K
+        super().__init__(Xc.shape[0] // K, Xc.shape[1], masks.shape[1])
+
+    def _masks(self, subset):
+        return self.D if subset is None else self.D[:, subset]
+
+    def forward(self, U, subset):
+        Z = np.einsum("ms,smc->mc", self._masks(subset), self.Xc @ U)  # (n K, c) patch outputs
+        return Z.reshape(self.n_samples, self.K, -1).sum(axis=1)
+
+    def adjoint(self, R, subset):
+        return np.einsum("md,ms,mc->sdc", self.Xc, self._masks(subset), np.repeat(R, self.K, axis=0))
+
+    def explicit_blocks(self):
+        """A_i (n, d) for every block: the explicit formulation's design matrices."""
+        return np.einsum("ms,md->smd", self.D, self.Xc).reshape(self.n_blocks, self.n_samples, self.K, -1).sum(2)
+
+    def block_gram(self, i):
+        A = self.explicit_blocks()[i]
+        return A.T @ A
+
+
+def _pooled_problem(seed=0, n=12, K=3, d=3, P=5):
+    rng = np.random.default_rng(seed)
+    Xc = np.hstack([rng.standard_normal((n * K, d - 1)), np.ones((n * K, 1))])
+    pats = _core.PatternSet.from_gates(Xc, rng.standard_normal((P, d)))
+    op = PooledPatchOperator(Xc, pats.dense(), K)
+    y = rng.standard_normal((n, 1))
+    return Xc, pats, op, y
+
+
+def _explicit_relu_cvxpy(op, y, beta):
+    cp = pytest.importorskip("cvxpy")
+    A = op.explicit_blocks()
+    P, d = op.n_blocks, op.block_dim
+    V = [cp.Variable(d) for _ in range(P)]
+    W = [cp.Variable(d) for _ in range(P)]
+    sign = 2 * op.D - 1  # (n K, P): the rows of (2 D_i - I)
+    z = sum(A[i] @ (V[i] - W[i]) for i in range(P))
+    cons = [cp.multiply(sign[:, i], op.Xc @ V[i]) >= 0 for i in range(P)]
+    cons += [cp.multiply(sign[:, i], op.Xc @ W[i]) >= 0 for i in range(P)]
+    pen = sum(cp.norm(V[i]) + cp.norm(W[i]) for i in range(P))
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(z - y[:, 0]) + beta * pen), cons)
+    prob.solve(solver="CLARABEL")
+    return prob.value
+
+
+@pytest.mark.parametrize("beta", [0.3, 1.0])
+def test_pooled_operator_exact_solve_matches_the_explicit_program(beta):
+    Xc, pats, op, y = _pooled_problem()
+    assert (Xc.shape[0], op.n_samples) == (36, 12)
+    res = _core.solve_relu(op, Xc, pats, y, beta, tol=1e-9, max_iter=3000)
+    assert res["status"] == "converged"
+    assert res["n_newton"] >= 1  # ray-Newton steps built from the operator's single-block products were accepted
+    opt = _explicit_relu_cvxpy(op, y, beta)
+    assert res["objective"] == pytest.approx(opt, rel=1e-6)
+    assert res["dual_objective"] <= opt * (1 + 1e-7) + 1e-9  # an honest lower bound
+    # Feasible on the patch rows, and the objective is that of the returned point.
+    V, W = res["V"][:, :, 0], res["W"][:, :, 0]
+    sign = 2 * op.D - 1
+    assert np.all(sign * (Xc @ V.T) >= -1e-9) and np.all(sign * (Xc @ W.T) >= -1e-9)
+    A = op.explicit_blocks()
+    z = np.einsum("snd,sd->n", A, V - W)
+    obj = 0.5 * np.sum((z - y[:, 0]) ** 2) + beta * (np.linalg.norm(V, axis=1) + np.linalg.norm(W, axis=1)).sum()
+    assert obj == pytest.approx(res["objective"], rel=1e-10)
+    # Ray Newton (which needs the operator's single-block products here) reaches the same optimum as plain FISTA.
+    if beta >= 1.0:  # (plain FISTA needs ~1000 iterations of Python products at beta = 0.3)
+        plain = _core.solve_relu(op, Xc, pats, y, beta, tol=1e-9, max_iter=3000, ray_newton=False)
+        assert plain["status"] == "converged"
+        assert plain["objective"] == pytest.approx(res["objective"], rel=1e-9)
+
+
+def test_cone_rows_must_match_the_patterns_and_the_blocks():
+    Xc, pats, op, y = _pooled_problem()
+    with pytest.raises(ValueError, match="patterns .* do not match the constraint rows"):
+        _core.solve_relu(op, Xc[:-1], pats, y, 0.1)
+    with pytest.raises(ValueError, match="columns but the operator's blocks have dimension"):
+        _core.solve_relu(op, np.ascontiguousarray(Xc[:, :-1]), pats, y, 0.1)
+    with pytest.raises(ValueError, match="y must have shape"):
+        _core.solve_relu(op, Xc, pats, np.zeros((Xc.shape[0], 1)), 0.1)

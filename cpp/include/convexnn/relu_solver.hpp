@@ -94,10 +94,14 @@ struct ReluCertificate {
   double max_violation = 0.0;
 };
 
-// One exact problem. `op` computes the masked products (any backend); X and `patterns` (the same data and
-// patterns as `op`) serve the cone projections on the host. y (n x c) float64 is copied. `certify_op`
-// (optional, float64, the same blocks) recomputes predictions and adjoints of every certificate in double
-// when `op` runs in float32 (API.md: certificates are accumulated in float64).
+// One exact problem. `op` computes the products A(U) = sum_i A_i U_i (any backend, n outputs); X (m x d) and
+// `patterns` (m rows, one pattern per block of `op`) are the rows of the cone constraints
+// (2 D_i - I) X v >= 0, on which the cone projections run. m = n is the masked operator A_i = D_i X on the same
+// rows (the ray-Newton design is then formed from X and the masks); m != n is any operator whose block i is
+// constrained by pattern i on those rows, e.g. a pooled convolutional operator (n images, m = n K patch rows,
+// A_i U = the sum over each image's K patches of D_i X U), whose ray-Newton design comes from single-block
+// forward products. y (n x c) float64 is copied. `certify_op` (optional, float64, the same blocks) recomputes
+// predictions and adjoints of every certificate in double when `op` runs in float32.
 template <class T>
 class ReluSolver {
  public:
@@ -135,6 +139,7 @@ class ReluSolver {
   std::vector<double> y_;
   index_t n_, d_, p_, c_;
   Loss loss_;
+  bool masked_outputs_ = true;  // X has the operator's n rows: A_i = D_i X (see the constructor's comment)
   double x_norm_ = 0.0;
   std::unique_ptr<PatternConeProjector<T>> projector_;  // warm-started across iterations (mutable state)
 };
