@@ -63,9 +63,9 @@ def check_whitened(X, tol=ASSUMPTION_TOL, name="X") -> None:
     n, d = X.shape
     if n > d:
         raise ValueError(f"{name} must be whitened (X X^T = I_n), which needs n <= d; got n = {n} > d = {d}")
-    err = np.linalg.norm(X @ X.T - np.eye(n), 2)
+    err = np.linalg.norm(X @ X.T - np.eye(n))          # Frobenius >= spectral norm
     if err > tol * max(1.0, np.sqrt(n)):
-        raise ValueError(f"{name} must be whitened: ||X X^T - I_n||_2 = {err:.3g} exceeds the tolerance {tol:g} "
+        raise ValueError(f"{name} must be whitened: ||X X^T - I_n||_F = {err:.3g} exceeds the tolerance {tol:g} "
                          "(use convexnn.theory.whiten)")
 
 
@@ -83,7 +83,7 @@ def orthonormal_columns_scale(X, tol=ASSUMPTION_TOL) -> Optional[float]:
     c = float(np.trace(G)) / G.shape[0]
     if c <= 0:
         return None
-    if np.linalg.norm(G - c * np.eye(G.shape[0]), 2) > tol * c * max(1.0, np.sqrt(G.shape[0])):
+    if np.linalg.norm(G - c * np.eye(G.shape[0])) > tol * c * max(1.0, np.sqrt(G.shape[0])):
         return None
     return c
 
@@ -103,10 +103,11 @@ def check_one_hot(Y, name="y") -> np.ndarray:
 def check_full_row_rank(X, tol=ASSUMPTION_TOL, name="X") -> None:
     """Raise ValueError unless X (n, d) has full row rank n (so X X^+ = I_n)."""
     n, d = X.shape
-    s = np.linalg.svd(X, compute_uv=False)
-    if n > d or s[-1] <= tol * max(s[0], 1e-300) * max(n, d):
+    ev = np.linalg.eigvalsh(X @ X.T) if n <= d else np.zeros(1)
+    smin, smax = np.sqrt(max(ev[0], 0.0)), np.sqrt(max(ev[-1], 0.0))
+    if n > d or smin <= max(tol * max(n, d), 1e-7) * max(smax, 1e-300):
         raise ValueError(f"{name} must have full row rank (rank n = {n}); its smallest singular value is "
-                         f"{(s[-1] if n <= d else 0.0):.3g} (n = {n}, d = {d})")
+                         f"{smin:.3g} (n = {n}, d = {d})")
 
 
 def rank_one_factors(X, tol=ASSUMPTION_TOL, name="X"):
@@ -115,8 +116,10 @@ def rank_one_factors(X, tol=ASSUMPTION_TOL, name="X"):
     Raises ValueError naming the assumption when X is not rank one or when c has entries of both signs
     (the deep ReLU results of Ergen & Pilanci, ICML 2021, Thm 4.1, assume c in R^n_+).
     """
-    U, s, Vt = np.linalg.svd(X, full_matrices=False)
-    if s[0] == 0:
+    from ._solvers import thin_svd
+
+    U, s, Vt = thin_svd(X, rtol=0.0)
+    if s.size == 0 or s[0] == 0:
         raise ValueError(f"{name} must be rank one (X = c a0^T); got the zero matrix")
     if len(s) > 1 and s[1] > tol * s[0] * max(X.shape):
         raise ValueError(f"{name} must be rank one (X = c a0^T): sigma_2 / sigma_1 = {s[1] / s[0]:.3g}")

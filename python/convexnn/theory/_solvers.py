@@ -22,7 +22,20 @@ from ._common import is_whitened, orthonormal_columns_scale
 
 
 def thin_svd(X, rtol=1e-12):
-    """Thin SVD keeping the singular values above ``rtol * sigma_max * max(n, d)``."""
+    """Thin SVD keeping the singular values above ``rtol * sigma_max * max(n, d)``.
+
+    Tall matrices (n >= 4 d, n d > 4e6) go through the Gram matrix X^T X (one GEMM and a d x d eigh, several times
+    faster than LAPACK's SVD of X); its singular values are accurate to ~1e-8 relative to sigma_max, so values
+    below ``1e-7 sigma_max`` are dropped there.
+    """
+    n, d = X.shape
+    if n >= 4 * d and n * d > 4_000_000:
+        evals, V = np.linalg.eigh(X.T @ X)
+        evals, V = evals[::-1], V[:, ::-1]
+        s = np.sqrt(np.maximum(evals, 0.0))
+        keep = s > max(rtol * max(X.shape), 1e-7) * (s[0] if s.size else 0.0)
+        s, V = s[keep], V[:, keep]
+        return (X @ V) / s, s, V.T
     U, s, Vt = np.linalg.svd(X, full_matrices=False)
     keep = s > rtol * (s[0] if s.size else 0.0) * max(X.shape)
     return U[:, keep], s[keep], Vt[keep]
@@ -65,12 +78,12 @@ def group_lasso(X, y, beta):
     return z, lam
 
 
-def nuclear_norm_regression(X, Y, beta, tol=1e-9, max_iter=200_000):
+def nuclear_norm_regression(X, Y, beta, tol=1e-8, max_iter=50_000):
     """``Z* = argmin 1/2 ||XZ - Y||_F^2 + beta ||Z||_*`` and ``Lambda* = Y - X Z*``.
 
     Exact (SVT) for whitened X (X X^T = I_n: Z = X^T SVT_beta(Y)) and for X^T X = c I_d
     (Z = SVT_{beta/c}(X^T Y / c)); otherwise FISTA with restarts, stopped at a relative duality gap ``tol``
-    (a ConvergenceWarning if ``max_iter`` is reached first).
+    (a ConvergenceWarning if ``max_iter`` is reached first; the gap of the scaled residual stalls near 1e-9).
 
     Returns
     -------

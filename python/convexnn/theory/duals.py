@@ -30,7 +30,7 @@ def project_dual_ball(X, y, radius: float) -> np.ndarray:
     """Euclidean projection of y onto ``{u : ||X^T u||_2 <= r}`` (y (n,)) or ``{U : sigma_max(U^T X) <= r}`` (Y (n, K)).
 
     Exact for vectors (secular equation) and for whitened / orthogonal-column X; otherwise computed as
-    ``Y - X Z*`` with Z* the nuclear-norm regression solution (its optimality condition), to a 1e-9 relative gap.
+    ``Y - X Z*`` with Z* the nuclear-norm regression solution (its optimality condition), to a 1e-8 relative gap.
 
     Parameters
     ----------

@@ -80,7 +80,8 @@ def balanced_factors(Z, L: int, widths: Optional[Sequence[int]] = None, seed: Op
 
 
 def _min_norm_end_to_end(X, Y):
-    Z = np.linalg.pinv(X) @ Y
+    U, s, Vt = thin_svd(X)
+    Z = (Vt.T / s) @ (U.T @ Y)
     res = np.linalg.norm(X @ Z - Y)
     if res > 1e-8 * max(np.linalg.norm(Y), 1.0):
         raise ValueError(f"beta = 0 is min-norm interpolation, which needs y in the range of X; "
@@ -165,7 +166,8 @@ def deep_linear(X, y, L: int, beta: float, architecture: str = "standard", width
     if beta == 0.0:
         objective = net.squared_weight_norm()
         Uz, _, Vzt = thin_svd(Z, rtol=1e-14)
-        Lam = np.linalg.pinv(X).T @ (Uz @ Vzt)
+        Ux, sx, Vxt = thin_svd(X)
+        Lam = (Ux / sx) @ (Vxt @ (Uz @ Vzt))             # (X^+)^T U_Z V_Z^T
         D = float(np.sum(Lam * Y))
         info["paper_dual_value"] = D
         dual_obj = L * D ** (2.0 / L) if (Y.shape[1] == 1 or L == 2) and D > 0 else (0.0 if D == 0 else np.nan)

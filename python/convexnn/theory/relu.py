@@ -22,7 +22,7 @@ from scipy.optimize import minimize_scalar
 from .._validation import check_choice, check_scalar
 from ._common import (TheoryResult, as_beta, as_depth, as_matrix, as_targets, check_full_row_rank, check_one_hot,
                       rank_one_factors, squared_loss)
-from ._solvers import scalar_power_prox
+from ._solvers import scalar_power_prox, thin_svd
 from .models import MLP, rebalance
 from .one_d import one_d_spline
 
@@ -132,7 +132,7 @@ def rank_one_relu_bias(X, y, beta: float, L: int = 2, intercept: bool = True,
         raise ValueError("rank_one_relu_bias supports scalar targets y of shape (n,)")
     L, beta = as_depth(L), as_beta(beta)
     if L == 2:
-        U, s, Vt = np.linalg.svd(X, full_matrices=False)
+        U, s, Vt = thin_svd(X, rtol=0.0)
         if len(s) > 1 and s[1] > 1e-8 * s[0] * max(X.shape):
             raise ValueError(f"X must be rank one (X = c a0^T): sigma_2 / sigma_1 = {s[1] / s[0]:.3g}")
         c, a0 = U[:, 0], s[0] * Vt[0]
@@ -263,7 +263,7 @@ def bn_last_layers(A, Y, beta: float, variant: str = "balanced") -> TheoryResult
     check_full_row_rank(A, name="A")
     counts = check_one_hot(Yv, "Y")
     n, root = A.shape[0], np.sqrt(counts)
-    W = np.linalg.pinv(A) @ Yv
+    W = A.T @ np.linalg.solve(A @ A.T, Yv)                 # A^+ Y (full row rank)
     gamma = np.linalg.norm(Yv - Yv.mean(axis=0), axis=0) / root
     alpha = counts / (np.sqrt(n) * root)
     s = np.maximum(root - beta, 0.0)

@@ -252,7 +252,7 @@ def l0_interpolation(A, y) -> TheoryResult:
     A = as_matrix(A, "A")
     Y, was_1d = as_targets(y, A.shape[0])
     check_full_row_rank(A, name="A")
-    Ap = np.linalg.pinv(A)
+    Ap = A.T @ np.linalg.inv(A @ A.T)                          # A^+ (full row rank)
     if was_1d:
         parts = [(s, np.maximum(s * Y[:, 0], 0.0)) for s in (1.0, -1.0)]
         cols = [(s, Ap @ p) for s, p in parts if np.any(p > 0)]
