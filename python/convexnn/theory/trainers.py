@@ -250,13 +250,17 @@ def _weights(net):
     return net.to_mlp().weights if isinstance(net, ParallelMLP) else net.weights
 
 
-def layer_ranks(net, rtol: float = 1e-3) -> np.ndarray:
-    """Rank of every layer: #singular values above ``rtol * sigma_max`` (ICML 2021 Figs. 2b, 3b)."""
+def layer_ranks(net, rtol: float = 1e-3, atol: float = 0.0) -> np.ndarray:
+    """Rank of every layer: #singular values above ``max(rtol * sigma_max, atol)`` (ICML 2021 Figs. 2b, 3b).
+
+    ``atol`` makes a layer that decayed to (numerically) zero count as rank 0.
+    """
     rtol = check_scalar(rtol, "rtol", low=0.0)
+    atol = check_scalar(atol, "atol", low=0.0)
     out = []
     for W in _weights(net):
         s = np.linalg.svd(W, compute_uv=False)
-        out.append(int(np.sum(s > rtol * s.max())) if s.size and s.max() > 0 else 0)
+        out.append(int(np.sum(s > max(rtol * s.max(), atol))) if s.size and s.max() > 0 else 0)
     return np.array(out)
 
 
