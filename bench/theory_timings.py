@@ -41,8 +41,10 @@ def closed_form_table(n, d, K, rng):
         (f"whitened_two_layer squared (Thm 9), n={d}, d={n}", lambda: T.whitened_two_layer(W, yw, 1.0)),
         (f"whitened_two_layer multiclass (Thm 15), K={K}, n={d}, d={n}",
          lambda: T.whitened_two_layer(W, one_hot, 1.0, loss="multiclass")),
-        (f"whitened_deep_relu L=4 (ICML Thm 4.3), K={K}, n={d}, d={n}", lambda: T.whitened_deep_relu(W, one_hot, 4, 1.0)),
-        ("rank_one_relu L=5 (Thm 4.1)", lambda: T.rank_one_relu(np.outer(np.abs(y), rng.standard_normal(d)), y, 5, 1.0)),
+        (f"whitened_deep_relu L=4 (ICML Thm 4.3), K={K}, n={d}, d={n}",
+         lambda: T.whitened_deep_relu(W, one_hot, 4, 1.0)),
+        ("rank_one_relu L=5 (Thm 4.1)",
+         lambda: T.rank_one_relu(np.outer(np.abs(y), rng.standard_normal(d)), y, 5, 1.0)),
         (f"bn_last_layers (Thm 4.4), n={d}, p={n}", lambda: T.bn_last_layers(W, one_hot, 1.0)),
     ]
     rows = []

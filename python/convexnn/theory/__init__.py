@@ -31,11 +31,12 @@ from .whitened import Whitening, l0_interpolation, whiten, whitened_deep_relu, w
 from ._common import TheoryResult
 
 __all__ = [
-    "BNReLUHead", "bn_forward", "bn_from_standard", "bn_last_layers", "bn_to_standard", "rank_one_relu",
-    "rank_one_relu_bias", "CollapseReport", "ETF", "MLP", "OneDSpline", "ParallelMLP", "TheoryResult", "Whitening", "balanced_factors",
-    "deep_linear", "detect_kinks", "hinge_dictionary", "l0_interpolation", "neural_collapse", "neural_collapse_etf",
-    "one_d_dual_check", "one_d_spline", "rebalance", "rescaled_objective", "simplex_etf", "two_layer_linear",
-    "weight_decay_objective", "whiten", "whitened_deep_relu", "whitened_two_layer", "TrainResult", "alignment", "layer_norms", "layer_ranks",
-    "neuron_projections", "train", "GapReport", "duality_gap", "extreme_points", "hull_distance_neurons",
-    "project_dual_ball", "relu_dual_constraint", "spike_free_ratio", "ConvexRF", "normalize_patches",
+    "alignment", "balanced_factors", "bn_forward", "bn_from_standard", "bn_last_layers", "bn_to_standard",
+    "BNReLUHead", "CollapseReport", "ConvexRF", "deep_linear", "detect_kinks", "duality_gap", "ETF",
+    "extreme_points", "GapReport", "hinge_dictionary", "hull_distance_neurons", "l0_interpolation", "layer_norms",
+    "layer_ranks", "MLP", "neural_collapse", "neural_collapse_etf", "neuron_projections", "normalize_patches",
+    "one_d_dual_check", "one_d_spline", "OneDSpline", "ParallelMLP", "project_dual_ball", "rank_one_relu",
+    "rank_one_relu_bias", "rebalance", "relu_dual_constraint", "rescaled_objective", "simplex_etf",
+    "spike_free_ratio", "TheoryResult", "train", "TrainResult", "two_layer_linear", "weight_decay_objective",
+    "whiten", "whitened_deep_relu", "whitened_two_layer", "Whitening",
 ]
