@@ -20,8 +20,8 @@
 #include <random>
 #include <vector>
 
-#include "convexnn/blas.hpp"
-#include "convexnn/masked_operator.hpp"
+#include "convexnn/core/blas.hpp"
+#include "convexnn/operator/masked_operator.hpp"
 
 namespace cnn = convexnn;
 using cnn::index_t;

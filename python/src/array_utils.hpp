@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
 
 namespace convexnn::python {
 

@@ -2,7 +2,7 @@
 #include <pybind11/numpy.h>
 
 #include "bindings.hpp"
-#include "convexnn/losses.hpp"
+#include "convexnn/problem/losses.hpp"
 
 namespace py = pybind11;
 
@@ -30,7 +30,7 @@ void bind_losses(py::module_& m) {
         const Loss l = checked(z, y, loss, "z");
         return loss_value<double>(l, z.data(), y.data(), z.shape(0), z.shape(1));
       },
-      py::arg("z"), py::arg("y"), py::arg("loss"), "L(z, y) summed over samples (API.md scaling); z, y: (n, c).");
+      py::arg("z"), py::arg("y"), py::arg("loss"), "L(z, y) summed over samples (no 1/n); z, y: (n, c).");
   m.def(
       "loss_gradient",
       [](const Array& z, const Array& y, const std::string& loss) {

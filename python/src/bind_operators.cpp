@@ -16,8 +16,8 @@
 
 #include "array_utils.hpp"
 #include "bindings.hpp"
-#include "convexnn/masked_operator.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/operator/masked_operator.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 #include "py_operator.hpp"
 
 namespace py = pybind11;

@@ -8,8 +8,8 @@
 
 #include "array_utils.hpp"
 #include "bindings.hpp"
-#include "convexnn/cone_oracle.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/cones/cone_oracle.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace py = pybind11;
 

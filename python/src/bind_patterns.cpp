@@ -10,8 +10,8 @@
 
 #include "array_utils.hpp"
 #include "bindings.hpp"
-#include "convexnn/enumerate.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/patterns/enumerate.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace py = pybind11;
 
@@ -191,7 +191,7 @@ hyperplane through a uniformly drawn training point.)doc")
             });
           },
           py::arg("X"), py::arg("W1"),
-          "Seed 003 'Alg2': patterns of a network's neurons, W1 of shape (m, d), one neuron per row.")
+          "'Alg2' of Pilanci & Ergen, \"Neural Networks are Convex Regularizers\", ICML 2020: patterns of a network's neurons, W1 of shape (m, d), one neuron per row.")
       .def_static("from_words", &from_words_py, py::arg("n"), py::arg("d"), py::arg("words"), py::arg("gates"),
                   "Rebuild from packed words (P, ceil(n/64)) uint64 and gates (P, d) (validated; no dedup).")
       .def_property_readonly("n_samples", &PatternSet::n_samples)
@@ -302,7 +302,7 @@ Raises ValueError when estimate_region_count(X) exceeds max_patterns.)doc");
         });
       },
       py::arg("X"), py::arg("gates"), py::arg("threshold"),
-      R"doc(Seed 003 'Alg3': each gate's pattern plus single-sample flips realizable by a nearby gate.
+      R"doc('Alg3' of Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020: each gate's pattern plus single-sample flips realizable by a nearby gate.
 
 gates: (P, d), one per row. A sample k is flipped when |x_k^T g| <= threshold * ||x_k|| * ||g|| (relative
 threshold) and the gate moved just across x_k's hyperplane gives exactly that flip; the returned gates

@@ -9,7 +9,7 @@
 
 #include "array_utils.hpp"
 #include "bindings.hpp"
-#include "convexnn/relu_solver.hpp"
+#include "convexnn/solvers/relu_solver.hpp"
 #include "progress.hpp"
 
 namespace py = pybind11;

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "bindings.hpp"
-#include "convexnn/gated_solver.hpp"
+#include "convexnn/solvers/gated_solver.hpp"
 #include "progress.hpp"
 
 namespace py = pybind11;
@@ -148,11 +148,11 @@ void bind_typed(py::module_& m) {
 
 op : BlockOperatorF64 / BlockOperatorF32 (e.g. MaskedOperatorF64(X, masks)); P blocks of dimension d.
 y : (n,) or (n, c) float64. Binary losses (logistic, hinge, squared_hinge): c = 1, values in {-1, +1};
-    cross_entropy: one-hot (n, c), c >= 2. Losses are SUMS over samples (API.md).
+    cross_entropy: one-hot (n, c), c >= 2. Losses are SUMS over samples (no 1/n).
 beta : float >= 0.  groups : "output" (one group per column of U_i) or "neuron" (||U_i||_F).
 tol : on the relative duality gap (primal - dual) / |primal|.
 max_iter : BCD epochs / FISTA iterations (None: unlimited).  time_limit : seconds (None: none).
-solver : "auto" (= "bcd"), "bcd" or "fista".  warm_start : (P, d, c) or None.
+solver : "auto" (= "fista"), "bcd" or "fista".  warm_start : (P, d, c) or None.
 verbose : print progress every check_every iterations.  callback(info: dict) -> bool: False stops
     ("interrupted").  certify_op : BlockOperatorF64 with the same blocks, to compute the certificate in
     float64 when op is float32 (otherwise float32 products with a safety margin).

@@ -2,7 +2,7 @@
 #include <omp.h>
 
 #include "bindings.hpp"
-#include "convexnn/blas.hpp"
+#include "convexnn/core/blas.hpp"
 
 namespace py = pybind11;
 

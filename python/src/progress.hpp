@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/gated_solver.hpp"
+#include "convexnn/solvers/gated_solver.hpp"
 
 namespace convexnn::python {
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/operator.hpp"
+#include "convexnn/operator/operator.hpp"
 
 namespace convexnn::python {
 
@@ -60,6 +60,28 @@ class PyBlockOperator : public BlockOperator<T> {
     std::copy(out.data(), out.data() + S * d_ * c, G);
   }
 
+  // Optional override adjoint_dual_norms(R, subset, groups) -> (S, c) float64 ("output") or (S,) ("neuron");
+  // without one, the default (adjoint, then the norms) calls the Python adjoint.
+  void adjoint_dual_norms(const T* R, index_t c, bool groups_neuron, double* out,
+                          BlockSubset subset = {}) const override {
+    {
+      py::gil_scoped_acquire gil;  // every Python object below lives inside this scope
+      const py::function f = py::get_override(static_cast<const BlockOperator<T>*>(this), "adjoint_dual_norms");
+      if (f) {
+        const index_t S = subset.count(p_);
+        py::array_t<T> Ra({n_, c});
+        std::copy(R, R + n_ * c, Ra.mutable_data());
+        const char* groups = groups_neuron ? "neuron" : "output";
+        const py::object r = f(Ra, subset_array(subset), groups);
+        std::vector<index_t> shape = groups_neuron ? std::vector<index_t>{S} : std::vector<index_t>{S, c};
+        const auto a = PyBlockOperator<double>::checked_result(r, f, shape, groups_neuron ? "(S,)" : "(S, c)");
+        std::copy(a.data(), a.data() + a.size(), out);
+        return;
+      }
+    }
+    BlockOperator<T>::adjoint_dual_norms(R, c, groups_neuron, out, subset);
+  }
+
   void block_gram(index_t i, T* gram) const override {
     py::gil_scoped_acquire gil;
     const py::function f = method("block_gram", "block_gram(i)");
@@ -92,7 +114,9 @@ class PyBlockOperator : public BlockOperator<T> {
     return s + (a.ndim() == 1 ? ",)" : ")");
   }
 
-  // The override's return value as a C-contiguous array of dtype T and exactly `shape`.
+ public:  // (also used by PyBlockOperator<float> for the float64 norms)
+  // The override's return value as a C-contiguous array of dtype T and exactly `shape` (TypeError/ValueError
+  // naming the method otherwise).
   static py::array_t<T, py::array::c_style> checked_result(const py::object& r, const py::function& f,
                                                            std::vector<index_t> shape, const char* symbolic) {
     const std::string who = qualname(f);
@@ -111,6 +135,8 @@ class PyBlockOperator : public BlockOperator<T> {
     return py::array_t<T, py::array::c_style>::ensure(a);  // a copy only when a is not C-contiguous
   }
 
+ private:
+
   static py::object subset_array(BlockSubset subset) {
     if (subset.all()) return py::none();
     py::array_t<std::int64_t> s(subset.size);
@@ -120,5 +146,6 @@ class PyBlockOperator : public BlockOperator<T> {
 
   index_t n_, d_, p_;
 };
+
 
 }  // namespace convexnn::python

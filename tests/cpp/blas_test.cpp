@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "convexnn/blas.hpp"
+#include "convexnn/core/blas.hpp"
 
 namespace cnn = convexnn;
 

@@ -1,5 +1,5 @@
 // Cone projection and dual-constraint oracle vs a brute-force projection (enumerate active subsets).
-#include "convexnn/cone_oracle.hpp"
+#include "convexnn/cones/cone_oracle.hpp"
 
 #include <gtest/gtest.h>
 #include <omp.h>

@@ -1,7 +1,7 @@
 // Exact enumeration: counts against Cover's formula (general position) and against Zaslavsky's formula
 // (degenerate data, computed here independently from ranks of hyperplane subsets), interior gates,
 // refusal above max_patterns.
-#include "convexnn/enumerate.hpp"
+#include "convexnn/patterns/enumerate.hpp"
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace cnn = convexnn;
 using cnn::index_t;

@@ -8,9 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "convexnn/dense_block_operator.hpp"
-#include "convexnn/gated_solver.hpp"
-#include "convexnn/masked_operator.hpp"
+#include "convexnn/operator/dense_block_operator.hpp"
+#include "convexnn/solvers/gated_solver.hpp"
+#include "convexnn/operator/masked_operator.hpp"
 
 namespace cnn = convexnn;
 using cnn::index_t;

@@ -6,8 +6,8 @@
 #include <random>
 #include <vector>
 
-#include "convexnn/losses.hpp"
-#include "convexnn/prox.hpp"
+#include "convexnn/problem/losses.hpp"
+#include "convexnn/problem/prox.hpp"
 
 namespace cnn = convexnn;
 using cnn::index_t;

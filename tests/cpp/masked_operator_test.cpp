@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/blas.hpp"
-#include "convexnn/dense_block_operator.hpp"
-#include "convexnn/masked_operator.hpp"
-#include "../../cpp/src/masked_tables.hpp"  // white-box: the bit transpose of the table kernels
+#include "convexnn/core/blas.hpp"
+#include "convexnn/operator/dense_block_operator.hpp"
+#include "convexnn/operator/masked_operator.hpp"
+#include "../../cpp/src/convexnn/operator/masked_tables.hpp"  // white-box: the bit transpose of the table kernels
 
 namespace cnn = convexnn;
 using cnn::index_t;
@@ -512,4 +512,38 @@ TEST(DenseBlockOperator, ExplicitBlocksAndValidation) {
   EXPECT_THROW(cnn::DenseBlockOperator<double>(2, 1, 2, {1, 2, 3}), std::invalid_argument);
   const std::vector<index_t> bad = {2};
   EXPECT_THROW(op.forward(U.data(), 1, z.data(), cnn::BlockSubset::of(bad)), std::invalid_argument);
+}
+
+// The interface's fused adjoint_dual_norms (default: adjoint, then the group norms) gives bitwise the norms of
+// the adjoint computed separately, for both groupings, c = 1 and 3, and a subset.
+TEST(OperatorInterface, AdjointDualNormsEqualAdjointThenNormsBitwise) {
+  const auto p = make_problem<double>(150, 5, 40, false, 7);
+  const auto op = p.op(cnn::ProductMethod::Gemm);
+  for (index_t c : {1, 3}) {
+    std::vector<double> R(static_cast<std::size_t>(p.n * c));
+    for (std::size_t e = 0; e < R.size(); ++e) R[e] = std::sin(0.37 * static_cast<double>(e)) - 0.1;
+    const std::vector<index_t> idx = {3, 0, 39, 3};
+    for (const cnn::BlockSubset subset : {cnn::BlockSubset{}, cnn::BlockSubset::of(idx)}) {
+      const index_t S = subset.count(p.P);
+      std::vector<double> G(static_cast<std::size_t>(S * p.d * c));
+      op.adjoint(R.data(), c, G.data(), subset);
+      for (bool neuron : {false, true}) {
+        const index_t ng = neuron ? 1 : c;
+        std::vector<double> fused(static_cast<std::size_t>(S * ng));
+        op.adjoint_dual_norms(R.data(), c, neuron, fused.data(), subset);
+        for (index_t k = 0; k < S; ++k)
+          for (index_t j = 0; j < ng; ++j) {
+            double want;
+            if (neuron || c == 1) {
+              want = cnn::block_dual_norm(G.data() + k * p.d * c, p.d, c, cnn::Groups::neuron);
+            } else {
+              double acc = 0.0;
+              for (index_t r = 0; r < p.d; ++r) acc += G[(k * p.d + r) * c + j] * G[(k * p.d + r) * c + j];
+              want = std::sqrt(acc);
+            }
+            EXPECT_EQ(fused[k * ng + j], want) << "c " << c << " neuron " << neuron << " block " << k;
+          }
+      }
+    }
+  }
 }

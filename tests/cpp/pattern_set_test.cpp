@@ -1,6 +1,6 @@
 // PatternSet: masks against a direct loop, dedup / drop-zero, layouts, subset, merge, recompute, pickling
 // support (from_words), the Gaussian sampler and the Alg3 flip sampler.
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 #include <gtest/gtest.h>
 #include <omp.h>

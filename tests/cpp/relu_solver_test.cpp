@@ -1,5 +1,5 @@
 // Exact ReLU solver (relu_solver.hpp): the seed-003 toy optimum, honest certificates, feasible iterates.
-#include "convexnn/relu_solver.hpp"
+#include "convexnn/solvers/relu_solver.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,14 +7,14 @@
 #include <random>
 #include <vector>
 
-#include "convexnn/enumerate.hpp"
-#include "convexnn/masked_operator.hpp"
+#include "convexnn/patterns/enumerate.hpp"
+#include "convexnn/operator/masked_operator.hpp"
 
 namespace convexnn {
 namespace {
 
 struct Toy {
-  // Seed 003, Fig. 2: x = -2..2 with a bias column, y = [1, -1, 1, 1, -1].
+  // Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, Fig. 2: x = -2..2 with a bias column, y = [1, -1, 1, 1, -1].
   std::vector<double> X = {-2, 1, -1, 1, 0, 1, 1, 1, 2, 1};
   std::vector<double> y = {1, -1, 1, 1, -1};
   MatrixView<double> view() const { return MatrixView<double>::c_order(X.data(), 5, 2); }

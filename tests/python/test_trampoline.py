@@ -317,3 +317,25 @@ def test_cone_rows_must_match_the_patterns_and_the_blocks():
         _core.solve_relu(op, np.ascontiguousarray(Xc[:, :-1]), pats, y, 0.1)
     with pytest.raises(ValueError, match="y must have shape"):
         _core.solve_relu(op, Xc, pats, np.zeros((Xc.shape[0], 1)), 0.1)
+
+
+def test_adjoint_dual_norms_override_is_used_and_checked():
+    Xb, pats, y = _problem(seed=9)
+    cpp = _core.MaskedOperatorF64(Xb, pats)
+
+    class WithNorms(NumpyMaskedOperator):
+        def adjoint_dual_norms(self, R, subset, groups):
+            self.calls["norms"] = self.calls.get("norms", 0) + 1
+            G = self.adjoint(R, subset)
+            return np.sqrt((G ** 2).sum(axis=1)) if groups == "output" else np.sqrt((G ** 2).sum(axis=(1, 2)))
+
+    op = WithNorms(Xb, pats.dense())
+    assert _core.gated_beta_max(op, y[:, 0]) == pytest.approx(_core.gated_beta_max(cpp, y[:, 0]), rel=1e-13)
+    assert op.calls["norms"] == 1
+
+    class WrongNorms(NumpyMaskedOperator):
+        def adjoint_dual_norms(self, R, subset, groups):
+            return np.zeros(3)
+
+    with pytest.raises(ValueError, match=r"WrongNorms\.adjoint_dual_norms must return shape \(S, c\)"):
+        _core.gated_beta_max(WrongNorms(Xb, pats.dense()), y[:, 0])

@@ -32,9 +32,9 @@
 #include <memory>
 #include <vector>
 
-#include "convexnn/common.hpp"
-#include "convexnn/operator.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/core/common.hpp"
+#include "convexnn/operator/operator.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace convexnn {
 

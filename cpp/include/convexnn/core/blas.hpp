@@ -1,7 +1,7 @@
 // Thin typed wrappers over the CBLAS/LAPACK entry points of scipy-openblas32 (symbols prefixed scipy_).
 #pragma once
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
 
 namespace convexnn::blas {
 

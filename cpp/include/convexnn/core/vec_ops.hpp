@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
 
 namespace convexnn::vec {
 

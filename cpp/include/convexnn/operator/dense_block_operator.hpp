@@ -6,8 +6,8 @@
 
 #include <vector>
 
-#include "convexnn/masked_operator.hpp"
-#include "convexnn/operator.hpp"
+#include "convexnn/operator/masked_operator.hpp"
+#include "convexnn/operator/operator.hpp"
 
 namespace convexnn {
 

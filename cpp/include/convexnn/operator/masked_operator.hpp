@@ -1,18 +1,5 @@
-// Matrix-free masked products on the CPU: the hot path of every solver.
-//
-//   forward:  z   = sum_i D_i X U_i            (n x c)
-//   adjoint:  G_i = X^T D_i R                  (d x c per block)
-//
-// with D_i = diag(mask_i) given as bit-packed masks (see pattern_set.hpp) and X (n x d) viewed in place
-// (C- or F-ordered, never copied). Both products are tiled over rows: a tile of X times all coefficient
-// blocks of a pattern block is one BLAS GEMM, and the masks enter only in a vectorised epilogue (forward)
-// or prologue (adjoint) over that tile. No n x P matrix is ever held; the per-thread tile buffer is
-// bounded by kTileBytes (masked_operator.cpp).
-//
-// Threading: OpenMP over a fixed grid of work units (row chunks x pattern chunks) whose shape depends on
-// the problem shape only, never on the thread count; partial results are reduced in a fixed order. So
-// results are bitwise identical for any number of threads (and for every SIMD kernel variant). BLAS runs
-// single-threaded inside the parallel regions.
+// Matrix-free masked products on the CPU, A(U) = sum_i D_i X U_i and its adjoint, bitwise identical for every
+// thread count and SIMD variant. Tiling, threading and product methods: docs/architecture.md, "Product methods".
 #pragma once
 
 #include <cstdint>
@@ -20,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/operator.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/operator/operator.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace convexnn {
 

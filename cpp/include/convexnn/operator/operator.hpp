@@ -4,9 +4,11 @@
 // explicit-blocks operator for tests, and the CUDA operator in cuda/.
 #pragma once
 
+#include <cmath>
 #include <vector>
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
+#include "convexnn/problem/prox.hpp"
 
 namespace convexnn {
 
@@ -37,6 +39,30 @@ class BlockOperator {
   virtual void adjoint(const T* R, index_t c, T* G, BlockSubset subset = {}) const = 0;
   // The d x d Gram matrix X^T D_i X of one block (row-major), e.g. for block Lipschitz constants.
   virtual void block_gram(index_t i, T* gram) const = 0;
+
+  // The adjoint fused with the group dual norms that beta_max and every certificate need, in double:
+  //   groups_neuron = false: out[k * c + j] = ||(A_{s_k}^T R)[:, j]||_2   (|S| x c)
+  //   groups_neuron = true:  out[k]         = ||A_{s_k}^T R||_F            (|S|)
+  // The default runs adjoint() and then the norms (bitwise what a caller doing both gets); a device or a
+  // remote operator can override it to return |S| * g numbers instead of |S| * d * c.
+  virtual void adjoint_dual_norms(const T* R, index_t c, bool groups_neuron, double* out,
+                                  BlockSubset subset = {}) const {
+    const index_t S = subset.count(n_blocks()), d = block_dim();
+    std::vector<T> G(static_cast<std::size_t>(S * d * c));
+    if (S > 0) adjoint(R, c, G.data(), subset);
+    for (index_t k = 0; k < S; ++k) {
+      const T* g = G.data() + k * d * c;
+      if (groups_neuron || c == 1) {
+        out[groups_neuron ? k : k * c] = block_dual_norm(g, d, c, Groups::neuron);
+        continue;
+      }
+      for (index_t j = 0; j < c; ++j) {
+        double acc = 0.0;
+        for (index_t r = 0; r < d; ++r) acc += static_cast<double>(g[r * c + j]) * static_cast<double>(g[r * c + j]);
+        out[k * c + j] = std::sqrt(acc);
+      }
+    }
+  }
 };
 
 }  // namespace convexnn

@@ -1,5 +1,6 @@
 // Exact enumeration of ALL sign patterns 1[X u >= 0] of a data matrix: one per full-dimensional region of
-// the central hyperplane arrangement {u : x_k^T u = 0}, k = 1..n (seed 003, §2).
+// the central hyperplane arrangement {u : x_k^T u = 0}, k = 1..n (Pilanci & Ergen,
+// "Neural Networks are Convex Regularizers", ICML 2020, Section 2).
 //
 // Algorithm (no LP needed, exact in exact arithmetic):
 //  1. Rank reduction. The columns of X are scaled to unit norm (this changes no pattern) and factored by a
@@ -38,8 +39,8 @@
 
 #include <cstdint>
 
-#include "convexnn/common.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/core/common.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace convexnn {
 

@@ -1,6 +1,6 @@
 // Losses of the convex programs, their gradients, smoothness constants and Fenchel conjugates.
 //
-// All losses are SUMS over samples (API.md scaling, no 1/n). Predictions z and targets y are (n x c)
+// All losses are SUMS over samples (no 1/n). Predictions z and targets y are (n x c)
 // row-major; y is always float64, z may be float or double; every sum is accumulated in double.
 //
 //   squared        L(z) = 1/2 sum_k ||z_k - y_k||^2                  smoothness 1
@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
 
 namespace convexnn {
 

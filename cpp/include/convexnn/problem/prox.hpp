@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
 
 namespace convexnn {
 

@@ -1,44 +1,6 @@
-// Certified solver of the gated-ReLU convex program (a group lasso over the blocks D_i X):
-//
-//   min_U  L(sum_i D_i X U_i, y) + beta * Omega(U),   U_i in R^{d x c}, U stored (P x d x c) C-contiguous,
-//   Omega = sum_i sum_k ||U_i[:, k]||_2 (groups="output")  or  sum_i ||U_i||_F (groups="neuron").
-//
-// Written once against BlockOperator<T> (forward, adjoint, block_gram on block subsets), so any backend
-// operator plugs in. Algorithms (options.solver):
-//   "fista" accelerated proximal gradient with backtracking (start from smoothness * ||A||^2 estimated by
-//           power iteration, the step re-grows every iteration; the sufficient-decrease test is the
-//           cancellation-free s ||A dx||^2 <= L ||dx||^2), gradient-based adaptive restart.
-//   "bcd"   cyclic block-coordinate descent. Each block step minimises the loss majorant
-//           <g, V - U_i> + (s/2) (V - U_i)^T H_i (V - U_i) + beta Omega(V) exactly (s = loss smoothness,
-//           H_i = X^T D_i X from block_gram, eigendecomposed once and cached): for the squared loss this is
-//           exact block minimisation. Above the cache budget the metric falls back to lambda_max(H_i) I.
-//           Anderson extrapolation of the block iterates every K epochs (accepted only if it lowers the
-//           objective).
-//   "auto"  fista: with random gates the blocks D_i X overlap heavily and A^T A is ill-conditioned (a few
-//           directions shared by all blocks carry eigenvalues ~P/4 times the rest), where acceleration wins;
-//           measured 2-5x faster than bcd per unit of work (bench/gated_solver_bench.py).
-// Both run inside working sets (celer/skglm style): the blocks with the largest dual scores
-// ||X^T D_i theta|| / beta plus the current support; the working-set problem is solved to a fraction of
-// the current global gap, and a full adjoint pass checks the global gap before stopping.
-// Newton phase (smooth losses, options.newton): once every zero group is strictly dual feasible and the gap is
-// below 1e-2, damped active-set Newton steps (block-Jacobi preconditioned CG, projected line search that can
-// also shrink the support) take over; they converge superlinearly and, unlike first-order iterates (whose dual
-// violations scale like the square root of the objective excess), make the certificate as tight as the point.
-//
-// Certificate (always in double): theta = -grad L(z) at z = A U (hinge: the gradient of the smoothed hinge,
-// which lies in the box domain of the true hinge conjugate), scaled by s = min(1, beta / max_i ||A_i^T theta||_*)
-// gives the lower bound D = -L*(-s theta). The dual bound is kept monotone (the best one seen); with BCD a second
-// candidate from dual extrapolation (celer: extrapolate the last K+1 predictions z, theta_acc = -grad L(z_acc))
-// is tried at each check. Relative gap = (P - D) / |P| (inf if P = 0 != D); `tol` is on it.
-//
-// Hinge loss: solved through its Moreau envelope (Huber hinge) with smoothing mu decreased by 10x whenever the
-// smoothed problem is solved to within a fifth of the true gap (continuation). Before each decrease an
-// active-set Newton polish on the margin equations (samples with y z = 1) recovers the exact primal and dual when
-// the margin set is identified (small problems: at most 800 unknowns); a least-squares fit of the margin duals
-// is the fallback. The objective, gap and status always refer to the TRUE hinge objective.
-//
-// Multi-output (c > 1): groups are columns (independent heads for separable losses) or whole blocks; the
-// coupled cross entropy is handled by the same block steps (its majorant is separable per column).
+// Certified solver of the gated-ReLU convex program (a group lasso over the blocks D_i X; Pilanci & Ergen,
+// "Neural Networks are Convex Regularizers", ICML 2020, eq. (8) with fixed gates). Algorithms, certificate,
+// hinge continuation and working sets: docs/architecture.md, "The gated-ReLU solver".
 #pragma once
 
 #include <functional>
@@ -47,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/losses.hpp"
-#include "convexnn/operator.hpp"
-#include "convexnn/prox.hpp"
+#include "convexnn/problem/losses.hpp"
+#include "convexnn/operator/operator.hpp"
+#include "convexnn/problem/prox.hpp"
 
 namespace convexnn {
 

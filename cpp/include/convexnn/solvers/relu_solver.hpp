@@ -1,48 +1,6 @@
-// Certified solver of the exact (cone-constrained) ReLU convex program, seed 003 eq. (8) / (39):
-//
-//   min_{V,W}  L(sum_i D_i X (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]|| + ||W_i[:, k]||)
-//   s.t.       (2 D_i - I) X V_i[:, k] >= 0,  (2 D_i - I) X W_i[:, k] >= 0      for every i, k,
-//
-// (c > 1: independent heads sharing the patterns, API.md groups="output").
-//
-// Method: accelerated proximal gradient (FISTA, backtracking, gradient-based adaptive restart) whose prox is
-// exact: for a closed convex cone K the prox of t*(beta ||.|| + indicator_K) is
-//   prox(x) = max(0, 1 - t beta / ||Pi_K(x)||) Pi_K(x),
-// (minimise over directions e in K first: the best is Pi_K(x)/||Pi_K(x)||, since max_{e in K, ||e||<=1} e^T x
-// = ||Pi_K(x)||), so every iterate is feasible up to the accuracy of the cone projection (cone_oracle.hpp).
-// Columns with ||x|| <= t beta are zero without projecting (||Pi_K(x)|| <= ||x||); the others stop as soon as
-// ||Pi_K(x)|| <= t beta is proven, and the first constraint pass of every 16 columns' projections is one GEMM.
-//
-// Why this method (bench/RESULTS.md has the measurements): the iterates stay feasible, so the Theorem-1
-// network reproduces the objective exactly at every iterate; the gated machinery (operator, losses,
-// certificates) is reused unchanged; there are no n x P multipliers to store as in an augmented Lagrangian.
-//
-// Certificate: theta = -grad L(z); the dual constraint of pattern i and column k is
-//   max( ||Pi_{K_i}(X^T D_i theta_k)||, ||Pi_{K_i}(-X^T D_i theta_k)|| ) <= beta,
-// evaluated by the cone projections of the adjoint already computed (exactly when above beta; a projection that
-// proves "<= beta" stops there, as only the maximum above beta matters), started from the prox's active sets of
-// the same columns; theta scaled by
-// s = min(1, beta / max) is dual feasible and D = -L*(-s theta) is a lower bound on the optimum over these
-// patterns. The KKT residual reported is that relative duality gap (zero exactly at KKT points); the
-// relative violation is max_i,k max_rows ((2D_i - I) X v)_- / (||X||_2 ||v||). Converged = both <= tol.
-// Screening: at a check where even the best scale that the nonzero columns allow (their own directions bound the
-// oracle from below) gives a gap above tol, the oracle is skipped (the history keeps the best bound so far); the
-// final certificate and every "converged" are always full.
-// Hinge: Moreau smoothing with continuation as in the gated solver; certificates for the TRUE hinge.
-//
-// Ray Newton (options.ray_newton, all losses but the hinge): the cones are thin, so at a solution the nonzero
-// columns sit on faces of very low dimension (measured at n = 10k, d = 50: 48-49 of 50 rows tight, i.e. rays and
-// 2-faces), and the prox finds the columns' directions long before FISTA has fixed their lengths. At a certificate
-// check (before its certificate) every nonzero column is kept on the ray through it, v_j = s_j u_j with
-// u_j = v_j / ||v_j||, and the smooth reduced problem over the scales
-//   min_{s >= 0}  L(sum_j s_j A_j u_j) + beta * sum_j s_j
-// (one unknown per nonzero column) is solved by a projected Newton method with exact Hessians (eigen-
-// decomposition, pseudo-inverse; a scale that reaches 0 drops its column). The rescaled columns are exactly
-// feasible; the point is accepted only if the true objective, recomputed through the operator, decreased, and
-// FISTA restarts from it. While the certificates that follow accepted steps do not converge, the attempts get
-// exponentially rarer (restarting every check would cost ill-conditioned problems their acceleration). The
-// certificate is computed as always, so a poor direction only costs the attempt. Measured (bench/
-// relu_solver_bench.py, n = 10k, d = 50, P = 100): 20 iterations instead of 50 to beat adelie's objective.
+// Certified solver of the exact (cone-constrained) ReLU convex program of Pilanci & Ergen, "Neural Networks
+// are Convex Regularizers", ICML 2020, eq. (3)-(4) / (39): FISTA with the exact cone-norm prox, certificate by
+// the cone oracle, ray Newton. Method and certificate: docs/architecture.md, "The exact ReLU solver".
 #pragma once
 
 #include <functional>
@@ -51,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/cone_oracle.hpp"
-#include "convexnn/gated_solver.hpp"
-#include "convexnn/losses.hpp"
-#include "convexnn/operator.hpp"
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/cones/cone_oracle.hpp"
+#include "convexnn/solvers/gated_solver.hpp"
+#include "convexnn/problem/losses.hpp"
+#include "convexnn/operator/operator.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 namespace convexnn {
 
@@ -125,6 +83,13 @@ class ReluSolver {
   // Newton on the scales of x's nonzero columns (directions fixed); true (x, its prediction and `penalty`
   // replaced) when the objective decreased.
   bool ray_newton(Point& x, double& penalty, double beta, double mu) const;
+  // A nonzero column of V (kind kSlotV) or W (kSlotW) in ray Newton, with its norm (the starting scale).
+  struct RayColumn {
+    SlotKind kind;
+    index_t col;
+    double norm;
+  };
+  std::vector<double> ray_design(const std::vector<RayColumn>& entries, const Point& x) const;
   double dual_value_bound(const std::vector<double>& V, const std::vector<double>& W, const std::vector<double>& grad,
                           const std::vector<double>& G, double beta) const;
   // L(z) at z = A(V - W) (smoothed hinge when mu > 0), grad L(z) into `grad` and G = A^T grad into `G`,

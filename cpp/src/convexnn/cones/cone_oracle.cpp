@@ -1,6 +1,6 @@
 // Dual active-set (Goldfarb-Idnani, Hessian = I) projection onto the cone of a sign pattern, and the
 // per-pattern dual-constraint oracle built on it. See cone_oracle.hpp for the math.
-#include "convexnn/cone_oracle.hpp"
+#include "convexnn/cones/cone_oracle.hpp"
 
 #include <omp.h>
 
@@ -14,7 +14,7 @@
 #include <string>
 #include <type_traits>
 
-#include "convexnn/blas.hpp"
+#include "convexnn/core/blas.hpp"
 
 namespace convexnn {
 namespace {

@@ -1,4 +1,4 @@
-#include "convexnn/blas.hpp"
+#include "convexnn/core/blas.hpp"
 
 #include <cblas.h>
 #include <lapacke.h>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "convexnn/common.hpp"
+#include "convexnn/core/common.hpp"
 
 namespace convexnn::detail {
 

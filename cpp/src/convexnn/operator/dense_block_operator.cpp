@@ -1,11 +1,11 @@
-#include "convexnn/dense_block_operator.hpp"
+#include "convexnn/operator/dense_block_operator.hpp"
 
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
-#include "convexnn/blas.hpp"
+#include "convexnn/core/blas.hpp"
 
 namespace convexnn {
 

@@ -6,10 +6,10 @@
 // with B stored as 16 rows of 16 pairs: row q holds (B[2q][j], B[2q + 1][j]) for j = 0..15.
 // Forward: A = masks of 16 rows over 32 patterns, B = 32 patterns x 16 features of U.
 // Adjoint: A = masks of 16 patterns over 32 rows, B = 32 rows x 16 features of Phi.
-#include "masked_amx.hpp"
-#include "buffers.hpp"
-#include "masked_tables.hpp"
-#include "parallel_errors.hpp"
+#include "convexnn/operator/masked_amx.hpp"
+#include "convexnn/core/buffers.hpp"
+#include "convexnn/operator/masked_tables.hpp"
+#include "convexnn/core/parallel_errors.hpp"
 
 #include <omp.h>
 

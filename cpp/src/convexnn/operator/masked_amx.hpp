@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include "convexnn/masked_operator.hpp"
+#include "convexnn/operator/masked_operator.hpp"
 
 namespace convexnn::detail {
 

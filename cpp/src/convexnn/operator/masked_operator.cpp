@@ -8,7 +8,7 @@
 // Rows of C and M are one (pattern, column) pair each, so a mask word meets 64 contiguous values.
 // Upk/Gpk are the coefficient blocks "packed" as (S*c) x d row-major: for c = 1 that is exactly the
 // (S, d) C-contiguous input/output, for c > 1 it is a transpose of each block done once per call.
-#include "convexnn/masked_operator.hpp"
+#include "convexnn/operator/masked_operator.hpp"
 
 #include <omp.h>
 
@@ -22,11 +22,12 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "convexnn/blas.hpp"
-#include "masked_amx.hpp"
-#include "masked_tables.hpp"
-#include "buffers.hpp"
-#include "parallel_errors.hpp"
+#include "convexnn/core/blas.hpp"
+#include "convexnn/operator/choose_method.hpp"
+#include "convexnn/operator/masked_amx.hpp"
+#include "convexnn/operator/masked_tables.hpp"
+#include "convexnn/core/buffers.hpp"
+#include "convexnn/core/parallel_errors.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define CONVEXNN_X86_SIMD 1
@@ -721,14 +722,7 @@ bool amx_available() { return detail::amx_available(); }
 template <class T>
 ProductMethod MaskedOperator<T>::resolved_method(index_t c, index_t n_blocks) const {
   if (method_ != ProductMethod::Auto) return method_;
-  if (!detail::tables_preferred(X_.rows, X_.cols, c, n_blocks, sizeof(T))) return ProductMethod::Gemm;
-  // Where the tables beat the GEMM tiles, AMX beats the tables from 128 patterns on (0.35-0.7x of their time
-  // at n = 1e4, d = 10-100, c = 1; below, its 32-pattern tile steps and units leave it 0.7-1.8x) for
-  // m = d c <= 128 (at m = 150 the pairs tie, at m = 240 AMX's adjoint is 1.4x slower); bench/RESULTS.md.
-  constexpr index_t kMinPatternsForAmx = 128, kMaxFeaturesForAmx = 128;
-  const bool amx = std::is_same_v<T, float> && n_blocks >= kMinPatternsForAmx &&
-                   X_.cols * c <= kMaxFeaturesForAmx && detail::amx_available();
-  return amx ? ProductMethod::Amx : ProductMethod::Tables;
+  return detail::choose_method({X_.rows, X_.cols, c, n_blocks, sizeof(T)});
 }
 
 namespace {

@@ -4,9 +4,9 @@
 // forward), stored padded to mp entries, mp a multiple of one cache line, in 64-byte aligned buffers so
 // every vector load is a whole, aligned line (unaligned 64-byte loads measured ~1.8x slower). A table is
 // 16 such vectors: entry b (0 <= b < 16) is the sum of the group's vectors whose bit is set in b.
-#include "masked_tables.hpp"
-#include "buffers.hpp"
-#include "parallel_errors.hpp"
+#include "convexnn/operator/masked_tables.hpp"
+#include "convexnn/core/buffers.hpp"
+#include "convexnn/core/parallel_errors.hpp"
 
 #include <omp.h>
 
@@ -51,13 +51,7 @@ constexpr std::size_t kMaxPartialBytes = std::size_t(16) << 20;
 constexpr index_t kMinWorkUnits = 16;
 // Below this many vector additions a call runs on one thread.
 constexpr double kMinParallelAdds = 2e5;
-// Auto method (measured at n = 1e4, d in {10, 50, 200}, P in {16 .. 2000}, c in {1, 3}; bench/RESULTS.md):
-// the tables need enough patterns to amortise building them (GEMM wins below ~32 patterns in float64 and
-// ~64 in float32, whose GEMM is twice as fast), and short feature vectors m = d * c (GEMM wins at m = 600).
-constexpr index_t kMinPatternsForTablesF64 = 32;
-constexpr index_t kMinPatternsForTablesF32 = 64;
-constexpr index_t kMaxFeaturesForTables = 256;
-constexpr std::size_t kMaxForwardTableBytes = std::size_t(64) << 20;  // also the most a per-thread buffer keeps
+// The Auto method's thresholds (when the tables run at all) are in choose_method.cpp.
 
 
 // ---- aligned buffers ---------------------------------------------------------------------------------------
@@ -320,13 +314,6 @@ std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks) {
 std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
   const index_t mp = round_up(std::max<index_t>(d * c, 1), static_cast<index_t>(kLine / elem_bytes));
   return static_cast<std::size_t>(ceil_div(n_blocks, kGroupBits)) * kEntries * static_cast<std::size_t>(mp) * elem_bytes;
-}
-
-bool tables_preferred(index_t n, index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
-  const index_t min_patterns = elem_bytes <= sizeof(float) ? kMinPatternsForTablesF32 : kMinPatternsForTablesF64;
-  if (n < 1 || d < 1 || n_blocks < min_patterns) return false;
-  if (d * c > kMaxFeaturesForTables) return false;
-  return forward_table_bytes(d, c, n_blocks, elem_bytes) <= kMaxForwardTableBytes;
 }
 
 // ---- adjoint ---------------------------------------------------------------------------------------------------

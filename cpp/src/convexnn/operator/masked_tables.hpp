@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "convexnn/masked_operator.hpp"
+#include "convexnn/operator/masked_operator.hpp"
 
 namespace convexnn::detail {
 
@@ -45,10 +45,6 @@ std::size_t row_bits_bytes(index_t n, index_t n_patterns);
 template <class T>
 void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& masks, BlockSubset subset, const T* R,
                    index_t c, T* G);
-
-// Whether the tables are expected to beat the GEMM tiles for this shape (the Auto method): enough patterns
-// to amortise the tables, and forward tables of a reasonable size. Measured in bench/RESULTS.md.
-bool tables_preferred(index_t n, index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes);
 
 // Bytes of the forward tables for this shape (the operator refuses sizes it cannot allocate).
 std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes);

@@ -1,5 +1,5 @@
 // Exact enumeration of the regions of a central hyperplane arrangement (see enumerate.hpp for the method).
-#include "convexnn/enumerate.hpp"
+#include "convexnn/patterns/enumerate.hpp"
 
 #include <lapacke.h>
 #include <omp.h>

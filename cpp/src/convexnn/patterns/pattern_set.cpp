@@ -1,6 +1,6 @@
 // Bit-packed sign patterns: computation from gates (BLAS tiles + bit packing), deduplication by hashing,
 // Gaussian sampling with a portable random stream, the Alg2/Alg3 samplers, subsets, merging.
-#include "convexnn/pattern_set.hpp"
+#include "convexnn/patterns/pattern_set.hpp"
 
 #include <omp.h>
 
@@ -11,7 +11,7 @@
 #include <random>
 #include <type_traits>
 
-#include "convexnn/blas.hpp"
+#include "convexnn/core/blas.hpp"
 
 namespace convexnn {
 

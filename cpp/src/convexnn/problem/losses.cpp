@@ -1,10 +1,10 @@
-#include "convexnn/losses.hpp"
+#include "convexnn/problem/losses.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "convexnn/vec_ops.hpp"
+#include "convexnn/core/vec_ops.hpp"
 
 namespace convexnn {
 namespace {

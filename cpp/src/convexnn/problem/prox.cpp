@@ -1,4 +1,4 @@
-#include "convexnn/prox.hpp"
+#include "convexnn/problem/prox.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,5 @@
-#include "convexnn/gated_solver.hpp"
+#include "convexnn/solvers/gated_solver.hpp"
+#include "convexnn/solvers/continuation.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -7,8 +8,8 @@
 #include <numeric>
 #include <type_traits>
 
-#include "convexnn/blas.hpp"
-#include "convexnn/vec_ops.hpp"
+#include "convexnn/core/blas.hpp"
+#include "convexnn/core/vec_ops.hpp"
 
 namespace convexnn {
 
@@ -22,14 +23,11 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 using Clock = std::chrono::steady_clock;
 
-// Internal constants (measured, see bench/gated_solver_bench.py).
+// Internal constants (their measurements: docs/tuning.md).
 constexpr index_t kInitialWorkingSet = 10;  // p0 of celer
 constexpr index_t kBcdCheckEvery = 5;       // BCD epochs between gap checks
 constexpr double kInnerFraction = 0.3;      // working-set problem solved to this fraction of the global gap
-constexpr double kHingeMu0 = 1.0;           // initial hinge smoothing
-constexpr double kHingeMuMin = 1e-14;
-constexpr double kHingeShrink = 0.1;        // mu <- mu * kHingeShrink ...
-constexpr double kHingeTrigger = 0.2;       // ... when the smoothed gap is below this fraction of the true gap
+constexpr const HingeContinuation& kHinge = kGatedHingeContinuation;  // continuation.hpp
 constexpr int kPowerIterations = 15;
 constexpr double kNewtonGap = 1e-2;         // Newton phase only below this relative gap ...
 constexpr int kNewtonMaxSteps = 20;         // ... at most this many steps in a row ...
@@ -342,42 +340,19 @@ class Run {
   // Groups per block: c (output) or 1 (neuron).
   index_t groups_per_block() const { return groups_ == Groups::neuron ? 1 : c_; }
 
-  // Per-group dual norms ||G_i[:, k]|| (output) or ||G_i||_F (neuron) of a (P x d x c) array, (P x groups_per_block).
-  template <class V>
-  void group_norms(const V* G, std::vector<double>& out) const {
-    const index_t ng = groups_per_block();
-    out.assign(static_cast<std::size_t>(p_ * ng), 0.0);
-    for (index_t i = 0; i < p_; ++i) {
-      const V* g = G + i * bs_;
-      if (ng == 1) {
-        out[i] = block_dual_norm(g, d_, c_, Groups::neuron);
-      } else {
-        for (index_t k = 0; k < c_; ++k) {
-          double acc = 0.0;
-          for (index_t j = 0; j < d_; ++j) acc += static_cast<double>(g[j * c_ + k]) * static_cast<double>(g[j * c_ + k]);
-          out[i * ng + k] = std::sqrt(acc);
-        }
-      }
-    }
-  }
-
   // Max group dual norm of A^T theta over all blocks (double); per-group norms (P x groups_per_block) into
   // `norms` if given.
   double full_dual_norm(const std::vector<double>& theta, std::vector<double>* norms) const {
     if (p_ == 0) return 0.0;
-    std::vector<double> nr;
+    std::vector<double> nr(static_cast<std::size_t>(p_ * groups_per_block()));
+    const bool neuron = groups_ == Groups::neuron;
     if (cop_) {
-      std::vector<double> G(static_cast<std::size_t>(p_ * bs_));
-      cop_->adjoint(theta.data(), c_, G.data(), BlockSubset{});
-      group_norms(G.data(), nr);
+      cop_->adjoint_dual_norms(theta.data(), c_, neuron, nr.data());
     } else if constexpr (std::is_same<T, double>::value) {
-      std::vector<double> G(static_cast<std::size_t>(p_ * bs_));
-      op_.adjoint(theta.data(), c_, G.data(), BlockSubset{});
-      group_norms(G.data(), nr);
+      op_.adjoint_dual_norms(theta.data(), c_, neuron, nr.data());
     } else {
-      std::vector<T> th(theta.begin(), theta.end()), G(static_cast<std::size_t>(p_ * bs_));
-      op_.adjoint(th.data(), c_, G.data(), BlockSubset{});
-      group_norms(G.data(), nr);
+      std::vector<T> th(theta.begin(), theta.end());
+      op_.adjoint_dual_norms(th.data(), c_, neuron, nr.data());
     }
     double m = 0.0;
     for (double v : nr) m = std::max(m, v);
@@ -432,19 +407,13 @@ class Run {
     for (index_t i = 0; i < p_; ++i)
       for (index_t k = 0; k < ng; ++k) scores_[i] = std::max(scores_[i], group_scores_[i * ng + k]);
     // Candidate 2: dual extrapolation from the last K+1 predictions.
-    std::vector<double> cw;
-    if (use_dual_extrapolation() && extrapolation_weights(zhist_, nc_, cw)) {
-      std::vector<double> zacc(static_cast<std::size_t>(nc_)), th2(static_cast<std::size_t>(nc_));
-      combine_snapshots(zhist_, cw, 0, nc_, zacc.data());
-      loss_value_grad(loss_, zacc.data(), y_.data(), n_, c_, th2.data(), mu_);
-      for (double& v : th2) v = -v;
-      if (vec::all_finite(nc_, th2.data())) {
-        const double mx2 = full_dual_norm(th2, nullptr);
-        double s2 = 1.0;
-        const double d2 = dual_value(th2, mx2, safety, &s2, 0.0);
-        if (d2 > dual) dual = d2;
-        if (mu_ > 0) smooth_dual = std::max(smooth_dual, d2 - 0.5 * mu_ * s2 * s2 * vec::sqnorm(nc_, th2.data()));
-      }
+    std::vector<double> th2;
+    if (extrapolated_theta(th2)) {
+      const double mx2 = full_dual_norm(th2, nullptr);
+      double s2 = 1.0;
+      const double d2 = dual_value(th2, mx2, safety, &s2, 0.0);
+      if (d2 > dual) dual = d2;
+      if (mu_ > 0) smooth_dual = std::max(smooth_dual, d2 - 0.5 * mu_ * s2 * s2 * vec::sqnorm(nc_, th2.data()));
     }
     if (std::isfinite(dual)) best_dual_ = std::max(best_dual_, dual);
     last_zd_ = std::move(zd);
@@ -464,6 +433,19 @@ class Run {
   // once the support is identified; FISTA's momentum sequence is not one (measured: the extrapolated point was
   // never the better dual there), so it is skipped for FISTA, saving an adjoint pass per check.
   bool use_dual_extrapolation() const { return opt_.extrapolation > 0 && solver_ == "bcd"; }
+
+  // The second dual candidate of a check: theta = -grad L at the extrapolation of the last K+1 predictions
+  // (celer's dual extrapolation). False when there is none or it is not finite.
+  bool extrapolated_theta(std::vector<double>& th2) const {
+    std::vector<double> cw;
+    if (!use_dual_extrapolation() || !extrapolation_weights(zhist_, nc_, cw)) return false;
+    std::vector<double> zacc(static_cast<std::size_t>(nc_));
+    th2.assign(static_cast<std::size_t>(nc_), 0.0);
+    combine_snapshots(zhist_, cw, 0, nc_, zacc.data());
+    loss_value_grad(loss_, zacc.data(), y_.data(), n_, c_, th2.data(), mu_);
+    for (double& v : th2) v = -v;
+    return vec::all_finite(nc_, th2.data());
+  }
 
   // Global relative gap of the best point (the one returned).
   double best_gap() const { return relative_gap(best_primal_, best_dual_); }
@@ -666,7 +648,7 @@ class Run {
   // polish (primal and dual) and, unless that certifies the point, shrink mu. Returns true if mu or U changed.
   bool maybe_shrink_mu() {
     if (mu_ <= 0) return false;
-    if (last_smooth_gap_ <= kHingeTrigger * last_gap_) {
+    if (kHinge.should_shrink(last_smooth_gap_, last_gap_)) {
       // The margin set is guessed from |1 - y z| <= band; the right band depends on how well the current point
       // is solved, so try a few (each guess costs one small dense solve; a wrong one is simply not accepted).
       bool replaced = false;
@@ -680,8 +662,8 @@ class Run {
         status_ = "converged";
         return false;
       }
-      if (mu_ <= kHingeMuMin) return replaced;
-      mu_ = std::max(kHingeMuMin, mu_ * kHingeShrink);
+      if (mu_ <= kHinge.mu_min) return replaced;
+      mu_ = kHinge.next(mu_);
       return true;
     }
     return false;
@@ -703,14 +685,8 @@ class Run {
       return dual_value(th, mx, adjoint_safety<T>(n_), nullptr, mu_);
     };
     best_ws_dual = std::max(best_ws_dual, cand(theta));
-    std::vector<double> cw;
-    if (use_dual_extrapolation() && extrapolation_weights(zhist_, nc_, cw)) {
-      std::vector<double> zacc(static_cast<std::size_t>(nc_)), th2(static_cast<std::size_t>(nc_));
-      combine_snapshots(zhist_, cw, 0, nc_, zacc.data());
-      loss_value_grad(loss_, zacc.data(), y_.data(), n_, c_, th2.data(), mu_);
-      for (double& v : th2) v = -v;
-      if (vec::all_finite(nc_, th2.data())) best_ws_dual = std::max(best_ws_dual, cand(th2));
-    }
+    std::vector<double> th2;
+    if (extrapolated_theta(th2)) best_ws_dual = std::max(best_ws_dual, cand(th2));
     if (!std::isfinite(primal)) {
       status_ = "diverged";
       return kInf;
@@ -1330,7 +1306,7 @@ GatedResult<T> Run<T>::run(const T* warm_start) {
   }
   z_.assign(static_cast<std::size_t>(nc_), T(0));
   g_.assign(static_cast<std::size_t>(nc_), T(0));
-  if (loss_ == Loss::hinge) mu_ = kHingeMu0;
+  if (loss_ == Loss::hinge) mu_ = kHinge.mu_start;
   zhist_.reset(opt_.extrapolation > 0 ? opt_.extrapolation + 1 : 0, nc_);
 
   double gap = global_check();
@@ -1395,15 +1371,14 @@ double GatedSolver<T>::beta_max() const {
   if (p_ == 0) return 0.0;
   std::vector<double> g(static_cast<std::size_t>(n_ * c_));
   loss_grad_at_zero(loss_, y_.data(), n_, c_, g.data());
-  std::vector<double> norms(static_cast<std::size_t>(p_));
+  // Per-group norms (the max over a block's columns is the "output" dual norm: sqrt is monotone).
+  const bool neuron = groups_ == Groups::neuron;
+  std::vector<double> norms(static_cast<std::size_t>(neuron ? p_ : p_ * c_));
   if (cert_op_) {
-    std::vector<double> G(static_cast<std::size_t>(p_ * d_ * c_));
-    cert_op_->adjoint(g.data(), c_, G.data(), BlockSubset{});
-    for (index_t i = 0; i < p_; ++i) norms[i] = block_dual_norm(G.data() + i * d_ * c_, d_, c_, groups_);
+    cert_op_->adjoint_dual_norms(g.data(), c_, neuron, norms.data());
   } else {
-    std::vector<T> gt(g.begin(), g.end()), G(static_cast<std::size_t>(p_ * d_ * c_));
-    op_.adjoint(gt.data(), c_, G.data(), BlockSubset{});
-    for (index_t i = 0; i < p_; ++i) norms[i] = block_dual_norm(G.data() + i * d_ * c_, d_, c_, groups_);
+    std::vector<T> gt(g.begin(), g.end());
+    op_.adjoint_dual_norms(gt.data(), c_, neuron, norms.data());
   }
   return *std::max_element(norms.begin(), norms.end());
 }

@@ -1,6 +1,7 @@
 // Exact ReLU program by FISTA with the exact cone-norm prox; see relu_solver.hpp for the method and the
 // certificate.
-#include "convexnn/relu_solver.hpp"
+#include "convexnn/solvers/relu_solver.hpp"
+#include "convexnn/solvers/continuation.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -10,8 +11,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "convexnn/blas.hpp"
-#include "convexnn/cone_oracle.hpp"
+#include "convexnn/core/blas.hpp"
+#include "convexnn/cones/cone_oracle.hpp"
 
 namespace convexnn {
 namespace {
@@ -46,11 +47,8 @@ constexpr double kStepGrowth = 1.25;
 constexpr double kDecreaseSlack = 1e-12;
 // Smallest step tried, relative to 1/L (L the initial Lipschitz estimate): below it backtracking stops.
 constexpr double kMinStepRatio = 1e-16;
-// Hinge smoothing continuation: start, shrink factor, and the "solved well enough" ratio of the smoothed
-// gap to the true gap that triggers a shrink (same policy as the gated solver).
-constexpr double kHingeMuStart = 0.5;
-constexpr double kHingeMuShrink = 10.0;
-constexpr double kHingeGapRatio = 0.2;
+// Hinge smoothing continuation (continuation.hpp): the exact solver's preset.
+constexpr const HingeContinuation& kHinge = kExactHingeContinuation;
 // Ray Newton: largest number of nonzero columns (the reduced Hessian is eigen-decomposed: O(k^3)), largest
 // n * c * k of the reduced design (two such float64 matrices are stored), Newton steps per attempt.
 constexpr index_t kNewtonMaxDim = 400;
@@ -222,28 +220,12 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
   return worst.empty() ? 0.0 : *std::max_element(worst.begin(), worst.end());
 }
 
+// Reduced design E (nc x k, column-major) of ray Newton: column a = +-A_i (v_a / ||v_a||) in output column k_out
+// for the nonzero columns `entries` of x (+ for V, - for W).
 template <class T>
-bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu) const {
-  if (loss_ == Loss::hinge) return false;  // no Hessian on the kinks
-  const index_t n_cols = p_ * c_, d = d_, nc = n_ * c_;
-  const blas::SingleThreadedScope serial_blas;  // small products: threads cost more than they give
-  struct Entry {
-    SlotKind kind;
-    index_t col;
-    double norm;  // ||column|| at x: the starting scale
-  };
-  std::vector<Entry> entries;
-  for (const SlotKind kind : {kSlotV, kSlotW}) {
-    const std::vector<double>& B = kind == kSlotV ? x.V : x.W;
-    for (index_t col = 0; col < n_cols; ++col) {
-      const double cnorm = column_norm(B, col, d, c_);
-      if (cnorm > 0.0) entries.push_back({kind, col, cnorm});
-    }
-  }
-  const auto k = static_cast<index_t>(entries.size());
-  if (k == 0 || k > kNewtonMaxDim || nc * k > kNewtonMaxEntries) return false;
-
-  // Reduced design E (nc x k, column-major): column j = +-D_i X (v_j / ||v_j||) in output column k_out.
+std::vector<double> ReluSolver<T>::ray_design(const std::vector<RayColumn>& entries, const Point& x) const {
+  using Entry = RayColumn;
+  const index_t d = d_, nc = n_ * c_, k = static_cast<index_t>(entries.size());
   std::vector<double> dirs(static_cast<std::size_t>(d * k));
   for (index_t a = 0; a < k; ++a) {
     const Entry& e = entries[static_cast<std::size_t>(a)];
@@ -280,6 +262,28 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
       for (index_t r = 0; r < nc; ++r) Ea[r] = sign * static_cast<double>(zb[static_cast<std::size_t>(r)]);
     }
   }
+
+  return E;
+}
+
+template <class T>
+bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu) const {
+  if (loss_ == Loss::hinge) return false;  // no Hessian on the kinks
+  const index_t n_cols = p_ * c_, d = d_, nc = n_ * c_;
+  const blas::SingleThreadedScope serial_blas;  // small products: threads cost more than they give
+  using Entry = RayColumn;
+  std::vector<Entry> entries;
+  for (const SlotKind kind : {kSlotV, kSlotW}) {
+    const std::vector<double>& B = kind == kSlotV ? x.V : x.W;
+    for (index_t col = 0; col < n_cols; ++col) {
+      const double cnorm = column_norm(B, col, d, c_);
+      if (cnorm > 0.0) entries.push_back({kind, col, cnorm});
+    }
+  }
+  const auto k = static_cast<index_t>(entries.size());
+  if (k == 0 || k > kNewtonMaxDim || nc * k > kNewtonMaxEntries) return false;
+
+  const std::vector<double> E = ray_design(entries, x);
 
   // F(s) = L(E s) + beta * sum s over s >= 0; the gradient of L into `g` when given.
   const auto reduced_objective = [&](const std::vector<double>& sc, std::vector<double>& zz, std::vector<double>* g) {
@@ -519,7 +523,7 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   projector_->reset_stats();
   const index_t m = p_ * d_ * c_;
   const bool hinge = loss_ == Loss::hinge;
-  double mu = hinge ? kHingeMuStart : 0.0;
+  double mu = hinge ? kHinge.mu_start : 0.0;
 
   std::vector<T> diffT(static_cast<std::size_t>(m)), gradT(static_cast<std::size_t>(n_ * c_)),
       GT(static_cast<std::size_t>(m));
@@ -627,8 +631,8 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     if (hinge && mu > 0.0) {
       const double smoothed_primal = smoothed_loss + beta * penalty;
       const double smoothed_dual = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, mu);
-      if (relative_gap(smoothed_primal, smoothed_dual) <= kHingeGapRatio * gap) {
-        mu /= kHingeMuShrink;
+      if (kHinge.should_shrink(relative_gap(smoothed_primal, smoothed_dual), gap)) {
+        mu = kHinge.next(mu);
         return false;  // keep going on the sharper problem
       }
     }
