@@ -169,3 +169,18 @@ def test_gd_from_random_starts_never_below_theorem15():
     for seed in range(2):
         tr = T.train(T.MLP.random(9, [8, 8], n_outputs=3, seed=seed), X, Y, 0.5, optimizer="lbfgs", n_iter=3000)
         assert tr.objective >= deep.objective * (1 - 1e-9)
+
+
+def test_theorems12_and_15_match_library_exact_program():
+    import convexnn as cnn
+
+    rng = np.random.default_rng(8)
+    A = np.linalg.qr(rng.standard_normal((7, 5)))[0].T
+    pats = cnn.enumerate_patterns(A)
+    yb = np.array([1.0, 1, -1, 1, -1])
+    for beta in (0.5, 1.5):
+        lib = cnn.solve(A, yb, beta, patterns=pats, formulation="relu", loss="hinge", tol=1e-7)
+        assert lib.objective == pytest.approx(T.whitened_two_layer(A, yb, beta, loss="hinge").objective, rel=1e-6)
+    Y = np.eye(3)[[0, 1, 1, 2, 2]]
+    lib = cnn.solve(A, Y, 0.5, patterns=pats, formulation="relu", groups="output", tol=1e-9)
+    assert lib.objective == pytest.approx(T.whitened_two_layer(A, Y, 0.5, loss="multiclass").objective, rel=1e-6)
