@@ -34,6 +34,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "10000"
 from . import _core  # noqa: E402
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor  # noqa: E402
+from .gauge import min_norm_interpolation  # noqa: E402
 from .io import load, save  # noqa: E402
 from .network import GatedNetwork, Network  # noqa: E402
 from .patterns import Patterns, enumerate_patterns, sample_patterns  # noqa: E402
@@ -74,6 +75,6 @@ def __getattr__(name):
 
 __all__ = [
     "ConvexReLUClassifier", "ConvexReLURegressor", "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max",
-    "enumerate_patterns", "get_num_threads", "load", "sample_patterns", "save", "set_num_threads", "solve",
+    "enumerate_patterns", "get_num_threads", "load", "min_norm_interpolation", "sample_patterns", "save", "set_num_threads", "solve",
     "solve_path", "__version__", "ConvergenceWarning", "RegularizationPath", "solve_path_cv",
 ]

@@ -128,10 +128,16 @@ def test_bad_input_raises_value_error_naming_argument(kwargs, match):
         cnn.solve(args.pop("X"), args.pop("y"), args.pop("beta"), **args)
 
 
-def test_relu_neuron_groups_with_vector_output_is_refused():
+def test_relu_neuron_groups_with_vector_output_trains_shared_neurons():
+    """relu + groups='neuron' with c > 1: neurons shared by the outputs (a real network, objective attained)."""
     X, y = _random_regression()
-    with pytest.raises(ValueError, match="groups='neuron'"):
-        cnn.solve(X, np.c_[y, y], 0.1, formulation="relu", groups="neuron")
+    Y = np.c_[y, -y]
+    res = cnn.solve(X, Y, 0.1, patterns=10, formulation="relu", groups="neuron")
+    net = res.network()
+    assert res.groups == "neuron" and not res.certified_global
+    assert net.objective(X, Y, 0.1) == pytest.approx(res.objective, rel=1e-9)
+    assert res.dual_objective <= res.objective * (1 + 1e-9)
+    np.testing.assert_allclose(res.predict(X), net.predict(X))
 
 
 def test_cuda_without_gpu_is_a_clear_error():
