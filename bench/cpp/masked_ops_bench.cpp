@@ -170,9 +170,15 @@ void BM_TwoGemmFloor(benchmark::State& state) {
 
 #define CONVEXNN_BENCH_THREADS(fn) BENCHMARK(fn)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)
 #define CONVEXNN_BENCH_METHODS(fn, methods) \
-  BENCHMARK(fn)->ArgsProduct({{1, 2}, methods})->ArgNames({"threads", "method"})->UseRealTime()->Unit(benchmark::kMillisecond)
-#define CONVEXNN_F64_METHODS {0, 1}
-#define CONVEXNN_F32_METHODS {0, 1, 2}
+  BENCHMARK(fn)                             \
+      ->ArgsProduct({{1, 2}, methods})      \
+      ->ArgNames({"threads", "method"})     \
+      ->UseRealTime()                       \
+      ->Unit(benchmark::kMillisecond)
+#define CONVEXNN_F64_METHODS \
+  { 0, 1 }
+#define CONVEXNN_F32_METHODS \
+  { 0, 1, 2 }
 CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<double>, CONVEXNN_F64_METHODS);
 CONVEXNN_BENCH_THREADS(BM_TwoGemmFloor<double>);
 CONVEXNN_BENCH_METHODS(BM_MaskedForward<double>, CONVEXNN_F64_METHODS);

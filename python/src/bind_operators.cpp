@@ -39,9 +39,9 @@ std::string shape_of(const py::array& a) {
 // The object itself as an array of dtype T (no conversion, no copy), or ValueError naming `name`.
 template <class T>
 py::array_t<T, 0> exact_array(const py::object& obj, const char* name, bool need_c_contiguous) {
-  CONVEXNN_CHECK(py::isinstance<py::array>(obj),
-                 name << " must be a numpy.ndarray of dtype " << dtype_name<T>() << ", got "
-                      << std::string(py::str(py::type::of(obj).attr("__name__"))));
+  CONVEXNN_CHECK(py::isinstance<py::array>(obj), name << " must be a numpy.ndarray of dtype " << dtype_name<T>()
+                                                      << ", got "
+                                                      << std::string(py::str(py::type::of(obj).attr("__name__"))));
   auto a = py::reinterpret_borrow<py::array>(obj);
   const bool same_dtype = py::isinstance<py::array_t<T, 0>>(a);  // equivalent to T, native byte order
   CONVEXNN_CHECK(same_dtype,
@@ -52,11 +52,14 @@ py::array_t<T, 0> exact_array(const py::object& obj, const char* name, bool need
 }
 
 // subset=None -> all blocks; otherwise a 1-D integer array (indices, repeats allowed) or a boolean
-// selector of length n_blocks; negative indices count from the end. Returns the indices (empty vector + all=true for None).
+// selector of length n_blocks; negative indices count from the end. Returns the indices (empty vector + all=true for
+// None).
 struct SubsetArg {
   bool all = true;
   std::vector<index_t> index;
-  BlockSubset view() const { return all ? BlockSubset{} : BlockSubset{index.data(), static_cast<index_t>(index.size())}; }
+  BlockSubset view() const {
+    return all ? BlockSubset{} : BlockSubset{index.data(), static_cast<index_t>(index.size())};
+  }
   index_t count(index_t n_blocks) const { return all ? n_blocks : static_cast<index_t>(index.size()); }
 };
 
@@ -140,14 +143,16 @@ template <class T>
 std::unique_ptr<MaskedOperator<T>> make_operator_with_masks(const py::object& X_obj, const py::object& patterns) {
   auto Xa = exact_array<T>(X_obj, "X", false);
   MatrixView<T> X = matrix_view<T>(Xa, "X");
-  if (py::isinstance<PatternSet>(patterns)) return std::make_unique<MaskedOperator<T>>(X, patterns.cast<const PatternSet&>());
+  if (py::isinstance<PatternSet>(patterns))
+    return std::make_unique<MaskedOperator<T>>(X, patterns.cast<const PatternSet&>());
   // Dense masks (n, P): packed once into words the operator owns.
   CONVEXNN_CHECK(py::isinstance<py::array>(patterns),
                  "patterns must be a convexnn._core.PatternSet or a boolean array of shape (n, P)");
   auto m = py::reinterpret_borrow<py::array>(patterns);
   CONVEXNN_CHECK(m.ndim() == 2 && m.shape(0) == X.rows,
                  "patterns (dense masks) must have shape (n, P) with n = " << X.rows << ", got " << shape_of(m));
-  CONVEXNN_CHECK(m.dtype().kind() == 'b', "patterns (dense masks) must be boolean, got dtype " << std::string(py::str(m.dtype())));
+  CONVEXNN_CHECK(m.dtype().kind() == 'b',
+                 "patterns (dense masks) must be boolean, got dtype " << std::string(py::str(m.dtype())));
   auto b = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(m.attr("view")("uint8"));
   auto words = pack_masks(b.data(), m.shape(0), m.shape(1), m.shape(1), 1);
   return std::make_unique<MaskedOperator<T>>(X, std::move(words), m.shape(1));
@@ -169,19 +174,26 @@ std::string base_doc() {
   return R"doc(
 Block operator A(U) = sum_i A_i U_i with blocks A_i (n x d), i = 0..P-1, and its adjoint: the interface
 every convexnn solver (solve_gated, solve_gated_path, gated_beta_max, gated_certificate, solve_relu) is
-written against. MaskedOperator)doc" + std::string(sizeof(T) == sizeof(float) ? "F32" : "F64") + R"doc( implements it in C++ (A_i = D_i X).
+written against. MaskedOperator)doc" +
+         std::string(sizeof(T) == sizeof(float) ? "F32" : "F64") + R"doc( implements it in C++ (A_i = D_i X).
 
 Subclass it in Python to drive the C++ solvers with your own products:
 
-    class MyOperator(convexnn._core.)doc" + self + R"doc():
+    class MyOperator(convexnn._core.)doc" +
+         self + R"doc():
         def __init__(self, ...):
             super().__init__(n_samples, block_dim, n_blocks)   # the fixed shape (n, d, P)
-        def forward(self, U, subset):   # U (S, d, c) )doc" + dt + R"doc(, subset None or int64 (S,)
-            return z                    # (n, c) )doc" + dt + R"doc(: sum_k A_{s_k} U_k
-        def adjoint(self, R, subset):   # R (n, c) )doc" + dt + R"doc(
-            return G                    # (S, d, c) )doc" + dt + R"doc(: G_k = A_{s_k}^T R
+        def forward(self, U, subset):   # U (S, d, c) )doc" +
+         dt + R"doc(, subset None or int64 (S,)
+            return z                    # (n, c) )doc" +
+         dt + R"doc(: sum_k A_{s_k} U_k
+        def adjoint(self, R, subset):   # R (n, c) )doc" +
+         dt + R"doc(
+            return G                    # (S, d, c) )doc" +
+         dt + R"doc(: G_k = A_{s_k}^T R
         def block_gram(self, i):        # i: int
-            return gram                 # (d, d) )doc" + dt + R"doc(: A_i^T A_i
+            return gram                 # (d, d) )doc" +
+         dt + R"doc(: A_i^T A_i
 
 subset None means all P blocks (S = P); otherwise the S block indices the block arrays follow. The
 solvers release the GIL and re-acquire it for each call; the arguments are fresh arrays the method may
@@ -343,7 +355,8 @@ void bind_operators(py::module_& m) {
   m.def(
       "block_norms",
       [](const py::object& U_obj, const std::string& groups) {
-        CONVEXNN_CHECK(groups == "output" || groups == "neuron", "groups must be 'output' or 'neuron', got '" << groups << "'");
+        CONVEXNN_CHECK(groups == "output" || groups == "neuron",
+                       "groups must be 'output' or 'neuron', got '" << groups << "'");
         CONVEXNN_CHECK(py::isinstance<py::array>(U_obj), "U must be a numpy.ndarray of shape (S, d, c) or (S, d)");
         auto a = py::reinterpret_borrow<py::array>(U_obj);
         CONVEXNN_CHECK(a.ndim() == 2 || a.ndim() == 3, "U must have shape (S, d, c) or (S, d), got " << shape_of(a));

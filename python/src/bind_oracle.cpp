@@ -128,8 +128,7 @@ py::tuple oracle_typed(const py::array& X_in, const PatternSet& pats, const py::
 void bind_oracle(py::module_& m) {
   m.def(
       "project_onto_pattern_cone",
-      [](const py::array& X, const PatternSet& patterns, index_t i, const py::handle& g, double tol,
-         index_t max_iter) {
+      [](const py::array& X, const PatternSet& patterns, index_t i, const py::handle& g, double tol, index_t max_iter) {
         check_X_dtype(X);
         return is_dtype(X, py::dtype::of<float>()) ? project_pattern_typed<float>(X, patterns, i, g, tol, max_iter)
                                                    : project_pattern_typed<double>(X, patterns, i, g, tol, max_iter);

@@ -191,7 +191,8 @@ hyperplane through a uniformly drawn training point.)doc")
             });
           },
           py::arg("X"), py::arg("W1"),
-          "'Alg2' of Pilanci & Ergen, \"Neural Networks are Convex Regularizers\", ICML 2020: patterns of a network's neurons, W1 of shape (m, d), one neuron per row.")
+          "'Alg2' of Pilanci & Ergen, \"Neural Networks are Convex Regularizers\", ICML 2020: patterns of a network's "
+          "neurons, W1 of shape (m, d), one neuron per row.")
       .def_static("from_words", &from_words_py, py::arg("n"), py::arg("d"), py::arg("words"), py::arg("gates"),
                   "Rebuild from packed words (P, ceil(n/64)) uint64 and gates (P, d) (validated; no dedup).")
       .def_property_readonly("n_samples", &PatternSet::n_samples)

@@ -71,14 +71,13 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
                   py::arg("n_iter") = r.n_iter, py::arg("status") = r.status, py::arg("time") = r.time,
                   py::arg("n_newton") = r.n_newton,
                   py::arg("solver") = ray_newton ? "fista-cone-prox+ray-newton" : "fista-cone-prox",
-                  py::arg("n_active") = r.n_active,
-                  py::arg("history") = history_to_dict(r.history));
+                  py::arg("n_active") = r.n_active, py::arg("history") = history_to_dict(r.history));
 }
 
 template <class T>
 void bind_relu_for(py::module_& m) {
-  m.def("solve_relu", &solve_relu<T>, py::arg("op"), py::arg("X"), py::arg("patterns"), py::arg("y"),
-        py::arg("beta"), py::arg("loss") = "squared", py::arg("tol") = 1e-6, py::arg("max_iter") = 10000,
+  m.def("solve_relu", &solve_relu<T>, py::arg("op"), py::arg("X"), py::arg("patterns"), py::arg("y"), py::arg("beta"),
+        py::arg("loss") = "squared", py::arg("tol") = 1e-6, py::arg("max_iter") = 10000,
         py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
         py::arg("certify_op") = nullptr, py::arg("ray_newton") = true,

@@ -36,8 +36,8 @@ Targets parse_targets(const py::object& y_obj, index_t n_expected) {
   CONVEXNN_CHECK(t.y.ndim() == 1 || t.y.ndim() == 2, "y must have shape (n,) or (n, c), got ndim = " << t.y.ndim());
   t.n = t.y.shape(0);
   t.c = t.y.ndim() == 2 ? t.y.shape(1) : 1;
-  CONVEXNN_CHECK(t.n == n_expected, "y must have n = " << n_expected << " rows (the operator's n_samples), got "
-                                                       << t.n);
+  CONVEXNN_CHECK(t.n == n_expected,
+                 "y must have n = " << n_expected << " rows (the operator's n_samples), got " << t.n);
   CONVEXNN_CHECK(t.c >= 1, "y must have at least one column");
   return t;
 }
@@ -124,7 +124,8 @@ void bind_typed(py::module_& m) {
         const Targets t = parse_targets(y_obj, op.n_samples());
         const Loss l = parse_loss(loss);
         const Groups g = parse_groups(groups);
-        PyOptions po{loss, groups, solver, tol, max_iter, time_limit, verbose, check_every, working_set, callback, newton};
+        PyOptions po{loss,    groups,      solver,      tol,      max_iter, time_limit,
+                     verbose, check_every, working_set, callback, newton};
         std::shared_ptr<py::error_already_set> error;
         std::string label = "solve_gated";
         const GatedOptions o = make_options(po, &error, &label);
@@ -166,16 +167,16 @@ status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged
 
   m.def(
       "solve_gated_path",
-      [](const BlockOperator<T>& op, const py::object& y_obj, const std::vector<double>& betas,
-         const std::string& loss, const std::string& groups, double tol, const py::object& max_iter,
-         const py::object& time_limit, const std::string& solver, const py::object& warm_start, bool verbose,
-         index_t check_every, const BlockOperator<double>* certify_op, const py::object& callback,
-         bool working_set, bool newton) {
+      [](const BlockOperator<T>& op, const py::object& y_obj, const std::vector<double>& betas, const std::string& loss,
+         const std::string& groups, double tol, const py::object& max_iter, const py::object& time_limit,
+         const std::string& solver, const py::object& warm_start, bool verbose, index_t check_every,
+         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set, bool newton) {
         const Targets t = parse_targets(y_obj, op.n_samples());
         const Loss l = parse_loss(loss);
         const Groups g = parse_groups(groups);
         for (double b : betas) CONVEXNN_CHECK(std::isfinite(b) && b >= 0, "betas must be finite and >= 0, got " << b);
-        PyOptions po{loss, groups, solver, tol, max_iter, time_limit, verbose, check_every, working_set, callback, newton};
+        PyOptions po{loss,    groups,      solver,      tol,      max_iter, time_limit,
+                     verbose, check_every, working_set, callback, newton};
         std::shared_ptr<py::error_already_set> error;
         std::string label = "solve_gated_path";
         const GatedOptions o = make_options(po, &error, &label);

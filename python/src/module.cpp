@@ -9,8 +9,8 @@ namespace py = pybind11;
 namespace convexnn::python {
 
 void bind_runtime(py::module_& m) {
-  m.def("get_num_threads", []() { return omp_get_max_threads(); },
-        "Number of threads the C++ core uses (OpenMP).");
+  m.def(
+      "get_num_threads", []() { return omp_get_max_threads(); }, "Number of threads the C++ core uses (OpenMP).");
   m.def(
       "set_num_threads",
       [](int n) {

@@ -32,9 +32,9 @@ inline std::function<bool(const IterInfo&)> progress_callback(bool verbose, pybi
     try {
       if (verbose) {
         std::ostringstream os;
-        os << (label && !label->empty() ? *label : std::string("gated")) << " iter " << info.iteration
-           << "  objective " << info.objective << "  dual " << info.dual_objective << "  gap " << info.gap
-           << "  active " << info.n_active << "  ws " << info.working_set << "  time " << info.time << "s";
+        os << (label && !label->empty() ? *label : std::string("gated")) << " iter " << info.iteration << "  objective "
+           << info.objective << "  dual " << info.dual_objective << "  gap " << info.gap << "  active " << info.n_active
+           << "  ws " << info.working_set << "  time " << info.time << "s";
         py::print(os.str(), py::arg("flush") = true);
       }
       if (!user.is_none()) {

@@ -29,8 +29,7 @@ namespace py = pybind11;
 template <class T>
 class PyBlockOperator : public BlockOperator<T> {
  public:
-  PyBlockOperator(index_t n_samples, index_t block_dim, index_t n_blocks)
-      : n_(n_samples), d_(block_dim), p_(n_blocks) {
+  PyBlockOperator(index_t n_samples, index_t block_dim, index_t n_blocks) : n_(n_samples), d_(block_dim), p_(n_blocks) {
     CONVEXNN_CHECK(n_samples >= 1, "n_samples must be >= 1, got " << n_samples);
     CONVEXNN_CHECK(block_dim >= 1, "block_dim must be >= 1, got " << block_dim);
     CONVEXNN_CHECK(n_blocks >= 0, "n_blocks must be >= 0, got " << n_blocks);
@@ -136,7 +135,6 @@ class PyBlockOperator : public BlockOperator<T> {
   }
 
  private:
-
   static py::object subset_array(BlockSubset subset) {
     if (subset.all()) return py::none();
     py::array_t<std::int64_t> s(subset.size);
@@ -146,6 +144,5 @@ class PyBlockOperator : public BlockOperator<T> {
 
   index_t n_, d_, p_;
 };
-
 
 }  // namespace convexnn::python

@@ -163,8 +163,7 @@ ConeProjection<T> project_dense(const Dense& X, const std::vector<int>& bits, co
                                 std::vector<T>& storage, double tol = 1e-10, index_t max_iter = 0) {
   storage.assign(X.a.begin(), X.a.end());
   const auto mask = mask_of_bits(bits);
-  return project_onto_sign_cone(MatrixView<T>::c_order(storage.data(), X.n, X.d), mask.data(), g.data(), tol,
-                                max_iter);
+  return project_onto_sign_cone(MatrixView<T>::c_order(storage.data(), X.n, X.d), mask.data(), g.data(), tol, max_iter);
 }
 
 void expect_close(const std::vector<double>& a, const std::vector<double>& b, double tol, const char* what) {
@@ -694,8 +693,8 @@ TEST(PatternConeProjector, WarmStartsGiveTheColdProjection) {
                       step % 2 ? cold.norm : cold_other.norm, 1e-9 * std::max(1.0, norm(g)));
           // Early stops leave a usable (partial) warm state; the answer below the threshold is exact.
           const double threshold = 0.5 * cold.norm;
-          const double bounded = projector.project(2, i, g.data(), 1e-12, u.data(), nullptr, nullptr,
-                                                   step % 3 ? threshold : -1.0);
+          const double bounded =
+              projector.project(2, i, g.data(), 1e-12, u.data(), nullptr, nullptr, step % 3 ? threshold : -1.0);
           if (step % 3)
             EXPECT_GE(bounded, std::min(cold.norm, threshold) - 1e-9 * std::max(1.0, norm(g)));
           else

@@ -34,7 +34,12 @@ struct Problem {
   // The same problem (same X values, masks and targets) in another precision.
   template <class S>
   explicit Problem(const Problem<S>& other)
-      : n(other.n), d(other.d), P(other.P), c(other.c), X(other.X.begin(), other.X.end()), words(other.words),
+      : n(other.n),
+        d(other.d),
+        P(other.P),
+        c(other.c),
+        X(other.X.begin(), other.X.end()),
+        words(other.words),
         y(other.y) {
     build_op();
   }
@@ -65,11 +70,15 @@ struct Problem {
     for (index_t k = 0; k < n; ++k) {
       for (index_t j = 0; j < c; ++j) {
         double s = 0;
-        for (index_t a = 0; a < d; ++a) s += static_cast<double>(X[k * d + a]) * w[a * c + j] * (dense[k * P] ? 1 : 0.3);
+        for (index_t a = 0; a < d; ++a)
+          s += static_cast<double>(X[k * d + a]) * w[a * c + j] * (dense[k * P] ? 1 : 0.3);
         s += 0.3 * g(rng);
-        if (loss == Loss::squared) y[k * c + j] = s;
-        else if (cnn::is_binary_loss(loss)) y[k * c + j] = s >= 0 ? 1.0 : -1.0;
-        else y[k * c + j] = s;  // argmax below
+        if (loss == Loss::squared)
+          y[k * c + j] = s;
+        else if (cnn::is_binary_loss(loss))
+          y[k * c + j] = s >= 0 ? 1.0 : -1.0;
+        else
+          y[k * c + j] = s;  // argmax below
       }
       if (loss == Loss::cross_entropy) {
         index_t best = 0;
@@ -114,22 +123,22 @@ TEST(GatedSolver, BcdAndFistaReachTheSameCertifiedOptimum) {
     ASSERT_LE(ref.gap, 1e-11);
     EXPECT_LE(ref.dual_objective, ref.objective * (1 + 1e-14));  // equal up to roundoff at a Newton-polished point
     for (const char* method : {"bcd", "fista"})
-    for (bool newton : {true, false}) {
-      auto o = opts(1e-7, method);
-      o.newton = newton;
-      auto res = solver.solve(beta, o);
-      EXPECT_EQ(res.status, "converged") << cnn::loss_name(st.loss) << " " << method << " newton " << newton;
-      EXPECT_EQ(res.solver, method);
-      EXPECT_LE(res.gap, 1e-7);
-      // Reported objective is the objective of the returned U.
-      auto cert = solver.certificate(res.U.data(), beta);
-      EXPECT_NEAR(cert.primal, res.objective, 1e-12 * res.objective);
-      // Within the certified gap of the long run's optimum, and the gap is honest.
-      const double excess = (res.objective - ref.objective) / res.objective;
-      EXPECT_LE(excess, 1e-7 + 1e-11) << cnn::loss_name(st.loss) << " " << method;
-      EXPECT_GE(res.gap, excess - 1e-11) << cnn::loss_name(st.loss) << " " << method;
-      EXPECT_LE(res.dual_objective, ref.objective * (1 + 1e-11)) << "dual bound above the optimum";
-    }
+      for (bool newton : {true, false}) {
+        auto o = opts(1e-7, method);
+        o.newton = newton;
+        auto res = solver.solve(beta, o);
+        EXPECT_EQ(res.status, "converged") << cnn::loss_name(st.loss) << " " << method << " newton " << newton;
+        EXPECT_EQ(res.solver, method);
+        EXPECT_LE(res.gap, 1e-7);
+        // Reported objective is the objective of the returned U.
+        auto cert = solver.certificate(res.U.data(), beta);
+        EXPECT_NEAR(cert.primal, res.objective, 1e-12 * res.objective);
+        // Within the certified gap of the long run's optimum, and the gap is honest.
+        const double excess = (res.objective - ref.objective) / res.objective;
+        EXPECT_LE(excess, 1e-7 + 1e-11) << cnn::loss_name(st.loss) << " " << method;
+        EXPECT_GE(res.gap, excess - 1e-11) << cnn::loss_name(st.loss) << " " << method;
+        EXPECT_LE(res.dual_objective, ref.objective * (1 + 1e-11)) << "dual bound above the optimum";
+      }
   }
 }
 
@@ -319,9 +328,9 @@ TEST(GatedSolver, DeterministicAndCertificateMatchesADenseOperator) {
   for (std::size_t k = 0; k < a.U.size(); ++k) ASSERT_EQ(a.U[k], b.U[k]);
   EXPECT_EQ(a.n_iter, b.n_iter);
   // Same problem through explicit dense blocks: same certified optimum.
-  auto dense = cnn::DenseBlockOperator<double>::from_masks(cnn::MatrixView<double>::c_order(pb.X.data(), pb.n, pb.d),
-                                                           cnn::PackedMasks{pb.words.data(), pb.n, pb.P,
-                                                                            cnn::PackedMasks::words_for(pb.n)});
+  auto dense = cnn::DenseBlockOperator<double>::from_masks(
+      cnn::MatrixView<double>::c_order(pb.X.data(), pb.n, pb.d),
+      cnn::PackedMasks{pb.words.data(), pb.n, pb.P, cnn::PackedMasks::words_for(pb.n)});
   cnn::GatedSolver<double> sdense(dense, pb.y.data(), pb.n, 2, Loss::squared, cnn::Groups::neuron);
   auto c = sdense.solve(beta, opts(1e-9, "fista"));
   EXPECT_NEAR(c.objective, a.objective, 2e-9 * a.objective);
@@ -347,8 +356,9 @@ TEST(GatedSolver, ZeroBetaAndWarmStartAtTheOptimum) {
 
 TEST(GatedSolver, NewtonPhaseGivesATightCertificateQuickly) {
   // More parameters (P d = 240) than samples (n = 150): the regime where first-order methods crawl.
-  for (const Setting& st : {Setting{Loss::squared, 1, cnn::Groups::output}, Setting{Loss::logistic, 1, cnn::Groups::output},
-                            Setting{Loss::cross_entropy, 3, cnn::Groups::neuron}}) {
+  for (const Setting& st :
+       {Setting{Loss::squared, 1, cnn::Groups::output}, Setting{Loss::logistic, 1, cnn::Groups::output},
+        Setting{Loss::cross_entropy, 3, cnn::Groups::neuron}}) {
     Problem<double> pb(150, 6, 40, st.c, st.loss, 21);
     cnn::GatedSolver<double> solver(*pb.op, pb.y.data(), pb.n, pb.c, st.loss, st.groups);
     const double beta = 0.05 * solver.beta_max();

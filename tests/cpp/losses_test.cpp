@@ -43,8 +43,8 @@ std::vector<double> randn(index_t m, std::mt19937& rng, double scale = 1.0) {
 }
 
 const std::vector<Case> kCases = {
-    {Loss::squared, 1, 0.0},       {Loss::squared, 3, 0.0},      {Loss::logistic, 1, 0.0},
-    {Loss::squared_hinge, 1, 0.0}, {Loss::hinge, 1, 0.3},        {Loss::cross_entropy, 3, 0.0},
+    {Loss::squared, 1, 0.0},       {Loss::squared, 3, 0.0}, {Loss::logistic, 1, 0.0},
+    {Loss::squared_hinge, 1, 0.0}, {Loss::hinge, 1, 0.3},   {Loss::cross_entropy, 3, 0.0},
     {Loss::cross_entropy, 2, 0.0},
 };
 
@@ -65,7 +65,8 @@ TEST(Losses, GradientMatchesFiniteDifferences) {
       zp[k] += h;
       zm[k] -= h;
       const double fd = (cnn::loss_value(cs.loss, zp.data(), y.data(), n, c, cs.mu) -
-                         cnn::loss_value(cs.loss, zm.data(), y.data(), n, c, cs.mu)) / (2 * h);
+                         cnn::loss_value(cs.loss, zm.data(), y.data(), n, c, cs.mu)) /
+                        (2 * h);
       EXPECT_NEAR(g[k], fd, 1e-6) << cnn::loss_name(cs.loss) << " entry " << k;
     }
   }
@@ -230,8 +231,8 @@ TEST(Prox, PenaltyDualNormAndSoftThreshold) {
 
 namespace {
 // Objective of the metric model in eigen coordinates.
-double metric_model(const std::vector<double>& V, const std::vector<double>& B, const std::vector<double>& h,
-                    index_t d, index_t c, cnn::Groups g, double s, double beta) {
+double metric_model(const std::vector<double>& V, const std::vector<double>& B, const std::vector<double>& h, index_t d,
+                    index_t c, cnn::Groups g, double s, double beta) {
   double q = 0.0, lin = 0.0;
   for (index_t j = 0; j < d; ++j)
     for (index_t k = 0; k < c; ++k) {

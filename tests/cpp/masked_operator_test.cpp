@@ -31,8 +31,8 @@ template <class T>
 struct Problem {
   index_t n, d, P;
   bool f_order;
-  std::vector<T> x;              // storage of X
-  std::vector<std::uint8_t> m;   // dense masks, m[k * P + i]
+  std::vector<T> x;             // storage of X
+  std::vector<std::uint8_t> m;  // dense masks, m[k * P + i]
   cnn::MatrixView<T> X() const {
     return f_order ? cnn::MatrixView<T>::f_order(x.data(), n, d) : cnn::MatrixView<T>::c_order(x.data(), n, d);
   }
@@ -60,9 +60,12 @@ Problem<T> make_problem(index_t n, index_t d, index_t P, bool f_order, unsigned 
     for (auto& v : g) v = gauss(rng);
     for (index_t k = 0; k < n; ++k) {
       bool a;
-      if (kind == 1) a = true;
-      else if (kind == 2) a = false;
-      else if (kind == 3) a = (rng() & 1) != 0;
+      if (kind == 1)
+        a = true;
+      else if (kind == 2)
+        a = false;
+      else if (kind == 3)
+        a = (rng() & 1) != 0;
       else {
         double s = 0;
         for (index_t r = 0; r < d; ++r) s += xs[k * d + r] * g[r];
@@ -91,7 +94,8 @@ std::vector<index_t> all_blocks(index_t P) {
 
 // Naive references (blocks listed explicitly: `blocks[k]` is the pattern of coefficient block k).
 template <class T>
-std::vector<Real> naive_forward(const Problem<T>& p, const std::vector<index_t>& blocks, const std::vector<T>& U, index_t c) {
+std::vector<Real> naive_forward(const Problem<T>& p, const std::vector<index_t>& blocks, const std::vector<T>& U,
+                                index_t c) {
   std::vector<Real> z(p.n * c, 0);
   for (index_t k = 0; k < static_cast<index_t>(blocks.size()); ++k)
     for (index_t row = 0; row < p.n; ++row)
@@ -102,7 +106,8 @@ std::vector<Real> naive_forward(const Problem<T>& p, const std::vector<index_t>&
 }
 
 template <class T>
-std::vector<Real> naive_adjoint(const Problem<T>& p, const std::vector<index_t>& blocks, const std::vector<T>& R, index_t c) {
+std::vector<Real> naive_adjoint(const Problem<T>& p, const std::vector<index_t>& blocks, const std::vector<T>& R,
+                                index_t c) {
   const index_t S = static_cast<index_t>(blocks.size());
   std::vector<Real> G(S * p.d * c, 0);
   for (index_t k = 0; k < S; ++k)
@@ -174,7 +179,7 @@ struct Shape {
 // blocks (forward pattern chunks); many row tiles with one block (adjoint row chunks); P = 1; d = 1;
 // for the tables also feature vectors longer than one pass of registers (d = 50, 130) and several
 // adjoint pattern chunks (P = 600).
-const Shape kShapes[] = {{37, 4, 5},   {64, 3, 6},   {128, 5, 4},  {200, 6, 9},  {1, 3, 2},    {300, 5, 600},
+const Shape kShapes[] = {{37, 4, 5},   {64, 3, 6},  {128, 5, 4}, {200, 6, 9},   {1, 3, 2},     {300, 5, 600},
                          {1500, 4, 3}, {700, 1, 7}, {333, 7, 1}, {260, 50, 70}, {130, 130, 11}};
 
 const cnn::ProductMethod kMethods[] = {cnn::ProductMethod::Gemm, cnn::ProductMethod::Tables};
@@ -282,8 +287,8 @@ void check_bitwise_reproducible(cnn::ProductMethod method) {
             z0 = z, G0 = G, v0 = v, have_reference = true;
             continue;
           }
-          const std::string tag = std::string(isa) + " threads=" + std::to_string(threads) + " n=" + std::to_string(sh.n) +
-                                  " " + method_name(method);
+          const std::string tag = std::string(isa) + " threads=" + std::to_string(threads) +
+                                  " n=" + std::to_string(sh.n) + " " + method_name(method);
           EXPECT_EQ(z, z0) << "forward " << tag;
           EXPECT_EQ(G, G0) << "adjoint " << tag;
           EXPECT_EQ(v, v0) << "cone_violation " << tag;
@@ -395,7 +400,8 @@ void check_gram_and_lipschitz(bool f_order) {
     }
     std::vector<T> Ld(sh.P);
     dense.block_lipschitz(Ld.data());
-    for (index_t i = 0; i < sh.P; ++i) EXPECT_NEAR(double(Ld[i]), want[i], 10 * tolerance<T>() * std::max(1.0, want[i]));
+    for (index_t i = 0; i < sh.P; ++i)
+      EXPECT_NEAR(double(Ld[i]), want[i], 10 * tolerance<T>() * std::max(1.0, want[i]));
   }
 }
 
@@ -431,7 +437,8 @@ TEST(MaskedOperator, RejectsBadArguments) {
   const auto words = cnn::pack_masks(p.m.data(), 39, 4, 4, 1);
   EXPECT_THROW(cnn::MaskedOperator<double>(p.X(), cnn::PackedMasks{words.data(), 39, 4, 1}), std::invalid_argument);
   const auto more = make_problem<double>(65, 3, 4, false, 62);
-  EXPECT_THROW(cnn::MaskedOperator<double>(p.X(), cnn::pack_masks(more.m.data(), 65, 4, 4, 1), 4), std::invalid_argument);
+  EXPECT_THROW(cnn::MaskedOperator<double>(p.X(), cnn::pack_masks(more.m.data(), 65, 4, 4, 1), 4),
+               std::invalid_argument);
   try {
     op.forward(U.data(), 1, z.data(), cnn::BlockSubset::of(bad));
   } catch (const std::invalid_argument& e) {
@@ -439,7 +446,8 @@ TEST(MaskedOperator, RejectsBadArguments) {
   }
   // A strided X that BLAS cannot read.
   cnn::MatrixView<double> strided{p.x.data(), 10, 2, 4, 2};
-  EXPECT_THROW(cnn::MaskedOperator<double>(strided, cnn::pack_masks(p.m.data(), 10, 4, 4, 1), 4), std::invalid_argument);
+  EXPECT_THROW(cnn::MaskedOperator<double>(strided, cnn::pack_masks(p.m.data(), 10, 4, 4, 1), 4),
+               std::invalid_argument);
 }
 
 TEST(PackMasks, RoundTripsAndZeroesTailBits) {

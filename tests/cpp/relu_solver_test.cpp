@@ -14,7 +14,8 @@ namespace convexnn {
 namespace {
 
 struct Toy {
-  // Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, Fig. 2: x = -2..2 with a bias column, y = [1, -1, 1, 1, -1].
+  // Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, Fig. 2: x = -2..2 with a bias column, y =
+  // [1, -1, 1, 1, -1].
   std::vector<double> X = {-2, 1, -1, 1, 0, 1, 1, 1, 2, 1};
   std::vector<double> y = {1, -1, 1, 1, -1};
   MatrixView<double> view() const { return MatrixView<double>::c_order(X.data(), 5, 2); }

@@ -41,19 +41,19 @@ namespace convexnn {
 // Result of one cone projection. All fields are float64 whatever the data type T.
 template <class T>
 struct ConeProjection {
-  std::vector<double> u;        // (d,) the projection Pi_K(g) (approximately; see max_violation)
-  double norm = 0.0;            // ||u||: the oracle value max { g^T v : v in K, ||v|| <= 1 } (an upper bound)
-  double max_violation = 0.0;   // max_k max(0, -a_k^T u) / ||x_k|| over nonzero rows (0 when feasible)
-  index_t iterations = 0;       // active-set steps taken (each add, partial or dual step counts once)
-  bool converged = false;       // max_violation <= tol * ||g|| reached within the iteration cap
+  std::vector<double> u;       // (d,) the projection Pi_K(g) (approximately; see max_violation)
+  double norm = 0.0;           // ||u||: the oracle value max { g^T v : v in K, ||v|| <= 1 } (an upper bound)
+  double max_violation = 0.0;  // max_k max(0, -a_k^T u) / ||x_k|| over nonzero rows (0 when feasible)
+  index_t iterations = 0;      // active-set steps taken (each add, partial or dual step counts once)
+  bool converged = false;      // max_violation <= tol * ||g|| reached within the iteration cap
 };
 
 // Summary of one oracle call over a subset of patterns (both signs).
 struct ConeOracleInfo {
-  index_t total_iterations = 0;  // summed over all projections
-  index_t max_iterations = 0;    // largest count of a single projection
+  index_t total_iterations = 0;         // summed over all projections
+  index_t max_iterations = 0;           // largest count of a single projection
   double max_relative_violation = 0.0;  // max over projections of max_violation / ||g|| (0 when g = 0)
-  index_t n_unconverged = 0;     // projections that hit the iteration cap or stalled numerically
+  index_t n_unconverged = 0;            // projections that hit the iteration cap or stalled numerically
 };
 
 // Default iteration cap (max_iter <= 0): generous compared to the O(d) steps the method usually needs,
@@ -81,8 +81,8 @@ ConeProjection<T> project_onto_pattern_cone(MatrixView<T> X, const PatternSet& p
 // r has n entries. OpenMP over patterns; each pattern's result does not depend on the thread count.
 template <class T>
 ConeOracleInfo dual_constraint_oracle(MatrixView<T> X, const PatternSet& pats, const T* r, BlockSubset subset,
-                                      double tol, double* values_pos, double* values_neg,
-                                      double* maximizers = nullptr, index_t max_iter = 0);
+                                      double tol, double* values_pos, double* values_neg, double* maximizers = nullptr,
+                                      index_t max_iter = 0);
 
 // Repeated projections onto the cones of one pattern set, as the exact solver's prox needs every iteration:
 // X is viewed in float64 once (copied only for float data or odd strides), the row norms are computed once,

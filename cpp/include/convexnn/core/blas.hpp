@@ -25,7 +25,8 @@ template <class T>
 T dot(index_t n, const T* x, index_t incx, const T* y, index_t incy);
 
 // Symmetric eigen-decomposition of an (n x n) row-major matrix in place: eigenvalues ascending in w,
-// eigenvectors in the columns of a (a[i*n + j] = entry i of eigenvector j). Returns the LAPACK info code (0 on success).
+// eigenvectors in the columns of a (a[i*n + j] = entry i of eigenvector j). Returns the LAPACK info code (0 on
+// success).
 template <class T>
 int syev(index_t n, T* a, T* w);
 

@@ -15,13 +15,13 @@ using index_t = std::int64_t;
 // resource failures throw std::bad_alloc or std::length_error with the size that was asked for.
 [[noreturn]] inline void fail_precondition(const std::string& what) { throw std::invalid_argument(what); }
 
-#define CONVEXNN_CHECK(cond, msg)                                                      \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      std::ostringstream convexnn_check_os_;                                           \
-      convexnn_check_os_ << msg;                                                       \
-      ::convexnn::fail_precondition(convexnn_check_os_.str());                         \
-    }                                                                                  \
+#define CONVEXNN_CHECK(cond, msg)                              \
+  do {                                                         \
+    if (!(cond)) {                                             \
+      std::ostringstream convexnn_check_os_;                   \
+      convexnn_check_os_ << msg;                               \
+      ::convexnn::fail_precondition(convexnn_check_os_.str()); \
+    }                                                          \
   } while (0)
 
 // A read-only view of a dense matrix with arbitrary element strides (in elements, not bytes).

@@ -64,14 +64,16 @@ double sqnorm(index_t n, const A* a) {
 // y += alpha * x
 template <class X, class Y>
 void axpy(index_t n, double alpha, const X* x, Y* y) {
-  parallel_for(n, [&](index_t k) { y[k] = static_cast<Y>(static_cast<double>(y[k]) + alpha * static_cast<double>(x[k])); });
+  parallel_for(
+      n, [&](index_t k) { y[k] = static_cast<Y>(static_cast<double>(y[k]) + alpha * static_cast<double>(x[k])); });
 }
 
 // out = a + alpha * (a - b)   (momentum / extrapolation step)
 template <class T>
 void extrapolate(index_t n, const T* a, const T* b, double alpha, T* out) {
   parallel_for(n, [&](index_t k) {
-    out[k] = static_cast<T>(static_cast<double>(a[k]) + alpha * (static_cast<double>(a[k]) - static_cast<double>(b[k])));
+    out[k] =
+        static_cast<T>(static_cast<double>(a[k]) + alpha * (static_cast<double>(a[k]) - static_cast<double>(b[k])));
   });
 }
 

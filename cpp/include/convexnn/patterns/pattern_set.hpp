@@ -49,16 +49,16 @@ class PatternSet {
   template <class T>
   static PatternSet sample(MatrixView<T> X, index_t n_gates, std::uint64_t seed, bool bias_column);
 
-  // "Alg2" of Pilanci & Ergen (ICML 2020, Section 7): the patterns of a network's hidden neurons, i.e. from_gates with the rows of W1
-  // (m x d, row-major, one neuron per row) as gates. Deduplicated, all-zero mask dropped.
+  // "Alg2" of Pilanci & Ergen (ICML 2020, Section 7): the patterns of a network's hidden neurons, i.e. from_gates with
+  // the rows of W1 (m x d, row-major, one neuron per row) as gates. Deduplicated, all-zero mask dropped.
   template <class T>
   static PatternSet network_patterns(MatrixView<T> X, const double* W1, index_t m) {
     return from_gates(X, W1, m, true, true);
   }
 
-  // "Alg3" of Pilanci & Ergen (ICML 2020, Section 7): for each gate g (gate-major, n_gates x d) its pattern, then for every sample k with
-  // x_k != 0 and |x_k^T g| <= threshold * ||x_k|| * ||g|| (threshold is RELATIVE, >= 0) the pattern with bit k
-  // flipped. A flipped pattern is kept only if a nearby gate realizes it: g' = g + c x_k with c chosen so
+  // "Alg3" of Pilanci & Ergen (ICML 2020, Section 7): for each gate g (gate-major, n_gates x d) its pattern, then for
+  // every sample k with x_k != 0 and |x_k^T g| <= threshold * ||x_k|| * ||g|| (threshold is RELATIVE, >= 0) the pattern
+  // with bit k flipped. A flipped pattern is kept only if a nearby gate realizes it: g' = g + c x_k with c chosen so
   // that x_k^T g' = -+1e-8 ||x_k|| ||g|| (just across x_k's hyperplane); g' is kept when from_gates(X, g')
   // gives exactly the flipped mask (otherwise the flip also moved other samples, and it is dropped).
   // Order: per gate, the base pattern, then its kept flips in sample order; deduplicated (first kept),

@@ -58,8 +58,7 @@ double loss_value(Loss loss, const T* z, const double* y, index_t n, index_t c, 
 // Writes grad L(z) (n x c) into `grad` (any float type) and returns L(z). Hinge with hinge_mu = 0: the
 // subgradient -y 1[y z < 1] (0 at y z = 1, as the reference).
 template <class T, class G>
-double loss_value_grad(Loss loss, const T* z, const double* y, index_t n, index_t c, G* grad,
-                       double hinge_mu = 0.0);
+double loss_value_grad(Loss loss, const T* z, const double* y, index_t n, index_t c, G* grad, double hinge_mu = 0.0);
 
 // L*(t) (+inf outside the domain, see above). For the hinge with hinge_mu > 0: the smoothed hinge's conjugate.
 double loss_conjugate(Loss loss, const double* t, const double* y, index_t n, index_t c, double hinge_mu = 0.0);

@@ -11,8 +11,8 @@ struct HingeContinuation {
   double mu_start;  // initial smoothing
   double shrink;    // mu <- mu * shrink (divide = false) or mu / shrink (divide = true) ...
   bool divide;
-  double trigger;   // ... when the smoothed gap <= trigger * the true gap
-  double mu_min;    // smallest mu (0: none)
+  double trigger;  // ... when the smoothed gap <= trigger * the true gap
+  double mu_min;   // smallest mu (0: none)
 
   bool should_shrink(double smoothed_gap, double true_gap) const { return smoothed_gap <= trigger * true_gap; }
   double next(double mu) const { return std::max(mu_min, divide ? mu / shrink : mu * shrink); }

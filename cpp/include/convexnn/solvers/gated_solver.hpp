@@ -36,15 +36,15 @@ struct HistoryEntry {
 };
 
 struct GatedOptions {
-  double tol = 1e-6;             // on the relative duality gap
-  index_t max_iter = 10000;      // FISTA iterations + BCD epochs (over the working set)
+  double tol = 1e-6;                                            // on the relative duality gap
+  index_t max_iter = 10000;                                     // FISTA iterations + BCD epochs (over the working set)
   double time_limit = std::numeric_limits<double>::infinity();  // seconds
-  std::string solver = "auto";   // "auto", "bcd", "fista"
-  index_t check_every = 10;      // callback (and FISTA gap check) frequency, in iterations
-  bool working_set = true;       // solve on working sets of blocks (false: always all blocks)
-  int extrapolation = 5;         // K of dual extrapolation and of Anderson acceleration (0: off)
-  bool anderson = true;          // Anderson acceleration of BCD
-  bool newton = true;            // active-set Newton-CG phase once the support is identified (smooth losses)
+  std::string solver = "auto";                                  // "auto", "bcd", "fista"
+  index_t check_every = 10;  // callback (and FISTA gap check) frequency, in iterations
+  bool working_set = true;   // solve on working sets of blocks (false: always all blocks)
+  int extrapolation = 5;     // K of dual extrapolation and of Anderson acceleration (0: off)
+  bool anderson = true;      // Anderson acceleration of BCD
+  bool newton = true;        // active-set Newton-CG phase once the support is identified (smooth losses)
   double gram_cache_bytes = 1024.0 * 1024.0 * 1024.0;  // budget for the cached block eigenbases (BCD)
   // Called every check_every iterations; returning false stops the solve with status "interrupted".
   std::function<bool(const IterInfo&)> callback;
@@ -52,16 +52,16 @@ struct GatedOptions {
 
 template <class T>
 struct GatedResult {
-  std::vector<T> U;                 // (P x d x c) C-contiguous
-  double objective = 0.0;           // primal objective at U (true loss, double)
-  double dual_objective = 0.0;      // certified lower bound on the optimum
-  double gap = 0.0;                 // (objective - dual) / |objective|
+  std::vector<T> U;             // (P x d x c) C-contiguous
+  double objective = 0.0;       // primal objective at U (true loss, double)
+  double dual_objective = 0.0;  // certified lower bound on the optimum
+  double gap = 0.0;             // (objective - dual) / |objective|
   index_t n_iter = 0;
-  std::string status;               // converged, max_iter, time_limit, interrupted, diverged
-  double time = 0.0;                // seconds
-  std::string solver;               // "bcd" or "fista"
+  std::string status;                 // converged, max_iter, time_limit, interrupted, diverged
+  double time = 0.0;                  // seconds
+  std::string solver;                 // "bcd" or "fista"
   std::vector<HistoryEntry> history;  // one entry per global certificate
-  index_t n_active = 0;             // nonzero blocks in U
+  index_t n_active = 0;               // nonzero blocks in U
 };
 
 // The certificate of a given point (no solve): primal, dual bound and relative gap.

@@ -18,30 +18,30 @@
 namespace convexnn {
 
 struct ReluOptions {
-  double tol = 1e-6;                 // on the relative gap and on the relative violation
-  index_t max_iter = 10000;          // FISTA iterations
+  double tol = 1e-6;         // on the relative gap and on the relative violation
+  index_t max_iter = 10000;  // FISTA iterations
   double time_limit = std::numeric_limits<double>::infinity();
-  index_t check_every = 5;           // certificate / callback frequency (iterations)
-  double cone_tol = 1e-12;           // relative accuracy of each cone projection
-  bool ray_newton = true;            // Newton on the scales of the nonzero columns (see the header comment)
+  index_t check_every = 5;  // certificate / callback frequency (iterations)
+  double cone_tol = 1e-12;  // relative accuracy of each cone projection
+  bool ray_newton = true;   // Newton on the scales of the nonzero columns (see the header comment)
   std::function<bool(const IterInfo&)> callback;  // false -> status "interrupted"
 };
 
 template <class T>
 struct ReluResult {
-  std::vector<T> V, W;              // (P x d x c) each, C-contiguous
+  std::vector<T> V, W;  // (P x d x c) each, C-contiguous
   double objective = 0.0;
   double dual_objective = 0.0;
   double gap = 0.0;
-  double kkt_residual = 0.0;        // = max(gap, 0) (see above)
-  double max_violation = 0.0;       // relative cone violation of (V, W)
-  double max_dual_constraint = 0.0; // max_i,k oracle value at the final point (<= beta(1+tol) at optimum)
+  double kkt_residual = 0.0;         // = max(gap, 0) (see above)
+  double max_violation = 0.0;        // relative cone violation of (V, W)
+  double max_dual_constraint = 0.0;  // max_i,k oracle value at the final point (<= beta(1+tol) at optimum)
   index_t n_iter = 0;
   std::string status;
   double time = 0.0;
   std::vector<HistoryEntry> history;
-  index_t n_active = 0;             // nonzero columns of V and W
-  index_t n_newton = 0;             // accepted ray-Newton steps
+  index_t n_active = 0;  // nonzero columns of V and W
+  index_t n_newton = 0;  // accepted ray-Newton steps
 };
 
 struct ReluCertificate {
@@ -95,7 +95,8 @@ class ReluSolver {
   // L(z) at z = A(V - W) (smoothed hinge when mu > 0), grad L(z) into `grad` and G = A^T grad into `G`,
   // all in double: through certify_op when given, else through op in T.
   double loss_gradient_adjoint(const std::vector<double>& V, const std::vector<double>& W, double mu,
-                               std::vector<double>& grad, std::vector<double>& G, std::vector<double>* z = nullptr) const;
+                               std::vector<double>& grad, std::vector<double>& G,
+                               std::vector<double>* z = nullptr) const;
 
   const BlockOperator<T>& op_;
   const BlockOperator<double>* cert_op_;

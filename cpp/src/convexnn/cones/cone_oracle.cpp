@@ -63,13 +63,13 @@ struct Float64Rows {
 
   // v (n) = X u (d)
   void times(const double* u, double* v) const {
-    blas::gemv<double>(row_major ? blas::Layout::RowMajor : blas::Layout::ColMajor, blas::Op::NoTrans, n, d, 1.0,
-                       data, ld(), u, 1, 0.0, v, 1);
+    blas::gemv<double>(row_major ? blas::Layout::RowMajor : blas::Layout::ColMajor, blas::Op::NoTrans, n, d, 1.0, data,
+                       ld(), u, 1, 0.0, v, 1);
   }
   // g (d) = X^T w (n)
   void transpose_times(const double* w, double* g) const {
-    blas::gemv<double>(row_major ? blas::Layout::RowMajor : blas::Layout::ColMajor, blas::Op::Trans, n, d, 1.0,
-                       data, ld(), w, 1, 0.0, g, 1);
+    blas::gemv<double>(row_major ? blas::Layout::RowMajor : blas::Layout::ColMajor, blas::Op::Trans, n, d, 1.0, data,
+                       ld(), w, 1, 0.0, g, 1);
   }
 };
 
@@ -234,8 +234,8 @@ class ConeProjector {
         index_t entering = -1;
         double entering_violation = threshold;
         // working_violation[w] = -b_w^T u with b_w = s_k x_k / ||x_k||, the packed rows of the working set.
-        blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, rows, d, -1.0, working_rows_.data(), d, u, 1,
-                           0.0, working_violation_.data(), 1);
+        blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, rows, d, -1.0, working_rows_.data(), d, u, 1, 0.0,
+                           working_violation_.data(), 1);
         for (index_t w = 0; w < rows; ++w) {
           const index_t k = working_[static_cast<std::size_t>(w)];
           if (is_active_[k]) continue;
@@ -373,8 +373,8 @@ class ConeProjector {
       ++iterations;
       // dvec = J^T a_p; r = R^{-1} dvec[0..q) expresses a_p's component in the active span;
       // z = sum_{i >= q} dvec_i J_i is the rest (the primal step direction), ||z||^2 = z^T a_p.
-      blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, d, d, 1.0, J_.data(), d, a_pending_.data(), 1,
-                         0.0, dvec_.data(), 1);
+      blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, d, d, 1.0, J_.data(), d, a_pending_.data(), 1, 0.0,
+                         dvec_.data(), 1);
       for (index_t i = q_ - 1; i >= 0; --i) {
         double s = dvec_[i];
         for (index_t j = i + 1; j < q_; ++j) s -= R_[j * d + i] * r_[j];
@@ -703,10 +703,10 @@ struct PatternConeProjector<T>::Impl {
   const PatternSet& pats;
   Float64Rows rows;
   std::vector<double> norms;
-  std::vector<std::unique_ptr<ConeProjector>> workspaces;  // one per OpenMP thread
-  std::vector<ConeProjector::Factorization> warm;           // one per slot (allocated on first use)
-  std::vector<index_t> warm_pattern;                         // the pattern whose cone each slot's state is for
-  std::vector<typename PatternConeProjector<T>::Stats> stats;  // one per OpenMP thread
+  std::vector<std::unique_ptr<ConeProjector>> workspaces;       // one per OpenMP thread
+  std::vector<ConeProjector::Factorization> warm;               // one per slot (allocated on first use)
+  std::vector<index_t> warm_pattern;                            // the pattern whose cone each slot's state is for
+  std::vector<typename PatternConeProjector<T>::Stats> stats;   // one per OpenMP thread
   std::vector<std::vector<double>> batch_values, batch_points;  // project_batch buffers, one per thread
   index_t max_iter = 0;
   explicit Impl(const PatternSet& p) : pats(p) {}
@@ -778,8 +778,7 @@ void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots,
   for (index_t s = 0; s < count; ++s) {
     const double below = stop_below != nullptr ? stop_below[s] : -1.0;
     const ProjectionOutcome start = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter,
-                                               points.data() + needs.size() * d, &warm_state(s), below, nullptr,
-                                               true);
+                                               points.data() + needs.size() * d, &warm_state(s), below, nullptr, true);
     if (!start.below && start.norm > 0.0) needs.push_back(s);
   }
   // 2. Their first passes in one product: values (m x n) = U0 (m x d) X^T.
@@ -788,8 +787,8 @@ void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots,
   checked_resize(values, m * n, "the batched constraint values");
   const Float64Rows& X = impl_->rows;
   if (m > 0)
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, X.row_major ? blas::Op::Trans : blas::Op::NoTrans,
-                       m, n, d, 1.0, points.data(), d, X.data, X.ld(), 0.0, values.data(), n);
+    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, X.row_major ? blas::Op::Trans : blas::Op::NoTrans, m,
+                       n, d, 1.0, points.data(), d, X.data, X.ld(), 0.0, values.data(), n);
   // 3. The projections, each starting from its precomputed pass.
   auto& counters = impl_->stats[thread];
   std::size_t next = 0;
@@ -797,8 +796,8 @@ void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots,
     const double below = stop_below != nullptr ? stop_below[s] : -1.0;
     const double* first = nullptr;
     if (next < needs.size() && needs[next] == s) first = values.data() + static_cast<index_t>(next++) * n;
-    const ProjectionOutcome out = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter,
-                                             U + s * d, &warm_state(s), below, first);
+    const ProjectionOutcome out = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter, U + s * d,
+                                             &warm_state(s), below, first);
     norms[s] = out.norm;
     counters.projections += out.passes > 0 ? 1 : 0;
     counters.passes += out.passes;
@@ -847,11 +846,11 @@ void PatternConeProjector<T>::multiply_X(const double* B, index_t k, double* out
   const Float64Rows& X = impl_->rows;
   if (k <= 0) return;
   if (X.row_major)
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, blas::Op::NoTrans, X.n, k, X.d, 1.0, X.data,
-                       X.ld(), B, k, 0.0, out, k);
+    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::NoTrans, blas::Op::NoTrans, X.n, k, X.d, 1.0, X.data, X.ld(),
+                       B, k, 0.0, out, k);
   else  // X column-major = X^T row-major: out = (X^T)^T B
-    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::Trans, blas::Op::NoTrans, X.n, k, X.d, 1.0, X.data,
-                       X.ld(), B, k, 0.0, out, k);
+    blas::gemm<double>(blas::Layout::RowMajor, blas::Op::Trans, blas::Op::NoTrans, X.n, k, X.d, 1.0, X.data, X.ld(), B,
+                       k, 0.0, out, k);
 }
 
 template <class T>
@@ -873,12 +872,12 @@ void PatternConeProjector<T>::reset_stats() {
 template class PatternConeProjector<float>;
 template class PatternConeProjector<double>;
 
-#define CONVEXNN_INSTANTIATE_CONE_ORACLE(T)                                                                          \
+#define CONVEXNN_INSTANTIATE_CONE_ORACLE(T)                                                                           \
   template ConeProjection<T> project_onto_sign_cone<T>(MatrixView<T>, const PatternSet::Word*, const double*, double, \
-                                                       index_t);                                                     \
+                                                       index_t);                                                      \
   template ConeProjection<T> project_onto_pattern_cone<T>(MatrixView<T>, const PatternSet&, index_t, const double*,   \
-                                                          double, index_t);                                          \
-  template ConeOracleInfo dual_constraint_oracle<T>(MatrixView<T>, const PatternSet&, const T*, BlockSubset, double, \
+                                                          double, index_t);                                           \
+  template ConeOracleInfo dual_constraint_oracle<T>(MatrixView<T>, const PatternSet&, const T*, BlockSubset, double,  \
                                                     double*, double*, double*, index_t);
 
 CONVEXNN_INSTANTIATE_CONE_ORACLE(float)

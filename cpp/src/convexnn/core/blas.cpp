@@ -24,17 +24,15 @@ template <>
 void gemm<double>(Layout layout, Op op_a, Op op_b, index_t m, index_t n, index_t k, double alpha, const double* a,
                   index_t lda, const double* b, index_t ldb, double beta, double* c, index_t ldc) {
   if (m == 0 || n == 0) return;
-  scipy_cblas_dgemm(order(layout), trans(op_a), trans(op_b), to_blasint(m, "m"), to_blasint(n, "n"),
-                    to_blasint(k, "k"), alpha, a, to_blasint(lda, "lda"), b, to_blasint(ldb, "ldb"), beta, c,
-                    to_blasint(ldc, "ldc"));
+  scipy_cblas_dgemm(order(layout), trans(op_a), trans(op_b), to_blasint(m, "m"), to_blasint(n, "n"), to_blasint(k, "k"),
+                    alpha, a, to_blasint(lda, "lda"), b, to_blasint(ldb, "ldb"), beta, c, to_blasint(ldc, "ldc"));
 }
 template <>
 void gemm<float>(Layout layout, Op op_a, Op op_b, index_t m, index_t n, index_t k, float alpha, const float* a,
                  index_t lda, const float* b, index_t ldb, float beta, float* c, index_t ldc) {
   if (m == 0 || n == 0) return;
-  scipy_cblas_sgemm(order(layout), trans(op_a), trans(op_b), to_blasint(m, "m"), to_blasint(n, "n"),
-                    to_blasint(k, "k"), alpha, a, to_blasint(lda, "lda"), b, to_blasint(ldb, "ldb"), beta, c,
-                    to_blasint(ldc, "ldc"));
+  scipy_cblas_sgemm(order(layout), trans(op_a), trans(op_b), to_blasint(m, "m"), to_blasint(n, "n"), to_blasint(k, "k"),
+                    alpha, a, to_blasint(lda, "lda"), b, to_blasint(ldb, "ldb"), beta, c, to_blasint(ldc, "ldc"));
 }
 
 template <>
@@ -44,8 +42,8 @@ void gemv<double>(Layout layout, Op op_a, index_t m, index_t n, double alpha, co
                     to_blasint(lda, "lda"), x, static_cast<blasint>(incx), beta, y, static_cast<blasint>(incy));
 }
 template <>
-void gemv<float>(Layout layout, Op op_a, index_t m, index_t n, float alpha, const float* a, index_t lda,
-                 const float* x, index_t incx, float beta, float* y, index_t incy) {
+void gemv<float>(Layout layout, Op op_a, index_t m, index_t n, float alpha, const float* a, index_t lda, const float* x,
+                 index_t incx, float beta, float* y, index_t incy) {
   scipy_cblas_sgemv(order(layout), trans(op_a), to_blasint(m, "m"), to_blasint(n, "n"), alpha, a,
                     to_blasint(lda, "lda"), x, static_cast<blasint>(incx), beta, y, static_cast<blasint>(incy));
 }

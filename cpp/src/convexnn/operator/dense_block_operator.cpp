@@ -20,7 +20,8 @@ DenseBlockOperator<T>::DenseBlockOperator(index_t n, index_t d, index_t n_blocks
 
 template <class T>
 DenseBlockOperator<T> DenseBlockOperator<T>::from_masks(MatrixView<T> X, const PackedMasks& masks) {
-  CONVEXNN_CHECK(masks.n_samples == X.rows, "patterns have n_samples = " << masks.n_samples << " but X has " << X.rows << " rows");
+  CONVEXNN_CHECK(masks.n_samples == X.rows,
+                 "patterns have n_samples = " << masks.n_samples << " but X has " << X.rows << " rows");
   const double elems = static_cast<double>(X.rows) * X.cols * masks.n_patterns;
   if (elems * sizeof(T) > static_cast<double>(std::numeric_limits<std::ptrdiff_t>::max() / 2))
     throw std::length_error("DenseBlockOperator: " + std::to_string(elems * sizeof(T)) + " bytes of blocks");

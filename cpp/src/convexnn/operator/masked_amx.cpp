@@ -40,21 +40,21 @@ namespace {
 using Word = std::uint64_t;
 using Bf16 = std::uint16_t;
 constexpr index_t kWordBits = 64;
-constexpr index_t kTileRows = 16;                 // rows of every tile
-constexpr index_t kTileK = 32;                    // bf16 elements along the summation index per tile product
-constexpr index_t kTileCols = 16;                 // float32 columns of a C tile
+constexpr index_t kTileRows = 16;                   // rows of every tile
+constexpr index_t kTileK = 32;                      // bf16 elements along the summation index per tile product
+constexpr index_t kTileCols = 16;                   // float32 columns of a C tile
 constexpr index_t kTileElems = kTileRows * kTileK;  // bf16 elements of an A or B tile (1 KiB)
-constexpr int kSplits = 3;                        // bf16 terms per float32 operand (8 + 8 + 8 significant bits)
-constexpr int kMaxCTiles = 4;                     // C tiles held in registers 0..3
-constexpr int kTilesUsed = 7;                     // C in tiles 0..3, A in 4 and 6, B in 5
-constexpr index_t kRowUnit = 64;                  // forward rows per work unit (whole mask words)
+constexpr int kSplits = 3;                          // bf16 terms per float32 operand (8 + 8 + 8 significant bits)
+constexpr int kMaxCTiles = 4;                       // C tiles held in registers 0..3
+constexpr int kTilesUsed = 7;                       // C in tiles 0..3, A in 4 and 6, B in 5
+constexpr index_t kRowUnit = 64;                    // forward rows per work unit (whole mask words)
 // Adjoint: rows per chunk are chosen so the chunk's B tiles (3 splits x column tiles x 1 KiB per 32 rows)
 // stay within this many bytes (L2), read by every pattern block of the chunk.
 constexpr std::size_t kAdjointChunkBytes = std::size_t(512) << 10;
 // Adjoint: k-steps (32 rows each) summed in tile registers before joining the running sums (see amx_adjoint;
 // 16 and 32 measured 1.3x and 1.1x slower at n = 1e4, d = 50, P = 500).
 constexpr index_t kSumSteps = 64;
-constexpr double kMinParallelMacs = 2e6;          // below this many multiply-adds a call runs on one thread
+constexpr double kMinParallelMacs = 2e6;  // below this many multiply-adds a call runs on one thread
 
 struct alignas(64) TileConfig {
   std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -71,8 +71,8 @@ struct alignas(64) TileConfig {
 // truncation never rounds up to infinity). 16 features at a time: a row pair's terms interleave into one
 // 64-byte tile row as (bits(v_even) >> 16) | (bits(v_odd) & 0xFFFF0000), lane by lane.
 __attribute__((target("avx512f,avx512bw"))) void pack_b_step(index_t s, index_t rows, index_t m, index_t nct,
-                                                             const float* base, index_t row_stride,
-                                                             const float* scale, Bf16* out) {
+                                                             const float* base, index_t row_stride, const float* scale,
+                                                             Bf16* out) {
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   for (index_t ct = 0; ct < nct; ++ct) {
     const index_t e0 = ct * kTileCols, left = m - e0;
@@ -120,22 +120,19 @@ CONVEXNN_AMX_TARGET void release_tiles() { _tile_release(); }
     case 2: STMT(2); break;             \
     default: STMT(3); break;            \
   }
-CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_zero(int j) {
+CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_zero(int j){
 #define CONVEXNN_STMT(t) _tile_zero(t)
-  CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+    CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
 #undef CONVEXNN_STMT
-}
-CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_load(int j, const float* p, index_t stride) {
+} CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_load(int j, const float* p, index_t stride){
 #define CONVEXNN_STMT(t) _tile_loadd(t, p, stride)
-  CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+    CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
 #undef CONVEXNN_STMT
-}
-CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_store(int j, float* p, index_t stride) {
+} CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_store(int j, float* p, index_t stride){
 #define CONVEXNN_STMT(t) _tile_stored(t, p, stride)
-  CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
+    CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
 #undef CONVEXNN_STMT
-}
-CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_add_product(int j, int a) {  // C_j += A_a x B (tile 5)
+} CONVEXNN_AMX_TARGET [[gnu::always_inline]] inline void c_add_product(int j, int a) {  // C_j += A_a x B (tile 5)
   if (a == 0) {
 #define CONVEXNN_STMT(t) _tile_dpbf16ps(t, 4, 5)
     CONVEXNN_C_TILE_SWITCH(j, CONVEXNN_STMT)
@@ -176,8 +173,10 @@ CONVEXNN_AMX_TARGET void tile_products(index_t count, const Bf16* a, const Bf16*
   const index_t stride = ldc * static_cast<index_t>(sizeof(float));
   for (int r = 0; r < RB; ++r)
     for (int j = 0; j < NC; ++j) {
-      if (zero) c_zero(r * NC + j);
-      else c_load(r * NC + j, c_out + r * kTileRows * ldc + j * kTileCols, stride);
+      if (zero)
+        c_zero(r * NC + j);
+      else
+        c_load(r * NC + j, c_out + r * kTileRows * ldc + j * kTileCols, stride);
     }
   for (index_t s = 0; s < count; ++s) {
     const Bf16* at = a + s * RB * kTileElems;
@@ -199,15 +198,15 @@ CONVEXNN_AMX_TARGET void tile_products(index_t count, const Bf16* a, const Bf16*
 // 16-lane partial sums reduced at the end (a fixed order). AVX-512 with FMA: the portable row_outputs
 // (masked_tables.hpp, which the tables need bitwise identical across SIMD variants) measured 1.15x slower
 // for the whole AMX forward.
-__attribute__((target("avx512f"))) void dot_rows(index_t rows, const float* x, index_t ldx, const float* v,
-                                                 index_t ldv, index_t d, float* z) {
+__attribute__((target("avx512f"))) void dot_rows(index_t rows, const float* x, index_t ldx, const float* v, index_t ldv,
+                                                 index_t d, float* z) {
   for (index_t r = 0; r < rows; ++r) {
     __m512 acc = _mm512_setzero_ps();
     for (index_t a = 0; a < d; a += kTileCols) {
       const index_t left = d - a;
       const __mmask16 lanes = left >= kTileCols ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, x + r * ldx + a), _mm512_maskz_loadu_ps(lanes, v + r * ldv + a),
-                            acc);
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, x + r * ldx + a),
+                            _mm512_maskz_loadu_ps(lanes, v + r * ldv + a), acc);
     }
     z[r] = _mm512_reduce_add_ps(acc);
   }
@@ -220,13 +219,15 @@ void add_into(index_t count, const float* x, float* acc) {
 
 // Two row blocks (32 output rows, mask rows `rows`, steps g0 .. g0 + count - 1 of the masks, step 0 of b)
 // times all column tiles, in passes of two column tiles. abuf: room for 2 * count A tiles.
-void pair_products(index_t g0, index_t count, const Word* const* rows, const Bf16* b, index_t nct,
-                   float* c_out, index_t ldc, bool zero, Bf16* abuf) {
+void pair_products(index_t g0, index_t count, const Word* const* rows, const Bf16* b, index_t nct, float* c_out,
+                   index_t ldc, bool zero, Bf16* abuf) {
   build_mask_tiles(2, g0, count, rows, abuf);
   for (index_t ct0 = 0; ct0 < nct; ct0 += 2) {
     float* c = c_out + ct0 * kTileCols;
-    if (nct - ct0 >= 2) tile_products<2, 2>(count, abuf, b, nct, ct0, c, ldc, zero);
-    else tile_products<2, 1>(count, abuf, b, nct, ct0, c, ldc, zero);
+    if (nct - ct0 >= 2)
+      tile_products<2, 2>(count, abuf, b, nct, ct0, c, ldc, zero);
+    else
+      tile_products<2, 1>(count, abuf, b, nct, ct0, c, ldc, zero);
   }
 }
 
@@ -364,8 +365,10 @@ void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubs
           for (index_t sb = 0; sb < s1 - s0; sb += kSumSteps) {
             const index_t count = std::min(kSumSteps, s1 - s0 - sb);
             pair_products(s0 + sb, count, mask_rows, b + sb * kSplits * nct * kTileElems, nct, block, mp, true, abuf);
-            if (ch == 0 && sb == 0) std::copy(block, block + 2 * kTileRows * mp, acc);
-            else add_into(2 * kTileRows * mp, block, acc);
+            if (ch == 0 && sb == 0)
+              std::copy(block, block + 2 * kTileRows * mp, acc);
+            else
+              add_into(2 * kTileRows * mp, block, acc);
           }
         }
       }

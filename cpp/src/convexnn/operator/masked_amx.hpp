@@ -23,8 +23,8 @@ bool amx_available();
 
 // z (n x c, row-major) = sum_k D_{s_k} X U_k, U (|S| x d x c) C-contiguous; z overwritten. row_bits as
 // table_forward (the cached row-major masks, used only for the whole set; else transposed per tile).
-void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubset subset, const float* U,
-                 index_t c, float* z, const std::uint64_t* row_bits);
+void amx_forward(const MatrixView<float>& X, const PackedMasks& masks, BlockSubset subset, const float* U, index_t c,
+                 float* z, const std::uint64_t* row_bits);
 
 // G_k (d x c) = X^T D_{s_k} R, R (n x c) row-major, G (|S| x d x c) C-contiguous, overwritten.
 void amx_adjoint(const MatrixView<float>& X, const PackedMasks& masks, BlockSubset subset, const float* R, index_t c,

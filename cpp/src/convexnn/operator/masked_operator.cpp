@@ -83,9 +83,7 @@ constexpr int kPowerMaxIterations = 1000;
 using detail::ceil_div;
 using detail::round_up;
 
-Word valid_bits(index_t rows_in_word) {
-  return rows_in_word >= kWordBits ? ~Word(0) : ((Word(1) << rows_in_word) - 1);
-}
+Word valid_bits(index_t rows_in_word) { return rows_in_word >= kWordBits ? ~Word(0) : ((Word(1) << rows_in_word) - 1); }
 
 template <class T>
 std::vector<T> make_buffer(index_t count, const char* what) {
@@ -285,7 +283,7 @@ __attribute__((target("avx512f"))) float signed_max_avx512(const Word* words, in
 
 // AVX2: a nibble (double) or byte (float) of the word selects a register of lane masks from a table.
 struct Avx2Lanes {
-  alignas(32) std::uint64_t nib[16][4];   // 4 doubles per register
+  alignas(32) std::uint64_t nib[16][4];    // 4 doubles per register
   alignas(32) std::uint32_t byte[256][8];  // 8 floats per register
   Avx2Lanes() {
     for (int v = 0; v < 16; ++v)
@@ -308,8 +306,7 @@ __attribute__((target("avx2"))) inline __m256 lanes_ps(const Avx2Lanes& L, Word 
 
 // 16 registers of 4 doubles would use every ymm register, so the 64 rows go in two halves of 32.
 __attribute__((target("avx2"))) void masked_sum_avx2(index_t terms, const Word* words, index_t word_stride,
-                                                     const double* t, index_t t_stride, double* out,
-                                                     bool accumulate) {
+                                                     const double* t, index_t t_stride, double* out, bool accumulate) {
   const Avx2Lanes& L = avx2_lanes();
   for (int half = 0; half < 2; ++half) {
     const int h = 32 * half;
@@ -334,17 +331,20 @@ __attribute__((target("avx2"))) void masked_sum_avx2(index_t terms, const Word* 
     const Word w = words[s * word_stride];
     if (w == 0) continue;
     const float* ts = t + s * t_stride;
-    for (int q = 0; q < 8; ++q) a[q] = _mm256_add_ps(a[q], _mm256_and_ps(lanes_ps(L, w, q), _mm256_loadu_ps(ts + 8 * q)));
+    for (int q = 0; q < 8; ++q)
+      a[q] = _mm256_add_ps(a[q], _mm256_and_ps(lanes_ps(L, w, q), _mm256_loadu_ps(ts + 8 * q)));
   }
   for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + 8 * q, a[q]);
 }
 __attribute__((target("avx2"))) void masked_copy_avx2(Word w, const double* src, double* dst) {
   const Avx2Lanes& L = avx2_lanes();
-  for (int q = 0; q < 16; ++q) _mm256_storeu_pd(dst + 4 * q, _mm256_and_pd(lanes_pd(L, w, q), _mm256_loadu_pd(src + 4 * q)));
+  for (int q = 0; q < 16; ++q)
+    _mm256_storeu_pd(dst + 4 * q, _mm256_and_pd(lanes_pd(L, w, q), _mm256_loadu_pd(src + 4 * q)));
 }
 __attribute__((target("avx2"))) void masked_copy_avx2(Word w, const float* src, float* dst) {
   const Avx2Lanes& L = avx2_lanes();
-  for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + 8 * q, _mm256_and_ps(lanes_ps(L, w, q), _mm256_loadu_ps(src + 8 * q)));
+  for (int q = 0; q < 8; ++q)
+    _mm256_storeu_ps(dst + 8 * q, _mm256_and_ps(lanes_ps(L, w, q), _mm256_loadu_ps(src + 8 * q)));
 }
 #endif  // CONVEXNN_X86_SIMD
 
@@ -378,7 +378,8 @@ MaskKernels<T> kernels() {
 #if CONVEXNN_X86_SIMD
   const auto isa = static_cast<Isa>(isa_slot().load(std::memory_order_relaxed));
   if (isa == Isa::Avx512) {
-    k.masked_sum = static_cast<void (*)(index_t, const Word*, index_t, const T*, index_t, T*, bool)>(&masked_sum_avx512);
+    k.masked_sum =
+        static_cast<void (*)(index_t, const Word*, index_t, const T*, index_t, T*, bool)>(&masked_sum_avx512);
     k.masked_copy = static_cast<void (*)(Word, const T*, T*)>(&masked_copy_avx512);
     k.signed_max = static_cast<T (*)(const Word*, index_t, const T*, T)>(&signed_max_avx512);
   } else if (isa == Isa::Avx2) {
@@ -430,7 +431,9 @@ Grid make_grid(index_t n, index_t S, index_t c, std::size_t elem, Split split) {
   return g;
 }
 
-bool run_parallel(const Grid& g, double flops) { return g.units() > 1 && flops >= kMinParallelFlops && omp_get_max_threads() > 1; }
+bool run_parallel(const Grid& g, double flops) {
+  return g.units() > 1 && flops >= kMinParallelFlops && omp_get_max_threads() > 1;
+}
 
 // What one call needs to know about X and the masks, shared by all kernels below.
 template <class T>
@@ -482,8 +485,8 @@ struct Context {
       blas::gemm<T>(Layout::RowMajor, c_order ? Op::Trans : Op::NoTrans, Op::Trans, d(), m, rows, T(1), tile, ld, M,
                     ldm, beta, out, m);
     else
-      blas::gemm<T>(Layout::RowMajor, Op::NoTrans, c_order ? Op::NoTrans : Op::Trans, m, d(), rows, T(1), M, ldm,
-                    tile, ld, beta, out, d());
+      blas::gemm<T>(Layout::RowMajor, Op::NoTrans, c_order ? Op::NoTrans : Op::Trans, m, d(), rows, T(1), M, ldm, tile,
+                    ld, beta, out, d());
   }
 };
 
@@ -578,7 +581,8 @@ double hash_uniform(std::uint64_t block, std::uint64_t coord) {
 
 std::vector<std::uint64_t> pack_masks(const std::uint8_t* dense, index_t n, index_t n_patterns, index_t row_stride,
                                       index_t col_stride) {
-  CONVEXNN_CHECK(n >= 0 && n_patterns >= 0, "masks must have non-negative shape, got (" << n << ", " << n_patterns << ")");
+  CONVEXNN_CHECK(n >= 0 && n_patterns >= 0,
+                 "masks must have non-negative shape, got (" << n << ", " << n_patterns << ")");
   CONVEXNN_CHECK(dense != nullptr || n * n_patterns == 0, "masks: null data");
   const index_t W = PackedMasks::words_for(n);
   auto words = make_buffer<Word>(W * n_patterns, "packed masks");
@@ -590,7 +594,8 @@ std::vector<std::uint64_t> pack_masks(const std::uint8_t* dense, index_t n, inde
 
 template <class T>
 void block_norms(const T* U, index_t n_blocks, index_t d, index_t c, bool groups_neuron, T* out) {
-  CONVEXNN_CHECK(n_blocks >= 0 && d >= 0 && c >= 1, "block_norms: bad shape (" << n_blocks << ", " << d << ", " << c << ")");
+  CONVEXNN_CHECK(n_blocks >= 0 && d >= 0 && c >= 1,
+                 "block_norms: bad shape (" << n_blocks << ", " << d << ", " << c << ")");
   // Two passes per group (max |x|, then the scaled sum of squares) so neither overflows nor underflows.
   auto norm = [](auto&& at, index_t len) {
     double big = 0;
@@ -608,7 +613,8 @@ void block_norms(const T* U, index_t n_blocks, index_t d, index_t c, bool groups
     if (groups_neuron) {
       out[i] = static_cast<T>(norm([b](index_t l) { return b[l]; }, d * c));
     } else {
-      for (index_t j = 0; j < c; ++j) out[i * c + j] = static_cast<T>(norm([b, c, j](index_t l) { return b[l * c + j]; }, d));
+      for (index_t j = 0; j < c; ++j)
+        out[i * c + j] = static_cast<T>(norm([b, c, j](index_t l) { return b[l * c + j]; }, d));
     }
   }
 }
@@ -618,11 +624,16 @@ std::string masked_kernel_isa() { return isa_name(static_cast<Isa>(isa_slot().lo
 bool force_masked_kernel_isa(const std::string& isa) {
   const Isa best = detect_isa();
   Isa want;
-  if (isa == "auto") want = best;
-  else if (isa == "avx512") want = Isa::Avx512;
-  else if (isa == "avx2") want = Isa::Avx2;
-  else if (isa == "generic") want = Isa::Generic;
-  else return false;
+  if (isa == "auto")
+    want = best;
+  else if (isa == "avx512")
+    want = Isa::Avx512;
+  else if (isa == "avx2")
+    want = Isa::Avx2;
+  else if (isa == "generic")
+    want = Isa::Generic;
+  else
+    return false;
   if (static_cast<int>(want) > static_cast<int>(best)) return false;  // AVX-512 implies AVX2 support
   isa_slot().store(static_cast<int>(want));
   return true;
@@ -633,17 +644,20 @@ bool force_masked_kernel_isa(const std::string& isa) {
 namespace {
 template <class T>
 MatrixView<T> normalized_view(MatrixView<T> X) {
-  CONVEXNN_CHECK(X.rows >= 0 && X.cols >= 0, "X must have a non-negative shape, got (" << X.rows << ", " << X.cols << ")");
+  CONVEXNN_CHECK(X.rows >= 0 && X.cols >= 0,
+                 "X must have a non-negative shape, got (" << X.rows << ", " << X.cols << ")");
   CONVEXNN_CHECK(X.data != nullptr || X.rows * X.cols == 0, "X: null data");
   if (X.rows == 0 || X.cols == 0) return MatrixView<T>{X.data, X.rows, X.cols, std::max<index_t>(X.cols, 1), 1};
   // A single column or row has only one meaningful stride: give the other one a BLAS-valid value.
   if (X.cols == 1 && X.row_stride >= 1) X.col_stride = 1;
   if (X.rows == 1) {
-    if (X.col_stride == 1) X.row_stride = X.cols;
-    else if (X.col_stride >= 1) X.row_stride = 1;
+    if (X.col_stride == 1)
+      X.row_stride = X.cols;
+    else if (X.col_stride >= 1)
+      X.row_stride = 1;
   }
-  CONVEXNN_CHECK(X.blas_compatible(),
-                 "X must be C- or F-contiguous in one dimension (got strides " << X.row_stride << ", " << X.col_stride << ")");
+  CONVEXNN_CHECK(X.blas_compatible(), "X must be C- or F-contiguous in one dimension (got strides "
+                                          << X.row_stride << ", " << X.col_stride << ")");
   return X;
 }
 }  // namespace
@@ -656,7 +670,8 @@ MaskedOperator<T>::MaskedOperator(MatrixView<T> X, PackedMasks masks) : X_(norma
   CONVEXNN_CHECK(masks.words_per_pattern == PackedMasks::words_for(masks.n_samples),
                  "patterns: words_per_pattern = " << masks.words_per_pattern << ", expected "
                                                   << PackedMasks::words_for(masks.n_samples));
-  CONVEXNN_CHECK(masks.words != nullptr || masks.n_patterns * masks.words_per_pattern == 0, "patterns: null mask words");
+  CONVEXNN_CHECK(masks.words != nullptr || masks.n_patterns * masks.words_per_pattern == 0,
+                 "patterns: null mask words");
   cache_row_bits();
 }
 
@@ -779,7 +794,8 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
         ctx.gemm_a_xt(sb * c, r0, rows, Upk + s0 * c * d, C, nb);
         for (index_t j = 0; j < c; ++j)
           for (index_t w = 0; w < nw; ++w)
-            ctx.k.masked_sum(sb, wbuf + w, nw, C + j * nb + w * kWordBits, c * nb, acc + j * nb + w * kWordBits, !first);
+            ctx.k.masked_sum(sb, wbuf + w, nw, C + j * nb + w * kWordBits, c * nb, acc + j * nb + w * kWordBits,
+                             !first);
         first = false;
       }
       T* out = direct ? z : parts.data() + pc * n * c;
@@ -854,8 +870,10 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
           ctx.gemm_adjoint(sb * c, r0, rows, M, nb, kAdjointAsTranspose<T> ? Gt : Gacc, !first);
           first = false;
         }
-        if (first) std::fill(Gacc, Gacc + sb * c * d, T(0));
-        else if (kAdjointAsTranspose<T>) transpose_into(Gt, d, sb * c, Gacc);
+        if (first)
+          std::fill(Gacc, Gacc + sb * c * d, T(0));
+        else if (kAdjointAsTranspose<T>)
+          transpose_into(Gt, d, sb * c, Gacc);
       }
     });
   }
@@ -919,7 +937,8 @@ void MaskedOperator<T>::cone_violation(const T* V, index_t c, T* out, BlockSubse
 
 template <class T>
 void MaskedOperator<T>::block_gram(index_t i, T* gram) const {
-  CONVEXNN_CHECK(i >= 0 && i < masks_.n_patterns, "block index i = " << i << " is out of range [0, " << masks_.n_patterns << ")");
+  CONVEXNN_CHECK(i >= 0 && i < masks_.n_patterns,
+                 "block index i = " << i << " is out of range [0, " << masks_.n_patterns << ")");
   const index_t n = X_.rows, d = X_.cols;
   std::fill(gram, gram + d * d, T(0));
   if (n == 0 || d == 0) return;
@@ -963,8 +982,10 @@ void MaskedOperator<T>::block_lipschitz(T* out, BlockSubset subset, LipschitzMet
     const double power_cost = kNominalPowerIterations * 4.0 * double(n) * d;
     method = gram_cost <= power_cost ? LipschitzMethod::Gram : LipschitzMethod::PowerIteration;
   }
-  if (method == LipschitzMethod::Gram) lipschitz_gram(out, subset);
-  else lipschitz_power(out, subset);
+  if (method == LipschitzMethod::Gram)
+    lipschitz_gram(out, subset);
+  else
+    lipschitz_power(out, subset);
 }
 
 template <class T>
@@ -994,7 +1015,8 @@ void MaskedOperator<T>::lipschitz_power(T* out, BlockSubset subset) const {
   // `active` lists the positions (into out) of blocks still iterating; V/W hold their vectors compacted.
   std::vector<index_t> active(S), blocks(S);
   for (index_t k = 0; k < S; ++k) active[k] = k, blocks[k] = subset.block(k);
-  std::vector<T> V = make_buffer<T>(S * d, "power iteration vectors"), W = make_buffer<T>(S * d, "power iteration vectors");
+  std::vector<T> V = make_buffer<T>(S * d, "power iteration vectors"),
+                 W = make_buffer<T>(S * d, "power iteration vectors");
   std::vector<T> estimate(S, T(0));
   for (index_t k = 0; k < S; ++k) {
     T* v = V.data() + k * d;

@@ -25,10 +25,10 @@ namespace {
 
 using Word = std::uint64_t;
 constexpr index_t kWordBits = 64;
-constexpr index_t kGroupBits = 4;                        // vectors per table
-constexpr index_t kEntries = index_t(1) << kGroupBits;   // 16 entries per table
+constexpr index_t kGroupBits = 4;                       // vectors per table
+constexpr index_t kEntries = index_t(1) << kGroupBits;  // 16 entries per table
 constexpr index_t kGroupsPerWord = kWordBits / kGroupBits;
-constexpr std::size_t kLine = 64;                        // bytes: alignment and padding unit
+constexpr std::size_t kLine = 64;  // bytes: alignment and padding unit
 template <class T>
 constexpr index_t kPadElems = static_cast<index_t>(kLine / sizeof(T));
 
@@ -52,7 +52,6 @@ constexpr index_t kMinWorkUnits = 16;
 // Below this many vector additions a call runs on one thread.
 constexpr double kMinParallelAdds = 2e5;
 // The Auto method's thresholds (when the tables run at all) are in choose_method.cpp.
-
 
 // ---- aligned buffers ---------------------------------------------------------------------------------------
 
@@ -78,8 +77,10 @@ template <class T, int Lanes, int R>
   using V = typename Vec<T, Lanes>::type;
   V acc[R];
   for (int r = 0; r < R; ++r) {
-    if (overwrite) acc[r] = V{};
-    else std::memcpy(&acc[r], out + j0 + r * Lanes, sizeof(V));
+    if (overwrite)
+      acc[r] = V{};
+    else
+      std::memcpy(&acc[r], out + j0 + r * Lanes, sizeof(V));
   }
   const index_t table_stride = kEntries * mp;
   const T* table = tables + j0;
@@ -104,9 +105,9 @@ template <class T, int Lanes, int R>
 // out_o = out + o * out_stride and words_o = word_rows[o] (mp a multiple of Lanes); out_o = that sum
 // (from zero, out_o not read) when overwrite.
 template <class T, int Lanes>
-[[gnu::always_inline]] inline void accumulate_tables(index_t count, const Word* const* word_rows, index_t g0, index_t ng,
-                                                     const T* tables, index_t mp, T* out, index_t out_stride,
-                                                     bool overwrite) {
+[[gnu::always_inline]] inline void accumulate_tables(index_t count, const Word* const* word_rows, index_t g0,
+                                                     index_t ng, const T* tables, index_t mp, T* out,
+                                                     index_t out_stride, bool overwrite) {
   for (index_t o = 0; o < count; ++o) {
     const Word* words = word_rows[o];
     T* dst = out + o * out_stride;
@@ -173,7 +174,8 @@ void complete_generic(index_t groups, index_t mp, T* tables) {
 #define CONVEXNN_TABLES_X86 1
 template <class T>
 __attribute__((target("avx2"))) void accumulate_avx2(index_t count, const Word* const* rows, index_t g0, index_t ng,
-                                                     const T* tables, index_t mp, T* out, index_t out_stride, bool overwrite) {
+                                                     const T* tables, index_t mp, T* out, index_t out_stride,
+                                                     bool overwrite) {
   accumulate_tables<T, static_cast<int>(32 / sizeof(T))>(count, rows, g0, ng, tables, mp, out, out_stride, overwrite);
 }
 template <class T>
@@ -297,7 +299,8 @@ std::size_t row_bits_bytes(index_t n, index_t n_patterns) {
 
 std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks) {
   const index_t n = masks.n_samples, W = ceil_div(masks.n_patterns, kWordBits);
-  std::vector<Word> out = make_checked_vector<std::vector<Word>>(n * W, "masked operator (tables)", "row-major mask bits");
+  std::vector<Word> out =
+      make_checked_vector<std::vector<Word>>(n * W, "masked operator (tables)", "row-major mask bits");
   const index_t tiles = ceil_div(n, kForwardRowTile);
   ParallelErrors errors;
 #pragma omp parallel for schedule(static) if (tiles > 1 && double(n) * W >= kMinParallelAdds / kWordBits)
@@ -313,7 +316,8 @@ std::vector<std::uint64_t> transpose_masks(const PackedMasks& masks) {
 
 std::size_t forward_table_bytes(index_t d, index_t c, index_t n_blocks, std::size_t elem_bytes) {
   const index_t mp = round_up(std::max<index_t>(d * c, 1), static_cast<index_t>(kLine / elem_bytes));
-  return static_cast<std::size_t>(ceil_div(n_blocks, kGroupBits)) * kEntries * static_cast<std::size_t>(mp) * elem_bytes;
+  return static_cast<std::size_t>(ceil_div(n_blocks, kGroupBits)) * kEntries * static_cast<std::size_t>(mp) *
+         elem_bytes;
 }
 
 // ---- adjoint ---------------------------------------------------------------------------------------------------
@@ -332,9 +336,8 @@ void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
   const index_t chunk_len = ceil_div(S, pattern_chunks);
   const index_t partial_limit =  // row chunks whose partial sums fit kMaxPartialBytes (at least one)
       std::max<index_t>(1, static_cast<index_t>(kMaxPartialBytes / (static_cast<std::size_t>(S * mp) * sizeof(T))));
-  const index_t tiles_per_chunk = ceil_div(n_tiles, std::min(partial_limit, pattern_chunks >= kMinWorkUnits
-                                                                                 ? 1
-                                                                                 : ceil_div(kMinWorkUnits, pattern_chunks)));
+  const index_t tiles_per_chunk = ceil_div(
+      n_tiles, std::min(partial_limit, pattern_chunks >= kMinWorkUnits ? 1 : ceil_div(kMinWorkUnits, pattern_chunks)));
   const index_t row_chunks = ceil_div(n_tiles, tiles_per_chunk);  // none empty: each writes its partial sums
   const index_t units = row_chunks * pattern_chunks;
 
@@ -352,52 +355,53 @@ void table_adjoint(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(dynamic, 1)
-  for (index_t u = 0; u < units; ++u) {
-    errors.run([&] {
-      const index_t pc = u / row_chunks, rc = u % row_chunks;
-      const index_t s0 = pc * chunk_len, s1 = std::min(S, s0 + chunk_len);
-      T* tables = scratch<T, 1>(groups * kEntries * mp);
-      T* out = parts + (rc * S + s0) * mp;
-      for (index_t t = rc * tiles_per_chunk; t < std::min(n_tiles, (rc + 1) * tiles_per_chunk); ++t) {
-        const index_t r0 = t * tile_rows, rows = std::min(tile_rows, n - r0);
-        // The group vectors x_k r_k^T (zero past n and in the padding), straight into the table slots.
-        for (index_t g = 0; g < groups; ++g) std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
-        for (index_t k = 0; k < tile_rows; ++k) {
-          T* phi = group_vector(tables, k / kGroupBits, k % kGroupBits, mp);
-          if (k >= rows) {
-            std::fill(phi, phi + mp, T(0));
-            continue;
-          }
-          const T* r = R + (r0 + k) * c;
-          if (c == 1 && X.col_stride == 1) {  // contiguous row, one column: a vectorisable scale
-            const T* x = X.data + (r0 + k) * X.row_stride;
-            const T rk = r[0];
-            for (index_t a = 0; a < d; ++a) phi[a] = x[a] * rk;
-          } else {
-            for (index_t a = 0; a < d; ++a) {
-              const T x = X(r0 + k, a);
-              for (index_t j = 0; j < c; ++j) phi[a * c + j] = x * r[j];
+    for (index_t u = 0; u < units; ++u) {
+      errors.run([&] {
+        const index_t pc = u / row_chunks, rc = u % row_chunks;
+        const index_t s0 = pc * chunk_len, s1 = std::min(S, s0 + chunk_len);
+        T* tables = scratch<T, 1>(groups * kEntries * mp);
+        T* out = parts + (rc * S + s0) * mp;
+        for (index_t t = rc * tiles_per_chunk; t < std::min(n_tiles, (rc + 1) * tiles_per_chunk); ++t) {
+          const index_t r0 = t * tile_rows, rows = std::min(tile_rows, n - r0);
+          // The group vectors x_k r_k^T (zero past n and in the padding), straight into the table slots.
+          for (index_t g = 0; g < groups; ++g)
+            std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
+          for (index_t k = 0; k < tile_rows; ++k) {
+            T* phi = group_vector(tables, k / kGroupBits, k % kGroupBits, mp);
+            if (k >= rows) {
+              std::fill(phi, phi + mp, T(0));
+              continue;
             }
+            const T* r = R + (r0 + k) * c;
+            if (c == 1 && X.col_stride == 1) {  // contiguous row, one column: a vectorisable scale
+              const T* x = X.data + (r0 + k) * X.row_stride;
+              const T rk = r[0];
+              for (index_t a = 0; a < d; ++a) phi[a] = x[a] * rk;
+            } else {
+              for (index_t a = 0; a < d; ++a) {
+                const T x = X(r0 + k, a);
+                for (index_t j = 0; j < c; ++j) phi[a * c + j] = x * r[j];
+              }
+            }
+            std::fill(phi + m, phi + mp, T(0));
           }
-          std::fill(phi + m, phi + mp, T(0));
+          kern.complete(groups, mp, tables);
+          // The unit's first tile writes its partial sums (no zero-fill of the buffer first).
+          kern.accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp,
+                          t == rc * tiles_per_chunk);
         }
-        kern.complete(groups, mp, tables);
-        // The unit's first tile writes its partial sums (no zero-fill of the buffer first).
-        kern.accumulate(s1 - s0, word_rows.data() + s0, r0 / kGroupBits, groups, tables, mp, out, mp,
-                        t == rc * tiles_per_chunk);
-      }
-    });
-  }
-#pragma omp for schedule(static)
-  for (index_t s = 0; s < S; ++s) {  // partial sums of the row chunks, in chunk order
-    T* g = G + s * m;
-    const T* p0 = parts + s * mp;
-    for (index_t e = 0; e < m; ++e) g[e] = p0[e];
-    for (index_t q = 1; q < row_chunks; ++q) {
-      const T* pq = parts + (q * S + s) * mp;
-      for (index_t e = 0; e < m; ++e) g[e] += pq[e];
+      });
     }
-  }
+#pragma omp for schedule(static)
+    for (index_t s = 0; s < S; ++s) {  // partial sums of the row chunks, in chunk order
+      T* g = G + s * m;
+      const T* p0 = parts + s * mp;
+      for (index_t e = 0; e < m; ++e) g[e] = p0[e];
+      for (index_t q = 1; q < row_chunks; ++q) {
+        const T* pq = parts + (q * S + s) * mp;
+        for (index_t e = 0; e < m; ++e) g[e] += pq[e];
+      }
+    }
   }
   errors.rethrow();
 }
@@ -427,48 +431,48 @@ void table_forward(SimdIsa simd, const MatrixView<T>& X, const PackedMasks& mask
 #pragma omp parallel if (parallel)
   {
 #pragma omp for schedule(static)
-  for (index_t g = 0; g < n_groups; ++g) {
-    errors.run([&] {  // entry 0 zero, the group's blocks U_i (zero past S and in the padding) into entries 1, 2, 4, 8
-      std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
-      for (index_t q = 0; q < kGroupBits; ++q) {
-        T* slot = group_vector(tables, g, q, mp);
-        const index_t i = g * kGroupBits + q;
-        if (i < S) std::copy(U + i * m, U + (i + 1) * m, slot);
-        std::fill(slot + (i < S ? m : 0), slot + mp, T(0));
-      }
-      kern.complete(1, mp, tables + g * kEntries * mp);
-    });
-  }
+    for (index_t g = 0; g < n_groups; ++g) {
+      errors.run([&] {  // entry 0 zero, the group's blocks U_i (zero past S and in the padding) into entries 1, 2, 4, 8
+        std::fill(tables + g * kEntries * mp, tables + (g * kEntries + 1) * mp, T(0));
+        for (index_t q = 0; q < kGroupBits; ++q) {
+          T* slot = group_vector(tables, g, q, mp);
+          const index_t i = g * kGroupBits + q;
+          if (i < S) std::copy(U + i * m, U + (i + 1) * m, slot);
+          std::fill(slot + (i < S ? m : 0), slot + mp, T(0));
+        }
+        kern.complete(1, mp, tables + g * kEntries * mp);
+      });
+    }
 #pragma omp for schedule(dynamic, 1)
-  for (index_t t = 0; t < n_tiles; ++t) {
-    errors.run([&] {
-      const index_t r0 = t * kForwardRowTile, rows = std::min(kForwardRowTile, n - r0);
-      const Word** word_rows = scratch<const Word*, 4>(kForwardRowTile);
-      T* V = scratch<T, 5>(kForwardRowTile * mp);
-      const Word* bits = row_bits ? row_bits + r0 * pattern_words : nullptr;
-      if (!bits) {
-        Word* tile_bits = scratch<Word, 2>(kForwardRowTile * pattern_words);
-        transpose_mask_rows(masks, subset, r0, rows, tile_bits);
-        bits = tile_bits;
-      }
-      for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;
-      for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)  // the first block writes V
-        kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables + g0 * kEntries * mp, mp,
-                        V, mp, g0 == 0);
-      for (index_t k = 0; k < rows; ++k) row_outputs(X, r0 + k, V + k * mp, c, z + (r0 + k) * c);
-    });
-  }
+    for (index_t t = 0; t < n_tiles; ++t) {
+      errors.run([&] {
+        const index_t r0 = t * kForwardRowTile, rows = std::min(kForwardRowTile, n - r0);
+        const Word** word_rows = scratch<const Word*, 4>(kForwardRowTile);
+        T* V = scratch<T, 5>(kForwardRowTile * mp);
+        const Word* bits = row_bits ? row_bits + r0 * pattern_words : nullptr;
+        if (!bits) {
+          Word* tile_bits = scratch<Word, 2>(kForwardRowTile * pattern_words);
+          transpose_mask_rows(masks, subset, r0, rows, tile_bits);
+          bits = tile_bits;
+        }
+        for (index_t k = 0; k < rows; ++k) word_rows[k] = bits + k * pattern_words;
+        for (index_t g0 = 0; g0 < n_groups; g0 += block_groups)  // the first block writes V
+          kern.accumulate(rows, word_rows, g0, std::min(block_groups, n_groups - g0), tables + g0 * kEntries * mp, mp,
+                          V, mp, g0 == 0);
+        for (index_t k = 0; k < rows; ++k) row_outputs(X, r0 + k, V + k * mp, c, z + (r0 + k) * c);
+      });
+    }
   }
   errors.rethrow();
 }
 
 template void table_forward<float>(SimdIsa, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
                                    index_t, float*, const std::uint64_t*);
-template void table_forward<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset,
-                                    const double*, index_t, double*, const std::uint64_t*);
+template void table_forward<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset, const double*,
+                                    index_t, double*, const std::uint64_t*);
 template void table_adjoint<float>(SimdIsa, const MatrixView<float>&, const PackedMasks&, BlockSubset, const float*,
                                    index_t, float*);
-template void table_adjoint<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset,
-                                    const double*, index_t, double*);
+template void table_adjoint<double>(SimdIsa, const MatrixView<double>&, const PackedMasks&, BlockSubset, const double*,
+                                    index_t, double*);
 
 }  // namespace convexnn::detail

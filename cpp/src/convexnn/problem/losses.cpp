@@ -50,8 +50,7 @@ inline double binary_phi(Loss loss, double m, double mu, double* dphi) {
       if (dphi) *dphi = h > 0 ? -1.0 : 0.0;
       return h > 0 ? h : 0.0;
     }
-    default:
-      return 0.0;
+    default: return 0.0;
   }
 }
 
@@ -95,9 +94,7 @@ const char* loss_name(Loss loss) {
   return "?";
 }
 
-bool is_binary_loss(Loss loss) {
-  return loss == Loss::logistic || loss == Loss::hinge || loss == Loss::squared_hinge;
-}
+bool is_binary_loss(Loss loss) { return loss == Loss::logistic || loss == Loss::hinge || loss == Loss::squared_hinge; }
 
 double loss_smoothness(Loss loss, double hinge_mu) {
   switch (loss) {
@@ -116,7 +113,8 @@ void validate_targets(Loss loss, const double* y, index_t n, index_t c) {
   for (index_t k = 0; k < n * c; ++k)
     CONVEXNN_CHECK(std::isfinite(y[k]), "y must be finite (found " << y[k] << " at flat index " << k << ")");
   if (is_binary_loss(loss)) {
-    CONVEXNN_CHECK(c == 1, "y must have a single column for the binary loss '" << loss_name(loss) << "', got c = " << c);
+    CONVEXNN_CHECK(c == 1,
+                   "y must have a single column for the binary loss '" << loss_name(loss) << "', got c = " << c);
     for (index_t k = 0; k < n; ++k)
       CONVEXNN_CHECK(y[k] == 1.0 || y[k] == -1.0,
                      "y must contain only -1 and +1 for loss '" << loss_name(loss) << "' (found " << y[k] << ")");
@@ -126,7 +124,8 @@ void validate_targets(Loss loss, const double* y, index_t n, index_t c) {
       double s = 0.0;
       for (index_t j = 0; j < c; ++j) {
         const double v = y[k * c + j];
-        CONVEXNN_CHECK(v == 0.0 || v == 1.0, "y must be one-hot for cross_entropy (found " << v << " in row " << k << ")");
+        CONVEXNN_CHECK(v == 0.0 || v == 1.0,
+                       "y must be one-hot for cross_entropy (found " << v << " in row " << k << ")");
         s += v;
       }
       CONVEXNN_CHECK(s == 1.0, "y must be one-hot for cross_entropy (row " << k << " has " << s << " ones)");
@@ -145,9 +144,8 @@ double loss_value(Loss loss, const T* z, const double* y, index_t n, index_t c, 
     case Loss::cross_entropy:
       return vec::chunked_sum(n, [&](index_t k) { return ce_row<T, double>(z + k * c, y + k * c, c, nullptr); });
     default:
-      return vec::chunked_sum(n * c, [&](index_t k) {
-        return binary_phi(loss, y[k] * static_cast<double>(z[k]), hinge_mu, nullptr);
-      });
+      return vec::chunked_sum(
+          n * c, [&](index_t k) { return binary_phi(loss, y[k] * static_cast<double>(z[k]), hinge_mu, nullptr); });
   }
 }
 
@@ -175,8 +173,7 @@ double loss_value_grad(Loss loss, const T* z, const double* y, index_t n, index_
 double loss_conjugate(Loss loss, const double* t, const double* y, index_t n, index_t c, double hinge_mu) {
   const double tol = kDomainTol;
   switch (loss) {
-    case Loss::squared:
-      return vec::chunked_sum(n * c, [&](index_t k) { return 0.5 * t[k] * t[k] + t[k] * y[k]; });
+    case Loss::squared: return vec::chunked_sum(n * c, [&](index_t k) { return 0.5 * t[k] * t[k] + t[k] * y[k]; });
     case Loss::logistic: {
       for (index_t k = 0; k < n; ++k) {
         const double p = -y[k] * t[k];
@@ -287,7 +284,6 @@ template double loss_value<double>(Loss, const double*, const double*, index_t, 
 template double loss_value_grad<float, float>(Loss, const float*, const double*, index_t, index_t, float*, double);
 template double loss_value_grad<float, double>(Loss, const float*, const double*, index_t, index_t, double*, double);
 template double loss_value_grad<double, float>(Loss, const double*, const double*, index_t, index_t, float*, double);
-template double loss_value_grad<double, double>(Loss, const double*, const double*, index_t, index_t, double*,
-                                                double);
+template double loss_value_grad<double, double>(Loss, const double*, const double*, index_t, index_t, double*, double);
 
 }  // namespace convexnn

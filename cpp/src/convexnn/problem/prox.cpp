@@ -97,8 +97,10 @@ double secular_norm(const double* w, const double* a, index_t m, double beta) {
     double dchi = 0.0;
     const double f = eval(nu, &dchi);
     if (f == 0.0) return nu;
-    if (f < 0) lo = std::max(lo, nu);
-    else hi = std::min(hi, nu);
+    if (f < 0)
+      lo = std::max(lo, nu);
+    else
+      hi = std::min(hi, nu);
     double next = (dchi > 0) ? nu - f / dchi : 0.5 * (lo + hi);
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     if (std::abs(next - nu) <= 1e-15 * std::max(next, 1e-300) || hi - lo <= 1e-15 * hi) return next;

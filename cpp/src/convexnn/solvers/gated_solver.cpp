@@ -142,7 +142,8 @@ bool extrapolation_weights(const SnapshotRing<V>& ring, index_t len, std::vector
 
 // out[j] = sum_k cw[k] * ring.at(k+1)[offset + j] for j < len.
 template <class V, class O>
-void combine_snapshots(const SnapshotRing<V>& ring, const std::vector<double>& cw, index_t offset, index_t len, O* out) {
+void combine_snapshots(const SnapshotRing<V>& ring, const std::vector<double>& cw, index_t offset, index_t len,
+                       O* out) {
   const int K = static_cast<int>(cw.size());
   vec::parallel_for(len, [&](index_t j) {
     double s = 0.0;
@@ -158,22 +159,30 @@ void combine_snapshots(const SnapshotRing<V>& ring, const std::vector<double>& c
 // lambda_max(H_i), and the ||A||^2 estimate for FISTA.
 template <class T>
 struct GatedSolver<T>::Cache {
-  std::vector<char> have;           // block analysed
-  std::vector<double> lam_max;      // lambda_max(H_i)
+  std::vector<char> have;                  // block analysed
+  std::vector<double> lam_max;             // lambda_max(H_i)
   std::vector<std::vector<double>> eig_h;  // eigenvalues (ascending), empty if not stored
   std::vector<std::vector<double>> eig_q;  // eigenvectors (row-major, column j = vector j), empty if not stored
   double stored_bytes = 0.0;
   double op_norm_sq = -1.0;
 
   explicit Cache(index_t p)
-      : have(static_cast<std::size_t>(p), 0), lam_max(static_cast<std::size_t>(p), 0.0),
-        eig_h(static_cast<std::size_t>(p)), eig_q(static_cast<std::size_t>(p)) {}
+      : have(static_cast<std::size_t>(p), 0),
+        lam_max(static_cast<std::size_t>(p), 0.0),
+        eig_h(static_cast<std::size_t>(p)),
+        eig_q(static_cast<std::size_t>(p)) {}
 };
 
 template <class T>
-GatedSolver<T>::GatedSolver(const BlockOperator<T>& op, const double* y, index_t n, index_t c, Loss loss,
-                            Groups groups, const BlockOperator<double>* certify_op)
-    : op_(op), cert_op_(certify_op), n_(op.n_samples()), d_(op.block_dim()), p_(op.n_blocks()), c_(c), loss_(loss),
+GatedSolver<T>::GatedSolver(const BlockOperator<T>& op, const double* y, index_t n, index_t c, Loss loss, Groups groups,
+                            const BlockOperator<double>* certify_op)
+    : op_(op),
+      cert_op_(certify_op),
+      n_(op.n_samples()),
+      d_(op.block_dim()),
+      p_(op.n_blocks()),
+      c_(c),
+      loss_(loss),
       groups_(groups) {
   CONVEXNN_CHECK(n == n_, "y must have " << n_ << " rows (one per sample of the operator), got " << n);
   CONVEXNN_CHECK(c >= 1, "y must have at least one column, got c = " << c);
@@ -200,10 +209,22 @@ class Run {
  public:
   using Cache = typename GatedSolver<T>::Cache;
 
-  Run(const BlockOperator<T>& op, const BlockOperator<double>* cop, const std::vector<double>& y, index_t c,
-      Loss loss, Groups groups, Cache& cache, const GatedOptions& opt, double beta)
-      : op_(op), cop_(cop), y_(y), n_(op.n_samples()), d_(op.block_dim()), p_(op.n_blocks()), c_(c), bs_(op.block_dim() * c),
-        nc_(op.n_samples() * c), loss_(loss), groups_(groups), cache_(cache), opt_(opt), beta_(beta) {}
+  Run(const BlockOperator<T>& op, const BlockOperator<double>* cop, const std::vector<double>& y, index_t c, Loss loss,
+      Groups groups, Cache& cache, const GatedOptions& opt, double beta)
+      : op_(op),
+        cop_(cop),
+        y_(y),
+        n_(op.n_samples()),
+        d_(op.block_dim()),
+        p_(op.n_blocks()),
+        c_(c),
+        bs_(op.block_dim() * c),
+        nc_(op.n_samples() * c),
+        loss_(loss),
+        groups_(groups),
+        cache_(cache),
+        opt_(opt),
+        beta_(beta) {}
 
   GatedResult<T> run(const T* warm_start);
 
@@ -222,9 +243,9 @@ class Run {
   Clock::time_point t0_;
 
   // ---- iterate ----
-  std::vector<T> U_;     // P x d x c
-  std::vector<T> z_;     // n x c, A U (maintained incrementally, refreshed at global checks)
-  std::vector<T> g_;     // n x c, grad L_mu(z)
+  std::vector<T> U_;  // P x d x c
+  std::vector<T> z_;  // n x c, A U (maintained incrementally, refreshed at global checks)
+  std::vector<T> g_;  // n x c, grad L_mu(z)
   index_t iter_ = 0;
   index_t last_callback_ = 0;  // iteration of the last callback (never twice for one iteration, never at 0)
   std::string status_;
@@ -235,13 +256,13 @@ class Run {
   double best_primal_ = kInf;
   std::vector<T> best_U_;
   double last_primal_ = kInf, last_gap_ = kInf, last_smooth_gap_ = kInf;
-  std::vector<double> last_zd_;      // certified predictions of the last global check
-  bool last_check_current_ = false;  // the last global check was at the current U
-  std::vector<double> scores_;       // ||A_i^T theta||_* / beta at the last global check
-  std::vector<double> group_scores_; // the same per group (P x groups_per_block)
+  std::vector<double> last_zd_;          // certified predictions of the last global check
+  bool last_check_current_ = false;      // the last global check was at the current U
+  std::vector<double> scores_;           // ||A_i^T theta||_* / beta at the last global check
+  std::vector<double> group_scores_;     // the same per group (P x groups_per_block)
   std::vector<index_t> newton_support_;  // support of the last Newton attempt
-  index_t newton_retry_at_ = 0;      // no Newton attempt before this iteration (after a failed one)
-  SnapshotRing<T> zhist_;            // predictions, for dual extrapolation
+  index_t newton_retry_at_ = 0;          // no Newton attempt before this iteration (after a failed one)
+  SnapshotRing<T> zhist_;                // predictions, for dual extrapolation
   std::vector<HistoryEntry> history_;
   index_t n_active_ = 0;
   index_t ws_size_ = 0;
@@ -285,8 +306,10 @@ class Run {
   // Stop conditions checked after every iteration; sets status_ and returns true to stop.
   bool should_stop() {
     if (!status_.empty()) return true;
-    if (iter_ >= opt_.max_iter) status_ = "max_iter";
-    else if (elapsed() >= opt_.time_limit) status_ = "time_limit";
+    if (iter_ >= opt_.max_iter)
+      status_ = "max_iter";
+    else if (elapsed() >= opt_.time_limit)
+      status_ = "time_limit";
     else if (opt_.callback && opt_.check_every > 0 && iter_ > last_callback_ && iter_ % opt_.check_every == 0) {
       last_callback_ = iter_;
       IterInfo info;
@@ -322,7 +345,8 @@ class Run {
       std::copy(U_.data() + W[k] * bs_, U_.data() + (W[k] + 1) * bs_, out.data() + k * bs_);
   }
   void scatter(const std::vector<index_t>& W, const std::vector<T>& in) {
-    for (std::size_t k = 0; k < W.size(); ++k) std::copy(in.data() + k * bs_, in.data() + (k + 1) * bs_, U_.data() + W[k] * bs_);
+    for (std::size_t k = 0; k < W.size(); ++k)
+      std::copy(in.data() + k * bs_, in.data() + (k + 1) * bs_, U_.data() + W[k] * bs_);
   }
 
   // Dual value of the scaled candidate theta (residual convention): returns -L*(-s theta) for the TRUE loss,
@@ -370,8 +394,10 @@ class Run {
     zd.resize(static_cast<std::size_t>(nc_));
     if (cop_) {
       std::vector<double> Ud(Us.begin(), Us.end());
-      if (supp.empty()) std::fill(zd.begin(), zd.end(), 0.0);
-      else cop_->forward(Ud.data(), c_, zd.data(), BlockSubset::of(supp));
+      if (supp.empty())
+        std::fill(zd.begin(), zd.end(), 0.0);
+      else
+        cop_->forward(Ud.data(), c_, zd.data(), BlockSubset::of(supp));
     } else {
       for (index_t k = 0; k < nc_; ++k) zd[k] = static_cast<double>(z_[k]);
     }
@@ -486,7 +512,8 @@ class Run {
     }
     if (M.empty()) return;
     // B x = A_act^T (y * x on M);  B^T r = y * (A_act r) on M.
-    std::vector<T> v(static_cast<std::size_t>(n_)), G(static_cast<std::size_t>(m * d_)), zt(static_cast<std::size_t>(n_));
+    std::vector<T> v(static_cast<std::size_t>(n_)), G(static_cast<std::size_t>(m * d_)),
+        zt(static_cast<std::size_t>(n_));
     auto applyB = [&](const std::vector<double>& x, std::vector<double>& out) {  // x on M -> (m*d)
       std::fill(v.begin(), v.end(), T(0));
       for (std::size_t j = 0; j < M.size(); ++j) v[M[j]] = static_cast<T>(y_[M[j]] * x[j]);
@@ -554,8 +581,10 @@ class Run {
     std::vector<double> aL(static_cast<std::size_t>(n_), 0.0);
     for (index_t k = 0; k < n_; ++k) {
       const double slack = 1.0 - y_[k] * last_zd_[k];
-      if (std::abs(slack) <= band) M.push_back(k);
-      else if (slack > 0) aL[k] = 1.0;
+      if (std::abs(slack) <= band)
+        M.push_back(k);
+      else if (slack > 0)
+        aL[k] = 1.0;
     }
     const index_t nm = static_cast<index_t>(M.size());
     const index_t N = nu + nm;
@@ -575,8 +604,8 @@ class Run {
       const double slack = 1.0 - y_[M[j]] * last_zd_[M[j]];
       a[j] = mu_ > 0 ? std::clamp(slack / mu_, 0.0, 1.0) : 0.5;
     }
-    std::vector<double> K(static_cast<std::size_t>(N * N)), F(static_cast<std::size_t>(N)), w(static_cast<std::size_t>(N)),
-        step(static_cast<std::size_t>(N));
+    std::vector<double> K(static_cast<std::size_t>(N * N)), F(static_cast<std::size_t>(N)),
+        w(static_cast<std::size_t>(N)), step(static_cast<std::size_t>(N));
     for (int it = 0; it < 20; ++it) {
       // Residuals F1 = beta u/|u| - C a - g_L (per block), F2 = C^T u - 1.
       std::fill(K.begin(), K.end(), 0.0);
@@ -681,7 +710,8 @@ class Run {
       std::vector<T> tt(th.begin(), th.end()), G(W.size() * bs_);
       adjoint(tt.data(), G.data(), &W);
       double mx = 0.0;
-      for (std::size_t k = 0; k < W.size(); ++k) mx = std::max(mx, block_dual_norm(G.data() + k * bs_, d_, c_, groups_));
+      for (std::size_t k = 0; k < W.size(); ++k)
+        mx = std::max(mx, block_dual_norm(G.data() + k * bs_, d_, c_, groups_));
       return dual_value(th, mx, adjoint_safety<T>(n_), nullptr, mu_);
     };
     best_ws_dual = std::max(best_ws_dual, cand(theta));
@@ -746,11 +776,13 @@ class Run {
         if (ng == 1) {
           for (index_t j = 0; j < bs_; ++j) acc += static_cast<double>(u[j]) * static_cast<double>(u[j]);
         } else {
-          for (index_t j = 0; j < d_; ++j) acc += static_cast<double>(u[j * c_ + k]) * static_cast<double>(u[j * c_ + k]);
+          for (index_t j = 0; j < d_; ++j)
+            acc += static_cast<double>(u[j * c_ + k]) * static_cast<double>(u[j * c_ + k]);
         }
         gnorm[b * ng + k] = std::sqrt(acc);
         if (acc > 0) {
-          if (ng == 1) std::fill(free_entry.begin() + b * bs_, free_entry.begin() + (b + 1) * bs_, 1);
+          if (ng == 1)
+            std::fill(free_entry.begin() + b * bs_, free_entry.begin() + (b + 1) * bs_, 1);
           else
             for (index_t j = 0; j < d_; ++j) free_entry[b * bs_ + j * c_ + k] = 1;
         }
@@ -771,7 +803,8 @@ class Run {
       for (index_t k = 0; k < ng; ++k) {
         const double nu = gnorm[b * ng + k];
         if (!(nu > 0)) continue;
-        group_entries(b, k, [&](index_t e) { R[e] = static_cast<double>(Gt[e]) + beta_ * static_cast<double>(Us[e]) / nu; });
+        group_entries(b, k,
+                      [&](index_t e) { R[e] = static_cast<double>(Gt[e]) + beta_ * static_cast<double>(Us[e]) / nu; });
       }
     const double r0 = std::sqrt(vec::sqnorm(len, R.data()));
     if (!(r0 > 0)) return false;
@@ -801,7 +834,8 @@ class Run {
         }
     };
     // Block-Jacobi preconditioner: (omega H_i + c_g I - c_g u u^T)^{-1} per group (Sherman-Morrison).
-    std::vector<double> t1(static_cast<std::size_t>(bs_)), t2(static_cast<std::size_t>(bs_)), t3(static_cast<std::size_t>(bs_));
+    std::vector<double> t1(static_cast<std::size_t>(bs_)), t2(static_cast<std::size_t>(bs_)),
+        t3(static_cast<std::size_t>(bs_));
     auto prec = [&](const std::vector<double>& r, std::vector<double>& out) {
       out.assign(static_cast<std::size_t>(len), 0.0);
       for (index_t b = 0; b < m; ++b) {
@@ -884,8 +918,8 @@ class Run {
     // at a kink), so Newton steps also shrink the support. Predictions move along A_S x, minus A of the zeroed
     // groups (one extra forward only when some group is zeroed).
     for (index_t e = 0; e < len; ++e) vt[e] = static_cast<T>(x[e]);
-    std::vector<T> zdir(static_cast<std::size_t>(nc_)), ztry(static_cast<std::size_t>(nc_)), Utry(static_cast<std::size_t>(len)),
-        Vz(static_cast<std::size_t>(len)), zcorr(static_cast<std::size_t>(nc_));
+    std::vector<T> zdir(static_cast<std::size_t>(nc_)), ztry(static_cast<std::size_t>(nc_)),
+        Utry(static_cast<std::size_t>(len)), Vz(static_cast<std::size_t>(len)), zcorr(static_cast<std::size_t>(nc_));
     forward(vt.data(), zdir.data(), &S);
     const double F0 = f0_loss + beta_ * penalty(Us.data(), m);
     double t = 1.0;
@@ -977,7 +1011,8 @@ class Run {
       }
       for (index_t k = 0; k < nb; ++k) {
         const index_t i = missing[b0 + k];
-        CONVEXNN_CHECK(info[k] == 0, "eigendecomposition of block Gram " << i << " failed (LAPACK info " << info[k] << ")");
+        CONVEXNN_CHECK(info[k] == 0,
+                       "eigendecomposition of block Gram " << i << " failed (LAPACK info " << info[k] << ")");
         const double* h = w.data() + k * d_;
         cache_.lam_max[i] = std::max(0.0, h[d_ - 1]);
         if (cache_.stored_bytes + block_bytes <= opt_.gram_cache_bytes) {
@@ -1101,9 +1136,9 @@ void Run<T>::bcd_block_step(index_t i, std::vector<T>& gbuf, std::vector<T>& dz,
   const double s = smooth();
   const double lmax = cache_.lam_max[i];
   work.resize(static_cast<std::size_t>(4 * bs_));
-  double* unew = work.data();           // new block (original coordinates)
+  double* unew = work.data();  // new block (original coordinates)
   bool nonzero_new = false;
-  if (!(lmax > 0)) {                   // D_i X = 0: the block cannot change the loss; the penalty wants 0
+  if (!(lmax > 0)) {  // D_i X = 0: the block cannot change the loss; the penalty wants 0
     std::fill(unew, unew + bs_, 0.0);
   } else if (!cache_.eig_q[i].empty()) {
     const double* Q = cache_.eig_q[i].data();
@@ -1172,7 +1207,8 @@ bool Run<T>::bcd_round(const std::vector<index_t>& W, double tol_in, bool global
     last_check_current_ = false;
     zhist_.push(z_.data());
     if (use_anderson) {
-      for (index_t k = 0; k < m; ++k) std::copy(U_.data() + W[k] * bs_, U_.data() + (W[k] + 1) * bs_, snap.data() + k * bs_);
+      for (index_t k = 0; k < m; ++k)
+        std::copy(U_.data() + W[k] * bs_, U_.data() + (W[k] + 1) * bs_, snap.data() + k * bs_);
       std::copy(z_.begin(), z_.end(), snap.data() + m * bs_);
       ring.push(snap.data());
       std::vector<double> cw;
@@ -1206,7 +1242,8 @@ bool Run<T>::fista_round(const std::vector<index_t>& W, double tol_in, bool glob
   const index_t m = static_cast<index_t>(W.size());
   const index_t len = m * bs_;
   if (fista_L_ <= 0) fista_L_ = std::max(smooth() * op_norm_sq(), 1e-300);
-  std::vector<T> x, xprev, yv(static_cast<std::size_t>(len)), xn(static_cast<std::size_t>(len)), G(static_cast<std::size_t>(len));
+  std::vector<T> x, xprev, yv(static_cast<std::size_t>(len)), xn(static_cast<std::size_t>(len)),
+      G(static_cast<std::size_t>(len));
   gather(W, x);
   xprev = x;
   yv = x;
@@ -1221,7 +1258,8 @@ bool Run<T>::fista_round(const std::vector<index_t>& W, double tol_in, bool glob
     adjoint(gy.data(), G.data(), &W);
     double L = std::max(fista_L_ * 0.9, L_floor);  // let the step grow back every iteration
     for (int bt = 0; bt < 60; ++bt) {
-      for (index_t j = 0; j < len; ++j) xn[j] = static_cast<T>(static_cast<double>(yv[j]) - static_cast<double>(G[j]) / L);
+      for (index_t j = 0; j < len; ++j)
+        xn[j] = static_cast<T>(static_cast<double>(yv[j]) - static_cast<double>(G[j]) / L);
       for (index_t k = 0; k < m; ++k) block_soft_threshold(xn.data() + k * bs_, d_, c_, groups_, beta_ / L);
       forward(xn.data(), zn.data(), &W);
       // Sufficient decrease, in the cancellation-free form s ||A dx||^2 <= L ||dx||^2: it implies
@@ -1242,7 +1280,8 @@ bool Run<T>::fista_round(const std::vector<index_t>& W, double tol_in, bool glob
     // Gradient-based adaptive restart (O'Donoghue & Candes): restart if the step opposes the momentum.
     double dir = 0.0;
     for (index_t j = 0; j < len; ++j)
-      dir += (static_cast<double>(yv[j]) - static_cast<double>(xn[j])) * (static_cast<double>(xn[j]) - static_cast<double>(x[j]));
+      dir += (static_cast<double>(yv[j]) - static_cast<double>(xn[j])) *
+             (static_cast<double>(xn[j]) - static_cast<double>(x[j]));
     if (dir > 0) t = 1.0;
     const double tn = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * t * t));
     const double mom = (t - 1.0) / tn;
@@ -1317,8 +1356,10 @@ GatedResult<T> Run<T>::run(const T* warm_start) {
     ws_size_ = static_cast<index_t>(W.size());
     const bool global = ws_size_ == p_;
     const double tol_in = global ? opt_.tol : std::max(kInnerFraction * last_gap_, 0.5 * opt_.tol);
-    if (solver_ == "bcd") bcd_round(W, tol_in, global);
-    else fista_round(W, tol_in, global);
+    if (solver_ == "bcd")
+      bcd_round(W, tol_in, global);
+    else
+      fista_round(W, tol_in, global);
     if (!status_.empty()) break;
     if (!global) {
       gap = global_check();
@@ -1335,8 +1376,10 @@ GatedResult<T> Run<T>::run(const T* warm_start) {
   if (!last_check_current_ && status_ != "diverged") {
     const std::string keep = status_;
     global_check();
-    if (status_.empty()) status_ = keep;
-    else if (keep != "diverged" && status_ == "diverged") status_ = "diverged";
+    if (status_.empty())
+      status_ = keep;
+    else if (keep != "diverged" && status_ == "diverged")
+      status_ = "diverged";
   }
   // Stopped by a budget but the best point is certified anyway.
   if ((status_ == "max_iter" || status_ == "time_limit") && best_gap() <= opt_.tol) status_ = "converged";
@@ -1463,8 +1506,7 @@ double gated_beta_max(const BlockOperator<T>& op, const double* y, index_t c, Lo
 template class GatedSolver<float>;
 template class GatedSolver<double>;
 template GatedResult<float> solve_gated<float>(const BlockOperator<float>&, const double*, index_t, double, Loss,
-                                               Groups, const GatedOptions&, const float*,
-                                               const BlockOperator<double>*);
+                                               Groups, const GatedOptions&, const float*, const BlockOperator<double>*);
 template GatedResult<double> solve_gated<double>(const BlockOperator<double>&, const double*, index_t, double, Loss,
                                                  Groups, const GatedOptions&, const double*,
                                                  const BlockOperator<double>*);

@@ -100,8 +100,16 @@ struct ReluSolver<T>::Point {
 template <class T>
 ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y,
                           index_t c, Loss loss, const BlockOperator<double>* certify_op)
-    : op_(op), cert_op_(certify_op), X_(X), pats_(patterns), n_(op.n_samples()), d_(op.block_dim()), p_(op.n_blocks()), c_(c),
-      loss_(loss), masked_outputs_(X.rows == op.n_samples()) {
+    : op_(op),
+      cert_op_(certify_op),
+      X_(X),
+      pats_(patterns),
+      n_(op.n_samples()),
+      d_(op.block_dim()),
+      p_(op.n_blocks()),
+      c_(c),
+      loss_(loss),
+      masked_outputs_(X.rows == op.n_samples()) {
   CONVEXNN_CHECK(c >= 1, "c (number of outputs) must be >= 1, got " << c);
   CONVEXNN_CHECK(X.cols == d_, "X has " << X.cols << " columns but the operator's blocks have dimension " << d_);
   CONVEXNN_CHECK(patterns.n_samples() == X.rows && patterns.dim() == d_ && patterns.n_patterns() == p_,
@@ -109,8 +117,8 @@ ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const Pat
                               << " patterns) do not match the constraint rows X (" << X.rows
                               << " rows) and the operator's " << p_ << " blocks");
   CONVEXNN_CHECK(y != nullptr, "y must not be null");
-  CONVEXNN_CHECK(certify_op == nullptr || (certify_op->n_samples() == n_ && certify_op->block_dim() == d_ &&
-                                           certify_op->n_blocks() == p_),
+  CONVEXNN_CHECK(certify_op == nullptr ||
+                     (certify_op->n_samples() == n_ && certify_op->block_dim() == d_ && certify_op->n_blocks() == p_),
                  "certify_op must have the blocks of op (" << n_ << " x " << d_ << " x " << p_ << ")");
   validate_targets(loss, y, n_, c_);
   y_.assign(y, y + n_ * c_);
@@ -143,8 +151,8 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
     const blas::SingleThreadedScope serial_blas;
 #pragma omp parallel
     {
-      std::vector<double> g(static_cast<std::size_t>(d_)), G(static_cast<std::size_t>(kProxChunk * d_)),
-          U(G.size()), norms(static_cast<std::size_t>(kProxChunk)), below(norms.size());
+      std::vector<double> g(static_cast<std::size_t>(d_)), G(static_cast<std::size_t>(kProxChunk * d_)), U(G.size()),
+          norms(static_cast<std::size_t>(kProxChunk)), below(norms.size());
       std::vector<index_t> cols, slots, patterns;
 #pragma omp for schedule(dynamic, 1)
       for (index_t chunk = 0; chunk < n_chunks; ++chunk) {
@@ -208,8 +216,8 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
         // columns, exactly up to the factor t) the same directions, so their active sets start these projections.
         projector_->copy_warm_start(kSlotW * n_cols + col, kSlotDualPlus * n_cols + col);
         projector_->copy_warm_start(kSlotV * n_cols + col, kSlotDualMinus * n_cols + col);
-        double w = projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr,
-                                       nullptr, floor);
+        double w =
+            projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr, nullptr, floor);
         for (index_t j = 0; j < d_; ++j) g[j] = -g[j];
         w = std::max(w, projector_->project(kSlotDualMinus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr,
                                             nullptr, floor));
@@ -245,7 +253,8 @@ std::vector<double> ReluSolver<T>::ray_design(const std::vector<RayColumn>& entr
       const PatternSet::Word* mask = pats_.mask(i);
       double* Ea = E.data() + a * nc;
       for (index_t r = 0; r < n_; ++r)
-        if ((mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U) Ea[r * c_ + kout] = sign * XU[r * k + a];
+        if ((mask[r / PatternSet::kWordBits] >> (r % PatternSet::kWordBits)) & 1U)
+          Ea[r * c_ + kout] = sign * XU[r * k + a];
     }
   } else {
     // Outputs other than the constraint rows (e.g. pooled patches): column a = +-A_i (u_a in output column
@@ -297,8 +306,8 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   };
 
   const bool quadratic = loss_ == Loss::squared;  // constant loss Hessian (the identity)
-  std::vector<double> scale(static_cast<std::size_t>(k)), z(static_cast<std::size_t>(nc)), zt(z.size()),
-      grad(z.size()), gs(scale.size()), dir(scale.size()), trial(scale.size()), eig(scale.size()),
+  std::vector<double> scale(static_cast<std::size_t>(k)), z(static_cast<std::size_t>(nc)), zt(z.size()), grad(z.size()),
+      gs(scale.size()), dir(scale.size()), trial(scale.size()), eig(scale.size()),
       Hloss(static_cast<std::size_t>(k * k)), H(Hloss.size()), HE;
   for (index_t a = 0; a < k; ++a) scale[a] = entries[static_cast<std::size_t>(a)].norm;
   double F = reduced_objective(scale, z, &grad);
@@ -317,8 +326,8 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
         for (index_t a = 0; a < k; ++a) curvature.apply(E.data() + a * nc, HE.data() + a * nc);
         HEp = HE.data();
       }
-      blas::gemm<double>(blas::Layout::ColMajor, blas::Op::Trans, blas::Op::NoTrans, k, k, nc, 1.0, E.data(), nc,
-                         HEp, nc, 0.0, Hloss.data(), k);
+      blas::gemm<double>(blas::Layout::ColMajor, blas::Op::Trans, blas::Op::NoTrans, k, k, nc, 1.0, E.data(), nc, HEp,
+                         nc, 0.0, Hloss.data(), k);
       have_hessian = true;
     }
     // Newton on the free scales (s > 0); scales at 0 stay there (FISTA may bring their columns back).
@@ -432,7 +441,10 @@ double ReluSolver<T>::dual_value_bound(const std::vector<double>& V, const std::
   double lo = 0.0, hi = s_max;
   for (int iter = 0; iter < 60; ++iter) {
     const double m1 = lo + (hi - lo) / 3.0, m2 = hi - (hi - lo) / 3.0;
-    if (dual_at(m1) < dual_at(m2)) lo = m1; else hi = m2;
+    if (dual_at(m1) < dual_at(m2))
+      lo = m1;
+    else
+      hi = m2;
   }
   return std::max({dual_at(lo), dual_at(hi), dual_at(0.5 * (lo + hi))});
 }
@@ -692,7 +704,8 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
     // Gradient-based adaptive restart (O'Donoghue & Candes): drop momentum when it points uphill.
     double restart_dot = 0.0;
     for (index_t e = 0; e < m; ++e)
-      restart_dot += (y_pt.V[e] - x_new.V[e]) * (x_new.V[e] - x.V[e]) + (y_pt.W[e] - x_new.W[e]) * (x_new.W[e] - x.W[e]);
+      restart_dot +=
+          (y_pt.V[e] - x_new.V[e]) * (x_new.V[e] - x.V[e]) + (y_pt.W[e] - x_new.W[e]) * (x_new.W[e] - x.W[e]);
     Point y_next;
     if (restart_dot > 0.0) {
       momentum = 1.0;
@@ -815,17 +828,16 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
   if (profiling_enabled()) {
     times.lap(PhaseTimes::kOther);
     const auto st = projector_->stats();
-    std::fprintf(stderr,
-                 "[relu profile] %lld iterations, %.3f s: setup %.3f, gradient %.3f, prox %.3f, forward %.3f, "
-                 "certificate products %.3f, certificate oracle %.3f, newton %.3f (%lld accepted), other %.3f; "
-                 "projections %lld, passes %lld, steps %lld\n",
-                 static_cast<long long>(it), result.time, times.seconds[PhaseTimes::kSetup],
-                 times.seconds[PhaseTimes::kGradient], times.seconds[PhaseTimes::kProx],
-                 times.seconds[PhaseTimes::kForward], times.seconds[PhaseTimes::kCertifyProducts],
-                 times.seconds[PhaseTimes::kCertifyOracle], times.seconds[PhaseTimes::kNewton],
-                 static_cast<long long>(result.n_newton), times.seconds[PhaseTimes::kOther],
-                 static_cast<long long>(st.projections), static_cast<long long>(st.passes),
-                 static_cast<long long>(st.steps));
+    std::fprintf(
+        stderr,
+        "[relu profile] %lld iterations, %.3f s: setup %.3f, gradient %.3f, prox %.3f, forward %.3f, "
+        "certificate products %.3f, certificate oracle %.3f, newton %.3f (%lld accepted), other %.3f; "
+        "projections %lld, passes %lld, steps %lld\n",
+        static_cast<long long>(it), result.time, times.seconds[PhaseTimes::kSetup],
+        times.seconds[PhaseTimes::kGradient], times.seconds[PhaseTimes::kProx], times.seconds[PhaseTimes::kForward],
+        times.seconds[PhaseTimes::kCertifyProducts], times.seconds[PhaseTimes::kCertifyOracle],
+        times.seconds[PhaseTimes::kNewton], static_cast<long long>(result.n_newton), times.seconds[PhaseTimes::kOther],
+        static_cast<long long>(st.projections), static_cast<long long>(st.passes), static_cast<long long>(st.steps));
   }
   return result;
 }
