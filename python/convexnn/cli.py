@@ -274,8 +274,11 @@ def _parser():
                        help="iteration cap (default 10000 for gated, 100000 for relu); hitting it gives a warning "
                             "with the gap reached")
     p_fit.add_argument("--time-limit", type=float, default=None, help="seconds")
-    p_fit.add_argument("--cutting-planes", action="store_true",
-                       help="relu: add violated patterns until none is left (global certificate on small data)")
+    p_fit.add_argument("--cutting-planes", dest="cutting_planes", action="store_const", const=True, default="auto",
+                       help="relu: always run the pattern search (default: on for relu without sample weights; "
+                            "a global certificate on small data)")
+    p_fit.add_argument("--no-cutting-planes", dest="cutting_planes", action="store_const", const=False,
+                       help="relu: only the sampled patterns (faster, optimal over them only)")
     p_fit.add_argument("--no-bias", action="store_true", help="neurons without bias")
     p_fit.add_argument("--no-standardize", action="store_true", help="do not standardize X / center y")
 

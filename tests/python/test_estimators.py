@@ -176,9 +176,10 @@ def test_cutting_planes_certify_the_global_optimum_in_1d():
     rng = np.random.default_rng(5)
     x = rng.uniform(-2, 2, (30, 1))
     y = np.abs(x[:, 0]) + 0.1 * rng.standard_normal(30)
-    plain = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02).fit(x, y)
+    plain = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02, cutting_planes=False).fit(x, y)
     cut = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02, cutting_planes=True).fit(x, y)
-    assert cut.certified_global_ and not plain.certified_global_
+    default = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02).fit(x, y)   # cutting_planes="auto": searches
+    assert cut.certified_global_ and default.certified_global_ and not plain.certified_global_
     assert cut.n_patterns_ >= plain.n_patterns_
     assert cut.objective_ <= plain.objective_ * (1 + 1e-6)
     assert cut.certificate_["certified_global"] is True
