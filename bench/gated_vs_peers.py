@@ -3,9 +3,9 @@
     python bench/gated_vs_peers.py [--n 10000 --d 50 --P 500 --beta-ratio 0.05] [--formulation gated|relu]
                                    [--peers scnn,adelie] [--markdown bench/results/gated.md]
 
-Problem (issue 4): Gaussian X with unit-norm columns, y from a random two-layer ReLU teacher plus noise,
+Problem: Gaussian X with unit-norm columns, y from a random two-layer ReLU teacher plus noise,
 standardized; no bias; P Gaussian gates (deduplicated), the same masks for every solver; beta = ratio * beta_max.
-Every solver's returned weights are scored with the SAME objective (convexnn.reference, API.md scaling), so
+Every solver's returned weights are scored with the SAME objective (convexnn.reference, docs/api.md scaling), so
 "objective" columns are comparable. convexnn runs at a ladder of tolerances; "time to match" is the fastest
 convexnn run whose objective is no worse than the peer's. Peers run in their own venvs (bench/peers/setup_peers.sh):
 SCNN_PYTHON and ADELIE_PYTHON override the default build/peers/*/bin/python. All solvers get the same threads.
@@ -100,7 +100,7 @@ def main():
     rows = []  # (solver, setting, time, objective, violation, gap or '')
     ours = []
     for dtype in [d for d in a.dtypes.split(",") if d]:
-        Xd = X.astype(dtype)  # float32: float32 iterations, float64 certificates (API.md)
+        Xd = X.astype(dtype)  # float32: float32 iterations, float64 certificates (docs/api.md)
         for tol in [float(t) for t in a.tols.split(",")]:
             if dtype == "float32" and tol < 1e-6:
                 continue  # float32 predictions cannot certify below ~1e-7 (the residual loses its digits)

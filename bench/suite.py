@@ -1,4 +1,4 @@
-"""Benchmark suite (issue 7): convexnn against scnn, adelie, CVXPY + Clarabel and Adam on one problem grid.
+"""Benchmark suite: convexnn against scnn, adelie, CVXPY + Clarabel and Adam on one problem grid.
 
     python bench/suite.py --grid full --time-limit 60 --out bench/results/suite      # the full table
     python bench/suite.py --grid small --out bench/results/suite-small                # a quick look
@@ -13,7 +13,7 @@ themselves and return their best point at their next check after it. Peak memory
 (measured by the small launcher bench/suite_launch.py, so that the suite's own memory does not leak into it), i.e.
 the whole process (interpreter and libraries included: the scnn process is ~0.7 GB at rest with torch).
 
-Every returned point is scored by the parent with the SAME objective (convexnn.reference.objectives, API.md
+Every returned point is scored by the parent with the SAME objective (convexnn.reference.objectives, docs/api.md
 scaling: a sum over samples, beta * sum of group norms); Adam with its own non-convex objective
 ``L + beta/2 (||W1||^2 + ||w2||^2)`` of the gated network on the same gates, whose minimum equals the convex
 gated optimum. "excess" is (objective - best) / |best|, best = the lowest objective any solver reached on the

@@ -1,8 +1,8 @@
-"""Problems of the benchmark suite (issue 7): synthetic grid points and real data sets, built once per point.
+"""Problems of the benchmark suite: synthetic grid points and real data sets, built once per point.
 
 Every problem is written to one ``.npz`` file that all solvers read: ``X`` (n, d) float64, ``y`` (n,), ``gates``
 (d, P) (deduplicated Gaussian gates from :func:`convexnn.sample_patterns` with a fixed seed), ``masks`` (n, P) bool
-(the same patterns, dense, for the peers and the scoring), ``beta`` (API.md scaling: a sum over samples),
+(the same patterns, dense, for the peers and the scoring), ``beta`` (docs/api.md scaling: a sum over samples),
 ``threads``. No bias column (scnn and adelie run without intercept; the bench compares the same program).
 
 Synthetic (as ``bench/gated_vs_peers.py``): Gaussian X with unit-norm columns, y from a random two-layer ReLU teacher

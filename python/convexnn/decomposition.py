@@ -13,7 +13,7 @@ w_i = t g_i along the pattern's gate g_i (strictly inside K_i) is used, with the
 u_i + t g_i in K_i: one pass over the data, not of least norm.
 
 ``solve(..., formulation="relu", warm_start=gated_result)`` uses it. Whether it pays off is measured in
-bench/RESULTS.md (issue 5): each Dykstra step costs two exact cone projections per block and column, as much as
+bench/RESULTS.md: each Dykstra step costs two exact cone projections per block and column, as much as
 several iterations of the exact solver's prox.
 """
 

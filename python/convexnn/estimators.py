@@ -105,7 +105,7 @@ def predict_in_blocks(network, Xs):
 def recentered_gates(gates, masks_of, Xb, chunk=256):
     """Gates moved (bias entry only) to the middle of the margin between their active and inactive training points.
 
-    Sampled gates pass exactly through a training point (API.md), so that point sits on the gate's boundary and
+    Sampled gates pass exactly through a training point (docs/api.md), so that point sits on the gate's boundary and
     whether it counts as active depends on floating-point rounding, which differs between BLAS calls (e.g. when
     predicting on a subset of rows). Shifting the boundary to halfway between the closest active and inactive
     training points keeps every training pattern (hence the solution and its certificate) and makes predictions
@@ -384,7 +384,7 @@ _ATTR_DOC = """
     ----------
     objective_, dual_objective_, gap_ : float
         Convex objective at the solution, a certified lower bound on the optimum over the sampled patterns,
-        and the relative gap between them (pre-processed data, API.md scaling).
+        and the relative gap between them (pre-processed data, docs/api.md scaling).
     status_ : str
         Solver status ("converged", "max_iter", "time_limit", ...).
     n_iter_ : int

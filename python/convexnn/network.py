@@ -1,4 +1,4 @@
-"""Two-layer networks recovered from convex solutions (seed 003, Theorem 1) and their non-convex objective."""
+"""Two-layer networks recovered from convex solutions (Pilanci & Ergen (ICML 2020), Theorem 1) and their non-convex objective."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class _TwoLayer:
         return to_torch(self, dtype=dtype)
 
     def objective(self, X, y, beta, loss="squared"):
-        """Non-convex training objective L(f(X), y) + beta/2 * (||W1||_F^2 + ||w2||_F^2) (API.md scaling).
+        """Non-convex training objective L(f(X), y) + beta/2 * (||W1||_F^2 + ||w2||_F^2) (docs/api.md scaling).
 
         Parameters
         ----------

@@ -39,12 +39,12 @@ def _json_float(value):
 
 @dataclass
 class SolveResult:
-    """Solution and certificate of :func:`convexnn.solve` (API.md).
+    """Solution and certificate of :func:`convexnn.solve` (docs/api.md).
 
     Attributes
     ----------
     objective : float
-        Convex objective L(z, y) + beta * group norms at the returned point (API.md scaling: sums, no 1/n).
+        Convex objective L(z, y) + beta * group norms at the returned point (docs/api.md scaling: sums, no 1/n).
     dual_objective : float
         A lower bound on the optimum of the program over ``patterns`` (from a dual-feasible point).
     gap : float
@@ -157,7 +157,7 @@ class SolveResult:
     def network(self):
         """The network this solution maps to (zero groups dropped).
 
-        relu: a :class:`Network` by seed 003 Theorem 1 (u = v / sqrt||v||, alpha = +-sqrt||v||), whose
+        relu: a :class:`Network` by Pilanci & Ergen (ICML 2020) Theorem 1 (u = v / sqrt||v||, alpha = +-sqrt||v||), whose
         non-convex objective equals :attr:`objective`. gated: a :class:`GatedNetwork` with each neuron's gate.
         """
         if self.formulation == "relu":
@@ -173,7 +173,7 @@ class SolveResult:
         return GatedNetwork(gates, W1, w2[:, 0] if self.output_1d else w2, bias=self.bias)
 
     def predict(self, X):
-        """Model output on new data, shape (n,) or (n, c) (API.md "Prediction on new data")."""
+        """Model output on new data, shape (n,) or (n, c) (docs/api.md "Prediction on new data")."""
         if self.formulation == "relu":
             return self.network().predict(X)
         X = check_X(X)

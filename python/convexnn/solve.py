@@ -21,7 +21,7 @@ from ._progress import ProgressBar, check_callback, solver_hook
 from ._validation import INT_LIMIT, check_memory, check_sample_weight, check_verbose
 from .result import ConvergenceWarning
 
-# FISTA on the exact program needs many cheap iterations on ill-conditioned small problems (the seed-003
+# FISTA on the exact program needs many cheap iterations on ill-conditioned small problems (the Pilanci & Ergen (ICML 2020)
 # toy at beta = 1e-4 takes ~18k); the gated BCD solver counts epochs.
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
 # Measured: float32 exact-program iterations stall at relative gaps of ~1e-4..1e-5 (tests/python/test_relu_core.py).
@@ -75,7 +75,7 @@ def _product_method(dtype=np.float32):
 
 
 def _certify_operator(Xb, patterns):
-    """float64 operator for the certificates of float32 iterations (API.md), else None."""
+    """float64 operator for the certificates of float32 iterations (docs/api.md), else None."""
     if Xb.dtype == np.float64:
         return None
     return _core.MaskedOperatorF64(Xb.astype(np.float64), patterns._set, method=_product_method(np.float64))
@@ -111,7 +111,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         ``seed`` (default 100).
     formulation : {"gated", "relu"}
         "gated": the unconstrained group lasso (gated ReLU network). "relu": the exact cone-constrained program
-        (seed 003 eq. 8) whose optimum over all patterns equals the global optimum of the ReLU network.
+        (Pilanci & Ergen (ICML 2020) eq. 8) whose optimum over all patterns equals the global optimum of the ReLU network.
     loss : {"squared", "logistic", "hinge", "squared_hinge", "cross_entropy"}
     groups : {None, "output", "neuron"}
         Group norm per output column ("output") or per pattern ("neuron"); the same for c = 1. For
@@ -140,7 +140,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     warm_start : SolveResult, array (P, d[+1], c) or tuple (V, W), optional
         A starting point on the same patterns (gated: U; relu: (V, W), projected onto the cones first, or a gated
         SolveResult, split by its cone decomposition into ReLU neurons with the same predictions, see
-        convexnn.decomposition; measured in bench/RESULTS.md, issue 5).
+        convexnn.decomposition; measured in bench/RESULTS.md).
     verbose : bool or int
         Print objective and gap while solving (the C++ solver's lines).
     callback : callable or None

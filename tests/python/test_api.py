@@ -1,4 +1,4 @@
-"""Public API (API.md): seed-003 toy optimum, gated <= relu, enumeration counts, networks, bad input."""
+"""Public API (docs/api.md): Pilanci & Ergen (ICML 2020) toy optimum, gated <= relu, enumeration counts, networks, bad input."""
 
 import pickle
 

@@ -44,7 +44,7 @@ def test_relu_matches_clarabel_and_certificate_is_honest(loss, c, seed):
     assert res.dual_objective <= opt * (1 + 1e-7) + 1e-9
     assert res.gap >= (res.objective - opt) / abs(res.objective) - 1e-7
     assert res.max_violation <= 1e-6
-    # The reported objective is the objective of the returned point, in API.md scaling.
+    # The reported objective is the objective of the returned point, in docs/api.md scaling.
     V, W = res.coef_
     assert ref_obj.relu_objective(Xb, pats.dense(), V, W, Y, beta, loss) == pytest.approx(res.objective, rel=1e-10)
     assert ref_obj.relative_violation(Xb, pats.dense(), V, W) <= 1e-6

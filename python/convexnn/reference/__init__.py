@@ -3,7 +3,7 @@
 Written for clarity, not speed: it is the oracle that the C++/CUDA paths are tested against.
 Masks are dense bool arrays (n, P), gates (d, P), coefficients (P, d, c).  ``X`` is always the
 design matrix actually used (call :func:`add_bias` first for a bias column).  Conventions and
-scalings are those of the public contract (API.md).  Does not import anything else from convexnn.
+scalings are those of the public contract (docs/api.md).  Does not import anything else from convexnn.
 
 Modules: :mod:`.patterns`, :mod:`.losses`, :mod:`.operators`, :mod:`.objectives`, :mod:`.duality`,
 :mod:`.cvx` (needs cvxpy, imported lazily), :mod:`.network`.

@@ -120,7 +120,7 @@ def solve_gated_cvxpy(X, masks, y, beta, loss="squared", groups="output", zero_t
 
 
 def solve_relu_cvxpy(X, masks, y, beta, loss="squared", zero_tol=1e-7):
-    """Solve the exact ReLU program (seed 003 eq. (8) / (39)) exactly; groups="output".
+    """Solve the exact ReLU program (Pilanci & Ergen (ICML 2020) eq. (8) / (39)) exactly; groups="output".
 
     ``min L(sum_i D_i X (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]|| + ||W_i[:, k]||)``
     s.t. ``(2 D_i - I) X V_i >= 0`` and ``(2 D_i - I) X W_i >= 0`` (every column).

@@ -1,4 +1,4 @@
-"""Two-layer networks: reconstruction from a convex solution (seed 003 Theorem 1) and evaluation.
+"""Two-layer networks: reconstruction from a convex solution (Pilanci & Ergen (ICML 2020) Theorem 1) and evaluation.
 
 A ReLU network is ``f(X) = (X W1^T)_+ w2`` with W1 (m, d) (one hidden neuron per row) and w2 (m, c);
 its weight-decayed objective is ``L(f(X), y) + beta/2 * (||W1||_F^2 + ||w2||_F^2)``.

@@ -91,7 +91,7 @@ def masks_from_gates(X, G):
 
 
 def sample_gates(X, n_patterns, seed=0, bias=False):
-    """Draw Gaussian gates (seed 003 Remark 3.2), before deduplication.
+    """Draw Gaussian gates (Pilanci & Ergen (ICML 2020) Remark 3.2), before deduplication.
 
     Feature entries are i.i.d. N(0, 1). With ``bias=True`` a last (bias) entry is added per gate,
     ``g_b = -x_j^T g_feat`` for a training point ``x_j`` chosen uniformly at random, so that the gate's
@@ -251,7 +251,7 @@ def enumerate_bruteforce(X):
 def cover_count(n, r):
     """Cover's count 2 * sum_{k<r} C(n-1, k) of regions of n hyperplanes in general position in R^r.
 
-    An upper bound on the number of patterns of any X with n rows and rank r (seed 003, eq. 17).
+    An upper bound on the number of patterns of any X with n rows and rank r (Pilanci & Ergen (ICML 2020), eq. 17).
 
     Parameters
     ----------
@@ -316,7 +316,7 @@ def flip_patterns(X, g, threshold):
 
 
 def network_gates(W1):
-    """Gates of a network's hidden neurons (seed 003 "Alg2"/"Alg1"): ``G = W1.T``.
+    """Gates of a network's hidden neurons (Pilanci & Ergen (ICML 2020) "Alg2"/"Alg1"): ``G = W1.T``.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Exact optima (CVXPY + CLARABEL), duality gaps, beta_max and network reconstruction.
 
-Includes the seed 003 toy numbers (spec seed003.md section 6).
+Includes the Pilanci & Ergen (ICML 2020) toy numbers.
 """
 
 import numpy as np
@@ -41,7 +41,7 @@ def instance(loss, n=10, d=2, n_gates=8, seed=0, c=3):
     return X, masks, y
 
 
-# ------------------------------------------------------------------------- seed 003 toy
+# ------------------------------------------------------------------------- Pilanci & Ergen (ICML 2020) toy
 
 @pytest.mark.parametrize("beta, expected", [(1e-4, 0.0010128), (1e-2, 0.1000738)])
 def test_toy_relu_optimum_and_network(toy_masks, beta, expected):
