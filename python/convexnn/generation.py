@@ -42,7 +42,7 @@ def patterns_from_network(net, X):
     -------
     Patterns
     """
-    return Patterns.from_gates(X, np.asarray(net.W1, dtype=np.float64).T, bias=net.bias)
+    return Patterns.from_network(net, X)
 
 
 def network_to_blocks(net, Xb, patterns):

@@ -52,6 +52,29 @@ class Patterns:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
+    def from_network(cls, net, X):
+        """The sign patterns 1[X_b u_j >= 0] of a trained two-layer ReLU network's hidden neurons.
+
+        The exact program over them is never worse than the network (Pilanci & Ergen, ICML 2020, "Alg2": each
+        neuron lies in its own pattern's cone, so the network maps to a feasible point; see
+        convexnn.generation.network_to_blocks).
+
+        Parameters
+        ----------
+        net : Network
+            W1 (m, d[+1]); ``net.bias`` decides whether a ones column is appended to X.
+        X : array of shape (n, d)
+
+        Returns
+        -------
+        Patterns
+        """
+        W1 = getattr(net, "W1", None)
+        if W1 is None or not hasattr(net, "bias"):
+            raise TypeError(f"net must be a convexnn Network; got {type(net).__name__}")
+        return cls.from_gates(X, np.asarray(W1, dtype=np.float64).T, bias=bool(net.bias))
+
+    @classmethod
     def from_gates(cls, X, G, bias=False):
         """Patterns of user gates.
 
