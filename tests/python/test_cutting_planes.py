@@ -15,9 +15,10 @@ TOY_Y = np.array([1.0, -1.0, 1.0, 1.0, -1.0])
 def test_toy_from_two_patterns_is_certified_global():
     start = cnn.Patterns.from_gates(TOY_X, np.array([[1.0, -1.0], [0.5, 0.5]]), bias=True)
     assert start.n_patterns == 2
+    # Column generation alone (no seeding network) from the two patterns.
     res = cnn.solve(TOY_X, TOY_Y, 1e-4, patterns=start, bias=True, formulation="relu", cutting_planes=True,
-                    tol=1e-5)
-    assert res.patterns.n_patterns > 2  # the oracle added patterns
+                    tol=1e-5, pattern_generation="sample")
+    assert res.patterns.n_patterns > 2  # the search added patterns
     assert len(res.history) >= 2
     assert res.objective == pytest.approx(0.0010128, rel=2e-3)
     assert res.certified_global
@@ -25,6 +26,10 @@ def test_toy_from_two_patterns_is_certified_global():
     assert res.dual_objective <= res.objective
     assert res.gap <= 1e-5
     assert res.network().objective(TOY_X, TOY_Y, 1e-4) == pytest.approx(res.objective, rel=1e-6)
+    # The default (adam-seeded, then the search) reaches the same certified optimum.
+    default = cnn.solve(TOY_X, TOY_Y, 1e-4, patterns=start, bias=True, formulation="relu", cutting_planes=True,
+                        tol=1e-5)
+    assert default.certified_global and default.objective == pytest.approx(0.0010128, rel=2e-3)
 
 
 def test_not_certified_when_the_arrangement_is_too_large():
