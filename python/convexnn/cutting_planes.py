@@ -57,12 +57,18 @@ def dual_constraint_values(Xb, Y, loss, z, candidates):
     max(+-) max_{u in K_j, ||u|| <= 1} theta_k^T D_j X u with theta = -grad L(z); values = per_output.max(1).
     """
     grad = _core.loss_gradient(np.ascontiguousarray(z, dtype=np.float64).reshape(len(Xb), -1), Y, loss)
+    values, per_output = _values_at(Xb, grad, candidates)
+    return values, per_output, grad
+
+
+def _values_at(Xb, grad, candidates):
+    """(values, per_output) of :func:`dual_constraint_values` for a gradient already computed."""
     per_output = np.zeros((candidates.n_patterns, grad.shape[1]))
     for k in range(grad.shape[1]):
         r = np.ascontiguousarray(-grad[:, k], dtype=Xb.dtype)
         pos, neg, _ = _core.dual_constraint_oracle(Xb, candidates._set, r)
         per_output[:, k] = np.maximum(pos, neg)
-    return per_output.max(axis=1, initial=0.0), per_output, grad
+    return per_output.max(axis=1, initial=0.0), per_output
 
 
 def shared_neuron_bound(Xb, patterns, grad, per_output):
@@ -73,8 +79,25 @@ def shared_neuron_bound(Xb, patterns, grad, per_output):
     """
     Xb64 = np.asarray(Xb, dtype=np.float64)
     G = _core.MaskedOperatorF64(Xb64, patterns._set).adjoint(np.ascontiguousarray(-grad))   # (P, d, c)
-    spectral = np.linalg.norm(G, ord=2, axis=(1, 2)) if G.shape[2] > 1 else np.abs(G[:, :, 0]).sum(axis=1)
+    spectral = np.linalg.norm(G, ord=2, axis=(1, 2))
     return np.minimum(spectral, np.sqrt((per_output ** 2).sum(axis=1)))
+
+
+def global_dual_bound(Xb, Y, loss, pool, grad, per_output, beta):
+    """Dual objective of theta = -grad scaled to satisfy the dual constraint of EVERY neuron of the enumerated
+    arrangement ``pool``: a lower bound on the training objective of a ReLU network of any width (Theorem 1 of
+    Pilanci & Ergen, ICML 2020); for c > 1 outputs valid for neurons shared by the outputs."""
+    c = grad.shape[1]
+    bound = per_output.max(initial=0.0) if c == 1 else shared_neuron_bound(Xb, pool, grad, per_output).max(initial=0.0)
+    scale = 1.0 if bound <= beta else beta / float(bound)
+    return float(-_core.loss_conjugate(scale * grad, Y, loss))
+
+
+def relative_gap(objective, dual):
+    """(objective - dual) / |objective|; 0 when both are 0, inf when only the objective is."""
+    if objective != 0:
+        return (objective - dual) / abs(objective)
+    return 0.0 if dual == 0 else np.inf
 
 
 def enumerate_or_none(X, bias, limit=None):
@@ -94,7 +117,7 @@ def _current_neurons(V, W):
 
 
 def _oracle_candidates(Xb, grad, V, W, previous, seed, time_limit=None):
-    """Patterns of the neurons the local-ascent oracle finds (one per distinct region), as a Patterns set."""
+    """The neurons the local-ascent oracle finds at theta = -grad (an OracleResult, one per distinct region)."""
     theta = -grad
     extra = _current_neurons(V, W)
     if previous is not None and previous.size:
@@ -117,7 +140,7 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed, time_li
     grad = _core.loss_gradient(np.ascontiguousarray(z, dtype=np.float64).reshape(len(Xb), -1), Y, loss)
     found = _oracle_candidates(Xb64, grad, V, W, previous, seed, time_limit)
     candidates = Patterns(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(found.neurons.T)), bias)
-    values, per_output, grad = dual_constraint_values(Xb, Y, loss, z, candidates)
+    values, per_output = _values_at(Xb, grad, candidates)
     searched = (f"local ascent of the neuron oracle from {found.n_starts} starts per output and sign, "
                 f"{candidates.n_patterns} regions scored exactly")
     return candidates, values, per_output, grad, searched, found.neurons
@@ -163,7 +186,6 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
     pool = enumerate_or_none(X, bias, enumerate_limit)
     exhaustive = pool is not None
     Xb64 = np.asarray(Xb, dtype=np.float64)
-    c = Y.shape[1]
     current, warm, total_iter, history = patterns, warm_start, 0, []
     threshold = beta * (1.0 + tol)
     worst, res, grad, per_output, previous = np.inf, None, None, None, None
@@ -224,11 +246,11 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
         if polish and not exhaustive:
             current, warm = _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit)
     return _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override,
-                   total_iter, history, searched, start, c)
+                   total_iter, history, searched, start)
 
 
 def _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override, total_iter,
-            history, searched, start, c):
+            history, searched, start):
     res.n_iter = total_iter
     res.time = time.perf_counter() - start
     res.max_dual_violation = worst
@@ -239,12 +261,8 @@ def _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, wor
         res.status = status_override
     if not exhaustive or grad is None:
         return res
-    # theta scaled to satisfy the dual constraint of EVERY neuron: its dual objective is a lower bound on the
-    # training objective of a ReLU network of any width (Theorem 1 of Pilanci & Ergen, ICML 2020).
-    bound = worst if c == 1 else float(shared_neuron_bound(Xb, pool, grad, per_output).max(initial=0.0))
-    scale = 1.0 if bound <= beta else beta / bound
-    dual = float(-_core.loss_conjugate(scale * grad, Y, loss))
-    gap = (res.objective - dual) / abs(res.objective) if res.objective != 0 else (0.0 if dual == 0 else np.inf)
+    dual = global_dual_bound(Xb, Y, loss, pool, grad, per_output, beta)
+    gap = relative_gap(res.objective, dual)
     res.dual_objective = dual
     res.gap = gap
     res.kkt_residual = max(gap, 0.0)

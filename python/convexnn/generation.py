@@ -29,22 +29,6 @@ ADAM_TIME_SHARE = 0.3
 ADAM_DEFAULT_SECONDS = 5.0
 
 
-def patterns_from_network(net, X):
-    """The sign patterns 1[X_b u_j >= 0] of a two-layer ReLU network's hidden neurons, deduplicated.
-
-    Parameters
-    ----------
-    net : Network
-        W1 (m, d[+1]); its ``bias`` decides whether a ones column is appended to X.
-    X : array (n, d)
-
-    Returns
-    -------
-    Patterns
-    """
-    return Patterns.from_network(net, X)
-
-
 def network_to_blocks(net, Xb, patterns):
     """Map a network's neurons onto the exact program's blocks (V, W) over ``patterns`` (P, d, c) each.
 
@@ -106,7 +90,7 @@ def seeded_patterns(X, Y, beta, pats, loss, bias, seed, time_limit):
     net = adam_seed(X, Y, beta, loss, bias, seed, budget, width)
     Xb = add_bias_column(X) if bias else X
     Xb = np.asarray(Xb, dtype=np.float64)
-    net_pats = patterns_from_network(net, X)
+    net_pats = Patterns.from_network(net, X)
     merged, _ = pats._set.merge(net_pats._set)
     combined = Patterns(merged, bias)
     V, W = network_to_blocks(net, Xb, combined)

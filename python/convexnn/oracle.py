@@ -242,8 +242,9 @@ def _polish_heads(Xb, r, U, rounds, width, deadline=None):
         vals = pos[order]
         fix = np.flatnonzero(np.einsum("ns,ns->s", np.tile(r[:, None], (1, cand.shape[1])),
                                        np.maximum(Xb @ cand, 0.0)) < vals * (1 - 1e-6))
+        dense = merged.dense() if fix.size else None
         for j in fix:
-            proj = _core.project_onto_pattern_cone(Xb, merged, int(order[j]), Xb.T @ (merged.dense()[:, order[j]] * r))
+            proj = _core.project_onto_pattern_cone(Xb, merged, int(order[j]), Xb.T @ (dense[:, order[j]] * r))
             u = proj["u"]
             cand[:, j] = u / np.linalg.norm(u) if np.linalg.norm(u) > 0 else 0.0
         best_vals = np.concatenate([best_vals, vals])

@@ -74,12 +74,7 @@ class SharedNeuronsResult(SolveResult):
     rows) and :meth:`network` the balanced network (u_j sqrt||a_j||, a_j / sqrt||a_j||)."""
 
     def network(self):
-        U, A = self.coef_
-        norms = np.linalg.norm(A, axis=1)
-        keep = norms > 0
-        s = np.sqrt(norms[keep])
-        W1 = (U[:, keep] * s).T
-        w2 = A[keep] / s[:, None]
+        W1, w2 = _balanced(*self.coef_)
         return Network(W1, w2[:, 0] if self.output_1d else w2, bias=self.bias)
 
     def predict(self, X):
@@ -120,26 +115,32 @@ def _merge_neurons(U, new, cos_tol=1 - 1e-9):
     return np.hstack([U, new[:, keep]])
 
 
-def _balanced(D):
-    norms = np.linalg.norm(D.A, axis=1)
+def _balanced(U, A):
+    """The balanced network of unit neurons U (d, m) and output rows A (m, c): (u_j sqrt||a_j||, a_j / sqrt||a_j||),
+    zero rows dropped."""
+    norms = np.linalg.norm(A, axis=1)
     live = norms > 0
     s = np.sqrt(norms[live])
-    return (D.U[:, live] * s).T, D.A[live] / s[:, None]
+    return (U[:, live] * s).T, A[live] / s[:, None]
+
+
+def _unit_neurons(W1, W2):
+    """The inverse map: a network (W1 (m, d), W2 (m, c)) as unit neurons (d, m') and output rows (m', c)."""
+    norms = np.linalg.norm(W1, axis=1)
+    live = norms > 0
+    return (W1[live] / norms[live, None]).T, W2[live] * norms[live, None]
 
 
 def _polish_round(Xb, Y, beta, loss, D, tol, start, time_limit, max_iter, raw, op):
     """Refine the dictionary's network by L-BFGS, put its neurons in the dictionary, re-solve (convex, warm)."""
     from .polish import polish_network
 
-    W1, W2 = _balanced(D)
+    W1, W2 = _balanced(D.U, D.A)
     if W1.shape[0] == 0:
         return D, raw, op, 0
     left = None if time_limit is None else max(1e-3, 0.5 * (time_limit - (time.perf_counter() - start)))
     W1p, W2p, _ = polish_network(W1, W2, Xb, Y, beta, loss, time_limit=left)
-    norms = np.linalg.norm(W1p, axis=1)
-    live = norms > 0
-    Up = (W1p[live] / norms[live, None]).T
-    Ap = W2p[live] * norms[live, None]
+    Up, Ap = _unit_neurons(W1p, W2p)
     # The refined neurons replace the old ones (keeping both makes nearly parallel features, an ill-conditioned
     # group lasso); the refined network is the warm start, so the re-solve starts below the old objective.
     trial = _Dictionary(Up, Ap)
@@ -160,10 +161,7 @@ def initial_dictionary(Xb, pats, network=None):
         return _Dictionary(G, None)
     W1 = np.asarray(network.W1, dtype=np.float64)
     A = np.asarray(network.w2, dtype=np.float64).reshape(W1.shape[0], -1)
-    norms = np.linalg.norm(W1, axis=1)
-    live = norms > 0
-    U_net = (W1[live] / norms[live, None]).T
-    A_net = A[live] * norms[live, None]
+    U_net, A_net = _unit_neurons(W1, A)
     U = np.hstack([U_net, G])
     A0 = np.vstack([A_net, np.zeros((G.shape[1], A.shape[1]))])
     return _Dictionary(U, A0)
@@ -245,15 +243,12 @@ def _shared_result(raw, D, Xb, Y, beta, loss, tol, pats, bias, output_1d, pool, 
     res.search = (f"shared-neuron oracle: local ascent of ||Theta^T (X u)_+|| from {found.n_starts} starts"
                   if found else "")
     if pool is not None:
-        from .cutting_planes import dual_constraint_values, shared_neuron_bound
+        from .cutting_planes import dual_constraint_values, global_dual_bound, relative_gap
 
         z = FeatureOperator(_features(Xb, D.U)).forward(np.ascontiguousarray(D.A[:, None, :]), None)
         _, per_output, grad = dual_constraint_values(Xb, Y, loss, z, pool)
-        bound = float(shared_neuron_bound(Xb, pool, grad, per_output).max(initial=0.0))
-        scale = 1.0 if bound <= beta else beta / bound
-        dual = float(-_core.loss_conjugate(scale * grad, Y, loss))
-        res.dual_objective = dual
-        res.gap = (res.objective - dual) / abs(res.objective) if res.objective else (0.0 if dual == 0 else np.inf)
+        res.dual_objective = global_dual_bound(Xb, Y, loss, pool, grad, per_output, beta)
+        res.gap = relative_gap(res.objective, res.dual_objective)
         res.kkt_residual = max(res.gap, 0.0)
         res.certified_global = bool(res.gap <= tol)
         res.search = f"all {pool.n_patterns} regions of the arrangement (bounded per region)"

@@ -201,7 +201,7 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         raise ValueError("sample_weight cannot be combined with cutting_planes=True in this version")
     Xb = add_bias_column(X) if bias else X
     pats = as_patterns(patterns, X, bias, seed)
-    generation = _check_pattern_generation(pattern_generation, formulation, cutting_planes, patterns, warm_start)
+    generation = _check_pattern_generation(pattern_generation, formulation, cutting_planes, warm_start)
     cutting_planes = bool(cutting_planes) or generation == "oracle"
     if generation == "adam-seeded":
         from .generation import seeded_patterns
@@ -356,15 +356,15 @@ def _warn_unconverged(res, tol, max_iter, time_limit):
                   ConvergenceWarning, stacklevel=3)
 
 
-def _check_pattern_generation(pattern_generation, formulation, cutting_planes, patterns, warm_start):
+def _check_pattern_generation(pattern_generation, formulation, cutting_planes, warm_start):
     """Resolve ``pattern_generation`` (None: "adam-seeded" with cutting planes, else "sample")."""
     from .generation import PATTERN_GENERATIONS
 
     if cutting_planes and formulation != "relu":
         raise ValueError("cutting_planes=True applies to formulation='relu' (the exact program)")
     if pattern_generation is None:
-        # The strongest search by default where a search runs; a user's explicit Patterns or warm start is kept
-        # as given.
+        # The strongest search by default where a search runs; a user's warm start is kept as given (seeding
+        # would replace it).
         return "adam-seeded" if cutting_planes and warm_start is None else "sample"
     generation = check_choice(pattern_generation, "pattern_generation", PATTERN_GENERATIONS)
     if generation == "oracle" and formulation != "relu":
