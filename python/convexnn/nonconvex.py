@@ -87,7 +87,7 @@ class NonconvexResult:
         Optimizer steps taken.
     time : float
     status : str
-        "max_iter" (all epochs ran), "time_limit" or "diverged" (non-finite objective; the last finite weights
+        "max_iter" (all epochs ran), "converged" (``tol`` met), "time_limit" or "diverged" (non-finite objective; the last finite weights
         are returned).
     """
 
@@ -105,7 +105,7 @@ class NonconvexResult:
 
 def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gates=None, optimizer="adam", lr=1e-2,
                     n_epochs=500, batch_size=None, seed=0, time_limit=None, record_every=1, W1_init=None,
-                    w2_init=None, adam_betas=(0.9, 0.999), adam_eps=1e-8):
+                    w2_init=None, adam_betas=(0.9, 0.999), adam_eps=1e-8, tol=None, patience=10):
     """Train a two-layer (gated) ReLU network on F with Adam or SGD from a random start.
 
     Parameters
@@ -136,6 +136,11 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
         Record the full objective every this many epochs (and at the end).
     W1_init, w2_init : arrays (m, d~), (m,) or (m, c), optional
         Starting weights instead of the random ones.
+    tol : float > 0 or None
+        Stop with status "converged" once the best recorded objective improved by less than ``tol`` (relative)
+        over the last ``patience`` records (``patience * record_every`` epochs). None: run all ``n_epochs``.
+    patience : int >= 1
+        The window of records for ``tol``.
 
     Returns
     -------
@@ -150,6 +155,9 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
     n_epochs = check_scalar(n_epochs, "n_epochs", low=1, integer=True)
     record_every = check_scalar(record_every, "record_every", low=1, integer=True)
     seed = check_scalar(seed, "seed", low=0, integer=True)
+    if tol is not None:
+        tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
+    patience = check_scalar(patience, "patience", low=1, integer=True)
     time_limit = np.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
                                                                 low_inclusive=False, allow_inf=True)
     X = check_X(X)
@@ -205,6 +213,7 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
     def run():
         history, step, status = [], 0, "max_iter"
         best = (full_objective(), W1.copy(), W2.copy())
+        best_trace = [best[0]]  # the best objective at each record, for the tol test
         history.append({"iter": 0, "epoch": 0, "time": 0.0, "objective": best[0]})
         train_time = 0.0
         for epoch in range(1, n_epochs + 1):
@@ -238,6 +247,11 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
                 history.append({"iter": step, "epoch": epoch, "time": train_time, "objective": F})
                 if F <= best[0]:
                     best = (F, W1.copy(), W2.copy())
+                best_trace.append(best[0])
+                if tol is not None and len(best_trace) > patience and \
+                        best_trace[-1 - patience] - best[0] <= tol * max(abs(best[0]), np.finfo(float).tiny):
+                    status = "converged"
+                    break
             if out_of_time:
                 status = "time_limit"
                 break

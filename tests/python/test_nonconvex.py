@@ -144,3 +144,21 @@ def test_bad_input():
         train_nonconvex(X, y, 0.1, n_neurons=3, loss="logistic")
     with pytest.raises(ValueError, match="W1_init must have shape"):
         train_nonconvex(X, y, 0.1, W1_init=np.ones((3, 5)))
+
+
+def test_train_nonconvex_tol_stops_converged_once_the_objective_stalls():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    y = rng.standard_normal(40)
+    long = train_nonconvex(X, y, 0.1, n_neurons=8, lr=1e-2, n_epochs=20000, record_every=50)
+    early = train_nonconvex(X, y, 0.1, n_neurons=8, lr=1e-2, n_epochs=20000, record_every=50, tol=1e-6)
+    assert long.status == "max_iter"
+    assert early.status == "converged" and early.n_iter < long.n_iter
+    # stopped only once the best record moved by less than tol over the last `patience` records
+    best = np.minimum.accumulate([h["objective"] for h in early.history])
+    assert best[-11] - best[-1] <= 1e-6 * abs(best[-1])
+    assert early.objective <= 1.01 * long.objective
+    with pytest.raises(ValueError, match="tol"):
+        train_nonconvex(X, y, 0.1, n_neurons=8, tol=0.0)
+    with pytest.raises(ValueError, match="patience"):
+        train_nonconvex(X, y, 0.1, n_neurons=8, tol=1e-6, patience=0)
