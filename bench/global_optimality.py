@@ -50,24 +50,25 @@ def datasets():
     yield "digits (<5 vs >=5)", std(X), np.where(y < 5, 1.0, -1.0), "logistic"
 
 
-def adam_grid(X, y, beta, loss, P, quick):
+def adam_grid(X, y, beta, loss, P, quick, max_runs=None):
     widths = (P, 300) if quick else (P, 2 * P, 300)
     lrs = (1e-2, 3e-2) if quick else (1e-3, 1e-2, 3e-2)
     seeds = range(2 if quick else 5)
+    grid = [(w, lr, s) for s in seeds for w in widths for lr in lrs]  # init-major: a prefix covers every (w, lr)
+    if max_runs is not None:
+        grid = grid[:max_runs]
     epochs = 2000 if quick else 20000  # the full grid runs to convergence (tol below), capped at 20000 epochs
     best, total, runs, converged = np.inf, 0.0, 0, 0
-    for width in widths:
-        for lr in lrs:
-            for seed in seeds:
-                run = train_nonconvex(X, y, beta, n_neurons=width, loss=loss, bias=True, lr=lr, n_epochs=epochs,
-                                      seed=seed, record_every=100, tol=None if quick else 1e-7, patience=10)
-                total += run.time
-                runs += 1
-                converged += run.status == "converged"
-                # the best recorded network of the run (Adam's last iterate can sit above it at large rates)
-                finite = [h["objective"] for h in run.history if np.isfinite(h["objective"])]
-                if finite:
-                    best = min(best, min(finite))
+    for width, lr, seed in grid:
+        run = train_nonconvex(X, y, beta, n_neurons=width, loss=loss, bias=True, lr=lr, n_epochs=epochs,
+                              seed=seed, record_every=100, tol=None if quick else 1e-7, patience=10)
+        total += run.time
+        runs += 1
+        converged += run.status == "converged"
+        # the best recorded network of the run (Adam's last iterate can sit above it at large rates)
+        finite = [h["objective"] for h in run.history if np.isfinite(h["objective"])]
+        if finite:
+            best = min(best, min(finite))
     return best, total, runs, converged
 
 
@@ -90,8 +91,16 @@ def main(argv=None):
     parser.add_argument("--ratios", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1])
     parser.add_argument("--sets", nargs="+", default=None, help="data set names to run (default all)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "global_optimality.json"))
+    parser.add_argument("--adam-cache", default=None,
+                        help="JSON of the Adam grids' results: read for the cases it holds, extended with new ones "
+                             "(the Adam objectives do not depend on the load; convexnn's time-limited solve does)")
+    parser.add_argument("--adam-only", action="store_true", help="fill --adam-cache and skip convexnn")
+    parser.add_argument("--max-runs", type=int, default=None,
+                        help="at most this many Adam runs per case, spread over the widths and learning rates")
     args = parser.parse_args(argv)
     rows = []
+    cache_path = Path(args.adam_cache) if args.adam_cache else None
+    cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
     for name, X, y, loss in datasets():
         if args.sets and not any(name.startswith(s) for s in args.sets):
             continue
@@ -99,12 +108,23 @@ def main(argv=None):
         bmax = cnn.beta_max(X, y, pats, loss=loss, bias=True)
         for ratio in args.ratios:
             beta = ratio * bmax
+            key = f"{name}|{ratio:g}|{args.patterns}|{'quick' if args.quick else 'full'}|{args.max_runs}"
+            if key not in cache:
+                adam, t_adam, n_runs, n_conv = adam_grid(X, y, beta, loss, args.patterns, args.quick, args.max_runs)
+                cache[key] = dict(best=adam, time=t_adam, runs=n_runs, converged=n_conv)
+                if cache_path:
+                    cache_path.parent.mkdir(parents=True, exist_ok=True)
+                    cache_path.write_text(json.dumps(cache, indent=1))
+                print(f"{name:20s} beta={ratio:g}*bmax adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, "
+                      f"{t_adam:.1f}s)", flush=True)
+            if args.adam_only:
+                continue
+            adam, t_adam, n_runs, n_conv = (cache[key][k] for k in ("best", "time", "runs", "converged"))
             t0 = time.perf_counter()
             res = cnn.solve(X, y, beta, patterns=args.patterns, formulation="relu", loss=loss, bias=True,
                             cutting_planes=True, time_limit=args.time_limit)
             t_cnn = time.perf_counter() - t0
             obj = res.network().objective(X, y, beta, loss=loss)
-            adam, t_adam, n_runs, n_conv = adam_grid(X, y, beta, loss, args.patterns, args.quick)
             rows.append(dict(set=name, n=X.shape[0], d=X.shape[1], loss=loss, ratio=ratio, beta=beta,
                              convexnn=obj, convexnn_time=t_cnn, status=res.status, neurons=res.network().n_neurons,
                              certified_global=bool(res.certified_global), dual_bound=res.dual_objective,
@@ -113,6 +133,8 @@ def main(argv=None):
             r = rows[-1]
             print(f"{name:20s} beta={ratio:g}*bmax convexnn {obj:.8g} ({t_cnn:.1f}s, {res.status}) "
                   f"adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, {t_adam:.1f}s) ratio {obj / adam:.6f}", flush=True)
+    if args.adam_only:
+        return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(machine=machine(), quick=args.quick, rows=rows), indent=1))

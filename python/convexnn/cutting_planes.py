@@ -28,6 +28,7 @@ for shared neurons.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -148,25 +149,61 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed, time_li
 
 def _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit):
     """Add the patterns of the restricted solution's network refined by L-BFGS (convexnn.polish); its blocks are
-    the warm start when the refined network is better (the next solve is then never worse than it)."""
+    the warm start when the refined network is better. Returns (patterns, warm start, the refined network's
+    objective, an upper bound on its blocks' convex objective; inf when it was not better)."""
     from .generation import network_to_blocks
     from .polish import polish_network
 
     net = res.network()
     if net.n_neurons == 0:
-        return current, warm
+        return current, warm, np.inf
     left = None if time_limit is None else max(1e-3, POLISH_TIME_SHARE * (time_limit - (time.perf_counter() - start)))
     W2 = np.asarray(net.w2, dtype=np.float64).reshape(net.n_neurons, -1)
     W1p, W2p, F = polish_network(np.asarray(net.W1, dtype=np.float64), W2, Xb64, Y, beta, loss, time_limit=left)
     if not F < res.objective * (1 - 1e-12):
-        return current, warm
+        return current, warm, np.inf
     refined = _core.PatternSet.from_gates(Xb64, np.ascontiguousarray(W1p))
     merged, _ = current._set.merge(refined)
     grown = Patterns(merged, bias)
     from .network import Network
 
     V, W = network_to_blocks(Network(W1p, W2p, bias=bias), Xb64, grown)
-    return grown, (V, W)
+    return grown, (V, W), F
+
+
+def _blocks_objective(Xb64, Y, loss, beta, patterns, warm):
+    """The exact program's objective at a (V, W) warm start over ``patterns`` (inf for none or another kind)."""
+    if not (isinstance(warm, tuple) and len(warm) == 2):
+        return np.inf
+    from .reference.objectives import relu_objective
+
+    V, W = (np.asarray(a, dtype=np.float64) for a in warm)
+    if V.shape != W.shape or V.ndim != 3 or V.shape[0] != patterns.n_patterns:
+        return np.inf
+    return float(relu_objective(Xb64, patterns.dense(), V, W, Y, beta, loss))
+
+
+def _keep_best(res, best, current, solve_fn, X, y_user, beta, loss, bias, seed, tol, verbose, solve_kwargs):
+    """``res``, or a one-iteration restricted solve from the best point met when that point is better: a
+    proximal-gradient step from a feasible point does not increase the objective, and the step recomputes the
+    certificate at the returned point."""
+    F, warm = best
+    # A converged restricted solve is within tol of its patterns' optimum: only stopped solves can lose ground.
+    if res.status == "converged" or not F < res.objective * (1 - 1e-10) or warm is None:
+        return res
+    V, W = (np.asarray(a, dtype=np.float64) for a in warm)
+    V, W = _pad_warm(V, W, current.n_patterns - V.shape[0])
+    kwargs = dict(solve_kwargs, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alt = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias, seed=seed,
+                       tol=tol, warm_start=(V, W), verbose=verbose, **kwargs)
+    if alt.objective < res.objective:
+        alt.n_iter += res.n_iter
+        if alt.status == "max_iter":  # the one step's cap is not the loop's stopping reason
+            alt.status = res.status
+        return alt
+    return res
 
 
 def _pad_warm(V, W, n_new):
@@ -190,6 +227,9 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
     threshold = beta * (1.0 + tol)
     worst, res, grad, per_output, previous = np.inf, None, None, None, None
     status_override, searched = None, ""
+    # The best point met (the warm start, a refined network's blocks): the time-limited restricted solves are not
+    # monotone, so the result is checked against it at the end (see _keep_best).
+    best = (_blocks_objective(Xb64, Y, loss, beta, patterns, warm_start), warm_start)
     for round_index in range(max_rounds + 1):
         elapsed = time.perf_counter() - start
         # A round's restricted solve gets half the time left (the search and later rounds need the rest).
@@ -244,7 +284,10 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
         warm = _pad_warm(V, W, merged.n_patterns - current.n_patterns)
         current = Patterns(merged, bias)
         if polish and not exhaustive:
-            current, warm = _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit)
+            current, warm, F = _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit)
+            if F < best[0]:
+                best = (F, warm)
+    res = _keep_best(res, best, current, solve_fn, X, y_user, beta, loss, bias, seed, tol, verbose, solve_kwargs)
     return _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override,
                    total_iter, history, searched, start)
 
