@@ -212,13 +212,31 @@ double Run<T>::ws_check(const std::vector<index_t>& W, double& best_ws_dual) {
   return relative_gap(primal, best_ws_dual);
 }
 
+// The precision floor of a working-set round (float32): its gap stalls above its target while no global check
+// comes. True when it has, and a global check at the current point confirms the solve is above tol (that
+// check then sets "precision_floor" or "converged" as it finds).
+template <class T>
+bool Run<T>::ws_at_precision_floor(double ws_gap) {
+  if (!std::is_same<T, float>::value) return false;
+  if (!(ws_gap <= kFloorCeiling) || ws_gap <= kFloorProgress * ws_floor_ref_) {
+    ws_floor_ref_ = ws_gap;
+    ws_floor_stalled_ = 0;
+    return false;
+  }
+  if (++ws_floor_stalled_ < kFloorChecks) return false;
+  const double gap = global_check();
+  if (status_.empty()) status_ = gap <= opt_.tol ? "converged" : "precision_floor";
+  return true;
+}
+
 #define CONVEXNN_GATED_CERTIFICATE(T)                                                                          \
   template double Run<T>::dual_value(const std::vector<double>&, double, double, double*, double) const;       \
   template double Run<T>::full_dual_norm(const std::vector<double>&, std::vector<double>*);                    \
   template void Run<T>::certified_predictions(std::vector<double>&);                                           \
   template void Run<T>::update_scores(const std::vector<double>&);                                             \
   template double Run<T>::global_check();                                                                      \
-  template void Run<T>::check_precision_floor();                                                                    \
+  template void Run<T>::check_precision_floor();                                                               \
+  template bool Run<T>::ws_at_precision_floor(double);                                                                    \
   template bool Run<T>::use_dual_extrapolation() const;                                                        \
   template bool Run<T>::extrapolated_theta(std::vector<double>&) const;                                        \
   template void Run<T>::offer_dual(const std::vector<double>&);                                                \

@@ -199,12 +199,19 @@ bool Run<T>::hinge_newton_polish(double band) {
   std::vector<double> K(static_cast<std::size_t>(N * N)), F(static_cast<std::size_t>(N)), w(static_cast<std::size_t>(N)),
       step(static_cast<std::size_t>(N));
   for (int it = 0; it < 20; ++it) {
-    if (poll()) return false;  // each iteration is an O(N^3) eigendecomposition (N <= kPolishMaxDim)
+    // Each iteration is an O(N^3) eigendecomposition (N <= kPolishMaxDim; seconds on a loaded machine): not
+    // started when its predicted time would overrun the time limit.
+    const double n3 = static_cast<double>(N) * static_cast<double>(N) * static_cast<double>(N);
+    if (poll() || elapsed() + polish_seconds_per_n3_ * n3 > clock_.limit()) return false;
+    const double t_start = elapsed();
     const double fnorm = hinge_kkt_system(ma, d_, nm, beta_, C, gl, u, a, K, F);
     if (fnorm < 0) return false;  // a block collapsed: the guess was wrong
     if (std::sqrt(fnorm) <= 1e-13 * (1.0 + beta_)) break;
     // K [du; db] = -F with da = -db.
     if (!pseudo_inverse_step(N, K, F, w, step)) return false;
+    const double rate = (elapsed() - t_start) / n3;
+    polish_seconds_per_n3_ = polish_rate_measured_ ? std::max(polish_seconds_per_n3_, rate) : rate;
+    polish_rate_measured_ = true;
     for (index_t q = 0; q < nu; ++q) u[q] += step[q];
     for (index_t j = 0; j < nm; ++j) a[j] -= step[nu + j];
   }

@@ -151,7 +151,7 @@ bool Run<T>::inner_check(const std::vector<index_t>& W, double tol_in, bool glob
   last_check_current_ = false;
   const double gap = ws_check(W, best_ws_dual);
   if (!status_.empty()) return true;
-  return gap <= tol_in;
+  return gap <= tol_in || ws_at_precision_floor(gap);
 }
 
 // One BCD step on block i (gbuf: d x c scratch, dz: n x c scratch, work: eigen-space scratch).
@@ -246,6 +246,8 @@ bool Run<T>::bcd_round(const std::vector<index_t>& W, double tol_in, bool global
   std::vector<T> gbuf(static_cast<std::size_t>(bs_)), dz(static_cast<std::size_t>(nc_));
   std::vector<double> work;
   double best_ws_dual = -kInf;
+  ws_floor_ref_ = kInf;
+  ws_floor_stalled_ = 0;
   index_t epochs = 0;
   while (true) {
     if (should_stop()) return false;
@@ -312,6 +314,8 @@ bool Run<T>::fista_round(const std::vector<index_t>& W, double tol_in, bool glob
   std::vector<T> zx = z_, zprev = z_, zy = z_, zn(static_cast<std::size_t>(nc_)), gy(static_cast<std::size_t>(nc_));
   FistaMomentum momentum;
   double best_ws_dual = -kInf;
+  ws_floor_ref_ = kInf;
+  ws_floor_stalled_ = 0;
   index_t local = 0;
   auto prox = [&](double L) {
     PhaseTimes::Scope timed(times_, kProx);
