@@ -297,14 +297,50 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
             raw = _core.solve_gated(_operator(Xw, pats), Yw, beta, groups=problem["groups"],
                                     warm_start=None if U0 is None else U0 * scale,
                                     callback=None if hook is None else (lambda info: not hook(info)), **options)
+            raw = _float64_continuation(raw, problem, Xw, Yw, beta, hook, options)
             return raw, np.asarray(raw["U"], dtype=np.float64) / scale
         V0, W0 = _warm_start_relu(warm_start, pats, Xb, c)
         if V0 is not None:
             V0, W0 = V0 * scale, W0 * scale
-        raw = _solve_relu_hooked(_operator(Xw, pats), Xw, pats, Yw, beta, V0, W0, hook, options)
+        raw = _solve_relu_hooked(_operator(Xw, pats), Xw, pats, Yw, beta, V0, W0, hook, dict(options))
+        raw = _float64_continuation(raw, problem, Xw, Yw, beta, hook, options)
         return raw, (np.asarray(raw["V"], dtype=np.float64) / scale, np.asarray(raw["W"], dtype=np.float64) / scale)
     finally:
         bar.close()
+
+
+def _float64_continuation(raw, problem, Xw, Yw, beta, hook, options):
+    """Finish a float32 solve in float64 when its iterations stopped at their rounding floor.
+
+    float32 iterates certify relative gaps only down to a problem-dependent floor (~1e-6 gated, ~1e-5 relu);
+    the C++ solvers stop there with status "precision_floor". Such a solve (or one that ended at max_iter above
+    tol) continues in float64 warm-started from its point, with the iterations and time left (at least a tenth
+    of max_iter, so a max_iter stop can still finish). Returns the binding's result dict, merged: iterations and
+    history of both stages, ``solver`` naming the continuation and the float32 gap it started from.
+    """
+    stuck = raw["status"] == "precision_floor" or (raw["status"] == "max_iter" and raw["gap"] > options["tol"])
+    if Xw.dtype != np.float32 or not stuck:
+        return raw
+    t0, n32 = _time.perf_counter(), int(raw["n_iter"])
+    spent = float(raw["time"])
+    opts = dict(options, certify_op=None, max_iter=max(options["max_iter"] - n32, options["max_iter"] // 10, 1),
+                time_limit=max(options["time_limit"] - spent, 1e-3))
+    X64 = np.asarray(Xw, dtype=np.float64, order="F" if Xw.flags.f_contiguous else "C")
+    op = _operator(X64, problem["pats"])
+    if problem["formulation"] == "gated":
+        cont = _core.solve_gated(op, Yw, beta, groups=problem["groups"],
+                                 warm_start=np.asarray(raw["U"], dtype=np.float64),
+                                 callback=None if hook is None else (lambda info: not hook(info)), **opts)
+    else:
+        cont = _solve_relu_hooked(op, X64, problem["pats"], Yw, beta, np.asarray(raw["V"], dtype=np.float64),
+                                  np.asarray(raw["W"], dtype=np.float64), hook, opts)
+    if not cont["gap"] <= raw["gap"]:  # a continuation cut short by the time limit: keep the float32 point
+        return raw
+    rows = _history_rows(raw["history"]) + [dict(r, iteration=int(r["iteration"]) + n32, time=float(r["time"]) + spent)
+                                            for r in _history_rows(cont["history"])]
+    history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
+    return dict(cont, n_iter=n32 + int(cont["n_iter"]), time=spent + _time.perf_counter() - t0, history=history,
+                solver=f"{raw['solver']}, float32 -> float64 continuation at gap {raw['gap']:.2g}")
 
 
 def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):

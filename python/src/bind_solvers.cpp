@@ -1,4 +1,4 @@
-// Bindings of the certified gated-ReLU solver (cpp/include/convexnn/gated_solver.hpp).
+// Bindings of the certified gated-ReLU solver (cpp/include/convexnn/solvers/gated_solver.hpp).
 //
 // Every function takes the operator through its abstract base (BlockOperatorF64 / BlockOperatorF32, registered
 // by bind_operators.cpp before this file runs), so any bound operator works. The GIL is released during the
@@ -96,6 +96,9 @@ py::dict result_to_dict(GatedResult<T>&& r, index_t P, index_t d, index_t c) {
   out["solver"] = r.solver;
   out["n_active"] = r.n_active;
   out["history"] = history_to_dict(r.history);
+  py::dict timings;  // phase -> seconds (GatedResult::timings)
+  for (const auto& [phase, seconds] : r.timings) timings[py::str(phase)] = seconds;
+  out["timings"] = timings;
   return out;
 }
 
@@ -162,8 +165,11 @@ newton : once the support is identified, finish with active-set Newton-CG steps 
 Ctrl-C stops with status "interrupted" and returns the best certified point so far.
 
 Returns dict(U (P, d, c), objective, dual_objective, gap, n_iter, status, time, solver, n_active,
-history=dict of arrays iteration/objective/dual_objective/gap/time/n_active, one entry per global check).
-status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged".)doc");
+history=dict of arrays iteration/objective/dual_objective/gap/time/n_active, one entry per global check,
+timings=dict phase -> seconds: forward, adjoint, prox, certificate, hinge_polish, newton, working_set, gram,
+other (exclusive, adding up to at most) total).
+status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged", "precision_floor" (a float32
+solve whose certified gap stopped improving above tol: continue in float64 from U).)doc");
 
   m.def(
       "solve_gated_path",

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,10 @@ struct GatedResult {
   std::string solver;                 // "bcd" or "fista"
   std::vector<HistoryEntry> history;  // one entry per global certificate
   index_t n_active = 0;               // nonzero blocks in U
+  // Seconds per phase, exclusive (a nested phase pauses its parent, so they add up to at most "total"):
+  // forward, adjoint (operator products, the certificate's included), prox (block updates), certificate,
+  // hinge_polish, newton, working_set, gram (block eigenbases), other; and total (= time).
+  std::map<std::string, double> timings;
 };
 
 // The certificate of a given point (no solve): primal, dual bound and relative gap.
@@ -108,7 +113,7 @@ class GatedSolver {
   Loss loss() const { return loss_; }
   Groups groups() const { return groups_; }
 
-  struct Cache;  // block eigenbases and operator norm (defined in gated_solver.cpp)
+  struct Cache;  // block eigenbases and operator norm (defined in solvers/gated/run.hpp)
 
  private:
   const BlockOperator<T>& op_;
