@@ -1,6 +1,6 @@
 """Linear two-layer CNN = nuclear-norm program (Pilanci & Ergen, ICML 2020, eq. (12), A.5, A.7): optimum vs
 CVXPY + Clarabel, honest certificate, SVD map back, optimal filters = top eigenvectors at the dual optimum, and
-Adam on the non-convex linear CNN converging to the convex optimum."""
+Adam and SGD on the non-convex linear CNN converging to the convex optimum."""
 
 import numpy as np
 import pytest
@@ -105,6 +105,23 @@ def test_adam_on_the_nonconvex_linear_cnn_converges_to_the_convex_objective(c):
         objs = tr.times_objectives()[1]
         assert objs[-1] < objs[0]
         assert tr.objective == pytest.approx(res.objective, rel=1e-6)   # every run reaches the global optimum
+
+
+def test_sgd_on_the_nonconvex_linear_cnn_converges_to_the_convex_objective():
+    """Full-batch SGD (PyTorch autograd when installed, else the NumPy trainer) reaches the nuclear-norm optimum."""
+    try:
+        import torch  # noqa: F401
+        backend = "torch"
+    except ImportError:
+        backend = "numpy"
+    P, y = _data(n=40, K=4, h=3, seed=5)
+    beta = 0.1 * linear_cnn_beta_max(P, y)
+    res = solve_linear_cnn(P, y, beta, tol=1e-10)
+    tr = train_cnn(P, y, beta, n_filters=3, model="linear", optimizer="sgd", lr=0.1, n_epochs=6000, seed=0,
+                   record_every=500, backend=backend)
+    assert tr.status == "max_iter"
+    assert tr.objective >= res.dual_objective * (1 - 1e-12)
+    assert tr.objective == pytest.approx(res.objective, rel=1e-6)
 
 
 def test_not_converged_warns():
