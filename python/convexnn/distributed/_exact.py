@@ -117,6 +117,22 @@ def _certificate(x, ev, Y, beta, loss, x_norm):
     return objective, dual, gap, float(np.max(rel, initial=0.0)), total
 
 
+def _drop_small_infeasible(workers, x, rho, x_norm, tol):
+    """x with the groups that violate their cone by more than tol (relative) zeroed when they are small (below
+    1e-2 of the largest): the multiplier method leaves such groups on their way to 0, and their relative
+    violation does not shrink. The returned point's objective and violation are measured afresh."""
+    viol = workers.evaluate([x], [(False, False)], rho)[0][2]
+    norms = np.linalg.norm(x, axis=2)
+    top = float(norms.max(initial=0.0))
+    rel = viol / np.maximum(x_norm * norms, 1e-300)
+    drop = (norms > 0) & (rel > tol) & (norms < 1e-2 * top)
+    if not drop.any():
+        return x
+    x = x.copy()
+    x[np.broadcast_to(drop[:, :, None, :], x.shape)] = 0.0
+    return x
+
+
 def warm_point(warm_start, P, d, c):
     """(2, P, d, c) start from a relu SolveResult or a (V, W) tuple, or zeros."""
     from ..result import SolveResult
@@ -233,6 +249,7 @@ def _run(workers, x, Y, beta, loss, tol, max_iter, time_limit, x_norm, start, ve
             inner_tol = max(0.1 * inner_tol, 1e-3 * tol)
             y, tk, inner_iter = x.copy(), 1.0, 0
             ev_y = workers.evaluate([y], [(True, False)], rho)[0]
+    x = _drop_small_infeasible(workers, x, rho, x_norm, tol)
     ev = workers.evaluate([x], [(True, True)], rho)[0]
     objective, dual, gap, viol, absviol = _certificate(x, ev, Y, beta, loss, x_norm)
     if best is not None and best[1] > dual:  # every dual point is valid: report the best bound seen
