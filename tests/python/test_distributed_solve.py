@@ -135,8 +135,8 @@ def test_bad_arguments(client):
         cnn.solve(Xd, yd, 1.0, patterns=5, dtype=np.float32)
     with pytest.raises(ValueError, match="cutting_planes"):
         cnn.solve(Xd, yd, 1.0, patterns=5, cutting_planes=True)
-    with pytest.raises(ValueError, match="formulation='relu' .* not available for distributed data"):
-        cnn.solve(Xd, yd, 1.0, patterns=5, formulation="relu")
+    with pytest.raises(ValueError, match="loss='hinge' is not available for distributed formulation='relu'"):
+        cnn.solve(Xd, da.sign(yd - 1.0), 1.0, patterns=5, formulation="relu", loss="hinge")
     with pytest.raises(ValueError, match="y has 39 rows"):
         cnn.solve(Xd, yd[:39], 1.0, patterns=5)
     with pytest.raises(ValueError, match="loss='logistic' needs y"):

@@ -15,9 +15,7 @@ from ._design import DistributedDesign, is_dask_array, resolve_client
 from ._patterns import DistributedPatterns, resolve_patterns, sampled_gates
 
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
-_RELU_MESSAGE = ("formulation='relu' (the exact cone-constrained program) is not available for distributed data yet: "
-                 "its per-row cone constraints (2 D_i - I) X v_i >= 0 need a distributed cone projection; use "
-                 "formulation='gated', or solve the exact program on one machine (X.compute())")
+
 
 
 def _design(X, bias, client):
@@ -41,8 +39,6 @@ def _targets(y, n, loss):
 
 def _check_options(formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype, seed):
     formulation = check_choice(formulation, "formulation", FORMULATIONS)
-    if formulation == "relu":
-        raise ValueError(_RELU_MESSAGE)
     loss = check_choice(loss, "loss", LOSSES)
     groups = check_choice("output" if groups is None else groups, "groups", GROUPS)
     device = check_choice(device, "device", DEVICES)
@@ -112,10 +108,12 @@ def _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d):
     common = dict(patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias,
                   output_1d=was_1d)
     history = [dict(zip(raw["history"], v)) for v in zip(*raw["history"].values())]
+    coef = (np.asarray(raw["U"], dtype=np.float64) if formulation == "gated"
+            else (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64)))
     return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
                        status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                       solver=raw["solver"], coef_=np.asarray(raw["U"], dtype=np.float64), kkt_residual=raw["gap"],
-                       history=history, **common)
+                       solver=raw["solver"], coef_=coef, kkt_residual=raw["gap"],
+                       max_violation=raw.get("max_violation", 0.0), history=history, **common)
 
 
 def _warm_blocks(warm_start, P, d, c):
@@ -132,7 +130,10 @@ def _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, m
         raw = _core.solve_gated(op, Y, beta, loss=loss, groups=groups, tol=tol, max_iter=max_iter,
                                 time_limit=time_limit, warm_start=U0, verbose=bool(verbose), callback=callback)
         return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
-    raise ValueError(_RELU_MESSAGE)
+    from ._exact import solve_exact  # the exact program: augmented Lagrangian, multipliers on the workers
+
+    raw = solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start, verbose, callback)
+    return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
 
 
 def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
@@ -184,8 +185,8 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
     if cutting_planes:
-        raise ValueError("cutting_planes=True is not available for distributed data yet: its pattern oracle "
-                         "needs all rows on one machine")
+        raise ValueError("cutting_planes=True is not available for distributed data yet (formulation='relu' on "
+                         "fixed patterns is): its pattern oracle searches neurons over all rows on one machine")
     design, own = _design(X, bias, client)
     try:
         Y, was_1d = _targets(y, design.n_samples, loss)
