@@ -37,10 +37,23 @@ def check_verbose(value, name="verbose"):
     return int(value)
 
 
+def torch_to_numpy(value, name="X"):
+    """A CPU torch tensor as a numpy array (detached, no copy where possible); anything else unchanged.
+
+    GPU tensors are a TypeError: the solvers and predictions run on the CPU.
+    """
+    if not type(value).__module__.startswith("torch") or not hasattr(value, "detach"):
+        return value
+    if getattr(value, "device", None) is not None and value.device.type != "cpu":
+        raise TypeError(f"{name} is a torch tensor on {value.device}; move it to the CPU first ({name}.cpu())")
+    return value.detach().numpy()
+
+
 def _asarray(value, name):
     """np.asarray with errors naming the argument (ragged lists, sparse matrices, GPU arrays, non-numbers)."""
     if hasattr(value, "__cuda_array_interface__"):
         raise TypeError(f"{name} is a GPU array; the GPU solvers are not available: pass a numpy array")
+    value = torch_to_numpy(value, name)
     if hasattr(value, "tocsr") or type(value).__module__.startswith("scipy.sparse"):
         raise TypeError(f"{name} is a scipy.sparse matrix; sparse input is not supported (the masked products need "
                         f"the dense rows): pass {name}.toarray()")

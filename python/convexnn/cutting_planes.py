@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from . import _core
+from ._operators import make_operator
 from .oracle import default_starts, neuron_oracle
 from .patterns import Patterns, enumerate_patterns
 
@@ -79,7 +80,7 @@ def shared_neuron_bound(Xb, patterns, grad, per_output):
     ||a||_2 <= sqrt(sum_k max_u a_k(u)^2) bounds the vector by its per-output maxima.
     """
     Xb64 = np.asarray(Xb, dtype=np.float64)
-    G = _core.MaskedOperatorF64(Xb64, patterns._set).adjoint(np.ascontiguousarray(-grad))   # (P, d, c)
+    G = make_operator(Xb64, patterns, np.float64).adjoint(np.ascontiguousarray(-grad))   # (P, d, c)
     spectral = np.linalg.norm(G, ord=2, axis=(1, 2))
     return np.minimum(spectral, np.sqrt((per_output ** 2).sum(axis=1)))
 
@@ -134,7 +135,7 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed, time_li
     Returns (candidates, values, per_output, grad, description, neurons found by the oracle or None).
     """
     V, W = res.coef_
-    z = _core.MaskedOperatorF64(Xb64, current._set).forward(np.ascontiguousarray(V - W))
+    z = make_operator(Xb64, current, np.float64).forward(np.ascontiguousarray(V - W))
     if pool is not None:
         values, per_output, grad = dual_constraint_values(Xb, Y, loss, z, pool)
         return pool, values, per_output, grad, f"all {pool.n_patterns} regions of the arrangement", previous

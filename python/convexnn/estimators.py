@@ -24,74 +24,55 @@ large data or many patterns. The scikit-learn conformance suite (``check_estimat
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
-from scipy.special import expit, log_softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._validation import (BINARY_LOSSES, DEVICES, FORMULATIONS, GROUPS, check_bool, check_choice, check_sample_weight,
-                          check_scalar, check_verbose)
+from ._estimator_base import (
+    DEFAULT_BETA_RATIO,  # noqa: F401  (re-exported: the documented default)
+    FLOAT_DTYPES,
+    ConvexEstimatorBase,
+    LabelsMixin,
+    check_random_state_seed,
+    repeat_integer_weights,
+    sk_validate_data,
+)
+from ._validation import (
+    DEVICES,
+    FORMULATIONS,
+    GROUPS,
+    check_bool,
+    check_choice,
+    check_sample_weight,
+    check_scalar,
+    check_verbose,
+    torch_to_numpy,
+)
 from .result import ConvergenceWarning as _SolveConvergenceWarning
-
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _sk_validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    def _sk_validate_data(estimator, *args, **kwargs):
-        return estimator._validate_data(*args, **kwargs)
 
 __all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
 
-DEFAULT_BETA_RATIO = 0.01
 # Seconds of the pattern search when the estimator searches and no time_limit is given (scikit-learn's MLP takes
 # ~20 s on make_classification(10000, 20) on a 2-core machine; the search reaches its accuracy in ~30 s there).
 DEFAULT_SEARCH_TIME = 60.0
-_FLOAT_DTYPES = (np.float64, np.float32)
 # Rows per block in predict, so that the (rows x neurons) hidden layer stays below ~32 MB.
 _PREDICT_BLOCK_ENTRIES = 1 << 22
-
-
-def _check_random_state_seed(random_state):
-    """An int seed for the pattern sampler from an int, a RandomState / Generator or None (fresh seed)."""
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0; got {random_state}")
-        return int(random_state)
-    if random_state is None:
-        return int(np.random.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    raise TypeError(f"random_state must be None, an int >= 0, a RandomState or a Generator; got {random_state!r}")
-
-
-def _scale_of(X, sample_weight=None):
-    """Training mean and standard deviation per column (weighted by ``sample_weight``); constant columns get scale 1."""
-    mean = np.average(X.astype(np.float64, copy=False), axis=0, weights=sample_weight)
-    scale = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=sample_weight))
-    tiny = 10 * np.finfo(X.dtype).eps * np.maximum(1.0, np.abs(mean))
-    scale[scale <= tiny] = 1.0
-    return mean, scale
 
 
 def _weighted_beta_max(Xs, Y, patterns, groups, bias, sample_weight):
     """beta_max of the weighted squared loss: that of the rows of [X, 1] and y scaled by sqrt(w) (same patterns)."""
     from . import _core
+    from ._operators import make_operator
     from ._validation import add_bias_column
-    from .solve import _operator
 
     root = np.sqrt(sample_weight)
     Xb = add_bias_column(Xs) if bias else Xs
     Xw = np.ascontiguousarray(Xb * root[:, None].astype(Xb.dtype))
     Yw = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(len(Y), -1) * root[:, None])
-    return float(_core.gated_beta_max(_operator(Xw, patterns), Yw, loss="squared", groups=groups))
+    return float(_core.gated_beta_max(make_operator(Xw, patterns), Yw, loss="squared", groups=groups))
 
 
 def predict_in_blocks(network, Xs):
@@ -140,20 +121,16 @@ def recentered_gates(gates, masks_of, Xb, chunk=256):
     return G
 
 
-class _ConvexReLUBase(BaseEstimator):
+class _ConvexReLUBase(ConvexEstimatorBase):
     """Shared fit machinery: validation, pre-processing, beta, patterns, solve, certificate attributes."""
+
+    _CERTIFICATE_EXTRA = ("beta", "beta_max", "n_patterns", "certified_global")
 
     def _check_params(self):
         check_choice(self.formulation, "formulation", FORMULATIONS)
         check_choice(self.groups, "groups", GROUPS)
         check_choice(self.device, "device", DEVICES)
-        if self.beta is not None and self.beta_ratio is not None:
-            raise ValueError(f"give either beta (absolute) or beta_ratio (fraction of beta_max), not both; "
-                             f"got beta={self.beta!r} and beta_ratio={self.beta_ratio!r}")
-        if self.beta is not None:
-            check_scalar(self.beta, "beta", low=0.0)
-        if self.beta_ratio is not None:
-            check_scalar(self.beta_ratio, "beta_ratio", low=0.0)
+        self._check_beta_params()
         check_scalar(self.n_patterns, "n_patterns", low=1, integer=True)
         for name in ("bias", "standardize", "warm_start"):
             check_bool(getattr(self, name), name)
@@ -165,11 +142,7 @@ class _ConvexReLUBase(BaseEstimator):
             check_scalar(self.max_neurons, "max_neurons", low=per_pattern, integer=True)
 
     def _preprocess_fit(self, X, sample_weight=None):
-        if self.standardize:
-            self.x_mean_, self.x_scale_ = _scale_of(X, sample_weight)
-        else:
-            self.x_mean_ = np.zeros(X.shape[1])
-            self.x_scale_ = np.ones(X.shape[1])
+        self._fit_scaling(X, sample_weight)
         return self._transform_X(X)
 
     def _transform_X(self, X):
@@ -182,43 +155,26 @@ class _ConvexReLUBase(BaseEstimator):
         from .patterns import sample_patterns
         from .solve import beta_max
 
-        seed = _check_random_state_seed(self.random_state)
+        seed = check_random_state_seed(self.random_state)
         patterns, warm = self._warm_patterns(Xs)
         if patterns is None:
             patterns = sample_patterns(Xs, n_patterns=int(self.n_patterns), seed=seed, bias=bool(self.bias))
         if sample_weight is None:
-            self.beta_max_ = beta_max(Xs, Y, patterns, loss=loss, groups=self.groups, bias=bool(self.bias))
+            self._resolve_beta(beta_max(Xs, Y, patterns, loss=loss, groups=self.groups, bias=bool(self.bias)))
         else:
-            self.beta_max_ = _weighted_beta_max(Xs, Y, patterns, self.groups, bool(self.bias), sample_weight)
-        if self.beta is not None:
-            self.beta_ = float(self.beta)
-        else:
-            ratio = DEFAULT_BETA_RATIO if self.beta_ratio is None else float(self.beta_ratio)
-            self.beta_ = ratio * self.beta_max_
+            self._resolve_beta(_weighted_beta_max(Xs, Y, patterns, self.groups, bool(self.bias), sample_weight))
         res = self._run_solve(Xs, Y, loss, patterns, seed, warm, sample_weight)
         if self.max_neurons is not None and res.network().n_neurons > self.max_neurons:
             res = self._capped(res, Xs, Y, loss, seed, sample_weight)
-        self.result_ = res
+        self._store_certificate(res)
         self.network_ = self._robust_network(res, Xs)
-        self.objective_ = float(res.objective)
-        self.dual_objective_ = float(res.dual_objective)
-        self.gap_ = float(res.gap)
-        self.status_ = res.status
-        self.n_iter_ = int(res.n_iter)
-        self.max_violation_ = float(res.max_violation)
-        self.n_patterns_ = int(res.patterns.n_patterns)
-        self.certified_global_ = bool(res.certified_global)
         if res.status == "interrupted":
             # Ctrl-C: the estimator keeps the best certified point (its attributes are set), and the interrupt goes
             # on to the caller, so that a grid search or a pipeline stops instead of scoring a partial fit.
             raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted after {res.n_iter} iterations; the "
                                     f"estimator holds the best certified point so far (relative gap {res.gap:.3g})")
-        if res.status != "converged":
-            warnings.warn(f"{type(self).__name__}: the {self.formulation} solve stopped with status "
-                          f"{res.status!r} after {res.n_iter} iterations (relative gap {res.gap:.3g}, "
-                          f"tol {self.tol:g}); the certificate bounds the suboptimality. Raise max_iter or "
-                          "time_limit, loosen tol, or raise beta / beta_ratio.", _SolveConvergenceWarning,
-                          stacklevel=3)
+        self._warn_unconverged(res, f"the {self.formulation} solve",
+                               "Raise max_iter or time_limit, loosen tol, or raise beta / beta_ratio.")
 
     def _run_solve(self, Xs, Y, loss, patterns, seed, warm, sample_weight):
         """solve() with the estimator's options; its own ConvergenceWarning is replaced by the estimator's."""
@@ -291,7 +247,7 @@ class _ConvexReLUBase(BaseEstimator):
     def _raw_output(self, X):
         """Network output on pre-processed X, (n,) or (n, c), float32 for float32 X (as scikit-learn's models)."""
         check_is_fitted(self, "network_")
-        X = _sk_validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+        X = sk_validate_data(self, torch_to_numpy(X), reset=False, dtype=FLOAT_DTYPES)
         out = predict_in_blocks(self.network_, self._transform_X(X))
         return out.astype(X.dtype, copy=False)
 
@@ -301,23 +257,14 @@ class _ConvexReLUBase(BaseEstimator):
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is None:
             return X, Y, None
-        if np.all(w == np.round(w)) and w.sum() <= max(10 * X.shape[0], 100_000):
-            counts = w.astype(np.int64)
-            return np.repeat(X, counts, axis=0), np.repeat(Y, counts, axis=0), None
+        repeated = repeat_integer_weights((X, Y), w, X.shape[0])
+        if repeated is not None:
+            return repeated + (None,)
         if loss != "squared":
-            raise ValueError(f"sample_weight with loss={loss!r} needs integer weights (applied as repeated rows; the "
-                             "solvers' losses other than 'squared' take no weights); use loss='squared' for "
-                             "non-integer weights")
+            raise ValueError(f"sample_weight (times the weights of class_weight) with loss={loss!r} needs integer "
+                             "weights (applied as repeated rows; the solvers' losses other than 'squared' take no "
+                             "weights); use loss='squared' for non-integer weights")
         return X, Y, w
-
-    @property
-    def certificate_(self):
-        """The certificate of the solve as a dict (objective, dual bound, gap, status, ...)."""
-        check_is_fitted(self, "network_")
-        return {"objective": self.objective_, "dual_objective": self.dual_objective_, "gap": self.gap_,
-                "status": self.status_, "n_iter": self.n_iter_, "max_violation": self.max_violation_,
-                "beta": self.beta_, "beta_max": self.beta_max_, "n_patterns": self.n_patterns_,
-                "certified_global": self.certified_global_, "n_neurons": int(self.network_.n_neurons)}
 
     def to_torch(self, dtype=None):
         """A ``torch.nn.Module`` computing :meth:`decision_function` / :meth:`predict` (pre-processing folded in)."""
@@ -469,7 +416,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
             return fit_estimator(self, X, y, client=client, sample_weight=sample_weight)
         self._check_params()
-        X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES, multi_output=True, y_numeric=True)
+        X, y = sk_validate_data(self, X, y, dtype=FLOAT_DTYPES, multi_output=True, y_numeric=True)
         X, Y, w = self._fit_weights(X, np.asarray(y, dtype=np.float64), sample_weight, "squared")
         Xs = self._preprocess_fit(X, w)
         self.y_mean_ = np.average(Y, axis=0, weights=w) if self.standardize else np.zeros(Y.shape[1:])
@@ -477,7 +424,17 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         return self
 
     def predict(self, X):
-        """Predictions of shape (n,) (or (n, c) when fit on 2-D y), in the units of y."""
+        """Predictions in the units of y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw features (pre-processing is applied here); a CPU torch tensor is read as a numpy array.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs) (when fit on 2-D y)
+        """
         Z = self._raw_output(X)
         return (Z + self.y_mean_).astype(Z.dtype, copy=False)
 
@@ -490,7 +447,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         return {"multioutput": True}
 
 
-class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
+class ConvexReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexReLUBase):
     __doc__ = ("""Two-layer ReLU network classifier, trained to a certified optimum of its convex program.
 
     Any labels: two classes use a binary loss on targets {-1, +1} (``classes_[1]`` is +1), more classes a
@@ -502,6 +459,10 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         "auto": "logistic" for two classes, "cross_entropy" for more. The binary losses need exactly two
         classes. "squared" regresses on {-1, +1} (two classes) or one-hot targets. ``predict_proba`` exists
         for "auto", "logistic" and "cross_entropy".
+    class_weight : None, "balanced" or dict label -> weight, default None
+        Weights of the classes, multiplied into ``sample_weight`` (scikit-learn's semantics:
+        ``compute_sample_weight``; "balanced" weighs class k by n / (n_classes * n_k)). Integer weights are
+        exact for every loss (repeated rows); non-integer ones need ``loss="squared"`` (ValueError otherwise).
     """ + _PARAM_DOC.split("----------", 1)[1] + _ATTR_DOC + """    classes_ : ndarray of shape (n_classes,)
         The labels seen in fit, sorted.
     loss_ : str
@@ -515,7 +476,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", loss="auto", groups="output",
                  bias=True, standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None,
-                 cutting_planes="auto", device="cpu", dtype=None, verbose=0, max_neurons=None, warm_start=False):
+                 cutting_planes="auto", device="cpu", dtype=None, verbose=0, max_neurons=None, warm_start=False,
+                 class_weight=None):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -534,8 +496,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         self.verbose = verbose
         self.max_neurons = max_neurons
         self.warm_start = warm_start
-
-    _LOSSES = ("auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared")
+        self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None, client=None):
         """Fit the network.
@@ -548,8 +509,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
             Labels: strings, integers, booleans or integral floats (as scikit-learn; float labels such as 2.5 are
             "continuous" targets: pass ``y.astype(str)``).
         sample_weight : array-like of shape (n_samples,), optional
-            Weights >= 0 of the samples. Integer weights act as repeated rows (exact for every loss); other
-            weights need ``loss="squared"``.
+            Weights >= 0 of the samples, multiplied by those of ``class_weight``. Integer weights act as repeated
+            rows (exact for every loss); other weights need ``loss="squared"``.
 
         client : dask.distributed.Client, optional
             Fit on this Dask cluster (numpy X is scattered by rows); a row-chunked ``dask.array`` X uses the active
@@ -565,74 +526,34 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
             return fit_estimator(self, X, y, client=client, sample_weight=sample_weight)
         self._check_params()
         check_choice(self.loss, "loss", self._LOSSES)
-        X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES)
-        if type_of_target(y) == "continuous":
-            raise ValueError("Unknown label type: continuous (y holds non-integer floats). Classifier labels are "
-                             "strings, integers, booleans or integral floats; for float labels such as 2.5 pass "
-                             "y.astype(str), or use ConvexReLURegressor for a numeric target")
-        check_classification_targets(y)
-        kind = type_of_target(y)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"y must hold one label per sample (binary or multiclass); got target type {kind!r}")
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
-        loss = self.loss
-        if loss == "auto":
-            loss = "logistic" if n_classes == 2 else "cross_entropy"
-        if loss in BINARY_LOSSES and n_classes > 2:
-            raise ValueError(f"loss={loss!r} is binary but y has {n_classes} classes; "
-                             "use loss='cross_entropy' or 'auto'")
-        self.loss_ = loss
-        if loss == "cross_entropy" or (loss == "squared" and n_classes > 2):
-            Y = np.eye(n_classes)[y_index]
-        else:
-            Y = np.where(y_index == 1, 1.0, -1.0)
-        X, Y, w = self._fit_weights(X, Y, sample_weight, loss)
+        X, y = sk_validate_data(self, X, y, dtype=FLOAT_DTYPES)
+        y_index = self._encode_labels(y)
+        w = self._class_sample_weight(y, sample_weight)
+        X, Y, w = self._fit_weights(X, self._targets(y_index), w, self.loss_)
         Xs = self._preprocess_fit(X, w)
-        self._solve(Xs, Y, loss, w)
+        self._solve(Xs, Y, self.loss_, w)
         return self
 
-    def decision_function(self, X):
-        """Scores: shape (n,) for two classes (positive means ``classes_[1]``), (n, n_classes) otherwise."""
-        Z = self._raw_output(X)
-        if Z.ndim == 2 and len(self.classes_) == 2:
-            return Z[:, 1] - Z[:, 0]
-        return Z
-
-    def predict(self, X):
-        """Predicted labels (values of ``classes_``), shape (n,)."""
-        Z = self.decision_function(X)
-        if Z.ndim == 1:
-            return self.classes_[(Z > 0).astype(np.intp)]
-        return self.classes_[np.argmax(Z, axis=1)]
-
-    def _has_proba(self):
-        if self.loss not in ("auto", "logistic", "cross_entropy"):
-            raise AttributeError(f"predict_proba is not available with loss={self.loss!r} "
-                                 "(use 'auto', 'logistic' or 'cross_entropy')")
-        return True
-
-    @available_if(_has_proba)
-    def predict_log_proba(self, X):
-        """Log class probabilities, shape (n, n_classes), columns in the order of ``classes_``."""
-        Z = self._raw_output(X)
-        if Z.ndim == 1:
-            Z = np.column_stack([np.zeros_like(Z), Z])  # logistic: p1 = sigmoid(z) = softmax([0, z])[1]
-        return log_softmax(Z, axis=1)
-
-    @available_if(_has_proba)
-    def predict_proba(self, X):
-        """Class probabilities, shape (n, n_classes), columns in the order of ``classes_``."""
-        Z = self._raw_output(X)
-        if Z.ndim == 1:
-            p1 = expit(Z)
-            return np.column_stack([1.0 - p1, p1])
-        return np.exp(log_softmax(Z, axis=1))
-
     def score(self, X, y, sample_weight=None):
-        """Accuracy on (X, y); ValueError if y holds labels never seen in fit."""
+        """Accuracy on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw features (pre-processing is applied here); a CPU torch tensor is read as a numpy array.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+            The (weighted) fraction of correct labels.
+
+        Raises
+        ------
+        ValueError
+            y holds labels never seen in fit.
+        """
         check_is_fitted(self, "classes_")
         y = column_or_1d(np.asarray(y), warn=True)
         seen = set(self.classes_.tolist())

@@ -3,6 +3,12 @@
 >>> module = convexnn.export.to_torch(net)            # doctest: +SKIP
 >>> module(torch.as_tensor(X)).numpy() ~= net.predict(X)
 
+Precision: a module has the dtype of what it exports (a network's float64 weights; an estimator fit in float32
+exports float32) unless ``dtype`` says otherwise, and casts its input to that dtype, so float32 and float64 tensors
+(or numpy arrays) both work. Modules return torch tensors. The other way round, ``Network.predict``,
+``GatedNetwork.predict`` and the estimators' ``predict`` / ``decision_function`` / ``predict_proba`` read a CPU
+torch tensor as a numpy array (detached) and return numpy arrays; a GPU tensor is a TypeError.
+
 The module classes (:class:`TwoLayerReLU`, :class:`GatedTwoLayer`, :class:`Preprocessed`) are created on first
 access, so importing convexnn never imports torch; they are ordinary module-level classes afterwards, so
 ``torch.save(module)`` and pickling work.
@@ -47,6 +53,7 @@ def _build_classes():
                 self.output.weight.copy_(torch.as_tensor(w2_2d.T))
 
         def forward(self, x):
+            x = torch.as_tensor(x, dtype=self.hidden.weight.dtype)   # float32 or float64 input, as predict
             out = self.output(torch.relu(self.hidden(x)))
             return out[:, 0] if self.squeeze_output else out
 
@@ -62,6 +69,7 @@ def _build_classes():
                                                               dtype=dtype))
 
         def forward(self, x):
+            x = torch.as_tensor(x, dtype=self.hidden.weight.dtype)
             active = (x @ self.gate_weight.T + self.gate_bias >= 0).to(x.dtype)
             out = self.output(active * self.hidden(x))
             return out[:, 0] if self.squeeze_output else out
@@ -77,6 +85,7 @@ def _build_classes():
             self.register_buffer("offset", torch.as_tensor(np.asarray(offset, dtype=np.float64), dtype=dtype))
 
         def forward(self, x):
+            x = torch.as_tensor(x, dtype=self.mean.dtype)
             return self.network((x - self.mean) / self.scale) + self.offset
 
     out = {}
@@ -94,10 +103,10 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _dtype(dtype):
+def _dtype(dtype, default=np.float64):
     torch = _torch()
     if dtype is None:
-        return torch.float64
+        dtype = default
     if isinstance(dtype, torch.dtype):
         return dtype
     mapping = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -113,7 +122,8 @@ def to_torch(net, dtype=None):
     Parameters
     ----------
     net : Network or GatedNetwork
-    dtype : None (float64), float32 or float64 (numpy or torch dtypes)
+    dtype : None, float32 or float64 (numpy or torch dtypes)
+        None: the network's dtype (``net.dtype`` where it has one, else float64, the dtype of its weights).
 
     Returns
     -------
@@ -128,7 +138,7 @@ def to_torch(net, dtype=None):
     """
     from .network import GatedNetwork, Network
 
-    torch_dtype = _dtype(dtype)
+    torch_dtype = _dtype(dtype, getattr(net, "dtype", np.float64))
     classes = _build_classes()
     if isinstance(net, GatedNetwork):
         return classes["GatedTwoLayer"](net.gates, net.W1, net.w2, net.bias, dtype=torch_dtype)
@@ -137,13 +147,37 @@ def to_torch(net, dtype=None):
     raise TypeError(f"to_torch expects a convexnn Network or GatedNetwork; got {type(net).__name__}")
 
 
+def estimator_dtype(estimator):
+    """The precision a fitted estimator computed in: its solve's dtype, else its ``dtype`` parameter, else float64."""
+    result = getattr(estimator, "result_", None)
+    if getattr(result, "dtype", None) is not None:
+        return np.dtype(result.dtype)
+    if getattr(estimator, "dtype", None) is not None:
+        return np.dtype(estimator.dtype)
+    return np.dtype(np.float64)
+
+
 def estimator_to_torch(estimator, dtype=None):
-    """A module computing a fitted estimator's raw output on raw X: the regressor's ``predict``, the classifier's
-    network scores (``decision_function`` for two classes with a binary loss; one logit per class otherwise)."""
+    """A module computing a fitted estimator's raw output on raw X.
+
+    The regressor's ``predict``, the classifier's network scores (``decision_function`` for two classes with a
+    binary loss; one logit per class otherwise).
+
+    Parameters
+    ----------
+    estimator : fitted ConvexReLURegressor or ConvexReLUClassifier
+    dtype : None, float32 or float64 (numpy or torch dtypes)
+        None: the estimator's (:func:`estimator_dtype`: float32 for a model fit in float32).
+
+    Returns
+    -------
+    Preprocessed
+        Takes a tensor (n, d) of raw features, returns (n,) or (n, c).
+    """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator, "network_")
-    torch_dtype = _dtype(dtype)
+    torch_dtype = _dtype(dtype, estimator_dtype(estimator))
     inner = to_torch(estimator.network_, dtype=torch_dtype)
     offset = getattr(estimator, "y_mean_", 0.0)
     return _build_classes()["Preprocessed"](inner, estimator.x_mean_, estimator.x_scale_, offset, dtype=torch_dtype)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from ._operators import make_operator
 from ._validation import add_bias_column, check_scalar, check_X, check_y
 from .network import Network, neurons_from_blocks
 from .patterns import as_patterns
@@ -123,7 +124,7 @@ def min_norm_interpolation(X, y, patterns=None, bias=False, seed=0, tol=1e-6, ti
     rho = 1.0 / (FIRST_BETA_RATIO * beta_max(X, yv, pats, bias=bias))
     lam = np.zeros_like(yv)
     warm, total, best_dual, status = None, 0, -np.inf, "max_iter"
-    op = _core.MaskedOperatorF64(Xb, pats._set)
+    op = make_operator(Xb, pats, np.float64)
     res = residual = None
     for outer in range(GAUGE_MAX_OUTER):
         left = None if time_limit is None else time_limit - (time.perf_counter() - start)

@@ -123,8 +123,62 @@ def plot_fit_1d(model, X, y, ax=None, n_grid=500, show_kinks=True, label="convex
     return ax
 
 
+def _response_method(model):
+    """predict_proba where the classifier has it (a probability map), else its scores or labels."""
+    if hasattr(model, "predict_proba"):   # available_if hides it for losses without probabilities
+        return "predict_proba"
+    if len(model.classes_) == 2 and hasattr(model, "decision_function"):
+        return "decision_function"
+    return "predict"
+
+
+def _class_regions(model, X, y, ax, resolution, eps, names):
+    """Classifier regions by scikit-learn's DecisionBoundaryDisplay, coloured by probability where available."""
+    import inspect
+
+    from sklearn.inspection import DecisionBoundaryDisplay
+
+    classes = model.classes_
+    method = _response_method(model)
+    options = dict(grid_resolution=int(resolution), eps=eps, plot_method="contourf", xlabel=names[0],
+                   ylabel=names[1], ax=ax, alpha=0.5)
+    if len(classes) == 2:
+        options["cmap"] = "RdBu_r"
+        if method == "predict_proba":
+            options["levels"] = np.linspace(0.0, 1.0, 11)
+    elif "multiclass_colors" in inspect.signature(DecisionBoundaryDisplay.from_estimator).parameters:
+        options["multiclass_colors"] = "tab10"
+    try:
+        display = DecisionBoundaryDisplay.from_estimator(model, X, response_method=method, **options)
+    except ValueError:  # scikit-learn < 1.4 draws multiclass regions from predict only
+        method = "predict"
+        display = DecisionBoundaryDisplay.from_estimator(model, X, response_method=method, **options)
+    if len(classes) == 2 and method != "predict":
+        level = 0.5 if method == "predict_proba" else 0.0
+        label = f"P({classes[1]})" if method == "predict_proba" else f"score ({classes[1]} > 0)"
+        ax.figure.colorbar(display.surface_, ax=ax, label=label)
+        ax.contour(display.xx0, display.xx1, display.response, levels=[level], colors="k", linewidths=0.8)
+        colors = [_pyplot().get_cmap("RdBu_r")(v) for v in (0.0, 1.0)]
+    else:
+        colors = getattr(display, "multiclass_colors_", None)
+        if colors is None:
+            cmap = _pyplot().get_cmap("tab10")
+            colors = [cmap(i % 10) for i in range(len(classes))]
+    if y is not None:
+        y = np.asarray(y)
+        for i, c in enumerate(classes):
+            sel = y == c
+            ax.scatter(X[sel, 0], X[sel, 1], s=14, color=colors[i], edgecolors="k", linewidths=0.3, label=str(c))
+        ax.legend(loc="best", fontsize="small", title="class")
+    return display
+
+
 def plot_decision_regions(model, X, y=None, ax=None, resolution=200, feature_names=None, title=None):
     """Predicted class regions (classifier) or prediction surface (regressor) of a 2-feature model.
+
+    Drawn by scikit-learn's :class:`~sklearn.inspection.DecisionBoundaryDisplay`: a classifier with
+    ``predict_proba`` is shaded by its probabilities (two classes: P(``classes_[1]``) with the 0.5 contour; more:
+    each class's colour weighted by its probability, scikit-learn >= 1.7), otherwise by its scores or labels.
 
     Parameters
     ----------
@@ -132,9 +186,11 @@ def plot_decision_regions(model, X, y=None, ax=None, resolution=200, feature_nam
     X : array (n, 2)
     y : array (n,), optional
         Labels (classifier) or targets (regressor) to scatter on top.
+    ax : matplotlib Axes, optional
     resolution : int
         Grid points per axis.
     feature_names : pair of str, optional
+    title : str, optional
 
     Returns
     -------
@@ -144,38 +200,22 @@ def plot_decision_regions(model, X, y=None, ax=None, resolution=200, feature_nam
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"plot_decision_regions needs X of shape (n, 2); got {X.shape}")
     ax = _axes(ax, figsize=(5.5, 4.5))
-    pad = 0.05 * np.maximum(np.ptp(X, axis=0), 1e-12)
-    g0 = np.linspace(X[:, 0].min() - pad[0], X[:, 0].max() + pad[0], int(resolution))
-    g1 = np.linspace(X[:, 1].min() - pad[1], X[:, 1].max() + pad[1], int(resolution))
-    G0, G1 = np.meshgrid(g0, g1)
-    grid = np.column_stack([G0.ravel(), G1.ravel()])
-    classes = getattr(model, "classes_", None)
-    if classes is not None:
-        pred = model.predict(grid)
-        index = np.searchsorted(classes, pred).reshape(G0.shape) if classes.dtype.kind != "O" else \
-            np.array([list(classes).index(p) for p in pred]).reshape(G0.shape)
-        k = len(classes)
-        cmap = _pyplot().get_cmap("tab10")
-        colors = [cmap(i % 10) for i in range(k)]
-        from matplotlib.colors import ListedColormap
-
-        ax.contourf(G0, G1, index, levels=np.arange(k + 1) - 0.5, cmap=ListedColormap(colors), alpha=0.25)
-        ax.contour(G0, G1, index, levels=np.arange(k) + 0.5, colors="k", linewidths=0.8)
-        if y is not None:
-            y = np.asarray(y)
-            for i, c in enumerate(classes):
-                sel = y == c
-                ax.scatter(X[sel, 0], X[sel, 1], s=14, color=colors[i], edgecolors="k", linewidths=0.3,
-                           label=str(c))
-            ax.legend(loc="best", fontsize="small", title="class")
+    names = tuple(feature_names) if feature_names is not None else ("x1", "x2")
+    eps = 0.05 * float(max(np.ptp(X, axis=0).max(), 1e-12))
+    if getattr(model, "classes_", None) is not None:
+        _class_regions(model, X, y, ax, resolution, eps, names)
     else:
-        surface = np.asarray(_predict(model, grid)).reshape(len(grid), -1)[:, 0].reshape(G0.shape)
+        # regressors and bare networks: the prediction surface on the grid the classifiers get
+        g0 = np.linspace(X[:, 0].min() - eps, X[:, 0].max() + eps, int(resolution))
+        g1 = np.linspace(X[:, 1].min() - eps, X[:, 1].max() + eps, int(resolution))
+        G0, G1 = np.meshgrid(g0, g1)
+        surface = np.asarray(_predict(model, np.column_stack([G0.ravel(), G1.ravel()])))
+        surface = surface.reshape(G0.size, -1)[:, 0].reshape(G0.shape)
         filled = ax.contourf(G0, G1, surface, levels=20, cmap="viridis", alpha=0.8)
         ax.figure.colorbar(filled, ax=ax, label="prediction")
         if y is not None:
             ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=float), cmap="viridis", s=14, edgecolors="k",
                        linewidths=0.3)
-    names = feature_names if feature_names is not None else ("x1", "x2")
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.set_title(title if title is not None else "decision regions")

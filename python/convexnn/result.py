@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 
-from . import _core
+from ._operators import make_operator
 from ._validation import add_bias_column, check_bool, check_X
 from .network import GatedNetwork, Network, neurons_from_blocks
 
@@ -186,7 +186,7 @@ class SolveResult:
         # masked product in float64 (no n x P floats).
         masks = self.patterns._set.recompute(Xb.astype(getattr(self.patterns, "dtype", "float64"), copy=False))
         Xb = Xb.astype(np.float64, copy=False)
-        out = _core.MaskedOperatorF64(Xb, masks).forward(np.ascontiguousarray(self.coef_, dtype=np.float64))
+        out = make_operator(Xb, masks, np.float64).forward(np.ascontiguousarray(self.coef_, dtype=np.float64))
         return out[:, 0] if self.output_1d else out
 
     def summary(self):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time as _time
 import warnings
 
@@ -12,6 +11,7 @@ import warnings
 import numpy as np
 
 from . import _core
+from ._operators import make_operator
 from ._validation import (DEVICES, FORMULATIONS, GROUPS, LOSSES, add_bias_column, check_choice, check_dtype,
                           check_scalar, check_X, check_y)
 from .decomposition import cone_decomposition
@@ -59,31 +59,15 @@ def _require_cuda():
     raise ValueError("device='cuda': the GPU solvers are not part of this build yet; use device='cpu'")
 
 
-def _product_method(dtype=np.float32):
-    """How the masked products are computed: "auto" (default), "gemm", "tables" or "amx".
-
-    All methods are exact up to rounding; the environment variable CONVEXNN_PRODUCT_METHOD overrides the
-    automatic choice, for benchmarks (bench/README.md) and for bisecting a numerical difference. "amx" is a
-    float32 method: float64 operators (e.g. the certificates of float32 iterations) keep "auto" under it.
-    """
-    method = os.environ.get("CONVEXNN_PRODUCT_METHOD", "auto")
-    if method not in ("auto", "gemm", "tables", "amx"):
-        raise ValueError(f"CONVEXNN_PRODUCT_METHOD must be 'auto', 'gemm', 'tables' or 'amx', got {method!r}")
-    if method == "amx" and np.dtype(dtype) != np.float32:
-        return "auto"
-    return method
-
-
 def _certify_operator(Xb, patterns):
     """float64 operator for the certificates of float32 iterations (docs/api.md), else None."""
     if Xb.dtype == np.float64:
         return None
-    return _core.MaskedOperatorF64(Xb.astype(np.float64), patterns._set, method=_product_method(np.float64))
+    return make_operator(Xb, patterns, np.float64)
 
 
 def _operator(Xb, patterns):
-    cls = _core.MaskedOperatorF32 if Xb.dtype == np.float32 else _core.MaskedOperatorF64
-    return cls(Xb, patterns._set, method=_product_method(Xb.dtype))
+    return make_operator(Xb, patterns, Xb.dtype)
 
 
 def _on_cluster(name, arguments):

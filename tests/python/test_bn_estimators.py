@@ -22,8 +22,17 @@ def _one_thread():
 
 
 # Few patterns and a loose tol keep the ~100 conformance fits fast; accuracy is tested below.
+# The classifier's sample_weight (integer weights as repeated rows) and class_weight meet two checks it cannot pass:
+# the equivalence check reorders the rows (the whitening SVD and so the sampled patterns change with the order),
+# and the class-weight check uses non-integer weights, which the BN program (no weights) cannot apply exactly.
+_WEIGHT_CHECKS = {"check_sample_weight_equivalence_on_dense_data": "row order changes the whitening and patterns",
+                  "check_class_weight_classifiers": "non-integer class weights are refused (no weighted BN program)"}
+
+
 @parametrize_with_checks([bn.ConvexBNReLURegressor(n_patterns=8, tol=1e-3, max_iter=3000),
-                          bn.ConvexBNReLUClassifier(n_patterns=8, tol=1e-3, max_iter=3000)])
+                          bn.ConvexBNReLUClassifier(n_patterns=8, tol=1e-3, max_iter=3000)],
+                         expected_failed_checks=lambda est: _WEIGHT_CHECKS if hasattr(est, "classes_") or
+                         "class_weight" in est.get_params() else {})
 def test_sklearn_conformance(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

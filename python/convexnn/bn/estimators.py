@@ -24,21 +24,27 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy.special import expit, log_softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import BINARY_LOSSES, check_choice, check_scalar
-from ..estimators import _FLOAT_DTYPES, _check_random_state_seed, _scale_of, _sk_validate_data
+from .._estimator_base import (
+    FLOAT_DTYPES,
+    ConvexEstimatorBase,
+    LabelsMixin,
+    check_random_state_seed,
+    repeated_rows,
+    sk_validate_data,
+)
+from .._validation import check_bool, check_choice, check_scalar, torch_to_numpy
 
 __all__ = ["ConvexBNReLURegressor", "ConvexBNReLUClassifier"]
 
 
-class _ConvexBNBase(BaseEstimator):
+class _ConvexBNBase(ConvexEstimatorBase):
     """Shared fit machinery: parameter checks, pre-processing, the solve and its certificate."""
+
+    _CERTIFICATE_EXTRA = ("n_patterns", "certified_global", "n_components")
 
     def _check_params(self):
         check_scalar(self.beta, "beta", low=0.0)
@@ -51,14 +57,10 @@ class _ConvexBNBase(BaseEstimator):
             raise ValueError(f"truncate must be None, 'auto', an int k >= 1 or a float in (0, 1]; got {t!r}")
         check_scalar(self.tol, "tol", low=0.0, low_inclusive=False)
         for name in ("standardize", "verbose"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
+            check_bool(getattr(self, name), name)
 
     def _preprocess_fit(self, X):
-        if self.standardize:
-            self.x_mean_, self.x_scale_ = _scale_of(X)
-        else:
-            self.x_mean_, self.x_scale_ = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        self._fit_scaling(X)
         return self._transform_X(X)
 
     def _transform_X(self, X):
@@ -71,43 +73,22 @@ class _ConvexBNBase(BaseEstimator):
         if Xs.shape[0] < 2:
             raise ValueError(f"Found array with n_samples = {Xs.shape[0]}, i.e. 1 sample, while batch normalization "
                              "needs at least 2")
-        seed = _check_random_state_seed(self.random_state)
+        seed = check_random_state_seed(self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)   # re-issued below with the estimator's name
             res = solve_bn(Xs, Y, float(self.beta), patterns=self.n_patterns, loss=loss, truncate=self.truncate,
                            seed=seed, tol=float(self.tol), max_iter=self.max_iter, time_limit=self.time_limit,
                            verbose=bool(self.verbose))
-        self.result_ = res
+        self._store_certificate(res)
         self.network_ = res.network()
         self.whitening_ = res.whitening
         self.n_components_ = int(res.whitening.k)
-        self.objective_ = float(res.objective)
-        self.dual_objective_ = float(res.dual_objective)
-        self.gap_ = float(res.gap)
-        self.status_ = res.status
-        self.n_iter_ = int(res.n_iter)
-        self.max_violation_ = float(res.max_violation)
-        self.n_patterns_ = int(res.patterns.n_patterns)
-        self.certified_global_ = bool(res.certified_global)
-        if res.status != "converged":
-            warnings.warn(f"{type(self).__name__}: the exact solver stopped with status {res.status!r} after "
-                          f"{res.n_iter} iterations (relative gap {res.gap:.3g}, tol {self.tol:g}); the certificate "
-                          "bounds the suboptimality. Raise max_iter or time_limit, or loosen tol.",
-                          ConvergenceWarning, stacklevel=3)
+        self._warn_unconverged(res, "the exact solver")
 
     def _raw_output(self, X):
         check_is_fitted(self, "network_")
-        X = _sk_validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+        X = sk_validate_data(self, torch_to_numpy(X), reset=False, dtype=FLOAT_DTYPES)
         return self.network_.predict(self._transform_X(X))
-
-    @property
-    def certificate_(self) -> dict:
-        """The certificate of the solve (objective, dual bound, gap, status, ...)."""
-        check_is_fitted(self, "network_")
-        return {"objective": self.objective_, "dual_objective": self.dual_objective_, "gap": self.gap_,
-                "status": self.status_, "n_iter": self.n_iter_, "max_violation": self.max_violation_,
-                "n_patterns": self.n_patterns_, "certified_global": self.certified_global_,
-                "n_components": self.n_components_, "n_neurons": int(self.network_.n_neurons)}
 
 
 _PARAMS = """
@@ -179,9 +160,20 @@ class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
         self.verbose = verbose
 
     def fit(self, X, y):
-        """Fit on X (n, d) and y (n,) or (n, c). Returns self."""
+        """Fit the BN network: solve its convex program on the whitened X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            At least 2 samples (batch normalization needs them).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self
+        """
         self._check_params()
-        X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES, multi_output=True, y_numeric=True)
+        X, y = sk_validate_data(self, X, y, dtype=FLOAT_DTYPES, multi_output=True, y_numeric=True)
         Xs = self._preprocess_fit(X)
         Y = np.asarray(y, dtype=np.float64)
         self.y_mean_ = Y.mean(axis=0)
@@ -189,7 +181,17 @@ class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
         return self
 
     def predict(self, X):
-        """Predictions of shape (n,) (or (n, c) when fit on 2-D y)."""
+        """Predictions in the units of y (the BN statistics of the training set).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw features (pre-processing is applied here); a CPU torch tensor is read as a numpy array.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
         return self._raw_output(X) + self.y_mean_
 
     def __sklearn_tags__(self):
@@ -198,7 +200,7 @@ class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
         return tags
 
 
-class ConvexBNReLUClassifier(ClassifierMixin, _ConvexBNBase):
+class ConvexBNReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexBNBase):
     __doc__ = ("""Two-layer BN ReLU network classifier trained to a certified optimum of its convex program.
 
     Two classes use one output on targets {-1, +1} (``classes_[1]`` is +1); more classes one output per class on
@@ -208,15 +210,19 @@ class ConvexBNReLUClassifier(ClassifierMixin, _ConvexBNBase):
     ----------
     loss : {"auto", "squared", "logistic", "hinge", "squared_hinge", "cross_entropy"}
         "auto": "logistic" for two classes, "cross_entropy" for more. "squared" regresses on {-1, +1} or one-hot
-        targets (the paper's loss). ``predict_proba`` exists for "auto", "logistic" and "cross_entropy".""" + _PARAMS
+        targets (the paper's loss). ``predict_proba`` exists for "auto", "logistic" and "cross_entropy".
+    class_weight : None, "balanced" or dict label -> weight, default None
+        Weights of the classes (scikit-learn's ``compute_sample_weight``), multiplied into ``sample_weight``;
+        the products must be integers (repeated rows).""" + _PARAMS
                + _ATTRS + """    classes_ : ndarray of shape (n_classes,)
     loss_ : str
     """)
 
     _LOSSES = ("auto", "squared", "logistic", "hinge", "squared_hinge", "cross_entropy")
+    _BINARY_HINT = "use 'cross_entropy', 'squared' or 'auto'"
 
     def __init__(self, beta=0.1, n_patterns=100, loss="auto", truncate=None, standardize=False, random_state=0,
-                 tol=1e-6, max_iter=None, time_limit=None, verbose=False):
+                 tol=1e-6, max_iter=None, time_limit=None, verbose=False, class_weight=None):
         self.beta = beta
         self.n_patterns = n_patterns
         self.loss = loss
@@ -227,60 +233,21 @@ class ConvexBNReLUClassifier(ClassifierMixin, _ConvexBNBase):
         self.max_iter = max_iter
         self.time_limit = time_limit
         self.verbose = verbose
+        self.class_weight = class_weight
 
-    def fit(self, X, y):
-        """Fit on X (n, d) and labels y (n,). Returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (n, d) and labels y (n,); integer ``sample_weight`` (times ``class_weight``) repeats rows.
+
+        Returns
+        -------
+        self
+        """
         self._check_params()
         check_choice(self.loss, "loss", self._LOSSES)
-        X, y = _sk_validate_data(self, X, y, dtype=_FLOAT_DTYPES)
-        check_classification_targets(y)
-        kind = type_of_target(y)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"y must hold one label per sample (binary or multiclass); got target type {kind!r}")
-        self.classes_, index = np.unique(y, return_inverse=True)
-        n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
-        loss = self.loss if self.loss != "auto" else ("logistic" if n_classes == 2 else "cross_entropy")
-        if loss in BINARY_LOSSES and n_classes > 2:
-            raise ValueError(f"loss={loss!r} is binary but y has {n_classes} classes; use 'cross_entropy', "
-                             "'squared' or 'auto'")
-        if loss == "cross_entropy" and n_classes == 2:
-            loss = "logistic"
-        self.loss_ = loss
-        Y = np.eye(n_classes)[index] if n_classes > 2 else np.where(index == 1, 1.0, -1.0)
-        self._solve(self._preprocess_fit(X), Y, loss)
+        X, y = sk_validate_data(self, X, y, dtype=FLOAT_DTYPES)
+        index = self._encode_labels(y)
+        if self.loss_ == "cross_entropy" and len(self.classes_) == 2:
+            self.loss_ = "logistic"
+        X, Y = repeated_rows((X, self._targets(index)), self._class_sample_weight(y, sample_weight))
+        self._solve(self._preprocess_fit(X), Y, self.loss_)
         return self
-
-    def decision_function(self, X):
-        """Scores: (n,) for two classes (positive means ``classes_[1]``), (n, n_classes) otherwise."""
-        return self._raw_output(X)
-
-    def predict(self, X):
-        """Predicted labels, shape (n,)."""
-        Z = self.decision_function(X)
-        if Z.ndim == 1:
-            return self.classes_[(Z > 0).astype(np.intp)]
-        return self.classes_[np.argmax(Z, axis=1)]
-
-    def _has_proba(self):
-        if self.loss not in ("auto", "logistic", "cross_entropy"):
-            raise AttributeError(f"predict_proba is not available with loss={self.loss!r}")
-        return True
-
-    @available_if(_has_proba)
-    def predict_proba(self, X):
-        """Class probabilities, shape (n, n_classes), columns in the order of ``classes_``."""
-        Z = self._raw_output(X)
-        if Z.ndim == 1:
-            p1 = expit(Z)
-            return np.column_stack([1.0 - p1, p1])
-        return np.exp(log_softmax(Z, axis=1))
-
-    @available_if(_has_proba)
-    def predict_log_proba(self, X):
-        """Log class probabilities, shape (n, n_classes)."""
-        Z = self._raw_output(X)
-        if Z.ndim == 1:
-            Z = np.column_stack([np.zeros_like(Z), Z])
-        return log_softmax(Z, axis=1)

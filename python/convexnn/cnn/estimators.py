@@ -18,56 +18,33 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy.special import expit, log_softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .._validation import BINARY_LOSSES, FORMULATIONS, GROUPS, check_choice, check_scalar
+from .._estimator_base import ConvexEstimatorBase, LabelsMixin, check_random_state_seed, repeated_rows
+from .._validation import FORMULATIONS, GROUPS, check_bool, check_choice, check_scalar, torch_to_numpy
 from ..result import ConvergenceWarning
 from .patches import check_images, extract_patches
 from .patterns import cluster_gates, stacked_patches
 
 __all__ = ["ConvexCNNClassifier", "ConvexCNNRegressor"]
 
-DEFAULT_BETA_RATIO = 0.01
-
-
-def _seed(random_state):
-    """An int seed for the pattern sampler and k-means from random_state (int >= 0, RandomState, Generator, None)."""
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0; got {random_state}")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    if random_state is None or isinstance(random_state, np.random.RandomState):
-        return int(check_random_state(random_state).randint(0, 2**31 - 1))
-    raise TypeError(f"random_state must be None, an int >= 0, a RandomState or a Generator; got {random_state!r}")
-
-
-class _ConvexCNNBase(BaseEstimator):
+class _ConvexCNNBase(ConvexEstimatorBase):
     """Shared machinery: image checks, pre-processing, patterns, beta, solve, certificate attributes."""
+
+    _CERTIFICATE_EXTRA = ("beta", "beta_max", "n_patterns")
 
     def _check_params(self):
         check_choice(self.formulation, "formulation", FORMULATIONS)
         check_choice(self.groups, "groups", GROUPS)
-        if self.beta is not None and self.beta_ratio is not None:
-            raise ValueError(f"give either beta (absolute) or beta_ratio (fraction of beta_max), not both; "
-                             f"got beta={self.beta!r} and beta_ratio={self.beta_ratio!r}")
-        if self.beta is not None:
-            check_scalar(self.beta, "beta", low=0.0)
-        if self.beta_ratio is not None:
-            check_scalar(self.beta_ratio, "beta_ratio", low=0.0)
+        self._check_beta_params()
         check_scalar(self.n_patterns, "n_patterns", low=0, integer=True)
         check_scalar(self.n_clusters, "n_clusters", low=0, integer=True)
         if self.n_patterns + self.n_clusters == 0:
             raise ValueError("n_patterns + n_clusters must be >= 1 (the number of candidate filters)")
         for name in ("bias", "standardize", "verbose"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False; got {getattr(self, name)!r}")
+            check_bool(getattr(self, name), name)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
             if len(shape) not in (2, 3) or not all(isinstance(s, numbers.Integral) and s >= 1 for s in shape):
@@ -75,6 +52,7 @@ class _ConvexCNNBase(BaseEstimator):
 
     def _images(self, X, reset):
         """(n, H, W, C) float images from X (images, or flat rows reshaped to image_shape)."""
+        X = torch_to_numpy(X)
         arr = np.asarray(X) if not hasattr(X, "to_numpy") else X.to_numpy()
         if arr.ndim == 2:
             if self.image_shape is not None:
@@ -131,43 +109,24 @@ class _ConvexCNNBase(BaseEstimator):
     def _solve(self, P, Y, loss):
         from .relu import relu_cnn_beta_max, solve_relu_cnn
 
-        seed = _seed(self.random_state)
+        seed = check_random_state_seed(self.random_state)
         pats = self._patterns(P, seed)
-        self.beta_max_ = relu_cnn_beta_max(P, Y, pats, loss=loss, groups=self.groups, bias=bool(self.bias))
-        ratio = DEFAULT_BETA_RATIO if self.beta_ratio is None else float(self.beta_ratio)
-        self.beta_ = float(self.beta) if self.beta is not None else ratio * self.beta_max_
+        self._resolve_beta(relu_cnn_beta_max(P, Y, pats, loss=loss, groups=self.groups, bias=bool(self.bias)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)             # re-raised below with our name
             res = solve_relu_cnn(P, Y, self.beta_, patterns=pats, pooling="sum", formulation=self.formulation,
                                  loss=loss, groups=self.groups, bias=bool(self.bias), tol=self.tol,
                                  max_iter=self.max_iter, time_limit=self.time_limit, verbose=bool(self.verbose))
-        self.result_ = res
+        self._store_certificate(res, n_patterns=pats.n_patterns)
         self.network_ = res.network()
-        self.objective_ = float(res.objective)
-        self.dual_objective_ = float(res.dual_objective)
-        self.gap_ = float(res.gap)
-        self.status_ = res.status
-        self.n_iter_ = int(res.n_iter)
-        self.max_violation_ = float(res.max_violation)
-        self.n_patterns_ = int(pats.n_patterns)
-        if res.status != "converged":
-            warnings.warn(f"{type(self).__name__}: the {self.formulation} solve stopped with status {res.status!r} "
-                          f"after {res.n_iter} iterations (relative gap {res.gap:.3g}, tol {self.tol:g}); the "
-                          "certificate bounds the suboptimality. Raise max_iter or time_limit, or loosen tol.",
-                          ConvergenceWarning, stacklevel=3)
+        self._warn_unconverged(res, f"the {self.formulation} solve")
 
     def _raw_output(self, X):
         check_is_fitted(self, "network_")
         return self.network_.predict(self._patches(self._images(X, reset=False)))
 
-    @property
-    def certificate_(self):
-        """The certificate of the solve as a dict (objective, dual bound, gap, status, ...)."""
-        check_is_fitted(self, "network_")
-        return {"objective": self.objective_, "dual_objective": self.dual_objective_, "gap": self.gap_,
-                "status": self.status_, "n_iter": self.n_iter_, "max_violation": self.max_violation_,
-                "beta": self.beta_, "beta_max": self.beta_max_, "n_patterns": self.n_patterns_,
-                "n_filters": int(self.network_.n_filters)}
+    def _certificate_network(self):
+        return {"n_filters": int(self.network_.n_filters)}
 
 
 _PARAMS = """
@@ -245,7 +204,18 @@ class ConvexCNNRegressor(RegressorMixin, _ConvexCNNBase):
         self.verbose = verbose
 
     def fit(self, X, y):
-        """Fit on images X (n, H, W[, C]) (or flat (n, d)) and targets y (n,) or (n, c). Returns self."""
+        """Fit the CNN: solve its convex program on the training patches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W[, C]) or (n_samples, n_features)
+            Images, or flat rows reshaped to ``image_shape`` (1-D signals when it is None).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self
+        """
         self._check_params()
         P = self._fit_patches(X)
         Y = np.asarray(y, dtype=np.float64)
@@ -258,11 +228,20 @@ class ConvexCNNRegressor(RegressorMixin, _ConvexCNNBase):
         return self
 
     def predict(self, X):
-        """Predictions (n,) or (n, c) in the units of y."""
+        """Predictions in the units of y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W[, C]) or (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
         return self._raw_output(X) + self.y_mean_
 
 
-class ConvexCNNClassifier(ClassifierMixin, _ConvexCNNBase):
+class ConvexCNNClassifier(ClassifierMixin, LabelsMixin, _ConvexCNNBase):
     __doc__ = """Two-layer sum-pooled ReLU CNN classifier, trained to a certified optimum of its convex program.
 
     Two classes use a binary loss on targets {-1, +1} (``classes_[1]`` is +1); more classes a one-hot target with
@@ -271,15 +250,16 @@ class ConvexCNNClassifier(ClassifierMixin, _ConvexCNNBase):
     Parameters
     ----------
     loss : {"auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared"}
-        "auto": "logistic" for two classes, "cross_entropy" for more.""" + _PARAMS + """    classes_ : ndarray
+        "auto": "logistic" for two classes, "cross_entropy" for more.
+    class_weight : None, "balanced" or dict label -> weight, default None
+        Weights of the classes (scikit-learn's ``compute_sample_weight``), multiplied into ``sample_weight``;
+        the products must be integers (repeated images).""" + _PARAMS + """    classes_ : ndarray
     loss_ : str
     """
 
-    _LOSSES = ("auto", "logistic", "hinge", "squared_hinge", "cross_entropy", "squared")
-
     def __init__(self, patch_size=3, stride=1, padding=0, loss="auto", beta=None, beta_ratio=None, n_patterns=100,
                  n_clusters=0, formulation="gated", groups="output", bias=True, standardize=True, image_shape=None,
-                 random_state=0, tol=1e-6, max_iter=None, time_limit=None, verbose=False):
+                 random_state=0, tol=1e-6, max_iter=None, time_limit=None, verbose=False, class_weight=None):
         self.patch_size = patch_size
         self.stride = stride
         self.padding = padding
@@ -298,56 +278,55 @@ class ConvexCNNClassifier(ClassifierMixin, _ConvexCNNBase):
         self.max_iter = max_iter
         self.time_limit = time_limit
         self.verbose = verbose
+        self.class_weight = class_weight
 
-    def fit(self, X, y):
-        """Fit on images X (n, H, W[, C]) (or flat (n, d)) and labels y (n,). Returns self."""
+    def fit(self, X, y, sample_weight=None):
+        """Fit on images X (n, H, W[, C]) (or flat (n, d)) and labels y (n,).
+
+        Integer ``sample_weight`` (times the weights of ``class_weight``) repeats images. Returns self.
+        """
         self._check_params()
         check_choice(self.loss, "loss", self._LOSSES)
         y = column_or_1d(np.asarray(y), warn=True)
-        check_classification_targets(y)
-        kind = type_of_target(y)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"y must hold one label per sample (binary or multiclass); got target type {kind!r}")
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        k = len(self.classes_)
-        if k < 2:
-            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least 2 classes")
-        loss = ("logistic" if k == 2 else "cross_entropy") if self.loss == "auto" else self.loss
-        if loss in BINARY_LOSSES and k > 2:
-            raise ValueError(f"loss={loss!r} is binary but y has {k} classes; use loss='cross_entropy' or 'auto'")
-        self.loss_ = loss
+        y_index = self._encode_labels(y)
+        w = self._class_sample_weight(y, sample_weight)
         P = self._fit_patches(X)
         if P.shape[0] != y.shape[0]:
             raise ValueError(f"y has {y.shape[0]} labels but X has {P.shape[0]} samples")
-        Y = np.eye(k)[y_index] if (loss == "cross_entropy" or (loss == "squared" and k > 2)) else \
-            np.where(y_index == 1, 1.0, -1.0)
-        self._solve(P, Y, loss)
+        Y = self._targets(y_index)
+        P, Y = repeated_rows((P, Y), w, "images")
+        self._solve(P, Y, self.loss_)
         return self
 
-    def decision_function(self, X):
-        """Scores (n,) for two classes (positive: ``classes_[1]``), (n, n_classes) otherwise."""
-        Z = self._raw_output(X)
-        if Z.ndim == 2 and len(self.classes_) == 2:
-            return Z[:, 1] - Z[:, 0]
-        return Z
-
-    def predict(self, X):
-        """Predicted labels, shape (n,)."""
-        Z = self.decision_function(X)
-        return self.classes_[(Z > 0).astype(np.intp)] if Z.ndim == 1 else self.classes_[np.argmax(Z, axis=1)]
-
     def predict_proba(self, X):
-        """Class probabilities (n, n_classes) for the logistic and cross-entropy losses."""
+        """Class probabilities (the logistic and cross-entropy losses; AttributeError otherwise).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W[, C]) or (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
         check_is_fitted(self, "loss_")
         if self.loss_ not in ("logistic", "cross_entropy"):
-            raise AttributeError(f"predict_proba needs loss 'logistic' or 'cross_entropy'; this model used {self.loss_!r}")
-        Z = self._raw_output(X)
-        if Z.ndim == 1:
-            p1 = expit(Z)
-            return np.column_stack([1.0 - p1, p1])
-        return np.exp(log_softmax(Z, axis=1))
+            raise AttributeError(f"predict_proba needs loss 'logistic' or 'cross_entropy'; this model used "
+                                 f"{self.loss_!r}")
+        return self._proba_of(self._raw_output(X))
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy on (X, y)."""
+        """Accuracy on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W[, C]) or (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
         return accuracy_score(column_or_1d(np.asarray(y)), self.predict(X), sample_weight=sample_weight)
 

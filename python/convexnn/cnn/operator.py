@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from .._operators import make_operator
 
 __all__ = ["PatchOperator", "operator_interface_available"]
 
@@ -42,7 +43,6 @@ def _subclassable(base):
 
 
 _BASES = {np.dtype(np.float64): _core.BlockOperatorF64, np.dtype(np.float32): _core.BlockOperatorF32}
-_MASKED = {np.dtype(np.float64): _core.MaskedOperatorF64, np.dtype(np.float32): _core.MaskedOperatorF32}
 _AVAILABLE = {dt: _subclassable(base) for dt, base in _BASES.items()}
 
 
@@ -66,7 +66,7 @@ def _make_class(dtype):
             self._n = stacked.shape[0] // n_patches
             self._K = int(n_patches)
             self.stacked = stacked
-            self.masked = _MASKED[dtype](stacked, patterns, method=method)
+            self.masked = make_operator(stacked, patterns, dtype, method=method)
             self._patterns = patterns
             self.dtype = dtype
             if base is not object:

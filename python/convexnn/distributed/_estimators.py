@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 from .. import _core
-from .._validation import BINARY_LOSSES, check_choice, check_dtype, check_y
+from .._estimator_base import check_random_state_seed
+from .._validation import check_choice, check_dtype, check_y
 from ..network import GatedNetwork, neurons_from_blocks
 from . import _worker
 from ._design import DistributedDesign, is_dask_array, resolve_client
@@ -57,10 +55,9 @@ def _features(est, X, client):
         design = DistributedDesign.from_dask(X, bool(est.bias), client)
     else:
         from .._validation import check_X
-        from ..estimators import _scale_of
 
         X = check_X(X).astype(np.float64, copy=False)
-        est.x_mean_, est.x_scale_ = _scale_of(X) if est.standardize else (np.zeros(X.shape[1]), np.ones(X.shape[1]))
+        est._fit_scaling(X)
         design = DistributedDesign.from_numpy((X - est.x_mean_) / est.x_scale_, bool(est.bias), client)
     est.n_features_in_ = design.n_features
     return design
@@ -87,16 +84,12 @@ def _recentered_network(res, op):
 
 def _fit(est, design, Y, loss):
     """Sample patterns, resolve beta, solve and store the certificate attributes (estimators' ``_solve``)."""
-    from ..estimators import DEFAULT_BETA_RATIO, _check_random_state_seed
-
-    seed = _check_random_state_seed(est.random_state)
+    seed = check_random_state_seed(est.random_state)
     groups = "output" if getattr(est, "groups", None) is None else est.groups
     Y2, was_1d = check_y(Y, design.n_samples, loss)
     op, pats = resolve_patterns(int(est.n_patterns), design, seed)
     try:
-        est.beta_max_ = float(_core.gated_beta_max(op, Y2, loss=loss, groups=groups))
-        ratio = DEFAULT_BETA_RATIO if est.beta_ratio is None else float(est.beta_ratio)
-        est.beta_ = float(est.beta) if est.beta is not None else ratio * est.beta_max_
+        est._resolve_beta(_core.gated_beta_max(op, Y2, loss=loss, groups=groups))
         max_iter = 10_000 if est.max_iter is None else int(est.max_iter)
         time_limit = math.inf if est.time_limit is None else float(est.time_limit)
         verbose = bool(est.verbose) if isinstance(est.verbose, bool) else est.verbose > 0
@@ -106,14 +99,8 @@ def _fit(est, design, Y, loss):
     finally:
         op.release()
         design.release()
-    est.result_ = res
-    est.objective_, est.dual_objective_, est.gap_ = float(res.objective), float(res.dual_objective), float(res.gap)
-    est.status_, est.n_iter_, est.max_violation_ = res.status, int(res.n_iter), float(res.max_violation)
-    est.n_patterns_, est.certified_global_ = int(res.patterns.n_patterns), bool(res.certified_global)
-    if res.status != "converged":
-        warnings.warn(f"{type(est).__name__}: the gated solve stopped with status {res.status!r} after {res.n_iter} "
-                      f"iterations (relative gap {res.gap:.3g}, tol {est.tol:g}); the certificate bounds the "
-                      "suboptimality. Raise max_iter or time_limit, or loosen tol.", ConvergenceWarning, stacklevel=4)
+    est._store_certificate(res)
+    est._warn_unconverged(res, "the gated solve", stacklevel=5)
     return est
 
 
@@ -139,14 +126,14 @@ def fit_estimator(est, X, y, client=None, sample_weight=None):
     from ..estimators import ConvexReLUClassifier
 
     est._check_params()
-    if sample_weight is not None:
-        raise ValueError("sample_weight is not available for distributed data")
+    if sample_weight is not None or getattr(est, "class_weight", None) is not None:
+        raise ValueError("sample_weight and class_weight are not available for distributed data")
     if getattr(est, "max_neurons", None) is not None or getattr(est, "warm_start", False):
         raise ValueError("max_neurons and warm_start are not available for distributed data")
     y = _labels(y)
     if isinstance(est, ConvexReLUClassifier):
         check_choice(est.loss, "loss", est._LOSSES)
-        Y, loss = _classifier_targets(est, y)
+        Y, loss = est._targets(est._encode_labels(y)), est.loss_
     else:
         Y = np.asarray(y, dtype=np.float64)
         if not np.isfinite(Y).all():
@@ -160,24 +147,3 @@ def fit_estimator(est, X, y, client=None, sample_weight=None):
         est.y_mean_ = Y.mean(axis=0) if est.standardize else np.zeros(Y.shape[1:])
         Y = Y - est.y_mean_
     return _fit(est, design, Y, loss)
-
-
-def _classifier_targets(est, y):
-    """classes_, loss_ and the {-1, +1} / one-hot targets, as ConvexReLUClassifier.fit builds them."""
-    check_classification_targets(y)
-    kind = type_of_target(y)
-    if kind not in ("binary", "multiclass"):
-        raise ValueError(f"y must hold one label per sample (binary or multiclass); got target type {kind!r}")
-    est.classes_, y_index = np.unique(y, return_inverse=True)
-    n_classes = len(est.classes_)
-    if n_classes < 2:
-        raise ValueError(f"y has only one class ({est.classes_[0]!r}); a classifier needs at least 2 classes")
-    loss = est.loss
-    if loss == "auto":
-        loss = "logistic" if n_classes == 2 else "cross_entropy"
-    if loss in BINARY_LOSSES and n_classes > 2:
-        raise ValueError(f"loss={loss!r} is binary but y has {n_classes} classes; use loss='cross_entropy' or 'auto'")
-    est.loss_ = loss
-    if loss == "cross_entropy" or (loss == "squared" and n_classes > 2):
-        return np.eye(n_classes)[y_index], loss
-    return np.where(y_index == 1, 1.0, -1.0), loss

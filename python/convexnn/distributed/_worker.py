@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 
 from .. import _core
+from .._operators import make_operator
 
 _THREADS_SET = False
 
@@ -61,7 +62,7 @@ class MaskedBlock:
     def op(self) -> "_core.MaskedOperatorF64":
         if self._op is None:
             _use_worker_threads()
-            self._op = _core.MaskedOperatorF64(self.Xb, self.patterns)
+            self._op = make_operator(self.Xb, self.patterns, np.float64)
         return self._op
 
     def __getstate__(self):
