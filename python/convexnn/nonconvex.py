@@ -87,8 +87,8 @@ class NonconvexResult:
         Optimizer steps taken.
     time : float
     status : str
-        "max_iter" (all epochs ran), "converged" (``tol`` met), "time_limit" or "diverged" (non-finite objective; the last finite weights
-        are returned).
+        "max_iter" (all epochs ran), "converged" (``tol`` met), "time_limit" or "diverged" (non-finite
+        objective; the last finite weights are returned).
     """
 
     network: object

@@ -241,7 +241,8 @@ def _run(workers, x, Y, beta, loss, tol, max_iter, time_limit, x_norm, start, ve
         residual = L * float(np.linalg.norm(dx)) / max(beta, float(np.linalg.norm(g_y)), 1e-300)
         if residual <= inner_tol or inner_iter >= 2000:  # inner solve done: multiplier step
             if verbose:
-                print(f"  outer step: viol {absviol:.2e} prev {prev_viol:.2e} residual {residual:.2e} inner {inner_iter}")
+                print(f"  outer step: viol {absviol:.2e} prev {prev_viol:.2e} residual {residual:.2e} "
+                      f"inner {inner_iter}")
             workers.update(x, rho)
             if absviol > _SHRINK * prev_viol and rho < _RHO_MAX:
                 rho *= _RHO_GROWTH
