@@ -717,6 +717,7 @@ class ReluSolver<T>::Run {
     const double smooth = hinge_ ? 1.0 / mu_ : loss_smoothness(s_.loss_);
     lipschitz_ = std::max(1e-300, 2.0 * lam * smooth);
     step_ = 1.0 / lipschitz_;
+    max_step_ = std::min(kMaxStep, kMaxStepRatio / lipschitz_);
     times_.lap(PhaseTimes::kSetup);
   }
 
@@ -749,7 +750,7 @@ class ReluSolver<T>::Run {
     xw_.resize(static_cast<std::size_t>(m_));
     double penalty_new = 0.0;
     bool backtracked = false;
-    for (;;) {
+    for (int backtracks = 0;; ++backtracks) {
       for (index_t e = 0; e < m_; ++e) {
         xv_[e] = y_pt_.V[e] - step_ * G_[e];
         xw_[e] = y_pt_.W[e] + step_ * G_[e];
@@ -770,13 +771,13 @@ class ReluSolver<T>::Run {
       if (!std::isfinite(x_new_.loss)) {
         step_ *= kBacktrack;
         backtracked = true;
-        if (step_ < 1e-300) break;
+        if (step_ < 1e-300 || backtracks >= kMaxBacktracks) break;
         continue;
       }
       if (x_new_.loss <= bound + kDecreaseSlack * (std::abs(bound) + loss_rounding)) break;
       // A step this far below 1/L is never needed (1/L satisfies the bound exactly): only rounding is left,
       // so accept the (feasible) prox point instead of halving forever.
-      if (step_ < kMinStepRatio / lipschitz_) break;
+      if (step_ < kMinStepRatio / lipschitz_ || backtracks >= kMaxBacktracks) break;
       step_ *= kBacktrack;
       backtracked = true;
     }
@@ -785,7 +786,7 @@ class ReluSolver<T>::Run {
     x_ = x_new_;
     penalty_x_ = penalty_new;
     y_pt_ = std::move(y_next_);
-    if (!backtracked) step_ *= kStepGrowth;
+    if (!backtracked) step_ = std::min(step_ * kStepGrowth, max_step_);
     return StepOutcome::kAccepted;
   }
 
@@ -865,6 +866,10 @@ class ReluSolver<T>::Run {
       result_.status = stop_.status();
       return true;
     }
+    if (!std::isfinite(result_.objective)) {  // NaN / Inf objective (e.g. overflowing data): no certificate
+      result_.status = "diverged";
+      return true;
+    }
     const bool done = outcome == CertifyOutcome::kDone;
     if (newton_accepted && !done && ++newton_misses_ % 2 == 0) newton_interval_ *= 2;
     save_checkpoint(it);
@@ -933,6 +938,8 @@ class ReluSolver<T>::Run {
     record(iteration, primal, gap);
     result_.max_dual_constraint = worst;
     full_certificate_seconds_ = seconds_since(started);
+    // The certificate is of the true problem: once it holds, stop (shrinking mu further only loses it).
+    if (gap <= opt_.tol) return CertifyOutcome::kDone;
     if (hinge_ && mu_ > 0.0) {
       const double smoothed_primal = smoothed_loss + beta_ * penalty;
       const double smoothed_dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
@@ -941,7 +948,7 @@ class ReluSolver<T>::Run {
         return CertifyOutcome::kContinue;  // keep going on the sharper problem
       }
     }
-    return gap <= opt_.tol ? CertifyOutcome::kDone : CertifyOutcome::kContinue;
+    return CertifyOutcome::kContinue;
   }
 
   void record(index_t iteration, double primal, double gap) {
@@ -997,6 +1004,7 @@ class ReluSolver<T>::Run {
     if (result_.status == "converged" && result_.max_violation > opt_.tol) result_.status = "max_iter";
     if (result_.status == "max_iter" && result_.gap <= opt_.tol && result_.max_violation <= opt_.tol)
       result_.status = "converged";
+    if (!std::isfinite(result_.objective)) result_.status = "diverged";  // no certificate holds
     result_.n_active = count_active();
     result_.n_iter = it;
     result_.time = seconds_since(t0_);
@@ -1027,7 +1035,7 @@ class ReluSolver<T>::Run {
   double mu_;
   PhaseTimes times_;
   ReluResult<T> result_;
-  double lipschitz_ = 1.0, step_ = 1.0, momentum_ = 1.0, penalty_x_ = 0.0;
+  double lipschitz_ = 1.0, step_ = 1.0, max_step_ = kMaxStep, momentum_ = 1.0, penalty_x_ = 0.0;
   double best_dual_ = -std::numeric_limits<double>::infinity();
   Point x_, y_pt_, x_new_, y_next_;
   std::vector<T> diffT_, gradT_, GT_;
