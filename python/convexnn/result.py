@@ -63,6 +63,9 @@ class SolveResult:
     history : list of dict
         One entry per certificate check (``iteration``, ``objective``, ``dual_objective``, ``gap``, ``time``,
         ...), Python numbers (JSON-serializable).
+    timings : dict of str -> float
+        Wall seconds per solver phase as the C++ solver measured them (e.g. ``prox``, ``forward``,
+        ``certificate_oracle``, ``total``); empty when the solver reports none.
     dtype : str
         Precision of the iterations ("float32" or "float64"). The masks of :meth:`predict` are computed in the
         precision of the data the patterns were built on, so predictions on the training data match the
@@ -96,9 +99,11 @@ class SolveResult:
     history: list = field(default_factory=list)
     dtype: str = "float64"
     search: str = ""
+    timings: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.history = [{k: _python_scalar(v) for k, v in row.items()} for row in (self.history or [])]
+        self.timings = {str(k): float(v) for k, v in (self.timings or {}).items()}
         for name in ("objective", "dual_objective", "gap", "max_violation", "kkt_residual", "max_dual_violation",
                      "time", "beta"):
             setattr(self, name, float(getattr(self, name)))
@@ -133,7 +138,7 @@ class SolveResult:
         dict
             objective, dual_objective, gap, status, n_iter, time, solver, formulation, loss, beta, groups, bias,
             max_violation, kkt_residual, certified_global, max_dual_violation, n_patterns, n_neurons, dtype,
-            history (list of dicts).
+            history (list of dicts), timings (dict of seconds per solver phase).
         """
         coef = check_bool(coef, "coef")
         out = {"objective": _json_float(self.objective), "dual_objective": _json_float(self.dual_objective),
@@ -145,7 +150,8 @@ class SolveResult:
                "max_dual_violation": _json_float(self.max_dual_violation),
                "n_patterns": int(self.patterns.n_patterns), "n_neurons": self.n_neurons, "dtype": str(self.dtype),
                "history": [{k: (_json_float(v) if isinstance(v, float) else v) for k, v in row.items()}
-                           for row in self.history]}
+                           for row in self.history],
+               "timings": {k: _json_float(v) for k, v in self.timings.items()}}
         if coef:
             if self.formulation == "relu":
                 out["V"], out["W"] = (np.asarray(B).tolist() for B in self.coef_)

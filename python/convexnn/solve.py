@@ -230,7 +230,8 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
                       kkt_residual=raw.get("kkt_residual", raw["gap"]),
                       max_dual_violation=raw.get("max_dual_constraint", float("nan")),
                       history=_history_rows(raw["history"]), patterns=pats, formulation=formulation, loss=loss,
-                      beta=beta, groups=groups, bias=bias, output_1d=was_1d, dtype=Xb.dtype.name)
+                      beta=beta, groups=groups, bias=bias, output_1d=was_1d, dtype=Xb.dtype.name,
+                      timings=raw.get("timings", {}))
     _warn_unconverged(res, tol, max_iter, time_limit)
     return res
 
@@ -332,7 +333,7 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
     if hook is None:
         return _core.solve_relu(op, Xw, pats._set, Y, beta, warm_V=V0, warm_W=W0, **options)
     max_iter, time_limit = options.pop("max_iter"), options.pop("time_limit")
-    t0, done, chunk, rows = _time.perf_counter(), 0, 50, []
+    t0, done, chunk, rows, timings = _time.perf_counter(), 0, 50, [], {}
     while True:
         t_chunk = _time.perf_counter()
         remaining = time_limit - (t_chunk - t0)
@@ -342,6 +343,8 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
         for row in _history_rows(raw["history"]):
             rows.append(dict(row, iteration=int(row["iteration"]) + done, time=float(row["time"]) + t_chunk - t0))
         done += int(raw["n_iter"])
+        for phase, seconds in raw.get("timings", {}).items():  # summed over the chunks
+            timings[phase] = timings.get(phase, 0.0) + seconds
         V0, W0 = np.ascontiguousarray(raw["V"]), np.ascontiguousarray(raw["W"])
         status = raw["status"]
         info = {"iteration": done, "objective": raw["objective"], "dual_objective": raw["dual_objective"],
@@ -352,7 +355,7 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
         if status != "max_iter" or done >= max_iter:
             break
         chunk = int(min(max(10, chunk * 0.5 / max(_time.perf_counter() - t_chunk, 1e-3)), 10 * chunk))
-    raw = dict(raw, n_iter=done, status=status,
+    raw = dict(raw, n_iter=done, status=status, timings=timings,
                history={k: [r[k] for r in rows] for k in (rows[0] if rows else {})})
     return raw
 

@@ -39,7 +39,7 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
                     const py::array_t<double, py::array::c_style | py::array::forcecast>& y, double beta,
                     const std::string& loss, double tol, index_t max_iter, double time_limit, index_t check_every,
                     const py::object& warm_V, const py::object& warm_W, bool verbose,
-                    const BlockOperator<double>* certify_op, bool ray_newton) {
+                    const BlockOperator<double>* certify_op, bool ray_newton, const py::object& callback) {
   const MatrixView<T> Xv = matrix_view<T>(X, "X");
   CONVEXNN_CHECK(y.ndim() == 2 && y.shape(0) == op.n_samples(),
                  "y must have shape (" << op.n_samples() << ", c), got ndim = " << y.ndim());
@@ -57,7 +57,15 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
   options.ray_newton = ray_newton;
   std::shared_ptr<py::error_already_set> error;
   const std::string label = "relu";
-  options.callback = progress_callback(verbose, py::none(), &error, &label);
+  options.callback = progress_callback(verbose, callback, &error, &label);
+  // Ctrl-C, also inside long iterations: stop with status "interrupted" (the KeyboardInterrupt is swallowed,
+  // as by progress_callback).
+  options.interrupt = [] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return false;
+    PyErr_Clear();
+    return true;
+  };
   ReluResult<T> r;
   {
     py::gil_scoped_release release;
@@ -71,7 +79,8 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
                   py::arg("n_iter") = r.n_iter, py::arg("status") = r.status, py::arg("time") = r.time,
                   py::arg("n_newton") = r.n_newton,
                   py::arg("solver") = ray_newton ? "fista-cone-prox+ray-newton" : "fista-cone-prox",
-                  py::arg("n_active") = r.n_active, py::arg("history") = history_to_dict(r.history));
+                  py::arg("n_active") = r.n_active, py::arg("history") = history_to_dict(r.history),
+                  py::arg("timings") = r.timings);
 }
 
 template <class T>
@@ -80,7 +89,7 @@ void bind_relu_for(py::module_& m) {
         py::arg("loss") = "squared", py::arg("tol") = 1e-6, py::arg("max_iter") = 10000,
         py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
-        py::arg("certify_op") = nullptr, py::arg("ray_newton") = true,
+        py::arg("certify_op") = nullptr, py::arg("ray_newton") = true, py::arg("callback") = py::none(),
         R"doc(Solve the exact (cone-constrained) two-layer ReLU program to a certified relative gap.
 
     min_{V, W}  L(sum_i A_i (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]||_2 + ||W_i[:, k]||_2)
@@ -90,7 +99,8 @@ void bind_relu_for(py::module_& m) {
 output heads sharing the patterns). Accelerated proximal gradient whose prox is exact on the cones.
 
 solve_relu(op, X, patterns, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf,
-           check_every=5, warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True)
+           check_every=5, warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True,
+           callback=None)
 
 op : BlockOperatorF64 / BlockOperatorF32 with n outputs, P blocks of dimension d: MaskedOperator(X, patterns)
     (A_i = D_i X), or any subclass, e.g. a Python operator (see BlockOperatorF64).
@@ -104,13 +114,21 @@ beta : float >= 0.  loss : "squared", "logistic", "hinge", "squared_hinge" or "c
 tol : > 0, on the relative duality gap and on the relative cone violation.
 max_iter : FISTA iterations.  time_limit : seconds.  check_every : iterations between certificates.
 warm_V, warm_W : (P, d, c) starting point (both or neither; projected onto the cones).
-verbose : print one line per certificate.
+verbose : print one line per certificate (and about every 0.5 s between certificates).
 certify_op : BlockOperatorF64 with op's blocks, for float64 certificates of float32 iterations.
 ray_newton : Newton steps on the scales of the nonzero columns at the checks (not for the hinge).
+callback : None or callable(info dict: iteration, objective, dual_objective, gap, n_active, working_set, time),
+    called at every certificate and about every 0.5 s between them (then with the last certificate's values);
+    returning False stops the solve (status "interrupted"). Ctrl-C also stops it (within ~0.1 s plus one
+    cone projection), with the last certified point.
 
 Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation (relative, over the
-rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history). status is one of
-"converged", "max_iter", "time_limit", "interrupted", "diverged".)doc");
+rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history, timings). timings:
+dict str -> float, wall seconds per phase (setup, gradient, prox, forward, certificate_products,
+certificate_oracle, ray_newton, other, total). status is one of "converged", "max_iter", "time_limit",
+"interrupted", "diverged". A stop by time_limit or an interrupt returns the last iterate with a fresh
+certificate when that is cheap, else the point of the last certificate (n_iter is then that certificate's
+iteration; max_dual_constraint NaN if that certificate was screened).)doc");
 }
 
 }  // namespace

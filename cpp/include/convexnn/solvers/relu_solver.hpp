@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@
 
 namespace convexnn {
 
+namespace detail {
+class StopControl;  // time limit, interrupt and callback polling of one solve (relu_solver.cpp)
+}
+
 struct ReluOptions {
   double tol = 1e-6;         // on the relative gap and on the relative violation
   index_t max_iter = 10000;  // FISTA iterations
@@ -24,7 +29,12 @@ struct ReluOptions {
   index_t check_every = 5;  // certificate / callback frequency (iterations)
   double cone_tol = 1e-12;  // relative accuracy of each cone projection
   bool ray_newton = true;   // Newton on the scales of the nonzero columns (see the header comment)
-  std::function<bool(const IterInfo&)> callback;  // false -> status "interrupted"
+  // At every check and, between checks, about every 0.5 s of wall time (then with the last check's objective,
+  // dual bound and gap); false -> status "interrupted". Runs on the thread that called solve().
+  std::function<bool(const IterInfo&)> callback;
+  // Polled about every 0.05 s, also inside long iterations (the cone projections); true -> status
+  // "interrupted" (e.g. Ctrl-C). Runs on the thread that called solve().
+  std::function<bool()> interrupt;
 };
 
 template <class T>
@@ -42,6 +52,9 @@ struct ReluResult {
   std::vector<HistoryEntry> history;
   index_t n_active = 0;  // nonzero columns of V and W
   index_t n_newton = 0;  // accepted ray-Newton steps
+  // Wall seconds per phase: setup, gradient, prox, forward, certificate_products, certificate_oracle, ray_newton,
+  // other, and total (= time).
+  std::map<std::string, double> timings;
 };
 
 struct ReluCertificate {
@@ -74,15 +87,18 @@ class ReluSolver {
 
  private:
   struct Point;
+  class Run;  // the state of one solve() call (relu_solver.cpp)
+  using Stop = detail::StopControl;
   // Warm-start slots of the projector: one per block column for V, for W, and for the two signs of the
   // dual-constraint projections of the certificate.
   enum SlotKind : index_t { kSlotV = 0, kSlotW = 1, kSlotDualPlus = 2, kSlotDualMinus = 3 };
+  // The functions given a `stop` return early (with an unusable result) once stop->poll() says so.
   double prox_columns(const std::vector<double>& x_in, double thresh, double cone_tol, SlotKind kind,
-                      std::vector<double>& out) const;
-  double dual_constraint_max(const std::vector<double>& G, double cone_tol, double floor) const;
+                      std::vector<double>& out, Stop* stop = nullptr) const;
+  double dual_constraint_max(const std::vector<double>& G, double cone_tol, double floor, Stop* stop = nullptr) const;
   // Newton on the scales of x's nonzero columns (directions fixed); true (x, its prediction and `penalty`
   // replaced) when the objective decreased.
-  bool ray_newton(Point& x, double& penalty, double beta, double mu) const;
+  bool ray_newton(Point& x, double& penalty, double beta, double mu, Stop* stop = nullptr) const;
   // A nonzero column of V (kind kSlotV) or W (kSlotW) in ray Newton, with its norm (the starting scale).
   struct RayColumn {
     SlotKind kind;

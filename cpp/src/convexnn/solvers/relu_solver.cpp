@@ -4,11 +4,13 @@
 #include "convexnn/solvers/continuation.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
+#include <exception>
+#include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "convexnn/core/blas.hpp"
@@ -21,10 +23,11 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Wall time per solver phase, printed to stderr at the end of solve() when CONVEXNN_RELU_PROFILE is set
-// (a development aid: which part of an iteration to make faster).
+// Wall time per solver phase, returned as ReluResult::timings (which part of an iteration to make faster).
 struct PhaseTimes {
   enum Phase { kSetup, kGradient, kProx, kForward, kCertifyProducts, kCertifyOracle, kNewton, kOther, kCount };
+  static constexpr const char* kNames[kCount] = {"setup",  "gradient", "prox",       "forward", "certificate_products",
+                                                 "certificate_oracle", "ray_newton", "other"};
   double seconds[kCount] = {};
   Clock::time_point mark = Clock::now();
   void lap(Phase p) {
@@ -34,10 +37,15 @@ struct PhaseTimes {
   }
 };
 
-bool profiling_enabled() {
-  static const bool enabled = std::getenv("CONVEXNN_RELU_PROFILE") != nullptr;
-  return enabled;
-}
+// Stop polling (StopControl): the interrupt hook at most this often, the callback between checks at most this
+// often (seconds of wall time). A GIL round trip for Python's signal check costs microseconds.
+constexpr double kInterruptPollSeconds = 0.05;
+constexpr double kCallbackSeconds = 0.5;
+// A solve stopped by its time limit (interrupt) certifies its last iterate only when the last full certificate
+// took at most this share of the time limit (these seconds); otherwise it returns the point of the last check
+// with that check's certificate, so the stop is prompt.
+constexpr double kFinalCertificateShare = 0.05;
+constexpr double kInterruptCertificateSeconds = 0.25;
 
 // FISTA step-size control: multiplicative backtracking and the optimistic growth after a step that
 // needed none (as in scnn's R-FISTA / Lassplore), so the step tracks the local curvature.
@@ -47,6 +55,13 @@ constexpr double kStepGrowth = 1.25;
 constexpr double kDecreaseSlack = 1e-12;
 // Smallest step tried, relative to 1/L (L the initial Lipschitz estimate): below it backtracking stops.
 constexpr double kMinStepRatio = 1e-16;
+// Largest step, relative to 1/L (and absolutely): the growth after steps without backtracking stops there.
+// Without a cap a run whose gradient vanishes (an exactly interpolating iterate) grows the step to inf, and
+// halving inf never ends. A step this large never occurs in a run that still makes progress.
+constexpr double kMaxStepRatio = 1e30;
+constexpr double kMaxStep = 1e300;
+// Backtracking halvings per iteration at most (more than from the largest to the smallest double).
+constexpr int kMaxBacktracks = 2200;
 // Hinge smoothing continuation (continuation.hpp): the exact solver's preset.
 constexpr const HingeContinuation& kHinge = kExactHingeContinuation;
 // Ray Newton: largest number of nonzero columns (the reduced Hessian is eigen-decomposed: O(k^3)), largest
@@ -89,6 +104,90 @@ double penalty_of(const std::vector<double>& V, const std::vector<double>& W, in
 }
 
 }  // namespace
+
+namespace detail {
+
+// Time limit, interrupt hook and between-check callback of one solve, polled from the solver's loops on a
+// wall-time budget, also from the OpenMP workers of the cone projections; the hooks run only on the thread
+// that called solve() (they may take Python's GIL). Once stopped it stays stopped; a hook's exception stops
+// the solve and is rethrown by solve().
+class StopControl {
+ public:
+  StopControl(Clock::time_point t0, const ReluOptions& options)
+      : t0_(t0), time_limit_(options.time_limit), owner_(std::this_thread::get_id()),
+        interrupt_(options.interrupt), callback_(options.callback) {
+    info_.objective = std::numeric_limits<double>::infinity();
+    info_.dual_objective = -std::numeric_limits<double>::infinity();
+    info_.gap = std::numeric_limits<double>::infinity();
+  }
+
+  // True once the solve must stop.
+  bool poll() {
+    if (stopped()) return true;
+    const double now = seconds_since(t0_);
+    if (now > time_limit_) {
+      request(kTimeLimit);
+      return true;
+    }
+    if (std::this_thread::get_id() != owner_) return false;
+    if (interrupt_ && now >= next_interrupt_) {
+      next_interrupt_ = now + kInterruptPollSeconds;
+      if (!run_hook([this] { return !interrupt_(); })) request(kInterrupted);
+    }
+    if (callback_ && !stopped() && now >= next_callback_) {
+      info_.time = now;
+      call_callback(info_);
+    }
+    return stopped();
+  }
+  // Only the time limit (cheap; the end of every iteration in between the hooks' budgets).
+  bool past_time_limit() const { return seconds_since(t0_) > time_limit_; }
+  // The callback at a check (on the owner thread); false -> stop "interrupted".
+  bool call_callback(const IterInfo& info) {
+    info_ = info;
+    next_callback_ = info.time + kCallbackSeconds;
+    if (!callback_ || run_hook([this] { return callback_(info_); })) return true;
+    request(kInterrupted);
+    return false;
+  }
+  // What a callback between checks sees (its iteration; the last check's values).
+  void set_iteration(index_t iteration) { info_.iteration = iteration; }
+  bool stopped() const { return reason_.load(std::memory_order_relaxed) != kRunning; }
+  const char* status() const { return reason_.load() == kTimeLimit ? "time_limit" : "interrupted"; }
+  bool interrupted() const { return reason_.load() == kInterrupted; }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  enum Reason : int { kRunning = 0, kTimeLimit = 1, kInterrupted = 2 };
+  void request(Reason r) {
+    int expected = kRunning;
+    reason_.compare_exchange_strong(expected, r);
+  }
+  // Runs hook() -> bool "keep going"; an exception counts as a stop and is kept for rethrow().
+  template <class F>
+  bool run_hook(F hook) {
+    try {
+      return hook();
+    } catch (...) {
+      if (!error_) error_ = std::current_exception();
+      return false;
+    }
+  }
+
+  Clock::time_point t0_;
+  double time_limit_;
+  std::thread::id owner_;
+  const std::function<bool()>& interrupt_;
+  const std::function<bool(const IterInfo&)>& callback_;
+  std::atomic<int> reason_{kRunning};
+  double next_interrupt_ = 0.0, next_callback_ = kCallbackSeconds;
+  IterInfo info_;
+  std::exception_ptr error_;
+};
+
+}  // namespace detail
 
 template <class T>
 struct ReluSolver<T>::Point {
@@ -140,7 +239,7 @@ ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const Pat
 // out = prox_{thresh (||.|| + indicator_K)} of every column of x_in; returns sum of the column norms of out.
 template <class T>
 double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thresh, double cone_tol, SlotKind kind,
-                                   std::vector<double>& out) const {
+                                   std::vector<double>& out, Stop* stop) const {
   const index_t n_cols = p_ * c_;
   out.assign(x_in.size(), 0.0);
   std::vector<double> col_norm(static_cast<std::size_t>(n_cols), 0.0);
@@ -149,13 +248,15 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
   const index_t n_chunks = (n_cols + kProxChunk - 1) / kProxChunk;
   {
     const blas::SingleThreadedScope serial_blas;
-#pragma omp parallel
+    // One chunk: no thread team (on a loaded machine its fork and join cost more than the chunk).
+#pragma omp parallel if (n_chunks > 1)
     {
       std::vector<double> g(static_cast<std::size_t>(d_)), G(static_cast<std::size_t>(kProxChunk * d_)), U(G.size()),
           norms(static_cast<std::size_t>(kProxChunk)), below(norms.size());
       std::vector<index_t> cols, slots, patterns;
 #pragma omp for schedule(dynamic, 1)
       for (index_t chunk = 0; chunk < n_chunks; ++chunk) {
+        if (stop != nullptr && stop->poll()) continue;  // the caller discards `out`
         cols.clear();
         slots.clear();
         patterns.clear();
@@ -196,16 +297,18 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
 // is an upper bound on the projection's (cone_oracle.hpp), so such projections stop as soon as that is proven,
 // and columns with ||G_i[:, k]|| <= floor are not projected at all (||Pi_K(g)|| <= ||g||).
 template <class T>
-double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double cone_tol, double floor) const {
+double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double cone_tol, double floor,
+                                          Stop* stop) const {
   const index_t n_cols = p_ * c_;
   std::vector<double> worst(static_cast<std::size_t>(n_cols), 0.0);
   {
     const blas::SingleThreadedScope serial_blas;
-#pragma omp parallel
+#pragma omp parallel if (n_cols > 1)
     {
       std::vector<double> g(static_cast<std::size_t>(d_)), u(static_cast<std::size_t>(d_));
 #pragma omp for schedule(dynamic, 1)
       for (index_t col = 0; col < n_cols; ++col) {
+        if (stop != nullptr && stop->poll()) continue;  // the caller discards the value
         const index_t i = col / c_;
         const double gnorm = std::sqrt(gather_column(G, col, d_, c_, g));
         if (gnorm <= floor) {
@@ -276,7 +379,7 @@ std::vector<double> ReluSolver<T>::ray_design(const std::vector<RayColumn>& entr
 }
 
 template <class T>
-bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu) const {
+bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu, Stop* stop) const {
   if (loss_ == Loss::hinge) return false;  // no Hessian on the kinks
   const index_t n_cols = p_ * c_, d = d_, nc = n_ * c_;
   const blas::SingleThreadedScope serial_blas;  // small products: threads cost more than they give
@@ -314,6 +417,7 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   const double F_start = F;
   bool have_hessian = false;
   for (int step = 0; step < kNewtonSteps; ++step) {
+    if (stop != nullptr && stop->poll()) return false;  // x unchanged
     blas::gemv<double>(blas::Layout::ColMajor, blas::Op::Trans, nc, k, 1.0, E.data(), nc, grad.data(), 1, 0.0,
                        gs.data(), 1);
     for (double& g : gs) g += beta;
@@ -524,43 +628,79 @@ ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, 
   return cert;
 }
 
+// The state of one solve(): FISTA with the exact cone prox (fista_step), the checks (check: ray Newton, the
+// certificate, the callback) and the final certificate (finish).
 template <class T>
-ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, const T* V0, const T* W0) {
-  CONVEXNN_CHECK(std::isfinite(beta) && beta >= 0.0, "beta must be finite and >= 0, got " << beta);
-  CONVEXNN_CHECK(options.tol > 0.0, "tol must be > 0, got " << options.tol);
-  CONVEXNN_CHECK(options.max_iter >= 1, "max_iter must be >= 1, got " << options.max_iter);
-  CONVEXNN_CHECK(options.check_every >= 1, "check_every must be >= 1, got " << options.check_every);
-  const auto t0 = Clock::now();
-  PhaseTimes times;
-  projector_->reset_stats();
-  const index_t m = p_ * d_ * c_;
-  const bool hinge = loss_ == Loss::hinge;
-  double mu = hinge ? kHinge.mu_start : 0.0;
+class ReluSolver<T>::Run {
+ public:
+  Run(const ReluSolver& solver, double beta, const ReluOptions& options, Clock::time_point t0)
+      : s_(solver),
+        beta_(beta),
+        opt_(options),
+        t0_(t0),
+        stop_(t0, options),
+        m_(solver.p_ * solver.d_ * solver.c_),
+        nc_(solver.n_ * solver.c_),
+        hinge_(solver.loss_ == Loss::hinge),
+        mu_(hinge_ ? kHinge.mu_start : 0.0),
+        diffT_(static_cast<std::size_t>(m_)),
+        gradT_(static_cast<std::size_t>(nc_)),
+        GT_(static_cast<std::size_t>(m_)),
+        grad_(static_cast<std::size_t>(nc_)),
+        G_(static_cast<std::size_t>(m_)) {}
 
-  std::vector<T> diffT(static_cast<std::size_t>(m)), gradT(static_cast<std::size_t>(n_ * c_)),
-      GT(static_cast<std::size_t>(m));
-  std::vector<double> grad(static_cast<std::size_t>(n_ * c_)), G(static_cast<std::size_t>(m));
+  ReluResult<T> execute(const T* V0, const T* W0) {
+    estimate_lipschitz();
+    start(V0, W0);
+    index_t it = 0;
+    for (it = 1; it <= opt_.max_iter; ++it) {
+      stop_.set_iteration(it - 1);
+      const StepOutcome outcome = fista_step();
+      if (outcome == StepOutcome::kDiverged) {
+        result_.status = "diverged";
+        break;
+      }
+      if (outcome == StepOutcome::kStopped) {  // iteration `it` abandoned: x is the iterate of it - 1
+        result_.status = stop_.status();
+        --it;
+        break;
+      }
+      const bool is_check = (it % opt_.check_every == 0) || it == opt_.max_iter;
+      if (is_check && check(it)) break;
+      if (stop_.past_time_limit() || stop_.poll()) {
+        result_.status = stop_.past_time_limit() ? "time_limit" : stop_.status();
+        break;
+      }
+    }
+    if (it > opt_.max_iter) it = opt_.max_iter;
+    finish(it);
+    stop_.rethrow();
+    return std::move(result_);
+  }
 
-  auto predict = [&](Point& pt) {
-    for (index_t e = 0; e < m; ++e) diffT[e] = static_cast<T>(pt.V[e] - pt.W[e]);
-    pt.z.resize(static_cast<std::size_t>(n_ * c_));
-    op_.forward(diffT.data(), c_, pt.z.data());
-    pt.loss = loss_value(loss_, pt.z.data(), y_.data(), n_, c_, mu);
-  };
-  // G = A^T grad L(z) in double; also leaves grad L(z) in `grad`. Returns L(z).
-  auto gradient = [&](const Point& pt) {
-    const double value = loss_value_grad(loss_, pt.z.data(), y_.data(), n_, c_, grad.data(), mu);
-    for (std::size_t e = 0; e < grad.size(); ++e) gradT[e] = static_cast<T>(grad[e]);
-    op_.adjoint(gradT.data(), c_, GT.data());
-    for (index_t e = 0; e < m; ++e) G[e] = static_cast<double>(GT[e]);
+ private:
+  enum class StepOutcome { kAccepted, kDiverged, kStopped };
+  enum class CertifyOutcome { kContinue, kDone, kStopped };
+
+  void predict(Point& pt) {
+    for (index_t e = 0; e < m_; ++e) diffT_[e] = static_cast<T>(pt.V[e] - pt.W[e]);
+    pt.z.resize(static_cast<std::size_t>(nc_));
+    s_.op_.forward(diffT_.data(), s_.c_, pt.z.data());
+    pt.loss = loss_value(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+  }
+  // G = A^T grad L(z) in double; also leaves grad L(z) in `grad_`. Returns L(z).
+  double gradient(const Point& pt) {
+    const double value = loss_value_grad(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, grad_.data(), mu_);
+    for (std::size_t e = 0; e < grad_.size(); ++e) gradT_[e] = static_cast<T>(grad_[e]);
+    s_.op_.adjoint(gradT_.data(), s_.c_, GT_.data());
+    for (index_t e = 0; e < m_; ++e) G_[e] = static_cast<double>(GT_[e]);
     return value;
-  };
+  }
 
   // Lipschitz estimate of z -> A(V - W): 2 lambda_max(A^T A), by power iteration.
-  double lipschitz = 1.0;
-  {
-    std::vector<T> u(static_cast<std::size_t>(m)), zz(static_cast<std::size_t>(n_ * c_));
-    for (index_t e = 0; e < m; ++e) u[e] = static_cast<T>(1.0 + 0.001 * static_cast<double>(e % 97));
+  void estimate_lipschitz() {
+    std::vector<T> u(static_cast<std::size_t>(m_)), zz(static_cast<std::size_t>(nc_));
+    for (index_t e = 0; e < m_; ++e) u[e] = static_cast<T>(1.0 + 0.001 * static_cast<double>(e % 97));
     double lam = 0.0;
     for (int it = 0; it < kPowerIterations; ++it) {
       double nu = 0.0;
@@ -568,278 +708,359 @@ ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, cons
       nu = std::sqrt(nu);
       if (nu == 0.0) break;
       for (T& v : u) v = static_cast<T>(static_cast<double>(v) / nu);
-      op_.forward(u.data(), c_, zz.data());
-      op_.adjoint(zz.data(), c_, u.data());
-      double s = 0.0;
-      for (T v : u) s += static_cast<double>(v) * static_cast<double>(v);
-      lam = std::sqrt(s);
+      s_.op_.forward(u.data(), s_.c_, zz.data());
+      s_.op_.adjoint(zz.data(), s_.c_, u.data());
+      double sq = 0.0;
+      for (T v : u) sq += static_cast<double>(v) * static_cast<double>(v);
+      lam = std::sqrt(sq);
     }
-    const double smooth = hinge ? 1.0 / mu : loss_smoothness(loss_);
-    lipschitz = std::max(1e-300, 2.0 * lam * smooth);
+    const double smooth = hinge_ ? 1.0 / mu_ : loss_smoothness(s_.loss_);
+    lipschitz_ = std::max(1e-300, 2.0 * lam * smooth);
+    step_ = 1.0 / lipschitz_;
+    max_step_ = std::min(kMaxStep, kMaxStepRatio / lipschitz_);
+    times_.lap(PhaseTimes::kSetup);
   }
-  double step = 1.0 / lipschitz;
-  times.lap(PhaseTimes::kSetup);
 
-  Point x, y_pt, x_new;
-  x.V.assign(static_cast<std::size_t>(m), 0.0);
-  x.W.assign(static_cast<std::size_t>(m), 0.0);
-  if (V0 != nullptr && W0 != nullptr) {
-    // A warm start is made feasible by projecting every column onto its cone (threshold 0).
-    std::vector<double> v0(V0, V0 + m), w0(W0, W0 + m);
-    prox_columns(v0, 0.0, options.cone_tol, kSlotV, x.V);
-    prox_columns(w0, 0.0, options.cone_tol, kSlotW, x.W);
+  void start(const T* V0, const T* W0) {
+    x_.V.assign(static_cast<std::size_t>(m_), 0.0);
+    x_.W.assign(static_cast<std::size_t>(m_), 0.0);
+    if (V0 != nullptr && W0 != nullptr) {
+      // A warm start is made feasible by projecting every column onto its cone (threshold 0).
+      std::vector<double> v0(V0, V0 + m_), w0(W0, W0 + m_);
+      s_.prox_columns(v0, 0.0, opt_.cone_tol, kSlotV, x_.V);
+      s_.prox_columns(w0, 0.0, opt_.cone_tol, kSlotW, x_.W);
+    }
+    predict(x_);
+    y_pt_ = x_;
+    result_.status = "max_iter";
+    penalty_x_ = penalty_of(x_.V, x_.W, s_.p_ * s_.c_, s_.d_, s_.c_);
   }
-  predict(x);
-  y_pt = x;
-  double momentum = 1.0;
 
-  ReluResult<T> result;
-  result.status = "max_iter";
-  double best_dual = -std::numeric_limits<double>::infinity();
-  double penalty_x = penalty_of(x.V, x.W, p_ * c_, d_, c_);
-
-  std::vector<double> cert_grad, cert_G, cert_z;
-  bool last_certificate_full = false;
-  index_t screened_in_a_row = 0;
-  // allow_screen: the cone projections of the certificate (the oracle: every pattern, both signs) are skipped
-  // when this theta provably cannot certify tol (see dual_value_bound); the history then keeps the best dual
-  // bound found so far, which stays valid.
-  auto certify = [&](const Point& pt, double penalty, index_t iteration, bool allow_screen) {
-    // True-loss certificate at pt, in double (hinge: the smoothed gradient lies in the hinge conjugate's
-    // domain, so it still gives a valid dual point of the true problem).
-    times.lap(PhaseTimes::kOther);
-    const double smoothed_loss = loss_gradient_adjoint(pt.V, pt.W, mu, cert_grad, cert_G, &cert_z);
-    const double true_loss = hinge ? loss_value(loss_, cert_z.data(), y_.data(), n_, c_) : smoothed_loss;
-    const double primal = true_loss + beta * penalty;
-    times.lap(PhaseTimes::kCertifyProducts);
-    if (allow_screen && !hinge && screened_in_a_row + 1 < kFullCertificateEvery) {
-      const double bound = dual_value_bound(pt.V, pt.W, cert_grad, cert_G, beta);
-      if (relative_gap(primal, std::max(best_dual, bound)) > options.tol) {
-        const double gap = relative_gap(primal, best_dual);
-        result.history.push_back({iteration, primal, best_dual, gap, seconds_since(t0), 0});
-        result.objective = primal;
-        result.dual_objective = best_dual;
-        result.gap = gap;
-        last_certificate_full = false;
-        ++screened_in_a_row;
-        return false;
-      }
-    }
-    last_certificate_full = true;
-    screened_in_a_row = 0;
-    const double worst = dual_constraint_max(cert_G, options.cone_tol, beta);
-    times.lap(PhaseTimes::kCertifyOracle);
-    const double scale = worst > beta ? beta / worst : 1.0;
-    std::vector<double> t(cert_grad);
-    for (double& v : t) v *= scale;
-    const double dual = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_);
-    best_dual = std::max(best_dual, dual);
-    const double gap = relative_gap(primal, best_dual);
-    result.history.push_back({iteration, primal, best_dual, gap, seconds_since(t0), 0});
-    result.objective = primal;
-    result.dual_objective = best_dual;
-    result.gap = gap;
-    result.max_dual_constraint = worst;
-    if (hinge && mu > 0.0) {
-      const double smoothed_primal = smoothed_loss + beta * penalty;
-      const double smoothed_dual = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, mu);
-      if (kHinge.should_shrink(relative_gap(smoothed_primal, smoothed_dual), gap)) {
-        mu = kHinge.next(mu);
-        return false;  // keep going on the sharper problem
-      }
-    }
-    return gap <= options.tol;
-  };
-
-  std::vector<char> last_support;
-  int newton_rejections = 0;
-  index_t newton_interval = 1, checks_since_newton = 0, newton_misses = 0;
-  index_t it = 0;
-  for (it = 1; it <= options.max_iter; ++it) {
-    times.lap(PhaseTimes::kOther);
-    const double fy = gradient(y_pt);
+  // One FISTA iteration: the prox-gradient step from y with backtracking, then the momentum update.
+  StepOutcome fista_step() {
+    times_.lap(PhaseTimes::kOther);
+    const double fy = gradient(y_pt_);
     // Absolute rounding scale of L(z) ~ sum_k |grad_k| |z_k|: the loss is often tiny next to the predictions
     // (a near-interpolating fit), so a slack relative to the loss alone is below its rounding.
     double loss_rounding = 0.0;
-    for (std::size_t e = 0; e < grad.size(); ++e)
-      loss_rounding += std::abs(grad[e]) * std::abs(static_cast<double>(y_pt.z[e]));
-    times.lap(PhaseTimes::kGradient);
-    std::vector<double> xv(static_cast<std::size_t>(m)), xw(static_cast<std::size_t>(m));
+    for (std::size_t e = 0; e < grad_.size(); ++e)
+      loss_rounding += std::abs(grad_[e]) * std::abs(static_cast<double>(y_pt_.z[e]));
+    times_.lap(PhaseTimes::kGradient);
+    xv_.resize(static_cast<std::size_t>(m_));
+    xw_.resize(static_cast<std::size_t>(m_));
     double penalty_new = 0.0;
     bool backtracked = false;
-    for (;;) {
-      for (index_t e = 0; e < m; ++e) {
-        xv[e] = y_pt.V[e] - step * G[e];
-        xw[e] = y_pt.W[e] + step * G[e];
+    for (int backtracks = 0;; ++backtracks) {
+      for (index_t e = 0; e < m_; ++e) {
+        xv_[e] = y_pt_.V[e] - step_ * G_[e];
+        xw_[e] = y_pt_.W[e] + step_ * G_[e];
       }
-      penalty_new = prox_columns(xv, step * beta, options.cone_tol, kSlotV, x_new.V);
-      penalty_new += prox_columns(xw, step * beta, options.cone_tol, kSlotW, x_new.W);
-      times.lap(PhaseTimes::kProx);
-      predict(x_new);
-      times.lap(PhaseTimes::kForward);
+      penalty_new = s_.prox_columns(xv_, step_ * beta_, opt_.cone_tol, kSlotV, x_new_.V, &stop_);
+      if (!stop_.stopped()) penalty_new += s_.prox_columns(xw_, step_ * beta_, opt_.cone_tol, kSlotW, x_new_.W, &stop_);
+      times_.lap(PhaseTimes::kProx);
+      if (stop_.stopped()) return StepOutcome::kStopped;
+      predict(x_new_);
+      times_.lap(PhaseTimes::kForward);
       double lin = 0.0, quad = 0.0;
-      for (index_t e = 0; e < m; ++e) {
-        const double dv = x_new.V[e] - y_pt.V[e], dw = x_new.W[e] - y_pt.W[e];
-        lin += G[e] * (dv - dw);
+      for (index_t e = 0; e < m_; ++e) {
+        const double dv = x_new_.V[e] - y_pt_.V[e], dw = x_new_.W[e] - y_pt_.W[e];
+        lin += G_[e] * (dv - dw);
         quad += dv * dv + dw * dw;
       }
-      const double bound = fy + lin + quad / (2.0 * step);
-      if (!std::isfinite(x_new.loss)) {
-        step *= kBacktrack;
+      const double bound = fy + lin + quad / (2.0 * step_);
+      if (!std::isfinite(x_new_.loss)) {
+        step_ *= kBacktrack;
         backtracked = true;
-        if (step < 1e-300) break;
+        if (step_ < 1e-300 || backtracks >= kMaxBacktracks) break;
         continue;
       }
-      if (x_new.loss <= bound + kDecreaseSlack * (std::abs(bound) + loss_rounding)) break;
+      if (x_new_.loss <= bound + kDecreaseSlack * (std::abs(bound) + loss_rounding)) break;
       // A step this far below 1/L is never needed (1/L satisfies the bound exactly): only rounding is left,
       // so accept the (feasible) prox point instead of halving forever.
-      if (step < kMinStepRatio / lipschitz) break;
-      step *= kBacktrack;
+      if (step_ < kMinStepRatio / lipschitz_ || backtracks >= kMaxBacktracks) break;
+      step_ *= kBacktrack;
       backtracked = true;
     }
-    if (!std::isfinite(x_new.loss)) {
-      result.status = "diverged";
-      break;
-    }
+    if (!std::isfinite(x_new_.loss)) return StepOutcome::kDiverged;
+    extrapolate();
+    x_ = x_new_;
+    penalty_x_ = penalty_new;
+    y_pt_ = std::move(y_next_);
+    if (!backtracked) step_ = std::min(step_ * kStepGrowth, max_step_);
+    return StepOutcome::kAccepted;
+  }
+
+  // The next extrapolation point y_next_ from x_ (previous iterate) and x_new_, with the adaptive restart.
+  void extrapolate() {
     // Gradient-based adaptive restart (O'Donoghue & Candes): drop momentum when it points uphill.
     double restart_dot = 0.0;
-    for (index_t e = 0; e < m; ++e)
+    for (index_t e = 0; e < m_; ++e)
       restart_dot +=
-          (y_pt.V[e] - x_new.V[e]) * (x_new.V[e] - x.V[e]) + (y_pt.W[e] - x_new.W[e]) * (x_new.W[e] - x.W[e]);
-    Point y_next;
+          (y_pt_.V[e] - x_new_.V[e]) * (x_new_.V[e] - x_.V[e]) + (y_pt_.W[e] - x_new_.W[e]) * (x_new_.W[e] - x_.W[e]);
     if (restart_dot > 0.0) {
-      momentum = 1.0;
-      y_next = x_new;
+      momentum_ = 1.0;
+      y_next_ = x_new_;
+      return;
+    }
+    const double next = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * momentum_ * momentum_));
+    const double beta_k = (momentum_ - 1.0) / next;
+    momentum_ = next;
+    y_next_.V.resize(static_cast<std::size_t>(m_));
+    y_next_.W.resize(static_cast<std::size_t>(m_));
+    for (index_t e = 0; e < m_; ++e) {
+      y_next_.V[e] = x_new_.V[e] + beta_k * (x_new_.V[e] - x_.V[e]);
+      y_next_.W[e] = x_new_.W[e] + beta_k * (x_new_.W[e] - x_.W[e]);
+    }
+    // The extrapolated point may leave the cones; that is fine for FISTA (the prox restores feasibility).
+    // In double its prediction is the same combination of the two fresh ones (the operator is linear): one
+    // forward product less per iteration, and no drift since both are recomputed every iteration. In float32
+    // the combination's rounding (~1e-7) would make L(y) disagree with the forward products that the
+    // backtracking test compares it with, so y is predicted afresh there.
+    if constexpr (std::is_same_v<T, double>) {
+      y_next_.z.resize(x_new_.z.size());
+      for (std::size_t e = 0; e < x_new_.z.size(); ++e) y_next_.z[e] = x_new_.z[e] + beta_k * (x_new_.z[e] - x_.z[e]);
+      y_next_.loss = loss_value(s_.loss_, y_next_.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
     } else {
-      const double next = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * momentum * momentum));
-      const double beta_k = (momentum - 1.0) / next;
-      momentum = next;
-      y_next.V.resize(static_cast<std::size_t>(m));
-      y_next.W.resize(static_cast<std::size_t>(m));
-      for (index_t e = 0; e < m; ++e) {
-        y_next.V[e] = x_new.V[e] + beta_k * (x_new.V[e] - x.V[e]);
-        y_next.W[e] = x_new.W[e] + beta_k * (x_new.W[e] - x.W[e]);
-      }
-      // The extrapolated point may leave the cones; that is fine for FISTA (the prox restores feasibility).
-      // In double its prediction is the same combination of the two fresh ones (the operator is linear): one
-      // forward product less per iteration, and no drift since both are recomputed every iteration. In float32
-      // the combination's rounding (~1e-7) would make L(y) disagree with the forward products that the
-      // backtracking test compares it with, so y is predicted afresh there.
-      if constexpr (std::is_same_v<T, double>) {
-        y_next.z.resize(x_new.z.size());
-        for (std::size_t e = 0; e < x_new.z.size(); ++e) y_next.z[e] = x_new.z[e] + beta_k * (x_new.z[e] - x.z[e]);
-        y_next.loss = loss_value(loss_, y_next.z.data(), y_.data(), n_, c_, mu);
-      } else {
-        times.lap(PhaseTimes::kOther);
-        predict(y_next);
-        times.lap(PhaseTimes::kForward);
-      }
+      times_.lap(PhaseTimes::kOther);
+      predict(y_next_);
+      times_.lap(PhaseTimes::kForward);
     }
-    x = x_new;
-    penalty_x = penalty_new;
-    y_pt = std::move(y_next);
-    if (!backtracked) step *= kStepGrowth;
+  }
 
-    if (profiling_enabled() && std::getenv("CONVEXNN_RELU_PROFILE")[0] == '2') {  // one line per iteration
-      const auto st = projector_->stats();
-      std::fprintf(stderr,
-                   "[relu it %lld] t=%.3f step=%.3e backtracked=%d restart=%d passes=%lld steps=%lld prox=%.3f "
-                   "oracle=%.3f\n",
-                   static_cast<long long>(it), seconds_since(t0), step, int(backtracked), int(restart_dot > 0.0),
-                   static_cast<long long>(st.passes), static_cast<long long>(st.steps),
-                   times.seconds[PhaseTimes::kProx], times.seconds[PhaseTimes::kCertifyOracle]);
+  // Ray Newton before a check's certificate. Accepting restarts FISTA's momentum, which ill-conditioned
+  // problems (thousands of iterations) pay for dearly when it happens every check, so every second accepted
+  // step that the certificate does not declare converged doubles the number of checks between attempts (see
+  // check). Two rejected attempts on one support (set of nonzero columns): wait for a new one.
+  bool maybe_ray_newton() {
+    const index_t n_cols = s_.p_ * s_.c_;
+    std::vector<char> support(static_cast<std::size_t>(2 * n_cols));
+    for (index_t col = 0; col < n_cols; ++col) {
+      support[static_cast<std::size_t>(col)] = column_norm(x_.V, col, s_.d_, s_.c_) > 0.0;
+      support[static_cast<std::size_t>(n_cols + col)] = column_norm(x_.W, col, s_.d_, s_.c_) > 0.0;
     }
-    const bool check = (it % options.check_every == 0) || it == options.max_iter;
-    if (check) {
-      bool newton_accepted = false;
-      if (options.ray_newton && !hinge) {
-        // Ray Newton before the check's certificate. Accepting restarts FISTA's momentum, which ill-conditioned
-        // problems (thousands of iterations) pay for dearly when it happens every check, so every second
-        // accepted step that the certificate does not declare converged doubles the number of checks between
-        // attempts. Two rejected attempts on one support (set of nonzero columns): wait for a new one.
-        std::vector<char> support(static_cast<std::size_t>(2 * p_ * c_));
-        for (index_t col = 0; col < p_ * c_; ++col) {
-          support[static_cast<std::size_t>(col)] = column_norm(x.V, col, d_, c_) > 0.0;
-          support[static_cast<std::size_t>(p_ * c_ + col)] = column_norm(x.W, col, d_, c_) > 0.0;
-        }
-        if (support != last_support) newton_rejections = 0;
-        ++checks_since_newton;
-        if (newton_rejections < 2 && checks_since_newton >= newton_interval) {
-          times.lap(PhaseTimes::kOther);
-          newton_accepted = ray_newton(x, penalty_x, beta, mu);
-          times.lap(PhaseTimes::kNewton);
-          if (newton_accepted) {
-            ++result.n_newton;
-            y_pt = x;
-            momentum = 1.0;
-            checks_since_newton = 0;
-          } else {
-            ++newton_rejections;
-          }
-        }
-        last_support = std::move(support);
-      }
-      const bool done = certify(x, penalty_x, it, true);
-      if (newton_accepted && !done && ++newton_misses % 2 == 0) newton_interval *= 2;
-      if (options.callback) {
-        IterInfo info;
-        info.iteration = it;
-        info.objective = result.objective;
-        info.dual_objective = result.dual_objective;
-        info.gap = result.gap;
-        info.time = seconds_since(t0);
-        for (index_t col = 0; col < p_ * c_; ++col)
-          info.n_active += (column_norm(x.V, col, d_, c_) > 0.0) + (column_norm(x.W, col, d_, c_) > 0.0);
-        info.working_set = 2 * p_ * c_;  // every column is projected each iteration (no working sets yet)
-        if (!options.callback(info)) {
-          result.status = "interrupted";
-          break;
-        }
-      }
-      if (done) {
-        result.status = "converged";
-        break;
+    if (support != last_support_) newton_rejections_ = 0;
+    ++checks_since_newton_;
+    bool accepted = false;
+    if (newton_rejections_ < 2 && checks_since_newton_ >= newton_interval_) {
+      times_.lap(PhaseTimes::kOther);
+      accepted = s_.ray_newton(x_, penalty_x_, beta_, mu_, &stop_);
+      times_.lap(PhaseTimes::kNewton);
+      if (accepted) {
+        ++result_.n_newton;
+        y_pt_ = x_;
+        momentum_ = 1.0;
+        checks_since_newton_ = 0;
+      } else if (!stop_.stopped()) {
+        ++newton_rejections_;
       }
     }
-    if (seconds_since(t0) > options.time_limit) {
-      result.status = "time_limit";
-      break;
+    last_support_ = std::move(support);
+    return accepted;
+  }
+
+  // A check at iteration `it`: ray Newton, the certificate, the callback. True: stop (status set).
+  bool check(index_t it) {
+    const bool newton_accepted = opt_.ray_newton && !hinge_ && maybe_ray_newton();
+    const CertifyOutcome outcome = stop_.stopped() ? CertifyOutcome::kStopped : certify(x_, penalty_x_, it, true);
+    if (outcome == CertifyOutcome::kStopped) {
+      result_.status = stop_.status();
+      return true;
     }
+    if (!std::isfinite(result_.objective)) {  // NaN / Inf objective (e.g. overflowing data): no certificate
+      result_.status = "diverged";
+      return true;
+    }
+    const bool done = outcome == CertifyOutcome::kDone;
+    if (newton_accepted && !done && ++newton_misses_ % 2 == 0) newton_interval_ *= 2;
+    save_checkpoint(it);
+    if (opt_.callback) {
+      IterInfo info;
+      info.iteration = it;
+      info.objective = result_.objective;
+      info.dual_objective = result_.dual_objective;
+      info.gap = result_.gap;
+      info.time = seconds_since(t0_);
+      info.n_active = count_active();
+      info.working_set = 2 * s_.p_ * s_.c_;  // every column is projected each iteration (no working sets yet)
+      if (!stop_.call_callback(info)) {
+        result_.status = "interrupted";
+        return true;
+      }
+    }
+    if (done) {
+      result_.status = "converged";
+      return true;
+    }
+    return false;
   }
-  if (it > options.max_iter) it = options.max_iter;
-  // Final certificate at x (also for stops between checks).
-  if (result.history.empty() || result.history.back().iteration != it || !last_certificate_full)
-    certify(x, penalty_x, it, false);
-  result.V.assign(static_cast<std::size_t>(m), T(0));
-  result.W.assign(static_cast<std::size_t>(m), T(0));
-  for (index_t e = 0; e < m; ++e) {
-    result.V[e] = static_cast<T>(x.V[e]);
-    result.W[e] = static_cast<T>(x.W[e]);
+
+  index_t count_active() const {
+    index_t active = 0;
+    for (index_t col = 0; col < s_.p_ * s_.c_; ++col)
+      active += (column_norm(x_.V, col, s_.d_, s_.c_) > 0.0) + (column_norm(x_.W, col, s_.d_, s_.c_) > 0.0);
+    return active;
   }
-  result.max_violation = relative_violation(result.V.data(), result.W.data());
-  result.kkt_residual = std::max(0.0, result.gap);
-  if (result.status == "converged" && result.max_violation > options.tol) result.status = "max_iter";
-  if (result.status == "max_iter" && result.gap <= options.tol && result.max_violation <= options.tol)
-    result.status = "converged";
-  for (index_t col = 0; col < p_ * c_; ++col)
-    result.n_active += (column_norm(x.V, col, d_, c_) > 0.0) + (column_norm(x.W, col, d_, c_) > 0.0);
-  result.n_iter = it;
-  result.time = seconds_since(t0);
-  if (profiling_enabled()) {
-    times.lap(PhaseTimes::kOther);
-    const auto st = projector_->stats();
-    std::fprintf(
-        stderr,
-        "[relu profile] %lld iterations, %.3f s: setup %.3f, gradient %.3f, prox %.3f, forward %.3f, "
-        "certificate products %.3f, certificate oracle %.3f, newton %.3f (%lld accepted), other %.3f; "
-        "projections %lld, passes %lld, steps %lld\n",
-        static_cast<long long>(it), result.time, times.seconds[PhaseTimes::kSetup],
-        times.seconds[PhaseTimes::kGradient], times.seconds[PhaseTimes::kProx], times.seconds[PhaseTimes::kForward],
-        times.seconds[PhaseTimes::kCertifyProducts], times.seconds[PhaseTimes::kCertifyOracle],
-        times.seconds[PhaseTimes::kNewton], static_cast<long long>(result.n_newton), times.seconds[PhaseTimes::kOther],
-        static_cast<long long>(st.projections), static_cast<long long>(st.passes), static_cast<long long>(st.steps));
+
+  // The certificate at pt (its history entry and the result's objective, bound and gap). allow_screen: the
+  // cone projections (the oracle: every pattern, both signs) are skipped when this theta provably cannot
+  // certify tol (see dual_value_bound); the history then keeps the best dual bound found so far, which stays
+  // valid. With `stoppable` the oracle returns early on a stop (kStopped, nothing recorded).
+  CertifyOutcome certify(const Point& pt, double penalty, index_t iteration, bool allow_screen,
+                         bool stoppable = true) {
+    // True-loss certificate at pt, in double (hinge: the smoothed gradient lies in the hinge conjugate's
+    // domain, so it still gives a valid dual point of the true problem).
+    const auto started = Clock::now();
+    times_.lap(PhaseTimes::kOther);
+    const double smoothed_loss = s_.loss_gradient_adjoint(pt.V, pt.W, mu_, cert_grad_, cert_G_, &cert_z_);
+    const double true_loss = hinge_ ? loss_value(s_.loss_, cert_z_.data(), s_.y_.data(), s_.n_, s_.c_) : smoothed_loss;
+    const double primal = true_loss + beta_ * penalty;
+    times_.lap(PhaseTimes::kCertifyProducts);
+    if (allow_screen && !hinge_ && screened_in_a_row_ + 1 < kFullCertificateEvery) {
+      const double bound = s_.dual_value_bound(pt.V, pt.W, cert_grad_, cert_G_, beta_);
+      if (relative_gap(primal, std::max(best_dual_, bound)) > opt_.tol) {
+        record(iteration, primal, relative_gap(primal, best_dual_));
+        last_certificate_full_ = false;
+        ++screened_in_a_row_;
+        return CertifyOutcome::kContinue;
+      }
+    }
+    const double worst = s_.dual_constraint_max(cert_G_, opt_.cone_tol, beta_, stoppable ? &stop_ : nullptr);
+    times_.lap(PhaseTimes::kCertifyOracle);
+    if (stoppable && stop_.stopped()) return CertifyOutcome::kStopped;
+    last_certificate_full_ = true;
+    screened_in_a_row_ = 0;
+    const double scale = worst > beta_ ? beta_ / worst : 1.0;
+    std::vector<double> t(cert_grad_);
+    for (double& v : t) v *= scale;
+    const double dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_);
+    best_dual_ = std::max(best_dual_, dual);
+    const double gap = relative_gap(primal, best_dual_);
+    record(iteration, primal, gap);
+    result_.max_dual_constraint = worst;
+    full_certificate_seconds_ = seconds_since(started);
+    // The certificate is of the true problem: once it holds, stop (shrinking mu further only loses it).
+    if (gap <= opt_.tol) return CertifyOutcome::kDone;
+    if (hinge_ && mu_ > 0.0) {
+      const double smoothed_primal = smoothed_loss + beta_ * penalty;
+      const double smoothed_dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+      if (kHinge.should_shrink(relative_gap(smoothed_primal, smoothed_dual), gap)) {
+        mu_ = kHinge.next(mu_);
+        return CertifyOutcome::kContinue;  // keep going on the sharper problem
+      }
+    }
+    return CertifyOutcome::kContinue;
   }
-  return result;
+
+  void record(index_t iteration, double primal, double gap) {
+    result_.history.push_back({iteration, primal, best_dual_, gap, seconds_since(t0_), 0});
+    result_.objective = primal;
+    result_.dual_objective = best_dual_;
+    result_.gap = gap;
+  }
+
+  // The point of the last check with its certificate: what a prompt stop returns (see finish).
+  struct Checkpoint {
+    bool valid = false;
+    index_t iteration = 0;
+    std::vector<double> V, W;
+    double penalty = 0.0, objective = 0.0, dual = 0.0, gap = 0.0, max_dual_constraint = 0.0;
+  };
+  void save_checkpoint(index_t it) {
+    checkpoint_.valid = true;
+    checkpoint_.iteration = it;
+    checkpoint_.V = x_.V;
+    checkpoint_.W = x_.W;
+    checkpoint_.penalty = penalty_x_;
+    checkpoint_.objective = result_.objective;
+    checkpoint_.dual = result_.dual_objective;
+    checkpoint_.gap = result_.gap;
+    // The oracle's value belongs to this point only when this check ran it.
+    checkpoint_.max_dual_constraint =
+        last_certificate_full_ ? result_.max_dual_constraint : std::numeric_limits<double>::quiet_NaN();
+    stop_.set_iteration(it);
+  }
+
+  // The final certificate at x (also for stops between checks); a stop by the time limit or an interrupt
+  // returns the last checkpoint instead when certifying x would take long (kFinalCertificateShare).
+  void finish(index_t& it) {
+    if (result_.history.empty() || result_.history.back().iteration != it || !last_certificate_full_) {
+      const bool limited = result_.status == "time_limit" || result_.status == "interrupted";
+      const double allowed = result_.status == "time_limit" ? kFinalCertificateShare * opt_.time_limit
+                                                            : kInterruptCertificateSeconds;
+      if (limited && checkpoint_.valid && full_certificate_seconds_ > allowed) {
+        restore_checkpoint(it);
+      } else {
+        certify(x_, penalty_x_, it, false, false);
+      }
+    }
+    result_.V.assign(static_cast<std::size_t>(m_), T(0));
+    result_.W.assign(static_cast<std::size_t>(m_), T(0));
+    for (index_t e = 0; e < m_; ++e) {
+      result_.V[e] = static_cast<T>(x_.V[e]);
+      result_.W[e] = static_cast<T>(x_.W[e]);
+    }
+    result_.max_violation = s_.relative_violation(result_.V.data(), result_.W.data());
+    result_.kkt_residual = std::max(0.0, result_.gap);
+    if (result_.status == "converged" && result_.max_violation > opt_.tol) result_.status = "max_iter";
+    if (result_.status == "max_iter" && result_.gap <= opt_.tol && result_.max_violation <= opt_.tol)
+      result_.status = "converged";
+    if (!std::isfinite(result_.objective)) result_.status = "diverged";  // no certificate holds
+    result_.n_active = count_active();
+    result_.n_iter = it;
+    result_.time = seconds_since(t0_);
+    times_.lap(PhaseTimes::kOther);
+    for (int p = 0; p < PhaseTimes::kCount; ++p) result_.timings[PhaseTimes::kNames[p]] = times_.seconds[p];
+    result_.timings["total"] = result_.time;
+  }
+
+  void restore_checkpoint(index_t& it) {
+    x_.V = std::move(checkpoint_.V);
+    x_.W = std::move(checkpoint_.W);
+    penalty_x_ = checkpoint_.penalty;
+    it = checkpoint_.iteration;
+    result_.objective = checkpoint_.objective;
+    result_.dual_objective = checkpoint_.dual;
+    result_.gap = checkpoint_.gap;
+    result_.max_dual_constraint = checkpoint_.max_dual_constraint;
+    while (!result_.history.empty() && result_.history.back().iteration > it) result_.history.pop_back();
+  }
+
+  const ReluSolver& s_;
+  const double beta_;
+  const ReluOptions& opt_;
+  const Clock::time_point t0_;
+  detail::StopControl stop_;
+  const index_t m_, nc_;
+  const bool hinge_;
+  double mu_;
+  PhaseTimes times_;
+  ReluResult<T> result_;
+  double lipschitz_ = 1.0, step_ = 1.0, max_step_ = kMaxStep, momentum_ = 1.0, penalty_x_ = 0.0;
+  double best_dual_ = -std::numeric_limits<double>::infinity();
+  Point x_, y_pt_, x_new_, y_next_;
+  std::vector<T> diffT_, gradT_, GT_;
+  std::vector<double> grad_, G_, xv_, xw_;
+  std::vector<double> cert_grad_, cert_G_, cert_z_;
+  bool last_certificate_full_ = false;
+  index_t screened_in_a_row_ = 0;
+  double full_certificate_seconds_ = 0.0;
+  Checkpoint checkpoint_;
+  // Ray Newton's schedule (maybe_ray_newton).
+  std::vector<char> last_support_;
+  int newton_rejections_ = 0;
+  index_t newton_interval_ = 1, checks_since_newton_ = 0, newton_misses_ = 0;
+};
+
+template <class T>
+ReluResult<T> ReluSolver<T>::solve(double beta, const ReluOptions& options, const T* V0, const T* W0) {
+  CONVEXNN_CHECK(std::isfinite(beta) && beta >= 0.0, "beta must be finite and >= 0, got " << beta);
+  CONVEXNN_CHECK(options.tol > 0.0, "tol must be > 0, got " << options.tol);
+  CONVEXNN_CHECK(options.max_iter >= 1, "max_iter must be >= 1, got " << options.max_iter);
+  CONVEXNN_CHECK(options.check_every >= 1, "check_every must be >= 1, got " << options.check_every);
+  const auto t0 = Clock::now();
+  projector_->reset_stats();
+  Run run(*this, beta, options, t0);
+  return run.execute(V0, W0);
 }
 
 template class ReluSolver<float>;
