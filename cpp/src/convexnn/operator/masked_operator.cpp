@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -25,6 +26,7 @@
 #include "convexnn/core/blas.hpp"
 #include "convexnn/operator/choose_method.hpp"
 #include "convexnn/operator/masked_amx.hpp"
+#include "convexnn/operator/masked_bf16.hpp"
 #include "convexnn/operator/masked_tables.hpp"
 #include "convexnn/core/buffers.hpp"
 #include "convexnn/core/parallel_errors.hpp"
@@ -701,7 +703,8 @@ template <class T>
 void MaskedOperator<T>::cache_row_bits() {
   const index_t n = X_.rows, P = masks_.n_patterns;
   const ProductMethod method = n > 0 && P > 0 ? resolved_method(1, P) : ProductMethod::Gemm;
-  if (row_bits_ || (method != ProductMethod::Tables && method != ProductMethod::Amx)) return;
+  if (row_bits_ || (method != ProductMethod::Tables && method != ProductMethod::Amx && method != ProductMethod::Bf16))
+    return;
   if (detail::row_bits_bytes(n, P) > kMaxRowBitsBytes) return;
   try {
     row_bits_ = std::make_shared<const std::vector<Word>>(detail::transpose_masks(masks_));
@@ -718,6 +721,16 @@ void MaskedOperator<T>::set_product_method(ProductMethod method) {
                    "method 'amx' needs Intel AMX (AMX-TILE, AMX-BF16, AVX-512BW) and an OS that allows it; "
                    "this machine has not (see convexnn._core.amx_available())");
   }
+  if (method == ProductMethod::Bf16) {
+    CONVEXNN_CHECK((std::is_same_v<T, float>), "method 'bf16' computes in float32 only (this operator is float64)");
+    CONVEXNN_CHECK(detail::bf16_available(),
+                   "method 'bf16' needs AVX-512 BF16 (AVX512_BF16 with AVX512F/BW/VL) and an OS that saves the zmm "
+                   "state; "
+                       << (std::getenv("CONVEXNN_BF16") && std::string(std::getenv("CONVEXNN_BF16")) == "0"
+                               ? "the environment variable CONVEXNN_BF16=0 turned it off"
+                               : "this CPU has not")
+                       << " (see convexnn._core.bf16_available())");
+  }
   method_ = method;
   cache_row_bits();
 }
@@ -733,6 +746,7 @@ void MaskedOperator<T>::check_subset(BlockSubset subset, const char* name) const
 }
 
 bool amx_available() { return detail::amx_available(); }
+bool bf16_available() { return detail::bf16_available(); }
 
 template <class T>
 ProductMethod MaskedOperator<T>::resolved_method(index_t c, index_t n_blocks) const {
@@ -758,6 +772,12 @@ void MaskedOperator<T>::forward(const T* U, index_t c, T* z, BlockSubset subset)
   if (method == ProductMethod::Amx) {
     if constexpr (std::is_same_v<T, float>) {
       detail::amx_forward(X_, masks_, subset, U, c, z, row_bits_ ? row_bits_->data() : nullptr);
+      return;
+    }
+  }
+  if (method == ProductMethod::Bf16) {
+    if constexpr (std::is_same_v<T, float>) {
+      detail::bf16_forward(X_, masks_, subset, U, c, z, row_bits_ ? row_bits_->data() : nullptr);
       return;
     }
   }
@@ -825,6 +845,12 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
   if (method == ProductMethod::Amx) {
     if constexpr (std::is_same_v<T, float>) {
       detail::amx_adjoint(X_, masks_, subset, R, c, G);
+      return;
+    }
+  }
+  if (method == ProductMethod::Bf16) {
+    if constexpr (std::is_same_v<T, float>) {
+      detail::bf16_adjoint(X_, masks_, subset, R, c, G);
       return;
     }
   }
