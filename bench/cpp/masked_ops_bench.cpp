@@ -12,7 +12,8 @@
 // Every benchmark takes the thread count as its first argument: OpenMP threads (with single-threaded BLAS
 // inside) for the operator, OpenBLAS threads for the plain GEMMs. The masked benchmarks take the product
 // method as their second: 0 = GEMM tiles with mask epilogues, 1 = subset-sum tables (masked_tables.cpp),
-// 2 = AMX tiles (float only, masked_amx.cpp; reported as skipped where the machine has no AMX).
+// 2 = AMX tiles (float only, masked_amx.cpp; reported as skipped where the machine has no AMX), 3 = AVX-512 BF16
+// dot products (float only, masked_bf16.cpp; skipped where the CPU has no AVX512_BF16).
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -33,11 +34,20 @@ constexpr double kPairFlops = 4.0 * kN * kD * kP;
 
 cnn::ProductMethod method_of(const benchmark::State& state) {
   const auto m = state.range(1);
-  return m == 0 ? cnn::ProductMethod::Gemm : m == 1 ? cnn::ProductMethod::Tables : cnn::ProductMethod::Amx;
+  return m == 0 ? cnn::ProductMethod::Gemm
+         : m == 1 ? cnn::ProductMethod::Tables
+         : m == 2 ? cnn::ProductMethod::Amx
+                  : cnn::ProductMethod::Bf16;
 }
 const char* method_label(const benchmark::State& state) {
   const auto m = state.range(1);
-  return m == 0 ? " gemm" : m == 1 ? " tables" : " amx";
+  return m == 0 ? " gemm" : m == 1 ? " tables" : m == 2 ? " amx" : " bf16";
+}
+// The reason a method cannot run here, or null.
+const char* unavailable(const benchmark::State& state) {
+  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) return "this machine has no AMX";
+  if (method_of(state) == cnn::ProductMethod::Bf16 && !cnn::bf16_available()) return "this CPU has no AVX512_BF16";
+  return nullptr;
 }
 
 template <class T>
@@ -96,8 +106,8 @@ template <class T>
 void BM_MaskedForwardAdjoint(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
-  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) {
-    state.SkipWithError("this machine has no AMX");
+  if (const char* why = unavailable(state)) {
+    state.SkipWithError(why);
     return;
   }
   const auto op = p.op(state);
@@ -116,8 +126,8 @@ template <class T>
 void BM_MaskedForward(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
-  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) {
-    state.SkipWithError("this machine has no AMX");
+  if (const char* why = unavailable(state)) {
+    state.SkipWithError(why);
     return;
   }
   const auto op = p.op(state);
@@ -133,8 +143,8 @@ template <class T>
 void BM_MaskedAdjoint(benchmark::State& state) {
   Threads threads(static_cast<int>(state.range(0)), 1);
   const auto& p = problem<T>();
-  if (method_of(state) == cnn::ProductMethod::Amx && !cnn::amx_available()) {
-    state.SkipWithError("this machine has no AMX");
+  if (const char* why = unavailable(state)) {
+    state.SkipWithError(why);
     return;
   }
   const auto op = p.op(state);
@@ -178,7 +188,7 @@ void BM_TwoGemmFloor(benchmark::State& state) {
 #define CONVEXNN_F64_METHODS \
   { 0, 1 }
 #define CONVEXNN_F32_METHODS \
-  { 0, 1, 2 }
+  { 0, 1, 2, 3 }
 CONVEXNN_BENCH_METHODS(BM_MaskedForwardAdjoint<double>, CONVEXNN_F64_METHODS);
 CONVEXNN_BENCH_THREADS(BM_TwoGemmFloor<double>);
 CONVEXNN_BENCH_METHODS(BM_MaskedForward<double>, CONVEXNN_F64_METHODS);

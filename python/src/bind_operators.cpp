@@ -126,7 +126,8 @@ ProductMethod parse_product_method(const std::string& m) {
   if (m == "gemm") return ProductMethod::Gemm;
   if (m == "tables") return ProductMethod::Tables;
   if (m == "amx") return ProductMethod::Amx;
-  CONVEXNN_CHECK(false, "method must be 'auto', 'gemm', 'tables' or 'amx', got '" << m << "'");
+  if (m == "bf16") return ProductMethod::Bf16;
+  CONVEXNN_CHECK(false, "method must be 'auto', 'gemm', 'tables', 'amx' or 'bf16', got '" << m << "'");
   return ProductMethod::Auto;
 }
 
@@ -135,6 +136,7 @@ const char* product_method_name(ProductMethod m) {
     case ProductMethod::Gemm: return "gemm";
     case ProductMethod::Tables: return "tables";
     case ProductMethod::Amx: return "amx";
+    case ProductMethod::Bf16: return "bf16";
     default: return "auto";
   }
 }
@@ -227,13 +229,15 @@ MaskedOperator(X, patterns, method="auto")
     X : ndarray (n, d) of this operator's dtype, C- or F-ordered (viewed, never copied; kept alive).
     patterns : convexnn._core.PatternSet on the same n rows (kept alive), or a boolean array (n, P)
         of dense masks (packed once into bits owned by the operator).
-    method : "auto", "gemm", "tables" or "amx". How forward/adjoint compute: row tiles of X times
+    method : "auto", "gemm", "tables", "amx" or "bf16". How forward/adjoint compute: row tiles of X times
         coefficient blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"); subset-sum tables over
         groups of 4 rows / 4 patterns, about 4x fewer operations ("tables"); float32 only, the masks as a
         bf16 0/1 matrix on Intel AMX tiles with the float32 operand split exactly into three bf16 terms
-        and float32 accumulation ("amx", where amx_available()). "auto" picks the tables when there are
+        and float32 accumulation ("amx", where amx_available()); the same exact split on the AVX-512 BF16
+        dot-product instruction for CPUs without AMX ("bf16", float32 only, where bf16_available(); measured
+        slower than the tables, so "auto" never picks it: docs/tuning.md). "auto" picks the tables when there are
         enough patterns, and then AMX instead in float32 where the CPU has it. All are exact up to rounding
-        (they round differently). Also a settable property. With the tables or AMX the operator also keeps
+        (they round differently). Also a settable property. With the tables, AMX or bf16 the operator also keeps
         the masks row-major (n * P / 8 more bytes, up to 256 MiB; beyond that the forward transposes them
         per call), which the full-set forward reads.
 
@@ -246,7 +250,7 @@ Results are bitwise identical for every thread count.)doc")
       .def_property(
           "method", [](const Op& op) { return product_method_name(op.product_method()); },
           [](Op& op, const std::string& m) { op.set_product_method(parse_product_method(m)); },
-          "Product method of forward/adjoint: 'auto', 'gemm', 'tables' or 'amx'.")
+          "Product method of forward/adjoint: 'auto', 'gemm', 'tables', 'amx' or 'bf16'.")
       .def(
           "resolved_method",
           [](const Op& op, index_t c, index_t n_blocks) {
@@ -254,7 +258,7 @@ Results are bitwise identical for every thread count.)doc")
             return std::string(product_method_name(op.resolved_method(c, n_blocks < 0 ? op.n_blocks() : n_blocks)));
           },
           py::arg("c") = 1, py::arg("n_blocks") = -1,
-          "The method ('gemm', 'tables' or 'amx') a product with c columns over n_blocks blocks (default: all P) "
+          "The method ('gemm', 'tables', 'amx' or 'bf16') a product with c columns over n_blocks blocks (default: all P) "
           "runs.")
       .def(
           "uses_tables",
@@ -387,6 +391,10 @@ void bind_operators(py::module_& m) {
         "Whether this CPU and OS can run the 'amx' product method (Intel AMX-TILE, AMX-BF16 and AVX-512BW, "
         "and the Linux permission to use the tiles). False when the environment variable CONVEXNN_AMX=0 was "
         "set before the first product.");
+  m.def("bf16_available", &bf16_available,
+        "Whether this CPU and OS can run the 'bf16' product method (AVX512_BF16 with AVX512F, AVX512BW and "
+        "AVX512VL, and an OS that saves the zmm state). False when the environment variable CONVEXNN_BF16=0 "
+        "was set before the first product.");
   m.def("masked_kernel_isa", &masked_kernel_isa,
         "SIMD variant of the mask kernels chosen for this CPU: 'avx512', 'avx2' or 'generic'.");
 }

@@ -187,10 +187,16 @@ const cnn::ProductMethod kMethods[] = {cnn::ProductMethod::Gemm, cnn::ProductMet
 std::vector<cnn::ProductMethod> float_methods() {
   std::vector<cnn::ProductMethod> m(std::begin(kMethods), std::end(kMethods));
   if (cnn::amx_available()) m.push_back(cnn::ProductMethod::Amx);
+  if (cnn::bf16_available()) m.push_back(cnn::ProductMethod::Bf16);
   return m;
 }
 std::string method_name(cnn::ProductMethod m) {
-  return m == cnn::ProductMethod::Tables ? "tables" : m == cnn::ProductMethod::Amx ? "amx" : "gemm";
+  switch (m) {
+    case cnn::ProductMethod::Tables: return "tables";
+    case cnn::ProductMethod::Amx: return "amx";
+    case cnn::ProductMethod::Bf16: return "bf16";
+    default: return "gemm";
+  }
 }
 
 template <class T>
@@ -235,6 +241,25 @@ TEST(MaskedOperator, MatchesNaiveLoopsFloat) {
     for (const auto& sh : kShapes)
       for (bool f : {false, true})
         for (index_t c : {1, 3}) check_all_products<float>(sh, f, c, seed++, method);
+}
+
+// The bf16 products (masked_bf16.cpp) alone, so that a CPU without AVX512_BF16 reports the skip by name; the
+// tests above include them in float_methods() where the CPU has them.
+TEST(MaskedOperator, Bf16MatchesNaiveLoopsAndIsFloatOnly) {
+  const auto p = make_problem<double>(100, 4, 8, false, 5);
+  EXPECT_THROW(p.op(cnn::ProductMethod::Bf16), std::invalid_argument);  // float32 only
+  const auto pf = make_problem<float>(100, 4, 8, false, 5);
+  if (!cnn::bf16_available()) {
+    EXPECT_THROW(pf.op(cnn::ProductMethod::Bf16), std::invalid_argument);
+    GTEST_SKIP() << "this CPU has no AVX512_BF16 (or CONVEXNN_BF16=0): the bf16 products cannot run";
+  }
+  unsigned seed = 500;
+  for (const auto& sh : kShapes)
+    for (bool f : {false, true})
+      for (index_t c : {1, 3}) check_all_products<float>(sh, f, c, seed++, cnn::ProductMethod::Bf16);
+  // Block sums over 2048 summation indices: more rows / patterns than one block, odd counts.
+  for (const Shape sh : {Shape{4500, 3, 5}, Shape{301, 2, 4099}})
+    for (index_t c : {1, 2}) check_all_products<float>(sh, false, c, seed++, cnn::ProductMethod::Bf16);
 }
 
 TEST(MaskedOperator, AutoMethodPicksTablesOnlyForManyPatterns) {

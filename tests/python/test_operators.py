@@ -17,14 +17,19 @@ RTOL = {np.float64: 1e-12, np.float32: 1e-4}
 SHAPES = [(37, 4, 5), (64, 3, 6), (128, 5, 4), (200, 6, 9), (300, 5, 600), (1500, 4, 3), (333, 7, 1),
           (700, 1, 7), (1, 3, 2), (260, 50, 70)]
 METHODS = ["gemm", "tables"]  # GEMM tiles with mask epilogues; subset-sum tables (masked_tables.cpp)
-# float32 also has the AMX tile products (masked_amx.cpp) where the CPU and OS allow them.
-METHOD_DTYPES = [(m, dt) for m in METHODS for dt in (np.float64, np.float32)] + [("amx", np.float32)]
+# float32 also has the AMX tile products (masked_amx.cpp) and the AVX-512 BF16 products (masked_bf16.cpp;
+# more of their tests in test_bf16_products.py) where the CPU and OS allow them.
+METHOD_DTYPES = [(m, dt) for m in METHODS for dt in (np.float64, np.float32)] + [("amx", np.float32),
+                                                                                  ("bf16", np.float32)]
 NO_AMX = "this machine cannot run AMX tiles (convexnn._core.amx_available() is False)"
+NO_BF16 = "this CPU cannot run the bf16 products (convexnn._core.bf16_available() is False)"
 
 
 def _need(method):
     if method == "amx" and not _core.amx_available():
         pytest.skip(NO_AMX)
+    if method == "bf16" and not _core.bf16_available():
+        pytest.skip(NO_BF16)
 
 
 def _problem(n, d, P, seed, dtype=np.float64, order="C"):

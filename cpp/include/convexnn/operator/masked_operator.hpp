@@ -40,16 +40,20 @@ std::vector<std::uint64_t> pack_masks(const std::uint8_t* dense, index_t n, inde
 
 // How forward and adjoint compute their products (both are exact up to rounding; see bench/RESULTS.md).
 enum class ProductMethod {
-  Auto,    // float32 with AMX when the CPU has it, else Tables when the shape favours them (enough
-           // patterns, moderate d * c), else Gemm
+  Auto,    // choose_method (choose_method.hpp): Tables when the shape favours them (enough patterns,
+           // moderate d * c), there Amx instead in float32 where the CPU has it, else Gemm
   Gemm,    // row tiles of X times coefficient blocks by BLAS GEMM, masks in a SIMD epilogue/prologue
   Tables,  // subset-sum tables over groups of 4 rows / 4 patterns (masked_tables.cpp): ~4x fewer operations
   Amx,     // float32 only: the masks as a bf16 0/1 matrix on Intel AMX tiles, the float32 operand split
            // exactly into three bf16 terms (masked_amx.cpp); needs amx_available()
+  Bf16,    // float32 only: the same exact bf16 split on the AVX-512 BF16 dot product VDPBF16PS
+           // (masked_bf16.cpp), for CPUs without AMX; needs bf16_available()
 };
 
 // Whether this CPU and OS can run ProductMethod::Amx (AMX-TILE, AMX-BF16, AVX-512BW, Linux tile permission).
 bool amx_available();
+// Whether this CPU and OS can run ProductMethod::Bf16 (AVX512F/BW/VL and AVX512_BF16, zmm state enabled).
+bool bf16_available();
 
 // How block_lipschitz computes ||D_i X||_2^2 = lambda_max(X^T D_i X).
 enum class LipschitzMethod {

@@ -2,6 +2,7 @@
 #include "convexnn/operator/choose_method.hpp"
 
 #include "convexnn/operator/masked_amx.hpp"
+#include "convexnn/operator/masked_bf16.hpp"
 #include "convexnn/operator/masked_tables.hpp"
 
 namespace convexnn::detail {
@@ -29,6 +30,7 @@ bool tables_preferred(const ProductShape& s) {
 bool gemm_can_implement(const ProductShape&) { return true; }
 bool tables_can_implement(const ProductShape&) { return true; }
 bool amx_can_implement(const ProductShape& s) { return s.elem_bytes == sizeof(float) && amx_available(); }
+bool bf16_can_implement(const ProductShape& s) { return s.elem_bytes == sizeof(float) && bf16_available(); }
 
 ProductMethod choose_method(const ProductShape& s) {
   if (!tables_preferred(s)) return ProductMethod::Gemm;

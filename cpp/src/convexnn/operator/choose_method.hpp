@@ -19,6 +19,7 @@ struct ProductShape {
 bool gemm_can_implement(const ProductShape& shape);    // every shape
 bool tables_can_implement(const ProductShape& shape);  // every shape (the tables are exact for any size)
 bool amx_can_implement(const ProductShape& shape);     // float32 on a CPU and OS with AMX (amx_available)
+bool bf16_can_implement(const ProductShape& shape);    // float32 on a CPU and OS with AVX512_BF16 (bf16_available)
 
 // The method ProductMethod::Auto runs for `shape` (never Auto): the tables where they beat the GEMM tiles
 // (enough patterns to amortise the tables, short feature vectors d * c, forward tables of bounded size), and
