@@ -21,7 +21,9 @@ import convexnn as cnn
 from convexnn import _core
 from convexnn.solve import _operator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The children import the convexnn this process imported (the installed one in CI, not the source tree).
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cnn.__file__)))
+
 
 _TINY = """
 import numpy as np, warnings, convexnn as cnn
@@ -34,7 +36,7 @@ y = np.array([1, 1, 1, -1, 1, 1, 1, 1, -1, 1, -1], float)
 
 
 def _run_python(code, timeout):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=_PACKAGE_PARENT, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -148,7 +150,7 @@ r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max
                      time_limit=60)
 print(r["status"], time.time(), flush=True)
 """
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=_PACKAGE_PARENT, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
