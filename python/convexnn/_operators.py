@@ -15,7 +15,8 @@ from . import _core
 
 __all__ = ["PRODUCT_METHODS", "PRODUCT_METHOD_ENV", "make_operator", "product_method"]
 
-PRODUCT_METHODS = ("auto", "gemm", "tables", "amx")
+PRODUCT_METHODS = ("auto", "gemm", "tables", "amx", "bf16")
+_FLOAT32_ONLY = ("amx", "bf16")  # bf16-split products of float32 operands
 # Overrides method="auto" for benchmarks (bench/README.md) and for bisecting a numerical difference.
 PRODUCT_METHOD_ENV = "CONVEXNN_PRODUCT_METHOD"
 
@@ -40,10 +41,10 @@ def product_method(dtype=np.float32, method="auto"):
     Parameters
     ----------
     dtype : float32 or float64
-    method : {"auto", "gemm", "tables", "amx"}
+    method : {"auto", "gemm", "tables", "amx", "bf16"}
         An explicit method is used as given. "auto" reads the environment variable ``CONVEXNN_PRODUCT_METHOD``
-        (default "auto": the C++ operator chooses per product). All methods are exact up to rounding. "amx" is
-        a float32 method: from the environment it leaves float64 operators (e.g. the certificates of float32
+        (default "auto": the C++ operator chooses per product). All methods are exact up to rounding. "amx" and
+        "bf16" are float32 methods: from the environment it leaves float64 operators (e.g. the certificates of float32
         iterations) on "auto"; given explicitly for float64 it is a ValueError.
 
     Returns
@@ -54,14 +55,14 @@ def product_method(dtype=np.float32, method="auto"):
         raise ValueError(f"method must be one of {', '.join(map(repr, PRODUCT_METHODS))}; got {method!r}")
     dt = np.dtype(dtype)
     if method != "auto":
-        if method == "amx" and dt != np.float32:
-            raise ValueError(f"method='amx' is a float32 product method; the operator's dtype is {dt}")
+        if method in _FLOAT32_ONLY and dt != np.float32:
+            raise ValueError(f"method={method!r} is a float32 product method; the operator's dtype is {dt}")
         return method
     chosen = os.environ.get(PRODUCT_METHOD_ENV, "auto")
     if chosen not in PRODUCT_METHODS:
         raise ValueError(f"{PRODUCT_METHOD_ENV} must be one of {', '.join(map(repr, PRODUCT_METHODS))}; "
                          f"got {chosen!r}")
-    if chosen == "amx" and dt != np.float32:
+    if chosen in _FLOAT32_ONLY and dt != np.float32:
         return "auto"
     return chosen
 
@@ -80,7 +81,7 @@ def make_operator(Xb, patterns, dtype=None, device="cpu", method="auto"):
         Precision of the products (None: Xb's).
     device : {"cpu"}
         Where the products run. Only the CPU operators are part of this build.
-    method : {"auto", "gemm", "tables", "amx"}
+    method : {"auto", "gemm", "tables", "amx", "bf16"}
         Product method; see :func:`product_method` (``CONVEXNN_PRODUCT_METHOD`` overrides "auto").
 
     Returns

@@ -100,3 +100,13 @@ def test_solve_builds_its_operators_here(monkeypatch):
     monkeypatch.setenv(PRODUCT_METHOD_ENV, "wrong")
     with pytest.raises(ValueError, match=PRODUCT_METHOD_ENV):
         cnn.solve(X, y, beta, patterns=pats)
+
+
+def test_bf16_is_a_float32_method_from_the_argument_and_the_environment(monkeypatch):
+    from convexnn._operators import product_method
+
+    with pytest.raises(ValueError, match="bf16"):
+        product_method(np.float64, "bf16")
+    monkeypatch.setenv("CONVEXNN_PRODUCT_METHOD", "bf16")
+    assert product_method(np.float64) == "auto"
+    assert product_method(np.float32) == "bf16"
