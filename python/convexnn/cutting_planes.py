@@ -150,8 +150,8 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed, time_li
 
 def _polished_patterns(res, current, warm, Xb64, Y, loss, beta, bias, start, time_limit):
     """Add the patterns of the restricted solution's network refined by L-BFGS (convexnn.polish); its blocks are
-    the warm start when the refined network is better. Returns (patterns, warm start, the refined network's
-    objective, an upper bound on its blocks' convex objective; inf when it was not better)."""
+    the warm start when the refined network is better. Returns (patterns, warm start, F): F is the refined
+    network's objective, an upper bound on its blocks' convex objective, or inf when it was not better."""
     from .generation import network_to_blocks
     from .polish import polish_network
 
