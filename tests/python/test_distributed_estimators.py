@@ -20,15 +20,6 @@ pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core pre
                                 "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    cl = distributed.Client(cluster)
-    yield cl
-    cl.close()
-    cluster.close()
-
-
 def _data(n=50, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, 3)) * np.array([1.0, 30.0, 0.1]) + np.array([2.0, -50.0, 1.0])

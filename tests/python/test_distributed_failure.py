@@ -23,13 +23,9 @@ pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core pre
 
 
 @pytest.fixture
-def client():
+def client(fresh_client):
     """A fresh 2-worker cluster per test: a killed worker's restart is not waited for."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    cl = distributed.Client(cluster)
-    yield cl
-    cl.close()
-    cluster.close()
+    return fresh_client
 
 
 def _problem(n=40, d=3):

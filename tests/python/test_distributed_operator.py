@@ -20,15 +20,6 @@ from convexnn.distributed._patterns import resolve_patterns  # noqa: E402
 CHUNKS = (7, 1, 0, 13, 19)  # n = 40
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    cl = distributed.Client(cluster)
-    yield cl
-    cl.close()
-    cluster.close()
-
-
 def _data(n=40, d=3, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) + np.array([0.5, -1.0, 2.0])[:d]

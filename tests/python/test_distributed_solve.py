@@ -25,15 +25,6 @@ pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core pre
 CHUNKS = (7, 1, 0, 13, 19)  # n = 40
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    cl = distributed.Client(cluster)
-    yield cl
-    cl.close()
-    cluster.close()
-
-
 def _problem(loss, seed=0, n=40, d=3):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) + np.array([0.5, -1.0, 2.0])
