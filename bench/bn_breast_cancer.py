@@ -52,33 +52,64 @@ def main(argv=None):
     cnn.set_num_threads(1)
 
     data = load_breast_cancer()
-    X_tr, X_te, y_tr, y_te = train_test_split(data.data, np.where(data.target == 1, 1.0, -1.0), test_size=0.3,
-                                              random_state=0, stratify=data.target)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        data.data, np.where(data.target == 1, 1.0, -1.0), test_size=0.3, random_state=0, stratify=data.target
+    )
     mu, sd = X_tr.mean(0), X_tr.std(0)
-    X_tr, X_te = (X_tr - mu) / sd, (X_te - mu) / sd          # the features span 5 orders of magnitude
+    X_tr, X_te = (X_tr - mu) / sd, (X_te - mu) / sd  # the features span 5 orders of magnitude
     beta = args.beta
     k = bn.whiten(X_tr, truncate="auto").k
     rows, curves = [], {}
     with threadpool_limits(1):
         for name, trunc in (("Convex", None), ("Convex-Trunc", "auto")):
             t0 = time.perf_counter()
-            res = bn.solve_bn(X_tr, y_tr, beta, patterns=args.patterns, truncate=trunc, seed=0, tol=1e-6,
-                              time_limit=60)
+            res = bn.solve_bn(X_tr, y_tr, beta, patterns=args.patterns, truncate=trunc, seed=0, tol=1e-6, time_limit=60)
             wall = time.perf_counter() - t0
             net = res.network()
-            rows.append((name, wall, res.objective, res.dual_objective, net.objective(X_tr, y_tr, beta),
-                         _accuracy(net.predict(X_tr), y_tr), _accuracy(net.predict(X_te), y_te), net.n_neurons,
-                         res.status))
+            rows.append(
+                (
+                    name,
+                    wall,
+                    res.objective,
+                    res.dual_objective,
+                    net.objective(X_tr, y_tr, beta),
+                    _accuracy(net.predict(X_tr), y_tr),
+                    _accuracy(net.predict(X_te), y_te),
+                    net.n_neurons,
+                    res.status,
+                )
+            )
             curves[name] = (wall, res.objective)
         for name, trunc in (("Adam", None), ("Adam-Trunc", "auto")):
-            tr = bn.train_bn(X_tr, y_tr, beta, n_neurons=args.neurons, optimizer="adam", lr=1e-2,
-                             n_iter=args.adam_iters, seed=0, truncate=trunc, record_every=10)
+            tr = bn.train_bn(
+                X_tr,
+                y_tr,
+                beta,
+                n_neurons=args.neurons,
+                optimizer="adam",
+                lr=1e-2,
+                n_iter=args.adam_iters,
+                seed=0,
+                truncate=trunc,
+                record_every=10,
+            )
             net = tr.network
             # Adam-Trunc trains on g(X) (rank k, centered + training mean); its objective is on g(X), the test data
             # are not truncated (Ergen et al., Appendix A.1).
             train_value = tr.objective
-            rows.append((name, tr.time, train_value, float("nan"), train_value, _accuracy(net.predict(X_tr), y_tr),
-                         _accuracy(net.predict(X_te), y_te), net.n_neurons, tr.status))
+            rows.append(
+                (
+                    name,
+                    tr.time,
+                    train_value,
+                    float("nan"),
+                    train_value,
+                    _accuracy(net.predict(X_tr), y_tr),
+                    _accuracy(net.predict(X_te), y_te),
+                    net.n_neurons,
+                    tr.status,
+                )
+            )
             curves[name] = ([h["time"] for h in tr.history], [h["objective"] for h in tr.history])
             if trunc is None:
                 adam_net = net
@@ -86,24 +117,39 @@ def main(argv=None):
         # that pattern set can only be below Adam's objective (Adam's network is a feasible point of it).
         wh = bn.whiten(X_tr)
         Q = wh.coordinates(adam_net.W1)
-        H = np.hstack([adam_net.gamma[:, None] * Q / np.linalg.norm(Q, axis=1, keepdims=True),
-                       adam_net.alpha[:, None]]).T
+        H = np.hstack(
+            [adam_net.gamma[:, None] * Q / np.linalg.norm(Q, axis=1, keepdims=True), adam_net.alpha[:, None]]
+        ).T
         H = np.hstack([H, np.random.default_rng(0).standard_normal((wh.k + 1, args.patterns))])
         t0 = time.perf_counter()
         res = bn.solve_bn(X_tr, y_tr, beta, patterns=H, tol=1e-6, time_limit=60)
         wall = time.perf_counter() - t0
         net = res.network()
-        rows.append(("Convex on Adam's patterns + sampled", wall, res.objective, res.dual_objective,
-                     net.objective(X_tr, y_tr, beta), _accuracy(net.predict(X_tr), y_tr),
-                     _accuracy(net.predict(X_te), y_te), net.n_neurons, res.status))
+        rows.append(
+            (
+                "Convex on Adam's patterns + sampled",
+                wall,
+                res.objective,
+                res.dual_objective,
+                net.objective(X_tr, y_tr, beta),
+                _accuracy(net.predict(X_tr), y_tr),
+                _accuracy(net.predict(X_te), y_te),
+                net.n_neurons,
+                res.status,
+            )
+        )
         curves["Convex on Adam's patterns + sampled"] = (curves["Adam"][0][-1] + wall, res.objective)
 
-    head = (f"### BN network on breast cancer (n_train = {len(y_tr)}, d = 30, beta = {beta:g}, squared loss on "
-            f"+-1 labels, k = {k} at 95% variance)\n\nMachine: {_machine()}; one thread.\n\n"
-            "| model | time (s) | objective (3) | dual bound (sampled patterns) | rebuilt-network objective | "
-            "train acc | test acc | neurons | status |\n|---|---|---|---|---|---|---|---|---|\n")
-    body = "".join(f"| {r[0]} | {r[1]:.2f} | {r[2]:.6f} | {r[3]:.6f} | {r[4]:.6f} | {r[5]:.3f} | {r[6]:.3f} | "
-                   f"{r[7]} | {r[8]} |\n" for r in rows)
+    head = (
+        f"### BN network on breast cancer (n_train = {len(y_tr)}, d = 30, beta = {beta:g}, squared loss on "
+        f"+-1 labels, k = {k} at 95% variance)\n\nMachine: {_machine()}; one thread.\n\n"
+        "| model | time (s) | objective (3) | dual bound (sampled patterns) | rebuilt-network objective | "
+        "train acc | test acc | neurons | status |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
+    body = "".join(
+        f"| {r[0]} | {r[1]:.2f} | {r[2]:.6f} | {r[3]:.6f} | {r[4]:.6f} | {r[5]:.3f} | {r[6]:.3f} | {r[7]} | {r[8]} |\n"
+        for r in rows
+    )
     table = head + body
     print(table)
     if args.out:

@@ -39,14 +39,21 @@ def main():
     ap.add_argument("--torch", action="store_true", help="train the baseline with PyTorch (needs torch)")
     args = ap.parse_args()
 
+    from cnn_operator_bench import _machine
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from convexnn.cnn import (cluster_gates, extract_patches, network_gates, network_warm_start,
-                              patterns_from_gates, relu_cnn_beta_max, solve_relu_cnn, train_cnn)
+    from convexnn.cnn import (
+        cluster_gates,
+        extract_patches,
+        network_gates,
+        network_warm_start,
+        patterns_from_gates,
+        relu_cnn_beta_max,
+        solve_relu_cnn,
+        train_cnn,
+    )
     from convexnn.patterns import sample_patterns
-
-    from cnn_operator_bench import _machine
 
     d = load_digits()
     y_all = np.where(d.target >= 5, 1.0, -1.0)
@@ -66,12 +73,25 @@ def main():
 
     rows, adam_gates, runs = [], [], []
     for seed in range(args.runs):
-        tr = train_cnn(Ptr, ytr, beta, args.filters, loss="logistic", bias=True, lr=1e-2, n_epochs=args.epochs,
-                       batch_size=128, seed=seed, record_every=5, backend="torch" if args.torch else "numpy")
+        tr = train_cnn(
+            Ptr,
+            ytr,
+            beta,
+            args.filters,
+            loss="logistic",
+            bias=True,
+            lr=1e-2,
+            n_epochs=args.epochs,
+            batch_size=128,
+            seed=seed,
+            record_every=5,
+            backend="torch" if args.torch else "numpy",
+        )
         adam_gates.append(network_gates(tr.network))
         runs.append(tr)
-        rows.append([f"Adam run {seed} ({args.filters} filters)", tr.objective, "", accuracy(tr.network, Pte, yte),
-                     tr.time])
+        rows.append(
+            [f"Adam run {seed} ({args.filters} filters)", tr.objective, "", accuracy(tr.network, Pte, yte), tr.time]
+        )
     adam_time = sum(tr.time for tr in runs)
     best = min(runs, key=lambda tr: tr.objective)
     best_adam = best.objective
@@ -79,33 +99,58 @@ def main():
     t0 = time.perf_counter()
     gates = np.hstack([g0.gates, cluster_gates(Ptr, args.clusters, seed=0, bias=True)] + adam_gates)
     pats = patterns_from_gates(Ptr, gates, bias=True)
-    res = solve_relu_cnn(Ptr, ytr, beta, patterns=pats, formulation="relu", loss="logistic", bias=True,
-                         tol=args.tol, time_limit=args.time_limit,
-                         warm_start=network_warm_start(best.network, Ptr, pats))
+    res = solve_relu_cnn(
+        Ptr,
+        ytr,
+        beta,
+        patterns=pats,
+        formulation="relu",
+        loss="logistic",
+        bias=True,
+        tol=args.tol,
+        time_limit=args.time_limit,
+        warm_start=network_warm_start(best.network, Ptr, pats),
+    )
     t_convex = time.perf_counter() - t0
     net = res.network()
     cert = f"gap {res.gap:.1e}, violation {res.max_violation:.1e}, {res.status}"
-    rows.append((f"convex exact program ({pats.n_patterns} patterns, {net.n_filters} filters)", res.objective, cert,
-                 accuracy(net, Pte, yte), t_convex))
+    rows.append(
+        (
+            f"convex exact program ({pats.n_patterns} patterns, {net.n_filters} filters)",
+            res.objective,
+            cert,
+            accuracy(net, Pte, yte),
+            t_convex,
+        )
+    )
     recomputed = net.objective(Ptr, ytr, beta, loss="logistic")
     for row, tr in zip(rows, runs):
         times, objs = tr.times_objectives()
         hit = np.nonzero(objs <= res.objective)[0]
-        row[2] = f"reached the convex objective at {times[hit[0]]:.1f} s" if hit.size else \
-            "never reached the convex objective"
+        row[2] = (
+            f"reached the convex objective at {times[hit[0]]:.1f} s"
+            if hit.size
+            else "never reached the convex objective"
+        )
 
     print(f"Machine: {_machine()}")
-    print(f"digits >= 5 vs < 5: n_train = {n}, n_test = {len(Pte)}, K = {K}, h = {h} + bias, logistic loss, "
-          f"beta = {beta:.4g} ({args.beta_ratio} beta_max), Adam: {args.epochs} epochs, batch 128, lr 1e-2\n")
-    print("| method | training objective | certificate (convex) / first time at the convex objective (Adam) | test accuracy | time (s) |")
+    print(
+        f"digits >= 5 vs < 5: n_train = {n}, n_test = {len(Pte)}, K = {K}, h = {h} + bias, logistic loss, "
+        f"beta = {beta:.4g} ({args.beta_ratio} beta_max), Adam: {args.epochs} epochs, batch 128, lr 1e-2\n"
+    )
+    print(
+        "| method | training objective | certificate (convex) / first time at the convex objective (Adam) | test accuracy | time (s) |"
+    )
     print("|---|---|---|---|---|")
     for name, obj, c, acc, t in rows:
         print(f"| {name} | {obj:.4f} | {c} | {100 * acc:.1f}% | {t:.1f} |")
-    print(f"\nconvex objective {res.objective:.6f} vs best Adam {best_adam:.6f} "
-          f"({'<=' if res.objective <= best_adam else '>'}); the convex CNN's non-convex objective recomputed: "
-          f"{recomputed:.6f} (relative difference {abs(recomputed - res.objective) / res.objective:.1e}); "
-          f"dual bound {res.dual_objective:.6f}. Convex solve {t_convex:.1f} s (patterns + solve) after "
-          f"{adam_time:.1f} s of Adam runs whose patterns it uses.")
+    print(
+        f"\nconvex objective {res.objective:.6f} vs best Adam {best_adam:.6f} "
+        f"({'<=' if res.objective <= best_adam else '>'}); the convex CNN's non-convex objective recomputed: "
+        f"{recomputed:.6f} (relative difference {abs(recomputed - res.objective) / res.objective:.1e}); "
+        f"dual bound {res.dual_objective:.6f}. Convex solve {t_convex:.1f} s (patterns + solve) after "
+        f"{adam_time:.1f} s of Adam runs whose patterns it uses."
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def _machine():
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
     isa = [f for f in ("avx2", "avx512f", "amx_tile") if f in flags]
-    return (f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
-            f"ISA: {', '.join(isa) or 'no AVX2'}")
+    return (
+        f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, "
+        f"ISA: {', '.join(isa) or 'no AVX2'}"
+    )
 
 
 def main():
@@ -81,16 +83,19 @@ def main():
     np.testing.assert_allclose(z, masked.forward(U).reshape(n, K, 1).sum(1), rtol=1e-4)
     np.testing.assert_allclose(op.adjoint(R), masked.adjoint(Rx), rtol=1e-4)
 
-    rows = [("stack (extract_patches + bias)", _time(lambda: add_patch_bias(extract_patches(images, 3)), args.repeats)),
-            ("masked X' (n K outputs)", _time(lambda: (masked.forward(U), masked.adjoint(Rx)), args.repeats)),
-            ("patch operator (pooled)", _time(lambda: (op.forward(U), op.adjoint(R)), args.repeats))]
+    rows = [
+        ("stack (extract_patches + bias)", _time(lambda: add_patch_bias(extract_patches(images, 3)), args.repeats)),
+        ("masked X' (n K outputs)", _time(lambda: (masked.forward(U), masked.adjoint(Rx)), args.repeats)),
+        ("patch operator (pooled)", _time(lambda: (op.forward(U), op.adjoint(R)), args.repeats)),
+    ]
     dense_mb = n * pats.n_patterns * h * dtype.itemsize / 2**20
     if dense_mb <= args.dense_limit_mb:
+
         def build():
             M = pats.dense()
             A = np.empty((n, pats.n_patterns * h), dtype=dtype)
             for i in range(pats.n_patterns):
-                A[:, i * h:(i + 1) * h] = (M[:, [i]] * Xs).reshape(n, K, h).sum(axis=1)
+                A[:, i * h : (i + 1) * h] = (M[:, [i]] * Xs).reshape(n, K, h).sum(axis=1)
             return A
 
         t0 = time.perf_counter()
@@ -100,8 +105,10 @@ def main():
         np.testing.assert_allclose(A @ u, z, rtol=1e-4, atol=1e-6)
         rows.append((f"dense pooled designs ({dense_mb:.0f} MB)", _time(lambda: (A @ u, A.T @ R), args.repeats)))
     print(f"Machine: {_machine()}; convexnn threads: {_core.get_num_threads()}")
-    print(f"digits n = {n}, K = {K}, h = {h} (3x3 + bias), n K = {n * K}, P = {pats.n_patterns}, {dtype}, "
-          f"median of {args.repeats}\n")
+    print(
+        f"digits n = {n}, K = {K}, h = {h} (3x3 + bias), n K = {n * K}, P = {pats.n_patterns}, {dtype}, "
+        f"median of {args.repeats}\n"
+    )
     print("| operation | ms | vs masked X' |")
     print("|---|---|---|")
     base = rows[1][1]

@@ -102,11 +102,10 @@ def train_torch(task, m, optimizer, lr, batch, seed, time_budget, record_every, 
     Y = torch.as_tensor(task["ytr"], dtype=dtype)
     gen = torch.Generator().manual_seed(seed)
     h = X.shape[2] - 1
-    U = ((torch.rand(h + 1, m, generator=gen, dtype=dtype) * 2 - 1) / h ** 0.5).requires_grad_()
-    a = ((torch.rand(m, generator=gen, dtype=dtype) * 2 - 1) / m ** 0.5).requires_grad_()
+    U = ((torch.rand(h + 1, m, generator=gen, dtype=dtype) * 2 - 1) / h**0.5).requires_grad_()
+    a = ((torch.rand(m, generator=gen, dtype=dtype) * 2 - 1) / m**0.5).requires_grad_()
     params = [U, a]
-    opt = (torch.optim.Adam(params, lr=lr) if optimizer == "adam"
-           else torch.optim.SGD(params, lr=lr, momentum=0.9))
+    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
     snaps, clock = [], 0.0
 
     def snap():
@@ -118,7 +117,7 @@ def train_torch(task, m, optimizer, lr, batch, seed, time_budget, record_every, 
         for _ in range(record_every):
             order = torch.randperm(n, generator=gen) if batch < n else None
             for s in range(0, n, batch):
-                xb, yb = (X[order[s:s + batch]], Y[order[s:s + batch]]) if order is not None else (X, Y)
+                xb, yb = (X[order[s : s + batch]], Y[order[s : s + batch]]) if order is not None else (X, Y)
                 opt.zero_grad()
                 loss = torch.nn.functional.softplus(-yb * torch_forward(torch, xb, U, a)).mean()
                 loss = loss + (0.5 * beta / n) * ((U * U).sum() + (a * a).sum())
@@ -164,24 +163,50 @@ def convexnn_pipeline(task, filters, seed_epochs, clusters, tol, time_limit):
 
     Returns (result, curve [(clock, objective)], total clock, n_patterns, total wall seconds).
     """
-    from convexnn.cnn import (cluster_gates, network_gates, network_warm_start, patterns_from_gates,
-                              solve_relu_cnn, train_cnn)
+    from convexnn.cnn import (
+        cluster_gates,
+        network_gates,
+        network_warm_start,
+        patterns_from_gates,
+        solve_relu_cnn,
+        train_cnn,
+    )
 
     Ptr, ytr, beta = task["Ptr"], task["ytr"], task["beta"]
     w0, c0 = time.perf_counter(), time.process_time()
-    seed = train_cnn(Ptr, ytr, beta, filters, loss="logistic", bias=True, lr=1e-2, n_epochs=seed_epochs,
-                     batch_size=128, seed=0, record_every=max(1, seed_epochs // 10))
-    gates = np.hstack([task["g0"].gates, cluster_gates(Ptr, clusters, seed=0, bias=True),
-                       network_gates(seed.network)])
+    seed = train_cnn(
+        Ptr,
+        ytr,
+        beta,
+        filters,
+        loss="logistic",
+        bias=True,
+        lr=1e-2,
+        n_epochs=seed_epochs,
+        batch_size=128,
+        seed=0,
+        record_every=max(1, seed_epochs // 10),
+    )
+    gates = np.hstack([task["g0"].gates, cluster_gates(Ptr, clusters, seed=0, bias=True), network_gates(seed.network)])
     pats = patterns_from_gates(Ptr, gates, bias=True)
     warm = network_warm_start(seed.network, Ptr, pats)
     w1, c1 = time.perf_counter(), time.process_time()
     curve, t1 = _phase(list(zip(*seed.times_objectives())), w0, c0, w1, c1, 0.0)
-    res = solve_relu_cnn(Ptr, ytr, beta, patterns=pats, formulation="relu", loss="logistic", bias=True, tol=tol,
-                         time_limit=time_limit, warm_start=warm)
+    res = solve_relu_cnn(
+        Ptr,
+        ytr,
+        beta,
+        patterns=pats,
+        formulation="relu",
+        loss="logistic",
+        bias=True,
+        tol=tol,
+        time_limit=time_limit,
+        warm_start=warm,
+    )
     w2, c2 = time.perf_counter(), time.process_time()
     hist = [(float(r["time"]), float(r["objective"])) for r in res.history]
-    shift = (w2 - w1) - (hist[-1][0] if hist else 0.0)               # all setup before the first iteration
+    shift = (w2 - w1) - (hist[-1][0] if hist else 0.0)  # all setup before the first iteration
     solve_curve, total = _phase([(t + shift, F) for t, F in hist], w1, c1, w2, c2, t1)
     curve += solve_curve + [(total, res.objective)]
     return res, curve, total, pats.n_patterns, w2 - w0
@@ -203,8 +228,7 @@ def _configs(quick):
     if quick:
         return [("adam", 1e-2, 128), ("sgd", 3e-3, 128)]
     # the better halves of a first grid (Adam 3e-3..3e-2, SGD 1e-3..1e-2, batch 128 / full) at 15 s each
-    return [("adam", 1e-2, 128), ("adam", 3e-2, 128), ("adam", 1e-2, full), ("sgd", 3e-3, 128),
-            ("sgd", 1e-2, full)]
+    return [("adam", 1e-2, 128), ("adam", 3e-2, 128), ("adam", 1e-2, full), ("sgd", 3e-3, 128), ("sgd", 1e-2, full)]
 
 
 def main():
@@ -219,15 +243,19 @@ def main():
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--repeats", type=int, default=3, help="convexnn pipeline runs (median time)")
     ap.add_argument("--quick", action="store_true", help="two PyTorch configurations, short budgets")
-    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                    help="time = process CPU seconds (all threads; default, robust to load) or wall seconds")
+    ap.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="time = process CPU seconds (all threads; default, robust to load) or wall seconds",
+    )
     args = ap.parse_args()
     global CLOCK
     CLOCK = args.clock
 
     import torch
-
     from cnn_operator_bench import _machine
+
     from convexnn import _core
 
     torch.set_num_threads(args.threads)
@@ -242,11 +270,10 @@ def main():
 
     cvx = []
     for r in range(args.repeats):
-        cvx.append(convexnn_pipeline(task, args.filters, args.seed_epochs, args.clusters, args.tol,
-                                     args.time_limit))
+        cvx.append(convexnn_pipeline(task, args.filters, args.seed_epochs, args.clusters, args.tol, args.time_limit))
         print(f"convexnn run {r}: {cvx[-1][0].objective:.4f} in {cvx[-1][2]:.1f} s", file=sys.stderr, flush=True)
     order = np.argsort([c[2] for c in cvx])
-    res, curve, total, n_pats, _ = cvx[order[len(order) // 2]]       # the median-time run
+    res, curve, total, n_pats, _ = cvx[order[len(order) // 2]]  # the median-time run
     c_obj = res.objective
     c_net = res.network()
 
@@ -256,43 +283,64 @@ def main():
             b = n if batch is None else batch
             snaps = train_torch(task, args.filters, opt, lr, b, s, args.torch_time, 5 if b < n else 50)
             tcurve, (best_F, best_net) = score_snapshots(task, snaps)
-            runs.append(dict(name=f"{opt} lr={lr:g} {'full batch' if b == n else f'batch {b}'} seed {s}",
-                             curve=tcurve, best=best_F, net=best_net,
-                             t_best=first_time(tcurve, best_F), t_to_cvx=first_time(tcurve, c_obj)))
+            runs.append(
+                dict(
+                    name=f"{opt} lr={lr:g} {'full batch' if b == n else f'batch {b}'} seed {s}",
+                    curve=tcurve,
+                    best=best_F,
+                    net=best_net,
+                    t_best=first_time(tcurve, best_F),
+                    t_to_cvx=first_time(tcurve, c_obj),
+                )
+            )
             print(f"{runs[-1]['name']}: {best_F:.4f}", file=sys.stderr, flush=True)
     load1 = _load()
 
-    print(f"Machine: {_machine()}; load average {load0:.1f} at start, {load1:.1f} at end; clock: {args.clock} "
-          f"seconds; torch "
-          f"{torch.__version__} ({args.threads} threads, float32), convexnn {args.threads} OpenMP threads")
-    print(f"digits >= 5: n_train = {n}, n_test = {len(task['yte'])}, 3x3 patches (K = 36, h = 9 + bias), "
-          f"{args.filters} filters, logistic loss (sum), beta = {task['beta']:.4g}\n")
+    print(
+        f"Machine: {_machine()}; load average {load0:.1f} at start, {load1:.1f} at end; clock: {args.clock} "
+        f"seconds; torch "
+        f"{torch.__version__} ({args.threads} threads, float32), convexnn {args.threads} OpenMP threads"
+    )
+    print(
+        f"digits >= 5: n_train = {n}, n_test = {len(task['yte'])}, 3x3 patches (K = 36, h = 9 + bias), "
+        f"{args.filters} filters, logistic loss (sum), beta = {task['beta']:.4g}\n"
+    )
     times = sorted(c[2] for c in cvx)
     walls = sorted(c[4] for c in cvx)
-    print(f"convexnn pipeline (seed Adam {args.seed_epochs} epochs + {n_pats} patterns + exact program, tol "
-          f"{args.tol:g}): objective {c_obj:.4f} (runs: {', '.join(f'{c[0].objective:.4f}' for c in cvx)}), "
-          f"{res.status}, gap {res.gap:.1e}, violation {res.max_violation:.1e}, {c_net.n_filters} filters, "
-          f"test accuracy {100 * accuracy(c_net, task['Pte'], task['yte']):.1f}%, time median "
-          f"{times[len(times) // 2]:.1f} {args.clock} s (all: {', '.join(f'{t:.1f}' for t in times)}; wall "
-          f"{', '.join(f'{t:.1f}' for t in walls)} s)\n")
-    print("| PyTorch run | best objective | at (s) | test acc. | time to convexnn's objective | "
-          "convexnn's time to this run's best |")
+    print(
+        f"convexnn pipeline (seed Adam {args.seed_epochs} epochs + {n_pats} patterns + exact program, tol "
+        f"{args.tol:g}): objective {c_obj:.4f} (runs: {', '.join(f'{c[0].objective:.4f}' for c in cvx)}), "
+        f"{res.status}, gap {res.gap:.1e}, violation {res.max_violation:.1e}, {c_net.n_filters} filters, "
+        f"test accuracy {100 * accuracy(c_net, task['Pte'], task['yte']):.1f}%, time median "
+        f"{times[len(times) // 2]:.1f} {args.clock} s (all: {', '.join(f'{t:.1f}' for t in times)}; wall "
+        f"{', '.join(f'{t:.1f}' for t in walls)} s)\n"
+    )
+    print(
+        "| PyTorch run | best objective | at (s) | test acc. | time to convexnn's objective | "
+        "convexnn's time to this run's best |"
+    )
     print("|---|---|---|---|---|---|")
     for r in runs:
         t_c = first_time(curve, r["best"])
         acc = accuracy(r["net"], task["Pte"], task["yte"]) if r["net"] is not None else float("nan")
-        print(f"| {r['name']} | {r['best']:.4f} | {r['t_best']:.1f} | {100 * acc:.1f}% | "
-              f"{'never in %.0f s' % args.torch_time if r['t_to_cvx'] is None else '%.1f s' % r['t_to_cvx']} | "
-              f"{'never' if t_c is None else '%.1f s' % t_c} |")
+        print(
+            f"| {r['name']} | {r['best']:.4f} | {r['t_best']:.1f} | {100 * acc:.1f}% | "
+            f"{'never in %.0f s' % args.torch_time if r['t_to_cvx'] is None else '%.1f s' % r['t_to_cvx']} | "
+            f"{'never' if t_c is None else '%.1f s' % t_c} |"
+        )
     best = min(runs, key=lambda r: r["best"])
     reached = [r["t_to_cvx"] for r in runs if r["t_to_cvx"] is not None]
     t_c = first_time(curve, best["best"])
-    print(f"\nbest PyTorch objective {best['best']:.4f} ({best['name']}, at {best['t_best']:.1f} s); convexnn "
-          f"{c_obj:.4f} ({'<=' if c_obj <= best['best'] else '>'}) in {total:.1f} s; fastest PyTorch run to "
-          f"convexnn's objective: {'none' if not reached else '%.1f s' % min(reached)}; convexnn to the best "
-          f"PyTorch objective: {'never' if t_c is None else '%.1f s' % t_c}")
-    print("convexnn curve (s, objective): " + ", ".join(f"({t:.1f}, {F:.2f})" for t, F in curve[::max(
-        1, len(curve) // 12)]))
+    print(
+        f"\nbest PyTorch objective {best['best']:.4f} ({best['name']}, at {best['t_best']:.1f} s); convexnn "
+        f"{c_obj:.4f} ({'<=' if c_obj <= best['best'] else '>'}) in {total:.1f} s; fastest PyTorch run to "
+        f"convexnn's objective: {'none' if not reached else '%.1f s' % min(reached)}; convexnn to the best "
+        f"PyTorch objective: {'never' if t_c is None else '%.1f s' % t_c}"
+    )
+    print(
+        "convexnn curve (s, objective): "
+        + ", ".join(f"({t:.1f}, {F:.2f})" for t, F in curve[:: max(1, len(curve) // 12)])
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,12 @@ def _products_table(sizes, d, P, reps):
         rows.append(dict(n=n, workers=0, time=t, bytes=0))
     del cnn
     for k in (1, 2):
-        with distributed.LocalCluster(n_workers=k, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=k, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             for n in sizes:
                 X = data[n]
                 design = DistributedDesign.from_dask(da.from_array(X, chunks=(-(-n // k), d)), True, client)
@@ -78,8 +82,12 @@ def _products_table(sizes, d, P, reps):
                 before = dict(dop.stats)
                 t = _median_time(lambda: (dop.forward(U), dop.adjoint(R)), reps)
                 calls = dop.stats["forward"] - before["forward"]
-                moved = (dop.stats["bytes_sent"] + dop.stats["bytes_received"]
-                         - before["bytes_sent"] - before["bytes_received"]) / calls
+                moved = (
+                    dop.stats["bytes_sent"]
+                    + dop.stats["bytes_received"]
+                    - before["bytes_sent"]
+                    - before["bytes_received"]
+                ) / calls
                 rows.append(dict(n=n, workers=k, time=t, bytes=moved))
                 dop.release()
                 design.release()
@@ -139,11 +147,16 @@ def _memory_run(n, d, P):
 
     from convexnn.distributed import DistributedDesign, DistributedOperator
 
-    child = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(n), str(d), str(P)], capture_output=True,
-                           text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, str(n), str(d), str(P)], capture_output=True, text=True, check=True
+    )
     single = json.loads(child.stdout.strip().splitlines()[-1])
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  memory_limit=0) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=0
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         client.run(lambda: __import__("convexnn")._core)
         base = client.run(_worker_peak)
         t = time.perf_counter()
@@ -173,29 +186,41 @@ def main(argv=None):
         mem = _memory_run(args.memory_n, 50, 500)
         single = mem["single"]["peak_mb"] - mem["single"]["base_mb"]
         per_worker = [mem["peaks"][w] - mem["base"][w] for w in mem["peaks"]]
-        mem_lines = ["", f"Memory, n = {args.memory_n}, d = 50, P = 500 (X generated on the workers, 8 chunks): "
-                     "peak RSS "
-                     f"above the imports: single process {single:.0f} MiB, per worker "
-                     f"{', '.join(f'{m:.0f}' for m in per_worker)} MiB (ratio {max(per_worker) / single:.2f}). Data "
-                     f"held (design + packed masks): {mem['single']['held_mb']:.0f} MiB in one process, "
-                     f"{', '.join(f'{m:.0f}' for m in mem['held'].values())} MiB per worker. Build "
-                     f"{mem['build']:.1f} s, one forward + adjoint {mem['product']:.1f} s."]
+        mem_lines = [
+            "",
+            f"Memory, n = {args.memory_n}, d = 50, P = 500 (X generated on the workers, 8 chunks): "
+            "peak RSS "
+            f"above the imports: single process {single:.0f} MiB, per worker "
+            f"{', '.join(f'{m:.0f}' for m in per_worker)} MiB (ratio {max(per_worker) / single:.2f}). Data "
+            f"held (design + packed masks): {mem['single']['held_mb']:.0f} MiB in one process, "
+            f"{', '.join(f'{m:.0f}' for m in mem['held'].values())} MiB per worker. Build "
+            f"{mem['build']:.1f} s, one forward + adjoint {mem['product']:.1f} s.",
+        ]
     sizes = [500, 5000] if args.quick else [2_000, 20_000, 200_000]
     d, P, reps = (10, 20, 3) if args.quick else (20, 100, 7)
     lines = [f"### convexnn.distributed on {_machine()}", ""]
     rows = _products_table(sizes, d, P, reps)
-    lines += [f"Per-iteration products (forward + adjoint), d = {d} (+ bias), P = {P}, c = 1; median of {reps}.",
-              "workers = 0: the single-process C++ operator. Bytes: numpy payload between driver and workers.", "",
-              "| n | workers | ms / iteration | KiB moved / iteration |", "|---:|---:|---:|---:|"]
+    lines += [
+        f"Per-iteration products (forward + adjoint), d = {d} (+ bias), P = {P}, c = 1; median of {reps}.",
+        "workers = 0: the single-process C++ operator. Bytes: numpy payload between driver and workers.",
+        "",
+        "| n | workers | ms / iteration | KiB moved / iteration |",
+        "|---:|---:|---:|---:|",
+    ]
     lines += [f"| {r['n']} | {r['workers']} | {1e3 * r['time']:.2f} | {r['bytes'] / 1024:.1f} |" for r in rows]
     two = [r for r in rows if r["workers"] == 2]
     latency = min(r["time"] for r in two) / 2  # two round trips per iteration at the smallest n
-    lines += ["", f"Model for k workers on a network (n = 1e8, d = 50, P = 500, c = 1; 10 Gbit/s, measured round "
-              f"trip here {1e3 * latency:.1f} ms): bytes/iteration = 8 (2 k P d c + 2 n c).", "",
-              "The n-vectors dominate: the C++ solver keeps z and R on the driver. The last column is the payload if",
-              "they stayed on the workers (only U out and the d x P x c adjoint sums back, 16 k P d c bytes).", "",
-              "| k | MB / iteration | communication s / iteration | MB / iteration, vectors on workers |",
-              "|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Model for k workers on a network (n = 1e8, d = 50, P = 500, c = 1; 10 Gbit/s, measured round "
+        f"trip here {1e3 * latency:.1f} ms): bytes/iteration = 8 (2 k P d c + 2 n c).",
+        "",
+        "The n-vectors dominate: the C++ solver keeps z and R on the driver. The last column is the payload if",
+        "they stayed on the workers (only U out and the d x P x c adjoint sums back, 16 k P d c bytes).",
+        "",
+        "| k | MB / iteration | communication s / iteration | MB / iteration, vectors on workers |",
+        "|---:|---:|---:|---:|",
+    ]
     for m in _network_model(1e8, 51, 500, 1, [1, 2, 8, 32, 128], latency, 1.25e9):
         lines.append(f"| {m['k']} | {m['bytes'] / 1e6:.1f} | {m['comm']:.3f} | {16 * m['k'] * 500 * 51 / 1e6:.2f} |")
     lines += mem_lines if args.memory_n else []

@@ -15,7 +15,6 @@ Newton-CG step: about one forward and one adjoint product each (BCD: per block).
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
@@ -78,18 +77,26 @@ def main(argv=None):
     op64_of_32 = _core.MaskedOperatorF64(X32.astype(np.float64), masks)
     beta = args.beta_ratio * _core.gated_beta_max(op64, y)
     P = masks.shape[1]
-    print(f"# n={args.n} d={args.d} P={P} (after dedup) beta={beta:.6g} ({args.beta_ratio} beta_max) "
-          f"threads={_core.get_num_threads()} cpu={platform.processor() or platform.machine()}", flush=True)
+    print(
+        f"# n={args.n} d={args.d} P={P} (after dedup) beta={beta:.6g} ({args.beta_ratio} beta_max) "
+        f"threads={_core.get_num_threads()} cpu={platform.processor() or platform.machine()}",
+        flush=True,
+    )
 
     t = time.perf_counter()
     ref = _core.solve_gated(op64, y, beta, tol=1e-11, max_iter=args.max_iter, time_limit=args.time_limit)
-    print(f"# reference: objective {ref['objective']:.12g} gap {ref['gap']:.2e} ({ref['status']}, "
-          f"{ref['n_iter']} it, {time.perf_counter() - t:.2f} s)", flush=True)
+    print(
+        f"# reference: objective {ref['objective']:.12g} gap {ref['gap']:.2e} ({ref['status']}, "
+        f"{ref['n_iter']} it, {time.perf_counter() - t:.2f} s)",
+        flush=True,
+    )
     p_star = ref["objective"]  # within ref['gap'] of the optimum
 
     rows = []
-    header = ("| variant | it to gap 1e-4 | s to gap 1e-4 | it to gap 1e-7 | s to gap 1e-7 | status | "
-              "first it (s) with excess <= 1e-4 | first it (s) with excess <= 1e-7 | active |")
+    header = (
+        "| variant | it to gap 1e-4 | s to gap 1e-4 | it to gap 1e-7 | s to gap 1e-7 | status | "
+        "first it (s) with excess <= 1e-4 | first it (s) with excess <= 1e-7 | active |"
+    )
     rows.append(header)
     rows.append("|" + "---|" * 9)
     for name in args.variants.split(","):
@@ -99,8 +106,9 @@ def main(argv=None):
         res = {}
         for tol in (1e-4, 1e-7):
             t = time.perf_counter()
-            r = _core.solve_gated(op, y, beta, tol=tol, max_iter=args.max_iter, time_limit=args.time_limit,
-                                  **kw, **extra)
+            r = _core.solve_gated(
+                op, y, beta, tol=tol, max_iter=args.max_iter, time_limit=args.time_limit, **kw, **extra
+            )
             r["wall"] = time.perf_counter() - t
             res[tol] = r
         r4, r7 = res[1e-4], res[1e-7]
@@ -108,8 +116,10 @@ def main(argv=None):
         i4, s4 = first_below(r7["history"], p_star, 1e-4)
         i7, s7 = first_below(r7["history"], p_star, 1e-7)
         fmt = lambda i, s: "-" if i is None else f"{i} ({s:.2f})"
-        row = (f"| {name} | {r4['n_iter']} | {r4['wall']:.2f} | {r7['n_iter']} | {r7['wall']:.2f} | "
-               f"{r4['status']}/{r7['status']} | {fmt(i4, s4)} | {fmt(i7, s7)} | {r7['n_active']} |")
+        row = (
+            f"| {name} | {r4['n_iter']} | {r4['wall']:.2f} | {r7['n_iter']} | {r7['wall']:.2f} | "
+            f"{r4['status']}/{r7['status']} | {fmt(i4, s4)} | {fmt(i7, s7)} | {r7['n_active']} |"
+        )
         rows.append(row)
         print(row, flush=True)
     if args.markdown:

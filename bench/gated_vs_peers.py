@@ -57,8 +57,16 @@ def run_peer(name, problem_file, formulation, tol, threads, timeout=None):
         return None
     out_file = problem_file.with_name(f"{name}_{formulation}_{tol:g}.npz")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [python, str(ROOT / "bench" / "peers" / f"run_{name}.py"), str(problem_file), str(out_file),
-           "--formulation", formulation, "--tol", str(tol)]
+    cmd = [
+        python,
+        str(ROOT / "bench" / "peers" / f"run_{name}.py"),
+        str(problem_file),
+        str(out_file),
+        "--formulation",
+        formulation,
+        "--tol",
+        str(tol),
+    ]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -120,8 +128,9 @@ def main():
             if out is None:
                 continue
             if "timeout" in out:
-                rows.append((name, f"tol={tol:g}: stopped after {a.peer_timeout} s", a.peer_timeout, np.inf, np.inf,
-                             ""))
+                rows.append(
+                    (name, f"tol={tol:g}: stopped after {a.peer_timeout} s", a.peer_timeout, np.inf, np.inf, "")
+                )
                 continue
             obj, viol = score(X, masks, y, beta, a.formulation, out)
             rows.append((name, f"tol={tol:g}", float(out["time"]), obj, viol, ""))
@@ -138,15 +147,18 @@ def main():
         "|---|---|---|---|---|---|---|",
     ]
     for name, setting, t, obj, viol, gap in rows:
-        lines.append(f"| {name} | {setting} | {t:.3f} | {obj:.10g} | {(obj - best) / abs(best):.2e} | "
-                     f"{viol:.1e} | {gap} |")
+        lines.append(
+            f"| {name} | {setting} | {t:.3f} | {obj:.10g} | {(obj - best) / abs(best):.2e} | {viol:.1e} | {gap} |"
+        )
     lines.append("")
     for name, tol, t, obj, viol in peer_rows:
         match = [o for o in ours if o[2] <= obj * (1 + 1e-12) and o[3] <= max(viol, 1e-6)]
         if match:
             fastest = min(match, key=lambda o: o[1])
-            lines.append(f"- vs {name} (tol {tol:g}, {t:.3f} s, objective {obj:.10g}): convexnn reaches an objective "
-                         f"no worse in {fastest[1]:.3f} s ({fastest[0]}) -> **{t / fastest[1]:.1f}x faster**")
+            lines.append(
+                f"- vs {name} (tol {tol:g}, {t:.3f} s, objective {obj:.10g}): convexnn reaches an objective "
+                f"no worse in {fastest[1]:.3f} s ({fastest[0]}) -> **{t / fastest[1]:.1f}x faster**"
+            )
         else:
             lines.append(f"- vs {name} (tol {tol:g}): no convexnn run in the ladder matched its objective")
     text = "\n".join(lines)

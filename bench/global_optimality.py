@@ -60,8 +60,20 @@ def adam_grid(X, y, beta, loss, P, quick, max_runs=None):
     epochs = 2000 if quick else 20000  # the full grid runs to convergence (tol below), capped at 20000 epochs
     best, total, runs, converged = np.inf, 0.0, 0, 0
     for width, lr, seed in grid:
-        run = train_nonconvex(X, y, beta, n_neurons=width, loss=loss, bias=True, lr=lr, n_epochs=epochs,
-                              seed=seed, record_every=100, tol=None if quick else 1e-7, patience=10)
+        run = train_nonconvex(
+            X,
+            y,
+            beta,
+            n_neurons=width,
+            loss=loss,
+            bias=True,
+            lr=lr,
+            n_epochs=epochs,
+            seed=seed,
+            record_every=100,
+            tol=None if quick else 1e-7,
+            patience=10,
+        )
         total += run.time
         runs += 1
         converged += run.status == "converged"
@@ -91,12 +103,19 @@ def main(argv=None):
     parser.add_argument("--ratios", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1])
     parser.add_argument("--sets", nargs="+", default=None, help="data set names to run (default all)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "global_optimality.json"))
-    parser.add_argument("--adam-cache", default=None,
-                        help="JSON of the Adam grids' results: read for the cases it holds, extended with new ones "
-                             "(the Adam objectives do not depend on the load; convexnn's time-limited solve does)")
+    parser.add_argument(
+        "--adam-cache",
+        default=None,
+        help="JSON of the Adam grids' results: read for the cases it holds, extended with new ones "
+        "(the Adam objectives do not depend on the load; convexnn's time-limited solve does)",
+    )
     parser.add_argument("--adam-only", action="store_true", help="fill --adam-cache and skip convexnn")
-    parser.add_argument("--max-runs", type=int, default=None,
-                        help="at most this many Adam runs per case, spread over the widths and learning rates")
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=None,
+        help="at most this many Adam runs per case, spread over the widths and learning rates",
+    )
     args = parser.parse_args(argv)
     rows = []
     cache_path = Path(args.adam_cache) if args.adam_cache else None
@@ -115,37 +134,72 @@ def main(argv=None):
                 if cache_path:
                     cache_path.parent.mkdir(parents=True, exist_ok=True)
                     cache_path.write_text(json.dumps(cache, indent=1))
-                print(f"{name:20s} beta={ratio:g}*bmax adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, "
-                      f"{t_adam:.1f}s)", flush=True)
+                print(
+                    f"{name:20s} beta={ratio:g}*bmax adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, "
+                    f"{t_adam:.1f}s)",
+                    flush=True,
+                )
             if args.adam_only:
                 continue
             adam, t_adam, n_runs, n_conv = (cache[key][k] for k in ("best", "time", "runs", "converged"))
             t0 = time.perf_counter()
-            res = cnn.solve(X, y, beta, patterns=args.patterns, formulation="relu", loss=loss, bias=True,
-                            cutting_planes=True, time_limit=args.time_limit)
+            res = cnn.solve(
+                X,
+                y,
+                beta,
+                patterns=args.patterns,
+                formulation="relu",
+                loss=loss,
+                bias=True,
+                cutting_planes=True,
+                time_limit=args.time_limit,
+            )
             t_cnn = time.perf_counter() - t0
             obj = res.network().objective(X, y, beta, loss=loss)
-            rows.append(dict(set=name, n=X.shape[0], d=X.shape[1], loss=loss, ratio=ratio, beta=beta,
-                             convexnn=obj, convexnn_time=t_cnn, status=res.status, neurons=res.network().n_neurons,
-                             certified_global=bool(res.certified_global), dual_bound=res.dual_objective,
-                             max_dual_violation=float(res.max_dual_violation), adam_best=adam, adam_time=t_adam,
-                             adam_runs=n_runs, adam_converged=n_conv))
+            rows.append(
+                dict(
+                    set=name,
+                    n=X.shape[0],
+                    d=X.shape[1],
+                    loss=loss,
+                    ratio=ratio,
+                    beta=beta,
+                    convexnn=obj,
+                    convexnn_time=t_cnn,
+                    status=res.status,
+                    neurons=res.network().n_neurons,
+                    certified_global=bool(res.certified_global),
+                    dual_bound=res.dual_objective,
+                    max_dual_violation=float(res.max_dual_violation),
+                    adam_best=adam,
+                    adam_time=t_adam,
+                    adam_runs=n_runs,
+                    adam_converged=n_conv,
+                )
+            )
             r = rows[-1]
-            print(f"{name:20s} beta={ratio:g}*bmax convexnn {obj:.8g} ({t_cnn:.1f}s, {res.status}) "
-                  f"adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, {t_adam:.1f}s) ratio {obj / adam:.6f}", flush=True)
+            print(
+                f"{name:20s} beta={ratio:g}*bmax convexnn {obj:.8g} ({t_cnn:.1f}s, {res.status}) "
+                f"adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, {t_adam:.1f}s) ratio {obj / adam:.6f}",
+                flush=True,
+            )
     if args.adam_only:
         return
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(machine=machine(), quick=args.quick, rows=rows), indent=1))
     print(f"\nMachine: {machine()}\n")
-    print("| data set | beta / beta_max | convexnn objective (time, status) | best Adam objective (runs, total time) "
-          "| convexnn / Adam |")
+    print(
+        "| data set | beta / beta_max | convexnn objective (time, status) | best Adam objective (runs, total time) "
+        "| convexnn / Adam |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['set']} (n={r['n']}, d={r['d']}, {r['loss']}) | {r['ratio']:g} | {r['convexnn']:.8g} "
-              f"({r['convexnn_time']:.1f} s, {r['status']}) | {r['adam_best']:.8g} ({r['adam_runs']}, "
-              f"{r['adam_time']:.0f} s) | {r['convexnn'] / r['adam_best']:.6f} |")
+        print(
+            f"| {r['set']} (n={r['n']}, d={r['d']}, {r['loss']}) | {r['ratio']:g} | {r['convexnn']:.8g} "
+            f"({r['convexnn_time']:.1f} s, {r['status']}) | {r['adam_best']:.8g} ({r['adam_runs']}, "
+            f"{r['adam_time']:.0f} s) | {r['convexnn'] / r['adam_best']:.6f} |"
+        )
     _plot(rows, out.with_suffix(".png"))
 
 

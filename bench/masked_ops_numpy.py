@@ -84,6 +84,7 @@ def main():
             z = einsum("ij,lkj,ik->il", X, W, D)[:, 0]
             G = einsum("ij,i,il->jl", D, r, X)
             return z, G
+
         return run
 
     def gemm_mask_pair():
@@ -118,9 +119,11 @@ def main():
     rows = [("convexnn", t_cnn)]
     for name, fn in candidates:
         rows.append((name, _time(fn, args.repeats if name != "einsum-plain" else max(3, args.repeats // 2))))
-    print(f"# n={n} d={d} P={P} c=1 {dtype.name}; convexnn threads={_core.get_num_threads()} "
-          f"kernel={_core.masked_kernel_isa()} method={op.resolved_method()}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"# n={n} d={d} P={P} c=1 {dtype.name}; convexnn threads={_core.get_num_threads()} "
+        f"kernel={_core.masked_kernel_isa()} method={op.resolved_method()}; numpy {np.__version__}; {platform.processor() or platform.machine()}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'formulation':<18}{'median ms':>11}{'GFLOP/s':>10}{'vs convexnn':>13}")
     for name, t in rows:
         print(f"{name:<18}{t * 1e3:>11.2f}{flops / t * 1e-9:>10.1f}{t / t_cnn:>12.1f}x")

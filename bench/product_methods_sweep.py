@@ -31,8 +31,10 @@ def _cpu():
         return "unknown CPU"
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     flags = [f for f in fields.get("Flags", "").split() if f.startswith(("avx", "amx", "fma"))]
-    return f"{fields.get('Model name', '?').strip()} (family {fields.get('CPU family', '?').strip()}, model " \
-           f"{fields.get('Model', '?').strip()}); {' '.join(flags)}"
+    return (
+        f"{fields.get('Model name', '?').strip()} (family {fields.get('CPU family', '?').strip()}, model "
+        f"{fields.get('Model', '?').strip()}); {' '.join(flags)}"
+    )
 
 
 def _best(fn, repeats):
@@ -48,8 +50,12 @@ def _best(fn, repeats):
 
 
 def _methods():
-    return ["tables"] + (["amx"] if _core.amx_available() else []) + (["bf16"] if _core.bf16_available() else []) \
+    return (
+        ["tables"]
+        + (["amx"] if _core.amx_available() else [])
+        + (["bf16"] if _core.bf16_available() else [])
         + ["gemm"]
+    )
 
 
 def _errors(methods):
@@ -91,9 +97,11 @@ def main():
         _errors(methods)
         return
     fast = [m for m in ("amx", "bf16") if m in methods]
-    print(f"# n={args.n} float32 c=1 threads={args.threads}; ms per forward + adjoint pair "
-          f"({'fastest' if args.best else 'median'} of {args.repeats}); "
-          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"# n={args.n} float32 c=1 threads={args.threads}; ms per forward + adjoint pair "
+        f"({'fastest' if args.best else 'median'} of {args.repeats}); "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
     print("d P | " + " ".join(methods) + "".join(f" | {m}/tables" for m in fast))
     rng = np.random.default_rng(0)
     for d in (int(v) for v in args.d.split(",")):

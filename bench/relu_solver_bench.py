@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import convexnn as cnn  # noqa: E402
 from gated_vs_peers import make_problem  # noqa: E402
+
+import convexnn as cnn  # noqa: E402
 from convexnn.reference.objectives import relative_violation, relu_objective  # noqa: E402
 
 
@@ -49,12 +48,17 @@ def main():
         V, W = res.coef_
         obj = relu_objective(X, masks, V, W, y, beta, "squared")
         viol = relative_violation(X, masks, V, W)
-        line = (f"tol={tol:g}: median {statistics.median(times):.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}) "
-                f"iters={res.n_iter} status={res.status} objective={obj:.10g} gap={res.gap:.2e} viol={viol:.1e}")
+        line = (
+            f"tol={tol:g}: median {statistics.median(times):.3f} s (runs {', '.join(f'{t:.3f}' for t in times)}) "
+            f"iters={res.n_iter} status={res.status} objective={obj:.10g} gap={res.gap:.2e} viol={viol:.1e}"
+        )
         if a.target is not None:
             hit = [h for h in res.history if h["objective"] <= a.target]
-            line += f" | target first beaten at {hit[0]['time']:.3f} s (iter {hit[0]['iteration']})" if hit else \
-                " | target not beaten"
+            line += (
+                f" | target first beaten at {hit[0]['time']:.3f} s (iter {hit[0]['iteration']})"
+                if hit
+                else " | target not beaten"
+            )
         print(line, flush=True)
 
 

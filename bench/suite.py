@@ -40,18 +40,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from suite_data import REAL_SETS, build_problem  # noqa: E402
 import suite_report  # noqa: E402
+from suite_data import REAL_SETS, build_problem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-GRACE_S = 5.0          # after the cap, before a peer's (or CVXPY's) run is killed
+GRACE_S = 5.0  # after the cap, before a peer's (or CVXPY's) run is killed
 STARTUP_LIMIT_S = 300  # imports and data loading before the solve starts
 
 
 # ---------------------------------------------------------------------------------------------------- grids
 def grid(name, P_real, beta_ratio, seed):
     """List of problem specs (dicts) of a named grid."""
+
     def syn(n, d, P):
         return dict(id=f"syn-n{n}-d{d}-P{P}", kind="synthetic", n=n, d=d, P=P, beta_ratio=beta_ratio, seed=seed)
 
@@ -63,8 +64,9 @@ def grid(name, P_real, beta_ratio, seed):
     if name == "small":
         return [syn(1000, 10, 100), syn(1000, 50, 500), syn(10000, 50, 500), real("diabetes"), real("boston")]
     if name == "full":
-        synthetic = [syn(n, d, P) for n, d, P in itertools.product((1000, 10000, 100000), (10, 50, 200),
-                                                                   (100, 500, 2000))]
+        synthetic = [
+            syn(n, d, P) for n, d, P in itertools.product((1000, 10000, 100000), (10, 50, 200), (100, 500, 2000))
+        ]
         return [real(r) for r in REAL_SETS] + synthetic
     raise ValueError(f"unknown grid {name!r}")
 
@@ -113,7 +115,7 @@ def skip_reason(solver, meta, a):
     if solver == "clarabel" and n * d * P > a.clarabel_max_ndp:
         return f"n*d*P = {n * d * P:.1e} > {a.clarabel_max_ndp:.1e} (interior point; minutes to hours)"
     if solver == "scnn":
-        need_gb = 4 * n * P * 8 / 1e9    # D (n x P) float64, its einsum intermediates, the expanded product
+        need_gb = 4 * n * P * 8 / 1e9  # D (n x P) float64, its einsum intermediates, the expanded product
         if need_gb > a.mem_limit_gb:
             return f"dense n x P matrices need ~{need_gb:.0f} GB > --mem-limit-gb {a.mem_limit_gb:g}"
     return None
@@ -121,10 +123,27 @@ def skip_reason(solver, meta, a):
 
 def child_command(solver, setting, problem_file, out_file, ready_file, a):
     if solver in ("scnn", "adelie"):
-        return [peer_python(solver), str(BENCH / "peers" / f"run_{solver}.py"), str(problem_file), str(out_file),
-                "--formulation", "gated", "--tol", str(setting["tol"]), "--ready", str(ready_file)]
-    cmd = [sys.executable, str(BENCH / "suite_child.py"), solver, str(problem_file), str(out_file),
-           "--ready", str(ready_file)]
+        return [
+            peer_python(solver),
+            str(BENCH / "peers" / f"run_{solver}.py"),
+            str(problem_file),
+            str(out_file),
+            "--formulation",
+            "gated",
+            "--tol",
+            str(setting["tol"]),
+            "--ready",
+            str(ready_file),
+        ]
+    cmd = [
+        sys.executable,
+        str(BENCH / "suite_child.py"),
+        solver,
+        str(problem_file),
+        str(out_file),
+        "--ready",
+        str(ready_file),
+    ]
     if solver == "convexnn":
         cmd += ["--tol", str(setting["tol"]), "--dtype", setting["dtype"], "--time-limit", str(a.time_limit)]
     elif solver == "adam":
@@ -142,17 +161,23 @@ def run_child(cmd, env, cap, ready_file, log_file, honours_limit=False):
     t0 = time.perf_counter()
     t_ready = None
     with open(log_file, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-S", str(BENCH / "suite_launch.py"), str(rusage_file), *cmd],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-S", str(BENCH / "suite_launch.py"), str(rusage_file), *cmd],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         stopped = False
         while proc.poll() is None:
             now = time.perf_counter()
             if t_ready is None and ready_file.exists():
                 t_ready = now
             late = (t_ready is not None and now - t_ready > kill_after(cap, honours_limit)) or (
-                t_ready is None and now - t0 > STARTUP_LIMIT_S)
+                t_ready is None and now - t0 > STARTUP_LIMIT_S
+            )
             if late and not stopped:
-                proc.send_signal(signal.SIGTERM)     # the launcher kills the solver and writes its rusage
+                proc.send_signal(signal.SIGTERM)  # the launcher kills the solver and writes its rusage
                 stopped = True
                 try:
                     proc.wait(timeout=30)
@@ -199,7 +224,7 @@ def score_gated_network(X, masks, y, beta, W1, w2):
 
     H = X @ np.asarray(W1, dtype=np.float64).T
     z = np.where(masks, H, 0.0) @ np.asarray(w2, dtype=np.float64).reshape(-1)
-    return loss_value(z, y, "squared") + 0.5 * beta * (float(np.sum(W1 ** 2)) + float(np.sum(w2 ** 2)))
+    return loss_value(z, y, "squared") + 0.5 * beta * (float(np.sum(W1**2)) + float(np.sum(w2**2)))
 
 
 # ---------------------------------------------------------------------------------------------------- driver
@@ -210,19 +235,33 @@ def run_problem(spec, a, runs, records_file, done, work):
         return
     t0 = time.perf_counter()
     meta = build_problem(spec, problem_file, a.threads, work)
-    print(f"== {spec['id']}: n={meta['n']} d={meta['d']} P={meta['P']} (of {meta['P_drawn']} gates) "
-          f"beta={meta['beta']:.4g}; built in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"== {spec['id']}: n={meta['n']} d={meta['d']} P={meta['P']} (of {meta['P_drawn']} gates) "
+        f"beta={meta['beta']:.4g}; built in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     prob = np.load(problem_file)
     X, y, masks, beta = prob["X"], prob["y"], prob["masks"], float(prob["beta"])
     env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    ):
         env[var] = str(a.threads)
     for solver, setting in todo:
-        rec = dict(problem=spec["id"], kind=spec["kind"], **{k: meta[k] for k in ("n", "d", "P", "P_drawn", "beta",
-                                                                                    "source")},
-                   beta_ratio=spec["beta_ratio"], solver=solver, setting=setting_label(solver, setting),
-                   threads=a.threads, time_limit=a.time_limit)
+        rec = dict(
+            problem=spec["id"],
+            kind=spec["kind"],
+            **{k: meta[k] for k in ("n", "d", "P", "P_drawn", "beta", "source")},
+            beta_ratio=spec["beta_ratio"],
+            solver=solver,
+            setting=setting_label(solver, setting),
+            threads=a.threads,
+            time_limit=a.time_limit,
+        )
         reason = skip_reason(solver, meta, a)
         if solver == "convexnn" and not reason and capped_looser(records_file, spec["id"], setting):
             reason = "a looser convexnn tolerance already stopped at the time cap (this run would too)"
@@ -238,16 +277,22 @@ def run_problem(spec, a, runs, records_file, done, work):
             rc, killed, peak_mb, wall = run_child(cmd, env, a.time_limit, ready_file, log_file, honours)
             rec.update(peak_mb=round(peak_mb, 1), wall=round(wall, 3))
             if killed:
-                rec.update(status=f"timeout: stopped {kill_after(a.time_limit, honours):g} s after its solve started"
-                           if ready_file.exists() else f"timeout: did not start within {STARTUP_LIMIT_S} s")
+                rec.update(
+                    status=f"timeout: stopped {kill_after(a.time_limit, honours):g} s after its solve started"
+                    if ready_file.exists()
+                    else f"timeout: did not start within {STARTUP_LIMIT_S} s"
+                )
             elif rc != 0 or not out_file.exists():
                 lines = [ln for ln in log_file.read_text(errors="replace").splitlines() if ln.strip()]
                 rec.update(status=f"error: {(lines[-1] if lines else f'exit code {rc}')[:200]}")
             else:
                 rec.update(score_output(solver, np.load(out_file), X, masks, y, beta))
             out_file.unlink(missing_ok=True)
-        print(f"   {solver:9s} {rec['setting']:28s} {rec['status'][:60]:60s} t={rec.get('time', float('nan')):9.3f} "
-              f"obj={rec.get('objective', float('nan')):.10g} peak={rec.get('peak_mb', 0):.0f} MB", flush=True)
+        print(
+            f"   {solver:9s} {rec['setting']:28s} {rec['status'][:60]:60s} t={rec.get('time', float('nan')):9.3f} "
+            f"obj={rec.get('objective', float('nan')):.10g} peak={rec.get('peak_mb', 0):.0f} MB",
+            flush=True,
+        )
         with open(records_file, "a") as f:
             f.write(json.dumps(rec) + "\n")
     if not a.keep_problems:
@@ -273,19 +318,30 @@ def score_output(solver, out, X, masks, y, beta):
         rec["cpu_time"] = float(out["cpu_time"])
     if solver == "adam":
         final = score_gated_network(X, masks, y, beta, out["W1"], out["w2"])
-        rec.update(objective=float(out["best_objective"]), time=float(out["best_time"]),
-                   total_time=float(out["time"]), final_objective_rescored=final,
-                   final_objective_reported=float(out["final_objective"]), violation=0.0,
-                   status="ok" if str(out["status"]) != "diverged" else "diverged", n_iter=int(out["n_iter"]),
-                   adam_status=str(out["status"]))
+        rec.update(
+            objective=float(out["best_objective"]),
+            time=float(out["best_time"]),
+            total_time=float(out["time"]),
+            final_objective_rescored=final,
+            final_objective_reported=float(out["final_objective"]),
+            violation=0.0,
+            status="ok" if str(out["status"]) != "diverged" else "diverged",
+            n_iter=int(out["n_iter"]),
+            adam_status=str(out["status"]),
+        )
         rec["history"] = downsample(out["hist_time"], out["hist_objective"])
         return rec
     rec.update(objective=score_gated(X, masks, y, beta, out["U"]), violation=0.0, status="ok")
     if solver == "convexnn":
         status = str(out["status"])
-        rec.update(status="ok" if status == "converged" else f"ok ({status})", solver_status=status,
-                   reported_gap=float(out["reported_gap"]), n_iter=int(out["n_iter"]),
-                   solver_name=str(out["solver_name"]), history=downsample(out["hist_time"], out["hist_objective"]))
+        rec.update(
+            status="ok" if status == "converged" else f"ok ({status})",
+            solver_status=status,
+            reported_gap=float(out["reported_gap"]),
+            n_iter=int(out["n_iter"]),
+            solver_name=str(out["solver_name"]),
+            history=downsample(out["hist_time"], out["hist_objective"]),
+        )
     elif solver == "clarabel":
         rec.update(status="ok" if str(out["status"]) == "optimal" else f"ok ({out['status']})")
     U = np.asarray(out["U"])
@@ -307,12 +363,18 @@ def main(argv=None):
     ap.add_argument("--only", default=None, help="comma-separated problem ids (or substrings) to run")
     ap.add_argument("--out", default="bench/results/suite")
     ap.add_argument("--solvers", default="convexnn,scnn,adelie,clarabel,adam")
-    ap.add_argument("--convexnn-ladder", default="float64:1e-3,float64:1e-6",
-                    help="convexnn runs as dtype:tol pairs (each its own process)")
+    ap.add_argument(
+        "--convexnn-ladder",
+        default="float64:1e-3,float64:1e-6",
+        help="convexnn runs as dtype:tol pairs (each its own process)",
+    )
     ap.add_argument("--scnn-tols", default="1e-6", help="scnn R-FISTA tolerances (its default is 1e-6)")
     ap.add_argument("--adelie-tols", default="1e-7")
-    ap.add_argument("--adam-lrs", default="3e-2",
-                    help="Adam step sizes (3e-2: best of 1e-1, 3e-2, 1e-2, 1e-3 on syn-n1000-d50-P500, 10 s)")
+    ap.add_argument(
+        "--adam-lrs",
+        default="3e-2",
+        help="Adam step sizes (3e-2: best of 1e-1, 3e-2, 1e-2, 1e-3 on syn-n1000-d50-P500, 10 s)",
+    )
     ap.add_argument("--time-limit", type=float, default=60.0, help="solve-time cap per solver run (seconds)")
     ap.add_argument("--threads", type=int, default=1, help="threads for every solver (default 1)")
     ap.add_argument("--P-real", type=int, default=500, help="gates drawn for the real data sets")
@@ -339,10 +401,13 @@ def main(argv=None):
             for line in records_file.read_text().splitlines():
                 r = json.loads(line)
                 done.add((r["problem"], r["solver"], r["setting"]))
-        runs = solver_runs([s for s in a.solvers.split(",") if s], [x for x in a.convexnn_ladder.split(",") if x],
-                           [float(t) for t in a.scnn_tols.split(",") if t],
-                           [float(t) for t in a.adelie_tols.split(",") if t],
-                           [float(t) for t in a.adam_lrs.split(",") if t])
+        runs = solver_runs(
+            [s for s in a.solvers.split(",") if s],
+            [x for x in a.convexnn_ladder.split(",") if x],
+            [float(t) for t in a.scnn_tols.split(",") if t],
+            [float(t) for t in a.adelie_tols.split(",") if t],
+            [float(t) for t in a.adam_lrs.split(",") if t],
+        )
         specs = grid(a.grid, a.P_real, a.beta_ratio, a.seed)
         if a.only:
             keys = a.only.split(",")
@@ -351,13 +416,23 @@ def main(argv=None):
         for spec in specs:
             run_problem(spec, a, runs, records_file, done, work)
         print(f"suite: {len(specs)} problems in {time.perf_counter() - t0:.0f} s", flush=True)
-        (out / "run_info.json").write_text(json.dumps(dict(
-            command=command, finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            info=suite_report.environment_info(a.threads)), indent=1))
+        (out / "run_info.json").write_text(
+            json.dumps(
+                dict(
+                    command=command,
+                    finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    info=suite_report.environment_info(a.threads),
+                ),
+                indent=1,
+            )
+        )
     records = [json.loads(line) for line in records_file.read_text().splitlines()] if records_file.exists() else []
     info_file = out / "run_info.json"
-    run_info = json.loads(info_file.read_text()) if info_file.exists() else dict(
-        command=command, info=suite_report.environment_info(a.threads))
+    run_info = (
+        json.loads(info_file.read_text())
+        if info_file.exists()
+        else dict(command=command, info=suite_report.environment_info(a.threads))
+    )
     text = suite_report.markdown(records, run_info)
     (out / "results.md").write_text(text)
     print(text)

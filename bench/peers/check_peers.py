@@ -8,18 +8,19 @@ import numpy as np
 def check_scnn():
     import torch
     from scnn.activations import sample_gate_vectors
+    from scnn.metrics import Metrics
     from scnn.models import ConvexGatedReLU
     from scnn.optimize import optimize_model
     from scnn.regularizers import NeuronGL1
     from scnn.solvers import RFISTA
-    from scnn.metrics import Metrics
 
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((200, 5)), rng.standard_normal((200, 1))
     G = sample_gate_vectors(0, 5, 20)
     model = ConvexGatedReLU(G)
-    model, metrics = optimize_model(model, RFISTA(model), Metrics(), X, y, regularizer=NeuronGL1(0.01),
-                                    unitize_data=False)
+    model, metrics = optimize_model(
+        model, RFISTA(model), Metrics(), X, y, regularizer=NeuronGL1(0.01), unitize_data=False
+    )
     print(f"scnn OK (torch {torch.__version__}); objective trace length {len(metrics.objective)}")
 
 

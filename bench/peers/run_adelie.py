@@ -43,21 +43,37 @@ def main():
         # adelie stores references (copy=False): keep the constraint matrices alive for the whole solve.
         cone_rows = [np.ascontiguousarray((2.0 * masks[:, i] - 1.0)[:, None] * X) for i in range(P)]
         lower, upper = np.zeros(n), np.full(n, np.inf)
-        constraints = [ad.constraint.linear(A, lower=lower, upper=upper)
-                       for _ in range(2) for A in cone_rows]  # v blocks then w blocks: the same cone K_i
+        constraints = [
+            ad.constraint.linear(A, lower=lower, upper=upper) for _ in range(2) for A in cone_rows
+        ]  # v blocks then w blocks: the same cone K_i
     lmda_max_guess = lam * 20
     path = np.geomspace(lmda_max_guess, lam, a.path_size)
-    state = ad.grpnet(mat, ad.glm.gaussian(y), constraints=constraints, groups=d * np.arange(n_groups),
-                      penalty=np.ones(n_groups), intercept=False, lmda_path=path, early_exit=False, tol=a.tol,
-                      n_threads=threads, progress_bar=False)
+    state = ad.grpnet(
+        mat,
+        ad.glm.gaussian(y),
+        constraints=constraints,
+        groups=d * np.arange(n_groups),
+        penalty=np.ones(n_groups),
+        intercept=False,
+        lmda_path=path,
+        early_exit=False,
+        tol=a.tol,
+        n_threads=threads,
+        progress_bar=False,
+    )
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0  # all threads of the process
     beta_hat = np.asarray(state.betas[-1].todense()).ravel()
     if gated:
         np.savez(a.out, U=beta_hat.reshape(P, d, 1), time=elapsed, cpu_time=cpu)
     else:
-        np.savez(a.out, V=beta_hat[: P * d].reshape(P, d, 1), W=beta_hat[P * d:].reshape(P, d, 1), time=elapsed,
-                 cpu_time=cpu)
+        np.savez(
+            a.out,
+            V=beta_hat[: P * d].reshape(P, d, 1),
+            W=beta_hat[P * d :].reshape(P, d, 1),
+            time=elapsed,
+            cpu_time=cpu,
+        )
 
 
 if __name__ == "__main__":

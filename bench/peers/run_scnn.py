@@ -44,16 +44,30 @@ def main():
     if a.ready:  # the suite (bench/suite.py) starts its kill clock here
         open(a.ready, "w").close()
     t0, c0 = time.perf_counter(), time.process_time()
-    model, metrics = optimize_model(model, solver, metrics, X, y, regularizer=NeuronGL1(beta / n),
-                                    return_convex=True, unitize_data=False, dtype=a.dtype)
+    model, metrics = optimize_model(
+        model,
+        solver,
+        metrics,
+        X,
+        y,
+        regularizer=NeuronGL1(beta / n),
+        return_convex=True,
+        unitize_data=False,
+        dtype=a.dtype,
+    )
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0  # all threads of the process
     params = [np.asarray(p) for p in model.parameters]
     if a.formulation == "gated":
         np.savez(a.out, U=np.transpose(params[0], (1, 2, 0)), time=elapsed, cpu_time=cpu)  # (c,P,d) -> (P,d,c)
     else:
-        np.savez(a.out, V=np.transpose(params[0], (1, 2, 0)), W=np.transpose(params[1], (1, 2, 0)), time=elapsed,
-                 cpu_time=cpu)
+        np.savez(
+            a.out,
+            V=np.transpose(params[0], (1, 2, 0)),
+            W=np.transpose(params[1], (1, 2, 0)),
+            time=elapsed,
+            cpu_time=cpu,
+        )
 
 
 if __name__ == "__main__":

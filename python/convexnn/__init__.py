@@ -37,8 +37,8 @@ from .estimators import ConvexReLUClassifier, ConvexReLURegressor  # noqa: E402
 from .gauge import min_norm_interpolation  # noqa: E402
 from .io import load, save  # noqa: E402
 from .network import GatedNetwork, Network  # noqa: E402
-from .patterns import Patterns, enumerate_patterns, sample_patterns  # noqa: E402
 from .path import RegularizationPath, solve_path_cv  # noqa: E402
+from .patterns import Patterns, enumerate_patterns, sample_patterns  # noqa: E402
 from .result import ConvergenceWarning, SolveResult  # noqa: E402
 from .solve import beta_max, solve, solve_path  # noqa: E402
 
@@ -58,8 +58,10 @@ if hasattr(_os, "register_at_fork"):
 # convexnn.distributed (Dask).
 _SUBPACKAGES = ("bn", "cnn", "theory", "distributed")
 _LAZY_NAMES = {
-    "ConvexBNReLURegressor": "bn", "ConvexBNReLUClassifier": "bn",
-    "ConvexCNNRegressor": "cnn", "ConvexCNNClassifier": "cnn",
+    "ConvexBNReLURegressor": "bn",
+    "ConvexBNReLUClassifier": "bn",
+    "ConvexCNNRegressor": "cnn",
+    "ConvexCNNClassifier": "cnn",
 }
 
 
@@ -74,7 +76,24 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ConvexReLUClassifier", "ConvexReLURegressor", "GatedNetwork", "Network", "Patterns", "SolveResult", "beta_max",
-    "enumerate_patterns", "get_num_threads", "load", "min_norm_interpolation", "sample_patterns", "save", "set_num_threads", "solve",
-    "solve_path", "__version__", "ConvergenceWarning", "RegularizationPath", "solve_path_cv",
+    "ConvexReLUClassifier",
+    "ConvexReLURegressor",
+    "GatedNetwork",
+    "Network",
+    "Patterns",
+    "SolveResult",
+    "beta_max",
+    "enumerate_patterns",
+    "get_num_threads",
+    "load",
+    "min_norm_interpolation",
+    "sample_patterns",
+    "save",
+    "set_num_threads",
+    "solve",
+    "solve_path",
+    "__version__",
+    "ConvergenceWarning",
+    "RegularizationPath",
+    "solve_path_cv",
 ]

@@ -26,8 +26,10 @@ from .result import ConvergenceWarning
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as sk_validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
+
     def sk_validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
+
 
 DEFAULT_BETA_RATIO = 0.01
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -93,8 +95,10 @@ def repeated_rows(arrays, sample_weight, what="rows"):
         return tuple(arrays)
     repeated = repeat_integer_weights(arrays, w, len(arrays[0]))
     if repeated is None:
-        raise ValueError(f"sample_weight (times the weights of class_weight) must hold integers here: they are "
-                         f"applied as repeated {what} (this program takes no weights)")
+        raise ValueError(
+            f"sample_weight (times the weights of class_weight) must hold integers here: they are "
+            f"applied as repeated {what} (this program takes no weights)"
+        )
     return repeated
 
 
@@ -107,8 +111,10 @@ class ConvexEstimatorBase(BaseEstimator):
     def _check_beta_params(self):
         """At most one of ``beta`` (absolute) and ``beta_ratio`` (fraction of beta_max), each >= 0."""
         if self.beta is not None and self.beta_ratio is not None:
-            raise ValueError(f"give either beta (absolute) or beta_ratio (fraction of beta_max), not both; "
-                             f"got beta={self.beta!r} and beta_ratio={self.beta_ratio!r}")
+            raise ValueError(
+                f"give either beta (absolute) or beta_ratio (fraction of beta_max), not both; "
+                f"got beta={self.beta!r} and beta_ratio={self.beta_ratio!r}"
+            )
         if self.beta is not None:
             check_scalar(self.beta, "beta", low=0.0)
         if self.beta_ratio is not None:
@@ -148,9 +154,13 @@ class ConvexEstimatorBase(BaseEstimator):
         """A ConvergenceWarning named after the estimator when ``res`` did not converge."""
         if res.status == "converged":
             return
-        warnings.warn(f"{type(self).__name__}: {solver} stopped with status {res.status!r} after {res.n_iter} "
-                      f"iterations (relative gap {res.gap:.3g}, tol {self.tol:g}); the certificate bounds the "
-                      f"suboptimality. {advice}", ConvergenceWarning, stacklevel=stacklevel)
+        warnings.warn(
+            f"{type(self).__name__}: {solver} stopped with status {res.status!r} after {res.n_iter} "
+            f"iterations (relative gap {res.gap:.3g}, tol {self.tol:g}); the certificate bounds the "
+            f"suboptimality. {advice}",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
 
     @property
     def certificate_(self) -> dict:
@@ -169,8 +179,12 @@ def _class_weight_valid(class_weight):
     if not isinstance(class_weight, dict):
         raise ValueError(f"class_weight must be None, 'balanced' or a dict label -> weight; got {class_weight!r}")
     for label, weight in class_weight.items():
-        if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not weight >= 0 \
-                or not np.isfinite(weight):
+        if (
+            not isinstance(weight, numbers.Real)
+            or isinstance(weight, bool)
+            or not weight >= 0
+            or not np.isfinite(weight)
+        ):
             raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0; got {weight!r}")
 
 
@@ -183,9 +197,11 @@ class LabelsMixin:
     def _encode_labels(self, y):
         """Set ``classes_`` and ``loss_`` ("auto" resolved); returns the class index of every sample."""
         if type_of_target(y) == "continuous":
-            raise ValueError("Unknown label type: continuous (y holds non-integer floats). Classifier labels are "
-                             "strings, integers, booleans or integral floats; for float labels such as 2.5 pass "
-                             "y.astype(str), or use a regressor for a numeric target")
+            raise ValueError(
+                "Unknown label type: continuous (y holds non-integer floats). Classifier labels are "
+                "strings, integers, booleans or integral floats; for float labels such as 2.5 pass "
+                "y.astype(str), or use a regressor for a numeric target"
+            )
         check_classification_targets(y)
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass"):
@@ -231,8 +247,9 @@ class LabelsMixin:
             return w
         unknown = [] if isinstance(class_weight, str) else [c for c in class_weight if c not in set(np.unique(y))]
         if unknown:
-            raise ValueError(f"class_weight names labels not in y: {unknown[:5]}; the classes are "
-                             f"{np.unique(y).tolist()}")
+            raise ValueError(
+                f"class_weight names labels not in y: {unknown[:5]}; the classes are {np.unique(y).tolist()}"
+            )
         cw = compute_sample_weight(class_weight, y)
         return cw if w is None else cw * w
 
@@ -258,8 +275,9 @@ class LabelsMixin:
 
     def _has_proba(self):
         if self.loss not in PROBA_LOSSES:
-            raise AttributeError(f"predict_proba is not available with loss={self.loss!r} "
-                                 "(use 'auto', 'logistic' or 'cross_entropy')")
+            raise AttributeError(
+                f"predict_proba is not available with loss={self.loss!r} (use 'auto', 'logistic' or 'cross_entropy')"
+            )
         return True
 
     def decision_function(self, X):

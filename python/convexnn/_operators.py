@@ -60,8 +60,7 @@ def product_method(dtype=np.float32, method="auto"):
         return method
     chosen = os.environ.get(PRODUCT_METHOD_ENV, "auto")
     if chosen not in PRODUCT_METHODS:
-        raise ValueError(f"{PRODUCT_METHOD_ENV} must be one of {', '.join(map(repr, PRODUCT_METHODS))}; "
-                         f"got {chosen!r}")
+        raise ValueError(f"{PRODUCT_METHOD_ENV} must be one of {', '.join(map(repr, PRODUCT_METHODS))}; got {chosen!r}")
     if chosen in _FLOAT32_ONLY and dt != np.float32:
         return "auto"
     return chosen
@@ -95,8 +94,10 @@ def make_operator(Xb, patterns, dtype=None, device="cpu", method="auto"):
         environment variable), or arrays the C++ operator rejects.
     """
     if device != "cpu":
-        raise ValueError(f"device={device!r}: the GPU path of the masked operators is not available in this build "
-                         "of convexnn; use device='cpu'")
+        raise ValueError(
+            f"device={device!r}: the GPU path of the masked operators is not available in this build "
+            "of convexnn; use device='cpu'"
+        )
     Xb = np.asarray(Xb)
     if Xb.ndim != 2:
         raise ValueError(f"Xb must be a 2-D array of shape (n, d); got shape {Xb.shape}")

@@ -20,12 +20,12 @@ Example for a loop of rounds (the cutting-plane loop)::
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable
 
-Info = Dict[str, Any]
+Info = dict[str, Any]
 
 
-def check_callback(callback: Optional[Callable[[Info], Any]], name: str = "callback"):
+def check_callback(callback: Callable[[Info], Any] | None, name: str = "callback"):
     """None or a callable; anything else is a TypeError naming ``name``."""
     if callback is not None and not callable(callback):
         raise TypeError(f"{name} must be None or a callable taking a dict (return True to stop); got {callback!r}")
@@ -61,8 +61,9 @@ class ProgressBar:
 
     def _postfix(self, postfix):
         if postfix:
-            self._bar.set_postfix({k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in postfix.items()},
-                                  refresh=False)
+            self._bar.set_postfix(
+                {k: (f"{v:.2e}" if isinstance(v, float) else v) for k, v in postfix.items()}, refresh=False
+            )
 
     def step(self, n: int = 1, **postfix) -> None:
         """Advance by ``n`` steps and show ``postfix`` (e.g. ``gap=1e-3``)."""
@@ -92,7 +93,7 @@ class ProgressBar:
         return False
 
 
-def solver_hook(callback: Optional[Callable[[Info], Any]], bar: Optional[ProgressBar] = None):
+def solver_hook(callback: Callable[[Info], Any] | None, bar: ProgressBar | None = None):
     """A ``hook(info) -> bool`` (True: stop) calling ``callback`` and updating ``bar``, or None when neither is set.
 
     ``info`` holds at least ``iteration``, ``objective``, ``dual_objective``, ``gap`` and ``time``. The returned

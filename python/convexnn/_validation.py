@@ -55,13 +55,14 @@ def _asarray(value, name):
         raise TypeError(f"{name} is a GPU array; the GPU solvers are not available: pass a numpy array")
     value = torch_to_numpy(value, name)
     if hasattr(value, "tocsr") or type(value).__module__.startswith("scipy.sparse"):
-        raise TypeError(f"{name} is a scipy.sparse matrix; sparse input is not supported (the masked products need "
-                        f"the dense rows): pass {name}.toarray()")
+        raise TypeError(
+            f"{name} is a scipy.sparse matrix; sparse input is not supported (the masked products need "
+            f"the dense rows): pass {name}.toarray()"
+        )
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a rectangular array of numbers; {' '.join(str(exc).split()[:12])}") \
-            from None
+        raise ValueError(f"{name} must be a rectangular array of numbers; {' '.join(str(exc).split()[:12])}") from None
 
 
 def check_choice(value, name, choices):
@@ -165,8 +166,11 @@ def check_scalar(value, name, *, low=None, high=None, low_inclusive=True, allow_
 def add_bias_column(X):
     """X with a ones column appended (same dtype and memory order)."""
     ones = np.ones((X.shape[0], 1), dtype=X.dtype)
-    return np.asfortranarray(np.hstack([X, ones])) if X.flags.f_contiguous and not X.flags.c_contiguous \
+    return (
+        np.asfortranarray(np.hstack([X, ones]))
+        if X.flags.f_contiguous and not X.flags.c_contiguous
         else np.hstack([X, ones])
+    )
 
 
 def check_sample_weight(sample_weight, n_samples, name="sample_weight"):
@@ -226,5 +230,6 @@ def check_memory(nbytes, what):
     """MemoryError naming the bytes when ``what`` needs more than the memory available (checked up front)."""
     avail = available_memory()
     if avail is not None and nbytes > avail:
-        raise MemoryError(f"{what} needs about {_bytes(nbytes)} ({int(nbytes)} bytes) but only {_bytes(avail)} "
-                          "are available")
+        raise MemoryError(
+            f"{what} needs about {_bytes(nbytes)} ({int(nbytes)} bytes) but only {_bytes(avail)} are available"
+        )

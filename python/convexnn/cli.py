@@ -39,6 +39,7 @@ class UsageError(ValueError):
 
 # ---- fit / predict / report ----------------------------------------------------------------------------------------
 
+
 def _task_of(args, y):
     import numpy as np
 
@@ -73,18 +74,31 @@ def cmd_fit(args) -> int:
     task = _task_of(args, y)
     if args.task == "auto" and args.loss is None:
         kinds = len(set(y.tolist()))
-        print(f"task: {task} (the target column holds {kinds} distinct "
-              f"{'numbers' if task == 'regression' else 'labels'}; --task overrides)")
-    common = dict(beta=args.beta, beta_ratio=args.beta_ratio, n_patterns=args.n_patterns,
-                  formulation=args.formulation, bias=not args.no_bias, standardize=not args.no_standardize,
-                  random_state=args.seed, tol=args.tol, max_iter=args.max_iter, time_limit=args.time_limit,
-                  cutting_planes=args.cutting_planes, device=args.device, dtype=args.dtype, verbose=args.verbose)
+        print(
+            f"task: {task} (the target column holds {kinds} distinct "
+            f"{'numbers' if task == 'regression' else 'labels'}; --task overrides)"
+        )
+    common = dict(
+        beta=args.beta,
+        beta_ratio=args.beta_ratio,
+        n_patterns=args.n_patterns,
+        formulation=args.formulation,
+        bias=not args.no_bias,
+        standardize=not args.no_standardize,
+        random_state=args.seed,
+        tol=args.tol,
+        max_iter=args.max_iter,
+        time_limit=args.time_limit,
+        cutting_planes=args.cutting_planes,
+        device=args.device,
+        dtype=args.dtype,
+        verbose=args.verbose,
+    )
     if task == "regression":
         if args.loss not in (None, "squared"):
             raise UsageError(f"regression uses --loss squared; got {args.loss}")
         if not (hasattr(y.dtype, "kind") and y.dtype.kind in "fiub"):
-            raise UsageError(f"the target column {args.target!r} holds labels, not numbers: use --task "
-                             "classification")
+            raise UsageError(f"the target column {args.target!r} holds labels, not numbers: use --task classification")
         est = ConvexReLURegressor(**common)
     else:
         est = ConvexReLUClassifier(loss=args.loss or "auto", **common)
@@ -92,8 +106,13 @@ def cmd_fit(args) -> int:
     est.fit(X, y)
     elapsed = time.perf_counter() - t0
     target_name = args.target if args.target is not None else "y"
-    data = {"source": os.path.basename(args.data), "target": target_name, "task": task, "n_samples": int(X.shape[0]),
-            "feature_names": list(features)}
+    data = {
+        "source": os.path.basename(args.data),
+        "target": target_name,
+        "task": task,
+        "n_samples": int(X.shape[0]),
+        "feature_names": list(features),
+    }
     if task == "classification":
         data["class_counts"] = {str(c): int((y == c).sum()) for c in est.classes_}
     else:
@@ -102,13 +121,19 @@ def cmd_fit(args) -> int:
     data["train_score"] = score if np.isfinite(score) else None  # R^2 of one row (or a constant y) is undefined
     save(est, args.output, data=data)
     kind = "R^2" if task == "regression" else "accuracy"
-    print(f"fit {type(est).__name__} ({task}, formulation={est.formulation}"
-          f"{', loss=' + est.loss_ if task == 'classification' else ''}) on {X.shape[0]} rows x {X.shape[1]} "
-          f"features of {args.data} in {elapsed:.2f}s")
-    print(f"  objective={est.objective_:.10g} dual_bound={est.dual_objective_:.10g} rel_gap={est.gap_:.3e} "
-          f"status={est.status_}" + (" certified_global=True" if est.certified_global_ else ""))
-    print(f"  network: {est.network_.n_neurons} neurons; beta={est.beta_:.6g} (beta_max={est.beta_max_:.6g}); "
-          f"training {kind}=" + ("undefined" if data["train_score"] is None else f"{data['train_score']:.4f}"))
+    print(
+        f"fit {type(est).__name__} ({task}, formulation={est.formulation}"
+        f"{', loss=' + est.loss_ if task == 'classification' else ''}) on {X.shape[0]} rows x {X.shape[1]} "
+        f"features of {args.data} in {elapsed:.2f}s"
+    )
+    print(
+        f"  objective={est.objective_:.10g} dual_bound={est.dual_objective_:.10g} rel_gap={est.gap_:.3e} "
+        f"status={est.status_}" + (" certified_global=True" if est.certified_global_ else "")
+    )
+    print(
+        f"  network: {est.network_.n_neurons} neurons; beta={est.beta_:.6g} (beta_max={est.beta_max_:.6g}); "
+        f"training {kind}=" + ("undefined" if data["train_score"] is None else f"{data['train_score']:.4f}")
+    )
     print(f"  model saved to {args.output}")
     return 0
 
@@ -188,8 +213,10 @@ def cmd_report(args) -> int:
         sys.stdout.flush()
         return 0
     net = meta.get("network", {})
-    print(f"{args.model}: {meta.get('kind')} (model format {meta.get('format_version')}, written by convexnn "
-          f"{meta.get('convexnn_version')} on {meta.get('created')}; this is convexnn {_core.__version__})")
+    print(
+        f"{args.model}: {meta.get('kind')} (model format {meta.get('format_version')}, written by convexnn "
+        f"{meta.get('convexnn_version')} on {meta.get('created')}; this is convexnn {_core.__version__})"
+    )
     params = meta.get("params")
     if params:
         print("parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(params.items())))
@@ -197,30 +224,43 @@ def cmd_report(args) -> int:
     if cert:
         g = lambda key, spec=".10g": _num(cert.get(key), spec)  # noqa: E731
         print("certificate:")
-        print(f"  objective={g('objective')} dual_bound={g('dual_objective')} rel_gap={g('gap', '.3e')} "
-              f"status={cert.get('status')}")
-        print(f"  iterations={cert.get('n_iter')} time={g('time', '.3f')}s solver={cert.get('solver')} "
-              f"formulation={cert.get('formulation')} max_violation={g('max_violation', '.3e')}")
-        print(f"  beta={g('beta', '.6g')} beta_max={g('beta_max', '.6g')} patterns={cert.get('n_patterns')} "
-              f"certified_global={cert.get('certified_global')}")
-    print(f"network: {net.get('type')} with {net.get('n_neurons')} neurons, {net.get('n_features')} features, "
-          f"{net.get('n_outputs')} output(s), bias={net.get('bias')}" + (f", loss={meta['loss']}" if "loss" in meta
-                                                                         else ""))
+        print(
+            f"  objective={g('objective')} dual_bound={g('dual_objective')} rel_gap={g('gap', '.3e')} "
+            f"status={cert.get('status')}"
+        )
+        print(
+            f"  iterations={cert.get('n_iter')} time={g('time', '.3f')}s solver={cert.get('solver')} "
+            f"formulation={cert.get('formulation')} max_violation={g('max_violation', '.3e')}"
+        )
+        print(
+            f"  beta={g('beta', '.6g')} beta_max={g('beta_max', '.6g')} patterns={cert.get('n_patterns')} "
+            f"certified_global={cert.get('certified_global')}"
+        )
+    print(
+        f"network: {net.get('type')} with {net.get('n_neurons')} neurons, {net.get('n_features')} features, "
+        f"{net.get('n_outputs')} output(s), bias={net.get('bias')}"
+        + (f", loss={meta['loss']}" if "loss" in meta else "")
+    )
     data = meta.get("data")
     if data:
-        print(f"data: {data.get('source')} ({data.get('task')}), {data.get('n_samples')} rows, target "
-              f"{data.get('target')!r}, features {data.get('feature_names')}")
+        print(
+            f"data: {data.get('source')} ({data.get('task')}), {data.get('n_samples')} rows, target "
+            f"{data.get('target')!r}, features {data.get('feature_names')}"
+        )
         if "class_counts" in data:
             print(f"  class counts: {data['class_counts']}")
         if "y_mean" in data:
-            print(f"  target mean={data['y_mean']:.6g} std={data['y_std']:.6g} range=[{data['y_min']:.6g}, "
-                  f"{data['y_max']:.6g}]")
+            print(
+                f"  target mean={data['y_mean']:.6g} std={data['y_std']:.6g} range=[{data['y_min']:.6g}, "
+                f"{data['y_max']:.6g}]"
+            )
         if isinstance(data.get("train_score"), (int, float)):
             print(f"  training score: {data['train_score']:.4f}")
     return 0
 
 
 # ---- argument parsing -------------------------------------------------------------------------------------------
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block): ``prog: error: reason (see prog --help)``, exit 2."""
@@ -230,8 +270,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser():
-    parser = _Parser(prog="python -m convexnn", description=__doc__, epilog=EXAMPLES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m convexnn",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_demo = sub.add_parser("demo", help="certified fits on scikit-learn's bundled diabetes and breast cancer data")
@@ -239,46 +283,97 @@ def _parser():
     p_demo.add_argument("--relu-patterns", type=int, default=300, help="patterns for the exact program (default 300)")
     p_demo.add_argument("--beta-ratio", type=float, default=0.05, help="beta as a fraction of beta_max")
     p_demo.add_argument("--adam-epochs", type=int, default=1000, help="Adam epochs of the comparison (default 1000)")
-    p_demo.add_argument("--time-limit", type=float, default=15.0,
-                        help="seconds per convex solve (default 15; the certificate reports where it stopped)")
+    p_demo.add_argument(
+        "--time-limit",
+        type=float,
+        default=15.0,
+        help="seconds per convex solve (default 15; the certificate reports where it stopped)",
+    )
     p_demo.add_argument("--plots-dir", default=None, help="directory for the plots (default: a new temporary one)")
     p_demo.add_argument("--no-plots", action="store_true", help="skip the plots")
 
-    p_fit = sub.add_parser("fit", help="fit a certified model on a CSV/NPZ file and save it", epilog=EXAMPLES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_fit = sub.add_parser(
+        "fit",
+        help="fit a certified model on a CSV/NPZ file and save it",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_fit.add_argument("data", help="CSV file with a header row, or .npz with arrays X and y")
     p_fit.add_argument("--target", help="name of the target column (CSV)")
     p_fit.add_argument("--output", "-o", required=True, help="model file to write (.npz)")
-    p_fit.add_argument("--task", choices=("auto", "regression", "classification"), default="auto",
-                       help="auto (default): classification for labels or an integer target with at most "
-                            f"{CLASSIFICATION_MAX_CLASSES} distinct values, else regression (the choice is printed)")
-    p_fit.add_argument("--formulation", choices=("relu", "gated"), default="relu",
-                       help="relu: the exact ReLU program (default); gated: the gated ReLU program (faster)")
-    p_fit.add_argument("--loss", choices=("squared",) + CLASSIFICATION_LOSSES, default=None,
-                       help="default: squared (regression); logistic / cross_entropy (classification)")
+    p_fit.add_argument(
+        "--task",
+        choices=("auto", "regression", "classification"),
+        default="auto",
+        help="auto (default): classification for labels or an integer target with at most "
+        f"{CLASSIFICATION_MAX_CLASSES} distinct values, else regression (the choice is printed)",
+    )
+    p_fit.add_argument(
+        "--formulation",
+        choices=("relu", "gated"),
+        default="relu",
+        help="relu: the exact ReLU program (default); gated: the gated ReLU program (faster)",
+    )
+    p_fit.add_argument(
+        "--loss",
+        choices=("squared",) + CLASSIFICATION_LOSSES,
+        default=None,
+        help="default: squared (regression); logistic / cross_entropy (classification)",
+    )
     beta = p_fit.add_mutually_exclusive_group()
     beta.add_argument("--beta", type=float, default=None, help="absolute regularization weight")
     beta.add_argument("--beta-ratio", type=float, default=None, help="beta as a fraction of beta_max (default 0.01)")
     p_fit.add_argument("--n-patterns", type=int, default=100, help="Gaussian gates drawn (default 100)")
-    p_fit.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                       help="cpu (default); cuda is not available in this version and is refused")
-    p_fit.add_argument("--dtype", choices=("float32", "float64"), default=None,
-                       help="precision of the iterations (default: float64, that of the data); certificates are "
-                            "always in float64")
-    p_fit.add_argument("--verbose", "-v", action="count", default=0,
-                       help="-v: a progress bar of the solve; -vv: also the solver's lines")
+    p_fit.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu (default); cuda is not available in this version and is refused",
+    )
+    p_fit.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default=None,
+        help="precision of the iterations (default: float64, that of the data); certificates are always in float64",
+    )
+    p_fit.add_argument(
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help="-v: a progress bar of the solve; -vv: also the solver's lines",
+    )
     p_fit.add_argument("--seed", type=int, default=0, help="seed of the pattern sampler")
-    p_fit.add_argument("--tol", type=float, default=1e-6,
-                       help="target relative duality gap (gated) or KKT residual (relu); default 1e-6")
-    p_fit.add_argument("--max-iter", type=int, default=None,
-                       help="iteration cap (default 10000 for gated, 100000 for relu); hitting it gives a warning "
-                            "with the gap reached")
+    p_fit.add_argument(
+        "--tol",
+        type=float,
+        default=1e-6,
+        help="target relative duality gap (gated) or KKT residual (relu); default 1e-6",
+    )
+    p_fit.add_argument(
+        "--max-iter",
+        type=int,
+        default=None,
+        help="iteration cap (default 10000 for gated, 100000 for relu); hitting it gives a warning "
+        "with the gap reached",
+    )
     p_fit.add_argument("--time-limit", type=float, default=None, help="seconds")
-    p_fit.add_argument("--cutting-planes", dest="cutting_planes", action="store_const", const=True, default="auto",
-                       help="relu: always run the pattern search (default: on for relu without sample weights; "
-                            "a global certificate on small data)")
-    p_fit.add_argument("--no-cutting-planes", dest="cutting_planes", action="store_const", const=False,
-                       help="relu: only the sampled patterns (faster, optimal over them only)")
+    p_fit.add_argument(
+        "--cutting-planes",
+        dest="cutting_planes",
+        action="store_const",
+        const=True,
+        default="auto",
+        help="relu: always run the pattern search (default: on for relu without sample weights; "
+        "a global certificate on small data)",
+    )
+    p_fit.add_argument(
+        "--no-cutting-planes",
+        dest="cutting_planes",
+        action="store_const",
+        const=False,
+        help="relu: only the sampled patterns (faster, optimal over them only)",
+    )
     p_fit.add_argument("--no-bias", action="store_true", help="neurons without bias")
     p_fit.add_argument("--no-standardize", action="store_true", help="do not standardize X / center y")
 
@@ -294,8 +389,7 @@ def _parser():
 
 
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
-    print(f"convexnn: warning: {str(message).splitlines()[0] if str(message) else category.__name__}",
-          file=sys.stderr)
+    print(f"convexnn: warning: {str(message).splitlines()[0] if str(message) else category.__name__}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -324,4 +418,3 @@ def main(argv=None) -> int:
             return 2
     finally:
         warnings.showwarning = previous
-

@@ -80,9 +80,9 @@ def shared_neuron_bound(Xb, patterns, grad, per_output):
     ||a||_2 <= sqrt(sum_k max_u a_k(u)^2) bounds the vector by its per-output maxima.
     """
     Xb64 = np.asarray(Xb, dtype=np.float64)
-    G = make_operator(Xb64, patterns, np.float64).adjoint(np.ascontiguousarray(-grad))   # (P, d, c)
+    G = make_operator(Xb64, patterns, np.float64).adjoint(np.ascontiguousarray(-grad))  # (P, d, c)
     spectral = np.linalg.norm(G, ord=2, axis=(1, 2))
-    return np.minimum(spectral, np.sqrt((per_output ** 2).sum(axis=1)))
+    return np.minimum(spectral, np.sqrt((per_output**2).sum(axis=1)))
 
 
 def global_dual_bound(Xb, Y, loss, pool, grad, per_output, beta):
@@ -143,8 +143,10 @@ def _search(res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed, time_li
     found = _oracle_candidates(Xb64, grad, V, W, previous, seed, time_limit)
     candidates = Patterns(_core.PatternSet.from_gates(Xb, np.ascontiguousarray(found.neurons.T)), bias)
     values, per_output = _values_at(Xb, grad, candidates)
-    searched = (f"local ascent of the neuron oracle from {found.n_starts} starts per output and sign, "
-                f"{candidates.n_patterns} regions scored exactly")
+    searched = (
+        f"local ascent of the neuron oracle from {found.n_starts} starts per output and sign, "
+        f"{candidates.n_patterns} regions scored exactly"
+    )
     return candidates, values, per_output, grad, searched, found.neurons
 
 
@@ -197,8 +199,20 @@ def _keep_best(res, best, current, solve_fn, X, y_user, beta, loss, bias, seed, 
     kwargs = dict(solve_kwargs, max_iter=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        alt = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias, seed=seed,
-                       tol=tol, warm_start=(V, W), verbose=verbose, **kwargs)
+        alt = solve_fn(
+            X,
+            y_user,
+            beta,
+            patterns=current,
+            formulation="relu",
+            loss=loss,
+            bias=bias,
+            seed=seed,
+            tol=tol,
+            warm_start=(V, W),
+            verbose=verbose,
+            **kwargs,
+        )
     if alt.objective < res.objective:
         alt.n_iter += res.n_iter
         if alt.status == "max_iter":  # the one step's cap is not the loop's stopping reason
@@ -212,9 +226,28 @@ def _pad_warm(V, W, n_new):
     return np.concatenate([V, pad]), np.concatenate([W, pad])
 
 
-def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bias, seed, tol, time_limit,
-                         verbose, max_rounds=None, enumerate_limit=ENUMERATE_LIMIT, warm_start=None,
-                         progress=None, polish=True, **solve_kwargs):
+def solve_cutting_planes(
+    solve_fn,
+    X,
+    Xb,
+    Y,
+    y_user,
+    beta,
+    patterns,
+    *,
+    loss,
+    bias,
+    seed,
+    tol,
+    time_limit,
+    verbose,
+    max_rounds=None,
+    enumerate_limit=ENUMERATE_LIMIT,
+    warm_start=None,
+    progress=None,
+    polish=True,
+    **solve_kwargs,
+):
     """Run the column-generation loop around ``solve_fn`` (convexnn.solve with formulation='relu').
 
     ``progress``, if given, is called with a dict per round (round, patterns, objective, max_dual_constraint).
@@ -235,31 +268,53 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
         elapsed = time.perf_counter() - start
         # A round's restricted solve gets half the time left (the search and later rounds need the rest).
         remaining = None if time_limit is None else max(1e-3, INNER_TIME_SHARE * (time_limit - elapsed))
-        res = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias, seed=seed,
-                       tol=max(tol, INNER_TOL) if round_index < max_rounds else tol, time_limit=remaining,
-                       warm_start=warm, verbose=verbose, **solve_kwargs)
+        res = solve_fn(
+            X,
+            y_user,
+            beta,
+            patterns=current,
+            formulation="relu",
+            loss=loss,
+            bias=bias,
+            seed=seed,
+            tol=max(tol, INNER_TOL) if round_index < max_rounds else tol,
+            time_limit=remaining,
+            warm_start=warm,
+            verbose=verbose,
+            **solve_kwargs,
+        )
         total_iter += res.n_iter
         V, W = res.coef_
-        oracle_time = None if time_limit is None else max(
-            1e-3, ORACLE_TIME_SHARE * (time_limit - (time.perf_counter() - start)))
+        oracle_time = (
+            None if time_limit is None else max(1e-3, ORACLE_TIME_SHARE * (time_limit - (time.perf_counter() - start)))
+        )
         candidates, values, per_output, grad, searched, previous = _search(
-            res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed + round_index, oracle_time)
+            res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed + round_index, oracle_time
+        )
         worst = float(values.max(initial=0.0))
         # Candidates already in the working set are the restricted solve's business (its own certificate);
         # only new patterns can improve the objective.
         _, index = current._set.merge(candidates._set)
         is_new = np.asarray(index) >= current.n_patterns
         new_violated = np.flatnonzero(is_new & (values > threshold))
-        record = {"round": round_index, "patterns": current.n_patterns, "objective": res.objective,
-                  "max_dual_constraint": worst, "violated": int(new_violated.size),
-                  "time": time.perf_counter() - start}
+        record = {
+            "round": round_index,
+            "patterns": current.n_patterns,
+            "objective": res.objective,
+            "max_dual_constraint": worst,
+            "violated": int(new_violated.size),
+            "time": time.perf_counter() - start,
+        }
         history.append(record)
         if progress is not None:
             progress(record)
         if verbose:
-            print(f"[convexnn cutting planes] round {round_index}: {current.n_patterns} patterns, objective "
-                  f"{res.objective:.10g}, max dual constraint {worst:.6g} (beta {beta:.6g}), "
-                  f"{new_violated.size} new violated", flush=True)
+            print(
+                f"[convexnn cutting planes] round {round_index}: {current.n_patterns} patterns, objective "
+                f"{res.objective:.10g}, max dual constraint {worst:.6g} (beta {beta:.6g}), "
+                f"{new_violated.size} new violated",
+                flush=True,
+            )
         out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
         if new_violated.size == 0 or res.status in ("interrupted", "diverged") or out_of_time:
             if res.status == "converged" and new_violated.size and out_of_time:
@@ -267,17 +322,30 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
             if res.status == "converged" and new_violated.size == 0 and res.gap > tol:
                 # The search ended on an inner solve at INNER_TOL: finish it at the requested tolerance.
                 remaining = None if time_limit is None else max(1e-3, time_limit - (time.perf_counter() - start))
-                res = solve_fn(X, y_user, beta, patterns=current, formulation="relu", loss=loss, bias=bias,
-                               seed=seed, tol=tol, time_limit=remaining, warm_start=res, verbose=verbose,
-                               **solve_kwargs)
+                res = solve_fn(
+                    X,
+                    y_user,
+                    beta,
+                    patterns=current,
+                    formulation="relu",
+                    loss=loss,
+                    bias=bias,
+                    seed=seed,
+                    tol=tol,
+                    time_limit=remaining,
+                    warm_start=res,
+                    verbose=verbose,
+                    **solve_kwargs,
+                )
                 total_iter += res.n_iter
                 if exhaustive:  # the certificate is the final point's
-                    _, values, per_output, grad, _, _ = _search(res, current, Xb, Xb64, Y, loss, bias, pool,
-                                                               previous, seed)
+                    _, values, per_output, grad, _, _ = _search(
+                        res, current, Xb, Xb64, Y, loss, bias, pool, previous, seed
+                    )
                     worst = float(values.max(initial=0.0))
             break
         if round_index == max_rounds:
-            status_override = "max_iter"    # the round cap, with violated patterns left
+            status_override = "max_iter"  # the round cap, with violated patterns left
             break
         n_add = max(ADD_MIN, int(ADD_FRACTION * current.n_patterns))
         chosen = new_violated[np.argsort(-values[new_violated], kind="stable")][:n_add]
@@ -289,12 +357,44 @@ def solve_cutting_planes(solve_fn, X, Xb, Y, y_user, beta, patterns, *, loss, bi
             if F < best[0]:
                 best = (F, warm)
     res = _keep_best(res, best, current, solve_fn, X, y_user, beta, loss, bias, seed, tol, verbose, solve_kwargs)
-    return _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override,
-                   total_iter, history, searched, start)
+    return _finish(
+        res,
+        Xb,
+        Y,
+        loss,
+        beta,
+        tol,
+        exhaustive,
+        pool,
+        grad,
+        per_output,
+        worst,
+        status_override,
+        total_iter,
+        history,
+        searched,
+        start,
+    )
 
 
-def _finish(res, Xb, Y, loss, beta, tol, exhaustive, pool, grad, per_output, worst, status_override, total_iter,
-            history, searched, start):
+def _finish(
+    res,
+    Xb,
+    Y,
+    loss,
+    beta,
+    tol,
+    exhaustive,
+    pool,
+    grad,
+    per_output,
+    worst,
+    status_override,
+    total_iter,
+    history,
+    searched,
+    start,
+):
     res.n_iter = total_iter
     res.time = time.perf_counter() - start
     res.max_dual_violation = worst

@@ -80,7 +80,7 @@ def predict_in_blocks(network, Xs):
     rows = max(1, _PREDICT_BLOCK_ENTRIES // max(1, network.n_neurons))
     if Xs.shape[0] <= rows:
         return network.predict(Xs)
-    return np.concatenate([network.predict(Xs[i:i + rows]) for i in range(0, Xs.shape[0], rows)], axis=0)
+    return np.concatenate([network.predict(Xs[i : i + rows]) for i in range(0, Xs.shape[0], rows)], axis=0)
 
 
 def recentered_gates(gates, masks_of, Xb, chunk=256):
@@ -109,10 +109,10 @@ def recentered_gates(gates, masks_of, Xb, chunk=256):
     G = np.array(gates, dtype=np.float64)
     for start in range(0, G.shape[1], chunk):
         cols = np.arange(start, min(start + chunk, G.shape[1]))
-        margins = Xb @ G[:, cols]                                  # (n, k)
+        margins = Xb @ G[:, cols]  # (n, k)
         active = masks_of(cols)
-        lo = np.where(active, margins, np.inf).min(axis=0)         # closest active point
-        hi = np.where(active, -np.inf, margins).max(axis=0)        # closest inactive point
+        lo = np.where(active, margins, np.inf).min(axis=0)  # closest active point
+        hi = np.where(active, -np.inf, margins).max(axis=0)  # closest inactive point
         spread = margins.max(axis=0) - margins.min(axis=0)
         all_active = ~np.isfinite(hi)
         hi = np.where(all_active, lo - spread, hi)
@@ -171,10 +171,15 @@ class _ConvexReLUBase(ConvexEstimatorBase):
         if res.status == "interrupted":
             # Ctrl-C: the estimator keeps the best certified point (its attributes are set), and the interrupt goes
             # on to the caller, so that a grid search or a pipeline stops instead of scoring a partial fit.
-            raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted after {res.n_iter} iterations; the "
-                                    f"estimator holds the best certified point so far (relative gap {res.gap:.3g})")
-        self._warn_unconverged(res, f"the {self.formulation} solve",
-                               "Raise max_iter or time_limit, loosen tol, or raise beta / beta_ratio.")
+            raise KeyboardInterrupt(
+                f"{type(self).__name__}.fit interrupted after {res.n_iter} iterations; the "
+                f"estimator holds the best certified point so far (relative gap {res.gap:.3g})"
+            )
+        self._warn_unconverged(
+            res,
+            f"the {self.formulation} solve",
+            "Raise max_iter or time_limit, loosen tol, or raise beta / beta_ratio.",
+        )
 
     def _run_solve(self, Xs, Y, loss, patterns, seed, warm, sample_weight):
         """solve() with the estimator's options; its own ConvergenceWarning is replaced by the estimator's."""
@@ -187,11 +192,27 @@ class _ConvexReLUBase(ConvexEstimatorBase):
             time_limit = DEFAULT_SEARCH_TIME
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", _SolveConvergenceWarning)
-            return solve(Xs, Y, self.beta_, patterns=patterns, formulation=self.formulation, loss=loss,
-                         groups=self.groups, bias=bool(self.bias), seed=seed, tol=self.tol, max_iter=self.max_iter,
-                         time_limit=time_limit, cutting_planes=search, device=self.device,
-                         dtype=self.dtype, verbose=verbose >= 2, progress=verbose >= 1, warm_start=warm,
-                         sample_weight=sample_weight)
+            return solve(
+                Xs,
+                Y,
+                self.beta_,
+                patterns=patterns,
+                formulation=self.formulation,
+                loss=loss,
+                groups=self.groups,
+                bias=bool(self.bias),
+                seed=seed,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                time_limit=time_limit,
+                cutting_planes=search,
+                device=self.device,
+                dtype=self.dtype,
+                verbose=verbose >= 2,
+                progress=verbose >= 1,
+                warm_start=warm,
+                sample_weight=sample_weight,
+            )
 
     def _searches(self, sample_weight, warm):
         """Whether this fit runs the pattern search (cutting_planes="auto": the exact program without weights)."""
@@ -204,8 +225,13 @@ class _ConvexReLUBase(ConvexEstimatorBase):
         from .patterns import Patterns
 
         previous = getattr(self, "result_", None)
-        if not (self.warm_start and previous is not None and previous.formulation == self.formulation
-                and previous.bias == bool(self.bias) and previous.patterns.gates.shape[0] == Xs.shape[1] + self.bias):
+        if not (
+            self.warm_start
+            and previous is not None
+            and previous.formulation == self.formulation
+            and previous.bias == bool(self.bias)
+            and previous.patterns.gates.shape[0] == Xs.shape[1] + self.bias
+        ):
             return None, None
         patterns = Patterns.from_gates(Xs, previous.patterns.gates, bias=bool(self.bias))
         if patterns.n_patterns != previous.patterns.n_patterns:  # a merged or empty pattern: no warm start
@@ -222,7 +248,7 @@ class _ConvexReLUBase(ConvexEstimatorBase):
         blocks = [np.asarray(B) for B in (res.coef_ if isinstance(res.coef_, tuple) else (res.coef_,))]
         norms = sum(np.linalg.norm(B, axis=1).sum(axis=1) for B in blocks)  # (P,)
         per_pattern = len(blocks) * blocks[0].shape[2]
-        keep = np.sort(np.argsort(-norms, kind="stable")[:max(1, int(self.max_neurons) // per_pattern)])
+        keep = np.sort(np.argsort(-norms, kind="stable")[: max(1, int(self.max_neurons) // per_pattern)])
         warm = tuple(B[keep] for B in blocks) if len(blocks) == 2 else blocks[0][keep]
         return self._run_solve(Xs, Y, loss, res.patterns.subset(keep), seed, warm, sample_weight)
 
@@ -261,9 +287,11 @@ class _ConvexReLUBase(ConvexEstimatorBase):
         if repeated is not None:
             return repeated + (None,)
         if loss != "squared":
-            raise ValueError(f"sample_weight (times the weights of class_weight) with loss={loss!r} needs integer "
-                             "weights (applied as repeated rows; the solvers' losses other than 'squared' take no "
-                             "weights); use loss='squared' for non-integer weights")
+            raise ValueError(
+                f"sample_weight (times the weights of class_weight) with loss={loss!r} needs integer "
+                "weights (applied as repeated rows; the solvers' losses other than 'squared' take no "
+                "weights); use loss='squared' for non-integer weights"
+            )
         return X, Y, w
 
     def to_torch(self, dtype=None):
@@ -355,12 +383,16 @@ _ATTR_DOC = """
 
 
 class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
-    __doc__ = ("""Two-layer ReLU network regression, trained to a certified optimum of its convex program.
+    __doc__ = (
+        """Two-layer ReLU network regression, trained to a certified optimum of its convex program.
 
     Minimizes ``1/2 * ||f(Xs) - (y - y_mean_)||^2 + beta * sum_i ||group_i||`` over the sampled sign
     patterns (``Xs`` the standardized X), i.e. the squared loss with weight decay
     ``beta/2 * (||W1||^2 + ||w2||^2)`` of the network. Multi-output y of shape (n, c) is supported.
-    """ + _PARAM_DOC + _ATTR_DOC + """    y_mean_ : ndarray of shape (n_outputs,)
+    """
+        + _PARAM_DOC
+        + _ATTR_DOC
+        + """    y_mean_ : ndarray of shape (n_outputs,)
         Training mean of y (zeros when ``standardize=False``).
 
     Examples
@@ -368,11 +400,29 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     >>> from convexnn.estimators import ConvexReLURegressor                        # doctest: +SKIP
     >>> est = ConvexReLURegressor(formulation="gated", n_patterns=200).fit(X, y)  # doctest: +SKIP
     >>> est.gap_, est.status_, est.predict(X_new)                                 # doctest: +SKIP
-    """)
+    """
+    )
 
-    def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", groups="output", bias=True,
-                 standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None, cutting_planes="auto",
-                 device="cpu", dtype=None, verbose=0, max_neurons=None, warm_start=False):
+    def __init__(
+        self,
+        beta=None,
+        beta_ratio=None,
+        n_patterns=100,
+        formulation="relu",
+        groups="output",
+        bias=True,
+        standardize=True,
+        random_state=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        cutting_planes="auto",
+        device="cpu",
+        dtype=None,
+        verbose=0,
+        max_neurons=None,
+        warm_start=False,
+    ):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -448,7 +498,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
 
 class ConvexReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexReLUBase):
-    __doc__ = ("""Two-layer ReLU network classifier, trained to a certified optimum of its convex program.
+    __doc__ = (
+        """Two-layer ReLU network classifier, trained to a certified optimum of its convex program.
 
     Any labels: two classes use a binary loss on targets {-1, +1} (``classes_[1]`` is +1), more classes a
     one-hot target with ``loss="cross_entropy"`` (one network output per class).
@@ -463,7 +514,10 @@ class ConvexReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexReLUBase):
         Weights of the classes, multiplied into ``sample_weight`` (scikit-learn's semantics:
         ``compute_sample_weight``; "balanced" weighs class k by n / (n_classes * n_k)). Integer weights are
         exact for every loss (repeated rows); non-integer ones need ``loss="squared"`` (ValueError otherwise).
-    """ + _PARAM_DOC.split("----------", 1)[1] + _ATTR_DOC + """    classes_ : ndarray of shape (n_classes,)
+    """
+        + _PARAM_DOC.split("----------", 1)[1]
+        + _ATTR_DOC
+        + """    classes_ : ndarray of shape (n_classes,)
         The labels seen in fit, sorted.
     loss_ : str
         The loss used ("auto" resolved).
@@ -472,12 +526,31 @@ class ConvexReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexReLUBase):
     -----
     :meth:`score` raises ValueError when y holds labels never seen in fit (a label encoding mismatch would
     otherwise just read as zero accuracy).
-    """)
+    """
+    )
 
-    def __init__(self, beta=None, beta_ratio=None, n_patterns=100, formulation="relu", loss="auto", groups="output",
-                 bias=True, standardize=True, random_state=0, tol=1e-6, max_iter=None, time_limit=None,
-                 cutting_planes="auto", device="cpu", dtype=None, verbose=0, max_neurons=None, warm_start=False,
-                 class_weight=None):
+    def __init__(
+        self,
+        beta=None,
+        beta_ratio=None,
+        n_patterns=100,
+        formulation="relu",
+        loss="auto",
+        groups="output",
+        bias=True,
+        standardize=True,
+        random_state=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        cutting_planes="auto",
+        device="cpu",
+        dtype=None,
+        verbose=0,
+        max_neurons=None,
+        warm_start=False,
+        class_weight=None,
+    ):
         self.beta = beta
         self.beta_ratio = beta_ratio
         self.n_patterns = n_patterns
@@ -559,6 +632,8 @@ class ConvexReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexReLUBase):
         seen = set(self.classes_.tolist())
         unseen = [label for label in np.unique(y).tolist() if label not in seen]
         if unseen:
-            raise ValueError(f"y contains labels not seen in fit: {unseen[:5]}{' ...' if len(unseen) > 5 else ''}; "
-                             f"the classes are {self.classes_.tolist()}")
+            raise ValueError(
+                f"y contains labels not seen in fit: {unseen[:5]}{' ...' if len(unseen) > 5 else ''}; "
+                f"the classes are {self.classes_.tolist()}"
+            )
         return accuracy_score(y, self.predict(X), sample_weight=sample_weight)

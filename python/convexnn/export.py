@@ -25,8 +25,10 @@ def _torch():
     try:
         import torch
     except ImportError as exc:
-        raise ImportError("to_torch needs PyTorch, which is not installed; install it with `pip install torch` "
-                          "(see https://pytorch.org for the build matching your CUDA)") from exc
+        raise ImportError(
+            "to_torch needs PyTorch, which is not installed; install it with `pip install torch` "
+            "(see https://pytorch.org for the build matching your CUDA)"
+        ) from exc
     return torch
 
 
@@ -53,7 +55,7 @@ def _build_classes():
                 self.output.weight.copy_(torch.as_tensor(w2_2d.T))
 
         def forward(self, x):
-            x = torch.as_tensor(x, dtype=self.hidden.weight.dtype)   # float32 or float64 input, as predict
+            x = torch.as_tensor(x, dtype=self.hidden.weight.dtype)  # float32 or float64 input, as predict
             out = self.output(torch.relu(self.hidden(x)))
             return out[:, 0] if self.squeeze_output else out
 
@@ -65,8 +67,7 @@ def _build_classes():
             G = np.asarray(gates, dtype=np.float64)
             d_in = G.shape[0] - int(bias)
             self.register_buffer("gate_weight", torch.as_tensor(G[:d_in].T.copy(), dtype=dtype))
-            self.register_buffer("gate_bias", torch.as_tensor(G[d_in] if bias else np.zeros(G.shape[1]),
-                                                              dtype=dtype))
+            self.register_buffer("gate_bias", torch.as_tensor(G[d_in] if bias else np.zeros(G.shape[1]), dtype=dtype))
 
         def forward(self, x):
             x = torch.as_tensor(x, dtype=self.hidden.weight.dtype)

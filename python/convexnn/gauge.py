@@ -28,7 +28,8 @@ from .network import Network, neurons_from_blocks
 from .patterns import as_patterns
 
 # Outer iterations at most; rho grows by RHO_GROWTH when the interpolation residual fell by less than
-# RESIDUAL_DECREASE (a fixed rho converges; larger ones make the inner solves ill-conditioned); the first rho makes 1/rho this fraction of beta_max.
+# RESIDUAL_DECREASE (a fixed rho converges; larger ones make the inner solves ill-conditioned);
+# the first rho makes 1/rho this fraction of beta_max.
 GAUGE_MAX_OUTER = 60
 RHO_GROWTH = 3.0
 RESIDUAL_DECREASE = 0.9
@@ -132,8 +133,17 @@ def min_norm_interpolation(X, y, patterns=None, bias=False, seed=0, tol=1e-6, ti
             status = "time_limit"
             break
         target = yv - lam / rho
-        res = solve(X, target, 1.0 / rho, patterns=pats, formulation="relu", bias=bias, tol=min(tol, 1e-7),
-                    time_limit=left, warm_start=warm)
+        res = solve(
+            X,
+            target,
+            1.0 / rho,
+            patterns=pats,
+            formulation="relu",
+            bias=bias,
+            tol=min(tol, 1e-7),
+            time_limit=left,
+            warm_start=warm,
+        )
         warm, total = res, total + res.n_iter
         V, W = res.coef_
         fit = op.forward(np.ascontiguousarray(V - W))[:, 0]
@@ -143,8 +153,11 @@ def min_norm_interpolation(X, y, patterns=None, bias=False, seed=0, tol=1e-6, ti
         primal = float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
         gap = (primal - best_dual) / primal if primal > 0 else np.inf
         if verbose:
-            print(f"[convexnn gauge] outer {outer}: rho {rho:.3g} norm {primal:.10g} dual {best_dual:.10g} "
-                  f"residual {new_residual:.2e}", flush=True)
+            print(
+                f"[convexnn gauge] outer {outer}: rho {rho:.3g} norm {primal:.10g} dual {best_dual:.10g} "
+                f"residual {new_residual:.2e}",
+                flush=True,
+            )
         if new_residual <= tol and gap <= tol:
             residual, status = new_residual, "converged"
             break
@@ -154,5 +167,6 @@ def min_norm_interpolation(X, y, patterns=None, bias=False, seed=0, tol=1e-6, ti
     V, W = res.coef_
     primal = float(np.linalg.norm(V, axis=1).sum() + np.linalg.norm(W, axis=1).sum())
     gap = (primal - best_dual) / primal if primal > 0 else np.inf
-    return GaugeResult(primal, best_dual, gap, residual, status, (V, W), pats, bias, outer + 1, total,
-                       time.perf_counter() - start)
+    return GaugeResult(
+        primal, best_dual, gap, residual, status, (V, W), pats, bias, outer + 1, total, time.perf_counter() - start
+    )

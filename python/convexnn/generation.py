@@ -44,8 +44,8 @@ def network_to_blocks(net, Xb, patterns):
     P, d, c = patterns.n_patterns, Xb.shape[1], A.shape[1]
     V = np.zeros((P, d, c))
     W = np.zeros((P, d, c))
-    masks = Xb @ W1.T >= 0                                   # (n, m)
-    dense = patterns.dense()                                 # (n, P) bool
+    masks = Xb @ W1.T >= 0  # (n, m)
+    dense = patterns.dense()  # (n, P) bool
     keys = {np.packbits(dense[:, i]).tobytes(): i for i in range(P)}
     for j in range(W1.shape[0]):
         i = keys.get(np.packbits(masks[:, j]).tobytes())
@@ -68,14 +68,33 @@ def adam_seed(X, Y, beta, loss, bias, seed, time_budget, width):
     from .polish import polish_network
 
     start = time.perf_counter()
-    run = train_nonconvex(X, Y, beta, n_neurons=width, loss=loss, bias=bias, lr=ADAM_LR, n_epochs=ADAM_EPOCHS,
-                          seed=seed, time_limit=ADAM_SHARE * time_budget, record_every=50)
+    run = train_nonconvex(
+        X,
+        Y,
+        beta,
+        n_neurons=width,
+        loss=loss,
+        bias=bias,
+        lr=ADAM_LR,
+        n_epochs=ADAM_EPOCHS,
+        seed=seed,
+        time_limit=ADAM_SHARE * time_budget,
+        record_every=50,
+    )
     net = run.network
     Xb = np.asarray(add_bias_column(X) if bias else X, dtype=np.float64)
     W2 = np.asarray(net.w2, dtype=np.float64).reshape(net.W1.shape[0], -1)
     left = max(1e-3, time_budget - (time.perf_counter() - start))
-    W1, W2, _ = polish_network(np.asarray(net.W1, dtype=np.float64), W2, Xb, np.asarray(Y, dtype=np.float64),
-                               beta, loss, max_iter=LBFGS_MAX_ITER, time_limit=left)
+    W1, W2, _ = polish_network(
+        np.asarray(net.W1, dtype=np.float64),
+        W2,
+        Xb,
+        np.asarray(Y, dtype=np.float64),
+        beta,
+        loss,
+        max_iter=LBFGS_MAX_ITER,
+        time_limit=left,
+    )
     return Network(W1, W2, bias=bias)
 
 
@@ -84,8 +103,7 @@ def seeded_patterns(X, Y, beta, pats, loss, bias, seed, time_limit):
 
     Returns (Patterns, (V, W), trained Network).
     """
-    budget = ADAM_DEFAULT_SECONDS if time_limit is None or not np.isfinite(time_limit) else \
-        ADAM_TIME_SHARE * time_limit
+    budget = ADAM_DEFAULT_SECONDS if time_limit is None or not np.isfinite(time_limit) else ADAM_TIME_SHARE * time_limit
     width = int(min(ADAM_WIDTH, max(8, pats.n_patterns)))
     net = adam_seed(X, Y, beta, loss, bias, seed, budget, width)
     Xb = add_bias_column(X) if bias else X

@@ -26,8 +26,18 @@ import numpy as np
 FORMAT = "convexnn-model"
 FORMAT_VERSION = 1
 
-_CERT_ATTRS = ("objective_", "dual_objective_", "gap_", "status_", "n_iter_", "max_violation_", "beta_", "beta_max_",
-               "n_patterns_", "certified_global_")
+_CERT_ATTRS = (
+    "objective_",
+    "dual_objective_",
+    "gap_",
+    "status_",
+    "n_iter_",
+    "max_violation_",
+    "beta_",
+    "beta_max_",
+    "n_patterns_",
+    "certified_global_",
+)
 
 
 def _library_version():
@@ -65,8 +75,13 @@ def _network_arrays(net):
     arrays = {"W1": np.asarray(net.W1, dtype=np.float64), "w2": np.asarray(net.w2, dtype=np.float64)}
     if isinstance(net, GatedNetwork):
         arrays["gates"] = np.asarray(net.gates, dtype=np.float64)
-    info = {"type": type(net).__name__, "bias": bool(net.bias), "n_neurons": int(net.n_neurons),
-            "n_features": int(net.n_features), "n_outputs": 1 if net.w2.ndim == 1 else int(net.w2.shape[1])}
+    info = {
+        "type": type(net).__name__,
+        "bias": bool(net.bias),
+        "n_neurons": int(net.n_neurons),
+        "n_features": int(net.n_features),
+        "n_outputs": 1 if net.w2.ndim == 1 else int(net.w2.shape[1]),
+    }
     return arrays, info
 
 
@@ -76,8 +91,9 @@ def _labels_array(classes):
         return classes
     if classes.dtype.kind == "O" and all(isinstance(c, str) for c in classes):
         return classes.astype(str)
-    raise ValueError(f"cannot save class labels of dtype {classes.dtype} (only numbers, booleans or strings): "
-                     f"{classes.tolist()[:5]}")
+    raise ValueError(
+        f"cannot save class labels of dtype {classes.dtype} (only numbers, booleans or strings): {classes.tolist()[:5]}"
+    )
 
 
 def save(model, path, data=None):
@@ -98,8 +114,12 @@ def save(model, path, data=None):
     from .estimators import ConvexReLUClassifier, ConvexReLURegressor
     from .network import GatedNetwork, Network
 
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "convexnn_version": _library_version(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "convexnn_version": _library_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     if isinstance(model, (Network, GatedNetwork)):
         arrays, meta["network"] = _network_arrays(model)
         meta["kind"] = type(model).__name__
@@ -110,11 +130,16 @@ def save(model, path, data=None):
         meta["kind"] = type(model).__name__
         meta["params"] = {k: _jsonable(v) for k, v in model.get_params(deep=False).items()}
         cert = {a.rstrip("_"): getattr(model, a) for a in _CERT_ATTRS}
-        meta["certificate"] = {k: (v if isinstance(v, (str, bool)) else _float_json(v) if isinstance(v, float)
-                                   else int(v)) for k, v in cert.items()}
+        meta["certificate"] = {
+            k: (v if isinstance(v, (str, bool)) else _float_json(v) if isinstance(v, float) else int(v))
+            for k, v in cert.items()
+        }
         if model.result_ is not None:
-            meta["certificate"].update(solver=str(model.result_.solver), time=_float_json(model.result_.time),
-                                       formulation=str(model.result_.formulation))
+            meta["certificate"].update(
+                solver=str(model.result_.solver),
+                time=_float_json(model.result_.time),
+                formulation=str(model.result_.formulation),
+            )
         meta["n_features_in"] = int(model.n_features_in_)
         arrays["x_mean"] = np.asarray(model.x_mean_, dtype=np.float64)
         arrays["x_scale"] = np.asarray(model.x_scale_, dtype=np.float64)
@@ -126,8 +151,10 @@ def save(model, path, data=None):
             arrays["classes"] = _labels_array(model.classes_)
             meta["loss"] = model.loss_
     else:
-        raise TypeError(f"save expects a fitted ConvexReLURegressor / ConvexReLUClassifier or a Network / "
-                        f"GatedNetwork; got {type(model).__name__}")
+        raise TypeError(
+            f"save expects a fitted ConvexReLURegressor / ConvexReLUClassifier or a Network / "
+            f"GatedNetwork; got {type(model).__name__}"
+        )
     if data is not None:
         meta["data"] = data
     try:
@@ -164,17 +191,23 @@ def _open(path):
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{os.fspath(path)!r}: the model metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} is not a convexnn model file (metadata format is "
-                         f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})")
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a convexnn model file (metadata format is "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})"
+        )
     for key in ("network", "params", "certificate", "data"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], dict):
-            raise ValueError(f"{os.fspath(path)!r} is not a convexnn model file (its metadata field {key!r} is a "
-                             f"{type(meta[key]).__name__}, not an object)")
+            raise ValueError(
+                f"{os.fspath(path)!r} is not a convexnn model file (its metadata field {key!r} is a "
+                f"{type(meta[key]).__name__}, not an object)"
+            )
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(f"{os.fspath(path)!r} has model format version {version!r}, written by convexnn "
-                         f"{meta.get('convexnn_version')}; this convexnn ({_library_version()}) reads up to version "
-                         f"{FORMAT_VERSION}: upgrade convexnn")
+        raise ValueError(
+            f"{os.fspath(path)!r} has model format version {version!r}, written by convexnn "
+            f"{meta.get('convexnn_version')}; this convexnn ({_library_version()}) reads up to version "
+            f"{FORMAT_VERSION}: upgrade convexnn"
+        )
     return meta, arrays
 
 
@@ -263,6 +296,7 @@ def load(path):
 
 # ---- data files for the command line ---------------------------------------------------------------------------
 
+
 def _parse_float(text):
     try:
         return float(text)
@@ -305,8 +339,10 @@ def _numeric_column(path, name, values, first_line=2):
             what = "a missing value" if not text.strip() else f"{text.strip()!r}, not a number"
             raise ValueError(f"{os.fspath(path)!r} line {i + first_line}, column {name!r}: {what}")
         if not np.isfinite(v):
-            raise ValueError(f"{os.fspath(path)!r} line {i + first_line}, column {name!r}: {text.strip()} "
-                             "(NaN/Inf values are not allowed)")
+            raise ValueError(
+                f"{os.fspath(path)!r} line {i + first_line}, column {name!r}: {text.strip()} "
+                "(NaN/Inf values are not allowed)"
+            )
         out[i] = v
     return out
 
@@ -409,11 +445,28 @@ def _read_csv_fast(path, target, features, require_target):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "input contained no data": the careful reader says it better
-            X = np.loadtxt(path, delimiter=",", skiprows=1, usecols=[header.index(n) for n in names],
-                           dtype=np.float64, ndmin=2, encoding="utf-8-sig")
-            raw = None if target is None else np.loadtxt(path, delimiter=",", skiprows=1,
-                                                         usecols=[header.index(target)], dtype=str, ndmin=1,
-                                                         encoding="utf-8-sig")
+            X = np.loadtxt(
+                path,
+                delimiter=",",
+                skiprows=1,
+                usecols=[header.index(n) for n in names],
+                dtype=np.float64,
+                ndmin=2,
+                encoding="utf-8-sig",
+            )
+            raw = (
+                None
+                if target is None
+                else np.loadtxt(
+                    path,
+                    delimiter=",",
+                    skiprows=1,
+                    usecols=[header.index(target)],
+                    dtype=str,
+                    ndmin=1,
+                    encoding="utf-8-sig",
+                )
+            )
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
     if X.shape[0] == 0 or not np.isfinite(X).all():
@@ -440,16 +493,18 @@ def _read_npz(path, features, require_target):
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path!r} is not a readable .npz file ({exc})") from exc
     if "X" not in arrays:
-        raise ValueError(f"{path!r} has no array 'X' (an .npz data file holds X (n, d) and y (n,)); "
-                         f"it has {sorted(arrays)}")
+        raise ValueError(
+            f"{path!r} has no array 'X' (an .npz data file holds X (n, d) and y (n,)); it has {sorted(arrays)}"
+        )
     X = arrays["X"]
     if X.ndim != 2 or X.dtype.kind not in "biuf":
         raise ValueError(f"{path!r}: X must be a 2-D numeric array; got shape {X.shape}, dtype {X.dtype}")
     X = X.astype(np.float64)
     if not np.isfinite(X).all():
         raise ValueError(f"{path!r}: X contains NaN or Inf")
-    names = [str(v) for v in arrays["feature_names"]] if "feature_names" in arrays else \
-        [f"x{j}" for j in range(X.shape[1])]
+    names = (
+        [str(v) for v in arrays["feature_names"]] if "feature_names" in arrays else [f"x{j}" for j in range(X.shape[1])]
+    )
     if len(names) != X.shape[1]:
         raise ValueError(f"{path!r}: feature_names has {len(names)} entries but X has {X.shape[1]} columns")
     if features is not None:

@@ -1,4 +1,7 @@
-"""Two-layer networks recovered from convex solutions (Pilanci & Ergen (ICML 2020), Theorem 1) and their non-convex objective."""
+"""Two-layer networks recovered from convex solutions and their non-convex objective.
+
+The map is Theorem 1 of Pilanci & Ergen, "Neural Networks are Convex Regularizers" (ICML 2020).
+"""
 
 from __future__ import annotations
 
@@ -34,8 +37,9 @@ class _TwoLayer:
         self.W1, self.w2 = _as_2d_weights(W1, w2)
         self.bias = check_bool(bias, "bias")
         if self.bias and self.W1.shape[1] < 2:
-            raise ValueError(f"with bias=True, W1 needs at least 2 columns (features + the bias column); got "
-                             f"{self.W1.shape}")
+            raise ValueError(
+                f"with bias=True, W1 needs at least 2 columns (features + the bias column); got {self.W1.shape}"
+            )
 
     @property
     def n_neurons(self):
@@ -85,7 +89,7 @@ class _TwoLayer:
         if Y.shape[1] != pred.shape[1]:
             raise ValueError(f"y has {Y.shape[1]} outputs but the network has {pred.shape[1]}")
         data = _core.loss_value(np.ascontiguousarray(pred), Y, loss)
-        return float(data + 0.5 * beta * (np.sum(self.W1 ** 2) + np.sum(self.w2 ** 2)))
+        return float(data + 0.5 * beta * (np.sum(self.W1**2) + np.sum(self.w2**2)))
 
 
 class Network(_TwoLayer):

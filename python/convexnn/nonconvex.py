@@ -57,11 +57,11 @@ def objective_and_grad(Xb, Y, W1, W2, beta, loss, gates=None, scale=1.0, gate_ma
     The loss part is multiplied by ``scale`` (n / batch for minibatches). ``gate_mask`` (n, m) bool may give the
     precomputed ``Xb @ gates >= 0``. Returns (F, dW1, dW2).
     """
-    H = Xb @ W1.T                                              # (n, m) pre-activations
+    H = Xb @ W1.T  # (n, m) pre-activations
     if gate_mask is not None:
         active = gate_mask
     else:
-        active = (H > 0) if gates is None else (Xb @ gates >= 0)   # ReLU derivative, or the fixed gates
+        active = (H > 0) if gates is None else (Xb @ gates >= 0)  # ReLU derivative, or the fixed gates
     A = np.where(active, H, 0.0)
     value, G = loss_and_grad(A @ W2, Y, loss)
     G *= scale
@@ -103,9 +103,28 @@ class NonconvexResult:
         return (np.array([h["time"] for h in self.history]), np.array([h["objective"] for h in self.history]))
 
 
-def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gates=None, optimizer="adam", lr=1e-2,
-                    n_epochs=500, batch_size=None, seed=0, time_limit=None, record_every=1, W1_init=None,
-                    w2_init=None, adam_betas=(0.9, 0.999), adam_eps=1e-8, tol=None, patience=10):
+def train_nonconvex(
+    X,
+    y,
+    beta,
+    n_neurons=None,
+    loss="squared",
+    bias=False,
+    gates=None,
+    optimizer="adam",
+    lr=1e-2,
+    n_epochs=500,
+    batch_size=None,
+    seed=0,
+    time_limit=None,
+    record_every=1,
+    W1_init=None,
+    w2_init=None,
+    adam_betas=(0.9, 0.999),
+    adam_eps=1e-8,
+    tol=None,
+    patience=10,
+):
     """Train a two-layer (gated) ReLU network on F with Adam or SGD from a random start.
 
     Parameters
@@ -158,8 +177,11 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
     if tol is not None:
         tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
     patience = check_scalar(patience, "patience", low=1, integer=True)
-    time_limit = np.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                low_inclusive=False, allow_inf=True)
+    time_limit = (
+        np.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     X = check_X(X)
     Y, was_1d = check_y(y, X.shape[0], loss)
     Xb = (add_bias_column(X) if bias else X).astype(np.float64, copy=False)
@@ -223,9 +245,18 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
                 if full_batch:
                     _, dW1, dW2 = objective_and_grad(Xb, Y, W1, W2, beta, loss, gates, gate_mask=gate_mask)
                 else:
-                    idx = order[b * batch_size:(b + 1) * batch_size]
-                    _, dW1, dW2 = objective_and_grad(Xb[idx], Y[idx], W1, W2, beta, loss, gates, scale=n / len(idx),
-                                                     gate_mask=None if gate_mask is None else gate_mask[idx])
+                    idx = order[b * batch_size : (b + 1) * batch_size]
+                    _, dW1, dW2 = objective_and_grad(
+                        Xb[idx],
+                        Y[idx],
+                        W1,
+                        W2,
+                        beta,
+                        loss,
+                        gates,
+                        scale=n / len(idx),
+                        gate_mask=None if gate_mask is None else gate_mask[idx],
+                    )
                 step += 1
                 for p, g, m1, m2 in zip(params, (dW1, dW2), first, second):
                     if optimizer == "adam":
@@ -233,7 +264,7 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
                         m1 += (1 - b1) * g
                         m2 *= b2
                         m2 += (1 - b2) * g * g
-                        p -= lr * (m1 / (1 - b1 ** step)) / (np.sqrt(m2 / (1 - b2 ** step)) + adam_eps)
+                        p -= lr * (m1 / (1 - b1**step)) / (np.sqrt(m2 / (1 - b2**step)) + adam_eps)
                     else:
                         p -= (lr / n) * g
             train_time += _time.perf_counter() - t0
@@ -248,8 +279,11 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
                 if F <= best[0]:
                     best = (F, W1.copy(), W2.copy())
                 best_trace.append(best[0])
-                if tol is not None and len(best_trace) > patience and \
-                        best_trace[-1 - patience] - best[0] <= tol * max(abs(best[0]), np.finfo(float).tiny):
+                if (
+                    tol is not None
+                    and len(best_trace) > patience
+                    and best_trace[-1 - patience] - best[0] <= tol * max(abs(best[0]), np.finfo(float).tiny)
+                ):
                     status = "converged"
                     break
             if out_of_time:
@@ -265,5 +299,6 @@ def train_nonconvex(X, y, beta, n_neurons=None, loss="squared", bias=False, gate
     F, W1_out, W2_out = best if status == "diverged" else (full_objective(), W1, W2)
     w2_out = W2_out[:, 0] if was_1d else W2_out
     net = GatedNetwork(gates, W1_out, w2_out, bias=bias) if gates is not None else Network(W1_out, w2_out, bias=bias)
-    return NonconvexResult(network=net, objective=float(F), n_iter=step, time=train_time, status=status,
-                           history=history)
+    return NonconvexResult(
+        network=net, objective=float(F), n_iter=step, time=train_time, status=status, history=history
+    )

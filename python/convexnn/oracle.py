@@ -171,13 +171,13 @@ def _ascend(Xb, R, U, steps, deadline=None):
 def _ascend_shared(Xb, Theta, U, steps, deadline=None):
     """Alternating ascent of ||Theta^T (X u)_+||_2 over unit u (shared neurons of a c-output network)."""
     H = np.maximum(Xb @ U, 0.0)
-    Wout = Theta.T @ H                                  # (c, S)
+    Wout = Theta.T @ H  # (c, S)
     f = np.linalg.norm(Wout, axis=0)
     for _ in range(steps):
         if deadline is not None and time.perf_counter() > deadline:
             break
         Wn = Wout / np.maximum(f, 1e-300)
-        R = Theta @ Wn                                  # (n, S): the direction's scalar residual
+        R = Theta @ Wn  # (n, S): the direction's scalar residual
         fr, Unew = _ascend(Xb, R, U.copy(), 3)
         H = np.maximum(Xb @ Unew, 0.0)
         Wnew = Theta.T @ H
@@ -196,10 +196,13 @@ def _neighbour_regions(Xb, U, n_flips=None):
 
     n, d = Xb.shape
     n_flips = min(n, FLIPS_PER_NEURON if n_flips is None else n_flips)
-    H = Xb @ U                                               # (n, m)
+    H = Xb @ U  # (n, m)
     rel = np.abs(H) / np.maximum(np.linalg.norm(Xb, axis=1), 1e-300)[:, None]
-    near = np.argpartition(rel, n_flips - 1, axis=0)[:n_flips] if n_flips < n else np.tile(
-        np.arange(n)[:, None], (1, U.shape[1]))
+    near = (
+        np.argpartition(rel, n_flips - 1, axis=0)[:n_flips]
+        if n_flips < n
+        else np.tile(np.arange(n)[:, None], (1, U.shape[1]))
+    )
     base = H >= 0
     masks = [base]
     for f in range(near.shape[0]):
@@ -207,7 +210,7 @@ def _neighbour_regions(Xb, U, n_flips=None):
         cols = np.arange(U.shape[1])
         flipped[near[f], cols] = ~flipped[near[f], cols]
         masks.append(flipped)
-    M = np.concatenate(masks, axis=1)                        # (n, m (1 + n_flips))
+    M = np.concatenate(masks, axis=1)  # (n, m (1 + n_flips))
     pad = (-n) % 64
     if pad:
         M = np.vstack([M, np.zeros((pad, M.shape[1]), dtype=bool)])
@@ -240,8 +243,10 @@ def _polish_heads(Xb, r, U, rounds, width, deadline=None):
         order = np.argsort(-pos, kind="stable")[:width]
         cand = maximisers[order].T.copy()
         vals = pos[order]
-        fix = np.flatnonzero(np.einsum("ns,ns->s", np.tile(r[:, None], (1, cand.shape[1])),
-                                       np.maximum(Xb @ cand, 0.0)) < vals * (1 - 1e-6))
+        fix = np.flatnonzero(
+            np.einsum("ns,ns->s", np.tile(r[:, None], (1, cand.shape[1])), np.maximum(Xb @ cand, 0.0))
+            < vals * (1 - 1e-6)
+        )
         dense = merged.dense() if fix.size else None
         for j in fix:
             proj = _core.project_onto_pattern_cone(Xb, merged, int(order[j]), Xb.T @ (dense[:, order[j]] * r))
@@ -258,8 +263,7 @@ def _polish_heads(Xb, r, U, rounds, width, deadline=None):
     return best_vals, best_U
 
 
-def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, keep=32, polish_rounds=8,
-                  time_limit=None):
+def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, keep=32, polish_rounds=8, time_limit=None):
     """Maximise the dual constraint over all unit neurons by local ascent from many starts.
 
     Parameters
@@ -333,5 +337,6 @@ def neuron_oracle(Xb, Theta, starts=None, steps=DEFAULT_STEPS, shared=False, kee
         if len(chosen) >= keep:
             break
     chosen = np.asarray(chosen, dtype=np.int64)
-    return OracleResult(values=vals[chosen], neurons=neurons[:, chosen], signs=signs[chosen],
-                        outputs=outputs[chosen], n_starts=S)
+    return OracleResult(
+        values=vals[chosen], neurons=neurons[:, chosen], signs=signs[chosen], outputs=outputs[chosen], n_starts=S
+    )

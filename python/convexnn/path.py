@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class RegularizationPath(list):
         return np.array([r.n_neurons for r in self], dtype=np.int64)
 
     @property
-    def statuses(self) -> List[str]:
+    def statuses(self) -> list[str]:
         return [r.status for r in self]
 
     @property
@@ -96,10 +96,14 @@ class RegularizationPath(list):
             raise ValueError("the path has no validation scores: pass X_val and y_val to solve_path")
         return int(np.nanargmax(self.scores))
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The path as a JSON-serializable dict (each solution's :meth:`SolveResult.to_dict`)."""
-        return {"grid": self.grid.tolist(), "scores": [None if not np.isfinite(s) else float(s) for s in self.scores],
-                "interrupted": self.interrupted, "results": [r.to_dict() for r in self]}
+        return {
+            "grid": self.grid.tolist(),
+            "scores": [None if not np.isfinite(s) else float(s) for s in self.scores],
+            "interrupted": self.interrupted,
+            "results": [r.to_dict() for r in self],
+        }
 
     def plot(self, ax=None, relative=True):
         """Objective (and validation score when recorded) and network width against beta.
@@ -154,8 +158,21 @@ def _beta_grid(betas, n_betas, beta_min_ratio, bmax_fn):
     return arr
 
 
-def regularization_path(solve_fn, beta_max_fn, X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3,
-                        X_val=None, y_val=None, progress=False, warm_start=None, **kwargs) -> RegularizationPath:
+def regularization_path(
+    solve_fn,
+    beta_max_fn,
+    X,
+    y,
+    betas=None,
+    patterns=None,
+    n_betas=20,
+    beta_min_ratio=1e-3,
+    X_val=None,
+    y_val=None,
+    progress=False,
+    warm_start=None,
+    **kwargs,
+) -> RegularizationPath:
     """The loop behind :func:`convexnn.solve_path` (see there); ``solve_fn`` / ``beta_max_fn`` are solve / beta_max."""
     from .patterns import as_patterns
 
@@ -166,8 +183,14 @@ def regularization_path(solve_fn, beta_max_fn, X, y, betas=None, patterns=None, 
     if (X_val is None) != (y_val is None):
         raise ValueError("give both X_val and y_val (validation data), or neither")
     pats = as_patterns(patterns, X, bias, seed)
-    grid = _beta_grid(betas, n_betas, beta_min_ratio, lambda: beta_max_fn(
-        X, y, pats, loss=kwargs.get("loss", "squared"), groups=kwargs.get("groups", "output"), bias=bias))
+    grid = _beta_grid(
+        betas,
+        n_betas,
+        beta_min_ratio,
+        lambda: beta_max_fn(
+            X, y, pats, loss=kwargs.get("loss", "squared"), groups=kwargs.get("groups", "output"), bias=bias
+        ),
+    )
     results, scores, prev, interrupted = [], [], warm_start, False
     with ProgressBar(total=len(grid), desc="convexnn path", enabled=progress, unit="beta") as bar:
         for b in grid:
@@ -243,8 +266,16 @@ class CVPath:
 
         ax = _axes(ax)
         x = self.betas / self.betas[0] if self.betas[0] > 0 else self.betas
-        ax.errorbar(x, self.mean_scores, yerr=self.std_scores, fmt="o-", ms=3, capsize=2, color="C0",
-                    label="mean held-out score")
+        ax.errorbar(
+            x,
+            self.mean_scores,
+            yerr=self.std_scores,
+            fmt="o-",
+            ms=3,
+            capsize=2,
+            color="C0",
+            label="mean held-out score",
+        )
         ax.axvline(x[self.best_index], color="C3", ls="--", lw=1, label="best")
         ax.axvline(x[self.index_1se], color="C2", ls=":", lw=1, label="1-SE")
         ax.set_xscale("log")
@@ -272,8 +303,19 @@ class _quiet_nan_warnings:
         return self._ctx.__exit__(*exc)
 
 
-def solve_path_cv(X, y, betas=None, patterns=None, n_folds: int = 5, n_betas: int = 20, beta_min_ratio: float = 1e-3,
-                  n_jobs: Optional[int] = None, refit: bool = True, progress: bool = False, **kwargs) -> CVPath:
+def solve_path_cv(
+    X,
+    y,
+    betas=None,
+    patterns=None,
+    n_folds: int = 5,
+    n_betas: int = 20,
+    beta_min_ratio: float = 1e-3,
+    n_jobs: int | None = None,
+    refit: bool = True,
+    progress: bool = False,
+    **kwargs,
+) -> CVPath:
     """K-fold cross-validated regularization path (as adelie's ``cv_grpnet`` for the group lasso).
 
     The beta grid comes from ``beta_max`` on the whole data; every fold solves the path on its training rows with
@@ -322,14 +364,27 @@ def solve_path_cv(X, y, betas=None, patterns=None, n_folds: int = 5, n_betas: in
         raise ValueError(f"y must have {X.shape[0]} rows (one per sample of X); got shape {y_arr.shape}")
     gates = patterns.gates if isinstance(patterns, Patterns) else as_patterns(patterns, X, bias, seed).gates
     full = Patterns.from_gates(X, gates, bias=bias)
-    grid = _beta_grid(betas, n_betas, beta_min_ratio, lambda: beta_max(
-        X, y_arr, full, loss=kwargs.get("loss", "squared"), groups=kwargs.get("groups", "output"), bias=bias))
+    grid = _beta_grid(
+        betas,
+        n_betas,
+        beta_min_ratio,
+        lambda: beta_max(
+            X, y_arr, full, loss=kwargs.get("loss", "squared"), groups=kwargs.get("groups", "output"), bias=bias
+        ),
+    )
     folds = list(KFold(n_folds, shuffle=True, random_state=int(seed) % 2**32).split(X))
 
     def run_fold(split):
         train, test = split
-        path = solve_path(X[train], y_arr[train], betas=grid, patterns=Patterns.from_gates(X[train], gates, bias=bias),
-                          X_val=X[test], y_val=y_arr[test], **kwargs)
+        path = solve_path(
+            X[train],
+            y_arr[train],
+            betas=grid,
+            patterns=Patterns.from_gates(X[train], gates, bias=bias),
+            X_val=X[test],
+            y_val=y_arr[test],
+            **kwargs,
+        )
         return np.concatenate([path.scores, np.full(len(grid) - len(path), np.nan)]), path.interrupted
 
     scores = np.full((n_folds, len(grid)), np.nan)

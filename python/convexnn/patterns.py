@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core
-import math
-
 from ._validation import INT_LIMIT, _asarray, add_bias_column, check_bool, check_memory, check_scalar, check_X
 
 # Default cap of enumerate_patterns (regions of the arrangement).
@@ -42,8 +42,10 @@ class Patterns:
 
     def __init__(self, core_set, bias, dtype=np.float64):
         if not isinstance(core_set, _core.PatternSet):
-            raise TypeError("Patterns wraps a convexnn._core.PatternSet; use from_gates / sample_patterns / "
-                             "enumerate_patterns to build one")
+            raise TypeError(
+                "Patterns wraps a convexnn._core.PatternSet; use from_gates / sample_patterns / "
+                "enumerate_patterns to build one"
+            )
         self._set = core_set
         self.bias = check_bool(bias, "bias")
         # Precision of the data the masks were computed on: masks of the same gates on new data are computed in
@@ -100,8 +102,9 @@ class Patterns:
         if G.ndim == 1:
             G = G[:, None]
         if G.ndim != 2 or G.shape[0] != Xb.shape[1]:
-            raise ValueError(f"G must have shape ({Xb.shape[1]}, P) (rows = features{' + bias' if bias else ''}); "
-                             f"got {G.shape}")
+            raise ValueError(
+                f"G must have shape ({Xb.shape[1]}, P) (rows = features{' + bias' if bias else ''}); got {G.shape}"
+            )
         if G.shape[1] == 0:
             raise ValueError("G has no columns: at least one gate is required")
         if not np.isfinite(G).all():
@@ -196,19 +199,26 @@ def enumerate_patterns(X, bias=False, max_patterns=None):
         Cover's count 2 * sum_{k<r} C(n-1, k) on general-position data, minus one when the all-zero
         pattern's region exists (it is dropped).
     """
-    max_patterns = DEFAULT_MAX_PATTERNS if max_patterns is None else check_scalar(max_patterns, "max_patterns",
-                                                                                 low=1, integer=True)
+    max_patterns = (
+        DEFAULT_MAX_PATTERNS
+        if max_patterns is None
+        else check_scalar(max_patterns, "max_patterns", low=1, integer=True)
+    )
     max_patterns = min(int(max_patterns), INT_LIMIT)  # larger means "no limit"; the core takes 64-bit integers
     Xb = _design(X, bias)
     summary = _core.arrangement_summary(Xb)
     bound = region_bound(summary["n_hyperplanes"], summary["rank"])
     if bound > max_patterns:
-        raise ValueError(f"enumerate_patterns: X's arrangement may have up to {_count(bound)} regions (Cover's bound "
-                         f"for {summary['n_hyperplanes']} distinct hyperplanes in rank {summary['rank']}), more "
-                         f"than max_patterns = {max_patterns}; raise max_patterns or sample patterns instead")
+        raise ValueError(
+            f"enumerate_patterns: X's arrangement may have up to {_count(bound)} regions (Cover's bound "
+            f"for {summary['n_hyperplanes']} distinct hyperplanes in rank {summary['rank']}), more "
+            f"than max_patterns = {max_patterns}; raise max_patterns or sample patterns instead"
+        )
     # Each region keeps a gate (d[+1] floats) and its n mask bits; the enumeration holds about twice that.
-    check_memory(2 * bound * (8 * Xb.shape[1] + Xb.shape[0] / 8 + 16),
-                 f"enumerate_patterns (up to {_count(bound)} regions of {Xb.shape[0]} samples)")
+    check_memory(
+        2 * bound * (8 * Xb.shape[1] + Xb.shape[0] / 8 + 16),
+        f"enumerate_patterns (up to {_count(bound)} regions of {Xb.shape[0]} samples)",
+    )
     return Patterns(_core.enumerate_patterns(Xb, int(max_patterns)), bias, Xb.dtype)
 
 

@@ -61,7 +61,7 @@ def kinks_1d(model):
     w = hyper[:, 0]
     b = hyper[:, 1] if net.bias else np.zeros_like(w)
     keep = np.abs(w) > 1e-12 * np.maximum(1.0, np.abs(b))
-    t = -b[keep] / w[keep]                          # in pre-processed units
+    t = -b[keep] / w[keep]  # in pre-processed units
     return np.unique(mean[0] + scale[0] * t)
 
 
@@ -125,7 +125,7 @@ def plot_fit_1d(model, X, y, ax=None, n_grid=500, show_kinks=True, label="convex
 
 def _response_method(model):
     """predict_proba where the classifier has it (a probability map), else its scores or labels."""
-    if hasattr(model, "predict_proba"):   # available_if hides it for losses without probabilities
+    if hasattr(model, "predict_proba"):  # available_if hides it for losses without probabilities
         return "predict_proba"
     if len(model.classes_) == 2 and hasattr(model, "decision_function"):
         return "decision_function"
@@ -140,8 +140,15 @@ def _class_regions(model, X, y, ax, resolution, eps, names):
 
     classes = model.classes_
     method = _response_method(model)
-    options = dict(grid_resolution=int(resolution), eps=eps, plot_method="contourf", xlabel=names[0],
-                   ylabel=names[1], ax=ax, alpha=0.5)
+    options = dict(
+        grid_resolution=int(resolution),
+        eps=eps,
+        plot_method="contourf",
+        xlabel=names[0],
+        ylabel=names[1],
+        ax=ax,
+        alpha=0.5,
+    )
     if len(classes) == 2:
         options["cmap"] = "RdBu_r"
         if method == "predict_proba":
@@ -214,8 +221,9 @@ def plot_decision_regions(model, X, y=None, ax=None, resolution=200, feature_nam
         filled = ax.contourf(G0, G1, surface, levels=20, cmap="viridis", alpha=0.8)
         ax.figure.colorbar(filled, ax=ax, label="prediction")
         if y is not None:
-            ax.scatter(X[:, 0], X[:, 1], c=np.asarray(y, dtype=float), cmap="viridis", s=14, edgecolors="k",
-                       linewidths=0.3)
+            ax.scatter(
+                X[:, 0], X[:, 1], c=np.asarray(y, dtype=float), cmap="viridis", s=14, edgecolors="k", linewidths=0.3
+            )
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.set_title(title if title is not None else "decision regions")
@@ -232,8 +240,11 @@ def _curve(value):
         result = getattr(value, "result_", value)
         history = getattr(result, "history", None)
         if isinstance(history, dict):  # columns: {"time": [...], "objective": [...], ...}
-            rows = [dict(zip(history, vals)) for vals in zip(*history.values())] \
-                if "time" in history and "objective" in history else []
+            rows = (
+                [dict(zip(history, vals)) for vals in zip(*history.values())]
+                if "time" in history and "objective" in history
+                else []
+            )
         else:
             rows = [h for h in (history or []) if isinstance(h, dict) and "objective" in h and "time" in h]
         if rows:
@@ -248,8 +259,9 @@ def _curve(value):
     return t, f
 
 
-def plot_objective_vs_time(curves, ax=None, lower_bound=None, lower_bound_label="certified lower bound",
-                           relative=False, title=None):
+def plot_objective_vs_time(
+    curves, ax=None, lower_bound=None, lower_bound_label="certified lower bound", relative=False, title=None
+):
     """Training objective against wall time.
 
     Parameters

@@ -36,7 +36,7 @@ def polish_network(W1, W2, Xb, Y, beta, loss, max_iter=POLISH_MAX_ITER, time_lim
         if deadline is not None and best["x"] is not None and time.perf_counter() > deadline:
             raise _OutOfTime
         A = theta[: m * d].reshape(m, d)
-        B = theta[m * d:].reshape(m, c)
+        B = theta[m * d :].reshape(m, c)
         F, dA, dB = objective_and_grad(Xb, Y, A, B, beta, loss)
         if np.isfinite(F) and F < best["F"]:
             best["F"], best["x"] = float(F), theta.copy()
@@ -52,4 +52,4 @@ def polish_network(W1, W2, Xb, Y, beta, loss, max_iter=POLISH_MAX_ITER, time_lim
     if best["x"] is None or not best["F"] <= F0:
         return W1, W2, F0
     x = best["x"]
-    return x[: m * d].reshape(m, d), x[m * d:].reshape(m, c), best["F"]
+    return x[: m * d].reshape(m, d), x[m * d :].reshape(m, c), best["F"]

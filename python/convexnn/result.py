@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
@@ -104,8 +104,16 @@ class SolveResult:
     def __post_init__(self):
         self.history = [{k: _python_scalar(v) for k, v in row.items()} for row in (self.history or [])]
         self.timings = {str(k): float(v) for k, v in (self.timings or {}).items()}
-        for name in ("objective", "dual_objective", "gap", "max_violation", "kkt_residual", "max_dual_violation",
-                     "time", "beta"):
+        for name in (
+            "objective",
+            "dual_objective",
+            "gap",
+            "max_violation",
+            "kkt_residual",
+            "max_dual_violation",
+            "time",
+            "beta",
+        ):
             setattr(self, name, float(getattr(self, name)))
         self.n_iter = int(self.n_iter)
         if not math.isfinite(self.objective):
@@ -124,7 +132,7 @@ class SolveResult:
         """Neurons of :meth:`network` (nonzero groups)."""
         return int(self.network().n_neurons)
 
-    def to_dict(self, coef: bool = False) -> Dict[str, Any]:
+    def to_dict(self, coef: bool = False) -> dict[str, Any]:
         """The certificate as a JSON-serializable dict (inf / nan as the strings "inf" / "nan").
 
         Parameters
@@ -141,17 +149,31 @@ class SolveResult:
             history (list of dicts), timings (dict of seconds per solver phase).
         """
         coef = check_bool(coef, "coef")
-        out = {"objective": _json_float(self.objective), "dual_objective": _json_float(self.dual_objective),
-               "gap": _json_float(self.gap), "status": str(self.status), "n_iter": int(self.n_iter),
-               "time": _json_float(self.time), "solver": str(self.solver), "formulation": str(self.formulation),
-               "loss": str(self.loss), "beta": _json_float(self.beta), "groups": str(self.groups),
-               "bias": bool(self.bias), "max_violation": _json_float(self.max_violation),
-               "kkt_residual": _json_float(self.kkt_residual), "certified_global": bool(self.certified_global),
-               "max_dual_violation": _json_float(self.max_dual_violation),
-               "n_patterns": int(self.patterns.n_patterns), "n_neurons": self.n_neurons, "dtype": str(self.dtype),
-               "history": [{k: (_json_float(v) if isinstance(v, float) else v) for k, v in row.items()}
-                           for row in self.history],
-               "timings": {k: _json_float(v) for k, v in self.timings.items()}}
+        out = {
+            "objective": _json_float(self.objective),
+            "dual_objective": _json_float(self.dual_objective),
+            "gap": _json_float(self.gap),
+            "status": str(self.status),
+            "n_iter": int(self.n_iter),
+            "time": _json_float(self.time),
+            "solver": str(self.solver),
+            "formulation": str(self.formulation),
+            "loss": str(self.loss),
+            "beta": _json_float(self.beta),
+            "groups": str(self.groups),
+            "bias": bool(self.bias),
+            "max_violation": _json_float(self.max_violation),
+            "kkt_residual": _json_float(self.kkt_residual),
+            "certified_global": bool(self.certified_global),
+            "max_dual_violation": _json_float(self.max_dual_violation),
+            "n_patterns": int(self.patterns.n_patterns),
+            "n_neurons": self.n_neurons,
+            "dtype": str(self.dtype),
+            "history": [
+                {k: (_json_float(v) if isinstance(v, float) else v) for k, v in row.items()} for row in self.history
+            ],
+            "timings": {k: _json_float(v) for k, v in self.timings.items()},
+        }
         if coef:
             if self.formulation == "relu":
                 out["V"], out["W"] = (np.asarray(B).tolist() for B in self.coef_)
@@ -163,8 +185,8 @@ class SolveResult:
     def network(self):
         """The network this solution maps to (zero groups dropped).
 
-        relu: a :class:`Network` by Pilanci & Ergen (ICML 2020) Theorem 1 (u = v / sqrt||v||, alpha = +-sqrt||v||), whose
-        non-convex objective equals :attr:`objective`. gated: a :class:`GatedNetwork` with each neuron's gate.
+        relu: a :class:`Network` by Pilanci & Ergen (ICML 2020) Theorem 1 (u = v / sqrt||v||,
+        alpha = +-sqrt||v||), whose non-convex objective equals :attr:`objective`. gated: a :class:`GatedNetwork` with each neuron's gate.
         """
         if self.formulation == "relu":
             V, W = self.coef_
@@ -185,8 +207,9 @@ class SolveResult:
         X = check_X(X)
         Xb = add_bias_column(X) if self.bias else X
         if Xb.shape[1] != self.coef_.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features but the model was fit on "
-                             f"{self.coef_.shape[1] - int(self.bias)}")
+            raise ValueError(
+                f"X has {X.shape[1]} features but the model was fit on {self.coef_.shape[1] - int(self.bias)}"
+            )
         # The stored gates' masks on the new data, computed in the precision the solver's masks were (a gate
         # through a training point otherwise flips that point's mask with rounding), then the matrix-free
         # masked product in float64 (no n x P floats).
@@ -203,8 +226,10 @@ class SolveResult:
             f"status={self.status} iterations={self.n_iter} time={self.time:.3f}s patterns={self.patterns.n_patterns}",
         ]
         if self.formulation == "relu":
-            lines.append(f"max_violation={self.max_violation:.3e} kkt_residual={self.kkt_residual:.3e} "
-                         f"certified_global={self.certified_global}")
+            lines.append(
+                f"max_violation={self.max_violation:.3e} kkt_residual={self.kkt_residual:.3e} "
+                f"certified_global={self.certified_global}"
+            )
         lines.append(f"network neurons={self.network().n_neurons}")
         if self.formulation == "relu":
             lines.append(self.global_statement)
@@ -214,18 +239,29 @@ class SolveResult:
     def global_statement(self):
         """What this result proves about ReLU networks of any width, in plain words."""
         if self.certified_global:
-            return (f"globally optimal over two-layer ReLU networks of any width to a relative gap of {self.gap:.1e} "
-                    f"(dual bound over {self.search or 'all patterns'})")
+            return (
+                f"globally optimal over two-layer ReLU networks of any width to a relative gap of {self.gap:.1e} "
+                f"(dual bound over {self.search or 'all patterns'})"
+            )
         n = self.patterns.n_patterns
         if not self.search:
-            return (f"optimal over its {n} patterns (gap {self.gap:.1e}); no search for better neurons ran "
-                    "(cutting_planes=False), so no global claim")
+            return (
+                f"optimal over its {n} patterns (gap {self.gap:.1e}); no search for better neurons ran "
+                "(cutting_planes=False), so no global claim"
+            )
         excess = self.max_dual_violation / self.beta - 1 if self.beta > 0 else float("nan")
-        found = (f"found no neuron violating the dual constraint by more than {max(excess, 0.0):.1e} (relative)"
-                 if excess <= 1e-3 else f"still found neurons violating the dual constraint by {excess:.1e} (relative)")
-        return (f"optimal over {n} patterns (gap {self.gap:.1e}); the search ({self.search}) {found}; "
-                "no global claim (the arrangement is too large to enumerate)")
+        found = (
+            f"found no neuron violating the dual constraint by more than {max(excess, 0.0):.1e} (relative)"
+            if excess <= 1e-3
+            else f"still found neurons violating the dual constraint by {excess:.1e} (relative)"
+        )
+        return (
+            f"optimal over {n} patterns (gap {self.gap:.1e}); the search ({self.search}) {found}; "
+            "no global claim (the arrangement is too large to enumerate)"
+        )
 
     def __repr__(self):
-        return (f"SolveResult(formulation={self.formulation!r}, objective={self.objective:.6g}, gap={self.gap:.2e}, "
-                f"status={self.status!r}, solver={self.solver!r})")
+        return (
+            f"SolveResult(formulation={self.formulation!r}, objective={self.objective:.6g}, gap={self.gap:.2e}, "
+            f"status={self.status!r}, solver={self.solver!r})"
+        )

@@ -65,8 +65,8 @@ class FeatureOperator(_core.BlockOperatorF64):
 
 @dataclass
 class _Dictionary:
-    U: np.ndarray      # (d, m) unit neurons
-    A: np.ndarray      # (m, c) output rows
+    U: np.ndarray  # (d, m) unit neurons
+    A: np.ndarray  # (m, c) output rows
 
 
 class SharedNeuronsResult(SolveResult):
@@ -84,9 +84,11 @@ class SharedNeuronsResult(SolveResult):
     def global_statement(self):
         if self.certified_global:
             return super().global_statement
-        return (f"optimal over its {self.coef_[0].shape[1]} neurons shared by the outputs (gap {self.gap:.1e}); the "
-                f"search ({self.search}) found a largest dual-constraint value {self.max_dual_violation:.6g} "
-                f"for beta = {self.beta:.6g}; no global claim")
+        return (
+            f"optimal over its {self.coef_[0].shape[1]} neurons shared by the outputs (gap {self.gap:.1e}); the "
+            f"search ({self.search}) found a largest dual-constraint value {self.max_dual_violation:.6g} "
+            f"for beta = {self.beta:.6g}; no global claim"
+        )
 
     def to_dict(self, coef=False):
         out = super().to_dict(coef=False)
@@ -102,8 +104,19 @@ def _features(Xb, U):
 def _solve_dictionary(Xb, Y, beta, loss, D, tol, time_limit, max_iter):
     op = FeatureOperator(_features(Xb, D.U))
     warm = np.ascontiguousarray(D.A[:, None, :]) if D.A is not None else None
-    raw = _core.solve_gated(op, Y, beta, loss=loss, groups="neuron", tol=tol, max_iter=max_iter,
-                            time_limit=time_limit, warm_start=warm, verbose=False, certify_op=None)
+    raw = _core.solve_gated(
+        op,
+        Y,
+        beta,
+        loss=loss,
+        groups="neuron",
+        tol=tol,
+        max_iter=max_iter,
+        time_limit=time_limit,
+        warm_start=warm,
+        verbose=False,
+        certify_op=None,
+    )
     return raw, np.asarray(raw["U"])[:, 0, :], op
 
 
@@ -167,8 +180,27 @@ def initial_dictionary(Xb, pats, network=None):
     return _Dictionary(U, A0)
 
 
-def solve_shared(X, Xb, Y, beta, pats, *, loss, bias, tol, time_limit, max_iter, seed, output_1d, network=None,
-                 pool=None, verbose=False, progress=None, polish=True, search=True):
+def solve_shared(
+    X,
+    Xb,
+    Y,
+    beta,
+    pats,
+    *,
+    loss,
+    bias,
+    tol,
+    time_limit,
+    max_iter,
+    seed,
+    output_1d,
+    network=None,
+    pool=None,
+    verbose=False,
+    progress=None,
+    polish=True,
+    search=True,
+):
     """Column generation of shared neurons (module docstring). Returns a :class:`SharedNeuronsResult`."""
     start = time.perf_counter()
     Xb64 = np.asarray(Xb, dtype=np.float64)
@@ -192,22 +224,36 @@ def solve_shared(X, Xb, Y, beta, pats, *, loss, bias, tol, time_limit, max_iter,
         if previous is not None:
             extra = np.hstack([extra, previous])
         oracle_time = None if time_limit is None else max(1e-3, 0.2 * (time_limit - (time.perf_counter() - start)))
-        found = neuron_oracle(Xb64, theta, starts=default_starts(Xb64, theta, extra=extra, seed=seed + round_index),
-                              shared=True, time_limit=oracle_time)
+        found = neuron_oracle(
+            Xb64,
+            theta,
+            starts=default_starts(Xb64, theta, extra=extra, seed=seed + round_index),
+            shared=True,
+            time_limit=oracle_time,
+        )
         previous = found.neurons
         violating = found.neurons[:, found.values > threshold]
-        record = {"round": round_index, "neurons": int(D.U.shape[1]), "objective": float(raw["objective"]),
-                  "max_dual_constraint": found.best, "violated": int(violating.shape[1]),
-                  "time": time.perf_counter() - start}
+        record = {
+            "round": round_index,
+            "neurons": int(D.U.shape[1]),
+            "objective": float(raw["objective"]),
+            "max_dual_constraint": found.best,
+            "violated": int(violating.shape[1]),
+            "time": time.perf_counter() - start,
+        }
         history.append(record)
         if progress is not None:
             progress(record)
         if verbose:
-            print(f"[convexnn shared neurons] round {round_index}: {D.U.shape[1]} neurons, objective "
-                  f"{raw['objective']:.10g}, max dual constraint {found.best:.6g} (beta {beta:.6g})", flush=True)
+            print(
+                f"[convexnn shared neurons] round {round_index}: {D.U.shape[1]} neurons, objective "
+                f"{raw['objective']:.10g}, max dual constraint {found.best:.6g} (beta {beta:.6g})",
+                flush=True,
+            )
         out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
-        stalled = len(history) > STALL_ROUNDS and history[-1 - STALL_ROUNDS]["objective"] - record["objective"] <= \
-            max(tol, 1e-9) * abs(record["objective"])
+        stalled = len(history) > STALL_ROUNDS and history[-1 - STALL_ROUNDS]["objective"] - record["objective"] <= max(
+            tol, 1e-9
+        ) * abs(record["objective"])
         if violating.shape[1] == 0 or raw["status"] in ("interrupted", "diverged") or out_of_time or stalled:
             if violating.shape[1] and out_of_time:
                 status_override = "time_limit"
@@ -226,22 +272,54 @@ def solve_shared(X, Xb, Y, beta, pats, *, loss, bias, tol, time_limit, max_iter,
         raw, A, op = _solve_dictionary(Xb64, Y, beta, loss, D, tol, left, max_iter)
         total_iter += int(raw["n_iter"])
         D.A = A
-    return _shared_result(raw, D, Xb64, Y, beta, loss, tol, pats, bias, output_1d, pool, found, status_override,
-                          total_iter, history, start)
+    return _shared_result(
+        raw,
+        D,
+        Xb64,
+        Y,
+        beta,
+        loss,
+        tol,
+        pats,
+        bias,
+        output_1d,
+        pool,
+        found,
+        status_override,
+        total_iter,
+        history,
+        start,
+    )
 
 
-def _shared_result(raw, D, Xb, Y, beta, loss, tol, pats, bias, output_1d, pool, found, status_override, total_iter,
-                   history, start):
+def _shared_result(
+    raw, D, Xb, Y, beta, loss, tol, pats, bias, output_1d, pool, found, status_override, total_iter, history, start
+):
     status = raw["status"] if status_override is None or raw["status"] != "converged" else status_override
     res = SharedNeuronsResult(
-        objective=float(raw["objective"]), dual_objective=float(raw["dual_objective"]), gap=float(raw["gap"]),
-        status=status, n_iter=total_iter, time=time.perf_counter() - start,
-        solver=str(raw["solver"]) + "+shared-neuron-generation", coef_=(D.U, D.A), patterns=pats,
-        formulation="relu", loss=loss, beta=beta, groups="neuron", bias=bias, output_1d=output_1d,
-        max_violation=0.0, kkt_residual=float(raw["gap"]), max_dual_violation=found.best if found else np.nan,
-        history=history)
-    res.search = (f"shared-neuron oracle: local ascent of ||Theta^T (X u)_+|| from {found.n_starts} starts"
-                  if found else "")
+        objective=float(raw["objective"]),
+        dual_objective=float(raw["dual_objective"]),
+        gap=float(raw["gap"]),
+        status=status,
+        n_iter=total_iter,
+        time=time.perf_counter() - start,
+        solver=str(raw["solver"]) + "+shared-neuron-generation",
+        coef_=(D.U, D.A),
+        patterns=pats,
+        formulation="relu",
+        loss=loss,
+        beta=beta,
+        groups="neuron",
+        bias=bias,
+        output_1d=output_1d,
+        max_violation=0.0,
+        kkt_residual=float(raw["gap"]),
+        max_dual_violation=found.best if found else np.nan,
+        history=history,
+    )
+    res.search = (
+        f"shared-neuron oracle: local ascent of ||Theta^T (X u)_+|| from {found.n_starts} starts" if found else ""
+    )
     if pool is not None:
         from .cutting_planes import dual_constraint_values, global_dual_bound, relative_gap
 

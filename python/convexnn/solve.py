@@ -6,23 +6,33 @@ import math
 import time as _time
 import warnings
 
-
-
 import numpy as np
 
 from . import _core
 from ._operators import make_operator
-from ._validation import (DEVICES, FORMULATIONS, GROUPS, LOSSES, add_bias_column, check_choice, check_dtype,
-                          check_scalar, check_X, check_y)
+from ._progress import ProgressBar, check_callback, solver_hook
+from ._validation import (
+    DEVICES,
+    FORMULATIONS,
+    GROUPS,
+    INT_LIMIT,
+    LOSSES,
+    add_bias_column,
+    check_choice,
+    check_dtype,
+    check_memory,
+    check_sample_weight,
+    check_scalar,
+    check_verbose,
+    check_X,
+    check_y,
+)
 from .decomposition import cone_decomposition
 from .patterns import as_patterns
-from .result import SolveResult
-from ._progress import ProgressBar, check_callback, solver_hook
-from ._validation import INT_LIMIT, check_memory, check_sample_weight, check_verbose
-from .result import ConvergenceWarning
+from .result import ConvergenceWarning, SolveResult
 
-# FISTA on the exact program needs many cheap iterations on ill-conditioned small problems (the Pilanci & Ergen (ICML 2020)
-# toy at beta = 1e-4 takes ~18k); the gated BCD solver counts epochs.
+# FISTA on the exact program needs many cheap iterations on ill-conditioned small problems
+# (the Pilanci & Ergen (ICML 2020) toy at beta = 1e-4 takes ~18k); the gated BCD solver counts epochs.
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
 # Measured: float32 exact-program iterations stall at relative gaps of ~1e-4..1e-5 (tests/python/test_relu_core.py).
 _RELU_FLOAT32_TOL_FLOOR = 1e-4
@@ -39,10 +49,14 @@ def _check_common(X, y, beta, formulation, loss, groups, bias, tol, max_iter, ti
     Y, was_1d = check_y(y, X.shape[0], loss)
     beta = check_scalar(beta, "beta", low=0.0)
     tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
-    max_iter = (_DEFAULT_MAX_ITER[formulation] if max_iter is None
-                else check_scalar(max_iter, "max_iter", low=1, integer=True))
-    time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                   low_inclusive=False, allow_inf=True)
+    max_iter = (
+        _DEFAULT_MAX_ITER[formulation] if max_iter is None else check_scalar(max_iter, "max_iter", low=1, integer=True)
+    )
+    time_limit = (
+        math.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     if device == "cuda":
         _require_cuda()
     return X, Y, was_1d, formulation, loss, groups, bool(bias), beta, tol, min(int(max_iter), INT_LIMIT), time_limit
@@ -52,8 +66,10 @@ def _require_cuda():
     try:
         from . import _cuda
     except ImportError as exc:
-        raise ValueError("device='cuda' needs the CUDA build of convexnn (built when the CUDA toolkit with cuBLAS "
-                         f"is found at install time): {exc}") from exc
+        raise ValueError(
+            "device='cuda' needs the CUDA build of convexnn (built when the CUDA toolkit with cuBLAS "
+            f"is found at install time): {exc}"
+        ) from exc
     if _cuda.device_count() == 0:
         raise ValueError("device='cuda' but no CUDA GPU is visible")
     raise ValueError("device='cuda': the GPU solvers are not part of this build yet; use device='cpu'")
@@ -77,9 +93,30 @@ def _on_cluster(name, arguments):
     return getattr(distributed, name)(**arguments)
 
 
-def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups=None, bias=False, seed=0,
-          tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
-          warm_start=None, verbose=False, callback=None, progress=False, sample_weight=None, pattern_generation=None, client=None):
+def solve(
+    X,
+    y,
+    beta,
+    patterns=None,
+    formulation="gated",
+    loss="squared",
+    groups=None,
+    bias=False,
+    seed=0,
+    tol=1e-6,
+    max_iter=None,
+    time_limit=None,
+    cutting_planes=False,
+    device="cpu",
+    dtype=None,
+    warm_start=None,
+    verbose=False,
+    callback=None,
+    progress=False,
+    sample_weight=None,
+    pattern_generation=None,
+    client=None,
+):
     """Solve the convex program of a two-layer ReLU network and certify the result.
 
     Parameters
@@ -95,7 +132,8 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         ``seed`` (default 100).
     formulation : {"gated", "relu"}
         "gated": the unconstrained group lasso (gated ReLU network). "relu": the exact cone-constrained program
-        (Pilanci & Ergen (ICML 2020) eq. 8) whose optimum over all patterns equals the global optimum of the ReLU network.
+        (Pilanci & Ergen (ICML 2020) eq. 8) whose optimum over all patterns equals the global optimum of the
+        ReLU network.
     loss : {"squared", "logistic", "hinge", "squared_hinge", "cross_entropy"}
     groups : {None, "output", "neuron"}
         Group norm per output column ("output") or per pattern ("neuron"); the same for c = 1. For
@@ -167,10 +205,25 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     start = _time.perf_counter()
     groups_given = groups
     X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
-        X, y, beta, formulation, loss, "output" if groups is None else groups, bias, tol, max_iter, time_limit,
-        device, dtype)
-    if groups_given is None and formulation == "relu" and Y.shape[1] > 1 and (
-            cutting_planes or pattern_generation == "oracle"):
+        X,
+        y,
+        beta,
+        formulation,
+        loss,
+        "output" if groups is None else groups,
+        bias,
+        tol,
+        max_iter,
+        time_limit,
+        device,
+        dtype,
+    )
+    if (
+        groups_given is None
+        and formulation == "relu"
+        and Y.shape[1] > 1
+        and (cutting_planes or pattern_generation == "oracle")
+    ):
         groups = "neuron"  # the search generates neurons shared by the outputs, as a trained network has
     seed = check_scalar(seed, "seed", low=0, high=2**64 - 1, integer=True)
     verbose = check_verbose(verbose)
@@ -179,8 +232,10 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         raise TypeError(f"progress must be True or False; got {progress!r}")
     sample_weight = check_sample_weight(sample_weight, X.shape[0])
     if sample_weight is not None and loss != "squared":
-        raise ValueError(f"sample_weight needs loss='squared' (weighted rows are exact there); loss={loss!r} takes "
-                         "no weights in this version")
+        raise ValueError(
+            f"sample_weight needs loss='squared' (weighted rows are exact there); loss={loss!r} takes "
+            "no weights in this version"
+        )
     if sample_weight is not None and cutting_planes:
         raise ValueError("sample_weight cannot be combined with cutting_planes=True in this version")
     Xb = add_bias_column(X) if bias else X
@@ -190,8 +245,9 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     if generation == "adam-seeded":
         from .generation import seeded_patterns
 
-        pats, warm_start, seed_net = seeded_patterns(X, Y, beta, pats, loss, bias, seed,
-                                                     None if math.isinf(time_limit) else time_limit)
+        pats, warm_start, seed_net = seeded_patterns(
+            X, Y, beta, pats, loss, bias, seed, None if math.isinf(time_limit) else time_limit
+        )
         if not cutting_planes:
             time_limit = max(1e-3, time_limit - (_time.perf_counter() - start))
     else:
@@ -201,9 +257,24 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         from .shared import solve_shared
 
         remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
-        res = solve_shared(X, Xb, Y, beta, pats, loss=loss, bias=bias, tol=tol, time_limit=remaining,
-                           max_iter=max_iter, seed=seed, output_1d=was_1d, network=seed_net,
-                           pool=enumerate_or_none(X, bias), verbose=verbose, search=cutting_planes)
+        res = solve_shared(
+            X,
+            Xb,
+            Y,
+            beta,
+            pats,
+            loss=loss,
+            bias=bias,
+            tol=tol,
+            time_limit=remaining,
+            max_iter=max_iter,
+            seed=seed,
+            output_1d=was_1d,
+            network=seed_net,
+            pool=enumerate_or_none(X, bias),
+            verbose=verbose,
+            search=cutting_planes,
+        )
         _warn_unconverged(res, tol, max_iter, time_limit)
         return res
     if cutting_planes:
@@ -212,26 +283,72 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
         remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
         with warnings.catch_warnings():  # the rounds' restricted solves; the final status is warned below
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = solve_cutting_planes(solve, X, Xb, Y, y, beta, pats, loss=loss, bias=bias, seed=seed, tol=tol,
-                                       time_limit=remaining, verbose=verbose, groups=groups, max_iter=max_iter,
-                                       dtype=dtype, warm_start=warm_start)
+            res = solve_cutting_planes(
+                solve,
+                X,
+                Xb,
+                Y,
+                y,
+                beta,
+                pats,
+                loss=loss,
+                bias=bias,
+                seed=seed,
+                tol=tol,
+                time_limit=remaining,
+                verbose=verbose,
+                groups=groups,
+                max_iter=max_iter,
+                dtype=dtype,
+                warm_start=warm_start,
+            )
         _warn_unconverged(res, tol, max_iter, time_limit)
         return res
     if formulation == "relu" and Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
-        warnings.warn(f"formulation='relu' with float32 iterations rarely certifies a gap below "
-                      f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
-                      "max_iter. Use dtype=float64 or a looser tol.", RuntimeWarning, stacklevel=2)
-    problem = dict(Xb=Xb, Y=Y, beta=beta, pats=pats, formulation=formulation, loss=loss, groups=groups, tol=tol,
-                   max_iter=max_iter, time_limit=time_limit, sample_weight=sample_weight)
+        warnings.warn(
+            f"formulation='relu' with float32 iterations rarely certifies a gap below "
+            f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
+            "max_iter. Use dtype=float64 or a looser tol.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    problem = dict(
+        Xb=Xb,
+        Y=Y,
+        beta=beta,
+        pats=pats,
+        formulation=formulation,
+        loss=loss,
+        groups=groups,
+        tol=tol,
+        max_iter=max_iter,
+        time_limit=time_limit,
+        sample_weight=sample_weight,
+    )
     raw, coef = _solve_on_patterns(problem, warm_start, verbose, callback, progress)
-    res = SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
-                      status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                      solver=raw["solver"], coef_=coef, max_violation=raw.get("max_violation", 0.0),
-                      kkt_residual=raw.get("kkt_residual", raw["gap"]),
-                      max_dual_violation=raw.get("max_dual_constraint", float("nan")),
-                      history=_history_rows(raw["history"]), patterns=pats, formulation=formulation, loss=loss,
-                      beta=beta, groups=groups, bias=bias, output_1d=was_1d, dtype=Xb.dtype.name,
-                      timings=raw.get("timings", {}))
+    res = SolveResult(
+        objective=raw["objective"],
+        dual_objective=raw["dual_objective"],
+        gap=raw["gap"],
+        status=raw["status"],
+        n_iter=int(raw["n_iter"]),
+        time=_time.perf_counter() - start,
+        solver=raw["solver"],
+        coef_=coef,
+        max_violation=raw.get("max_violation", 0.0),
+        kkt_residual=raw.get("kkt_residual", raw["gap"]),
+        max_dual_violation=raw.get("max_dual_constraint", float("nan")),
+        history=_history_rows(raw["history"]),
+        patterns=pats,
+        formulation=formulation,
+        loss=loss,
+        beta=beta,
+        groups=groups,
+        bias=bias,
+        output_1d=was_1d,
+        dtype=Xb.dtype.name,
+        timings=raw.get("timings", {}),
+    )
     _warn_unconverged(res, tol, max_iter, time_limit)
     return res
 
@@ -260,8 +377,10 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
     # Iterates, momentum, gradients and certificate buffers: ~8 (gated) / ~16 (relu: V and W) copies of
     # P x d x c floats, plus the data and the bit-packed masks (row- and column-major).
     copies = 8 if formulation == "gated" else 16
-    check_memory(copies * 8.0 * P * d * c + 3.0 * Xb.nbytes + Xb.shape[0] * P / 4.0,
-                 f"solve(formulation={formulation!r}) with {P} patterns of dimension {d} and {c} output(s)")
+    check_memory(
+        copies * 8.0 * P * d * c + 3.0 * Xb.nbytes + Xb.shape[0] * P / 4.0,
+        f"solve(formulation={formulation!r}) with {P} patterns of dimension {d} and {c} output(s)",
+    )
     Xw, Yw = Xb, Y
     if problem["sample_weight"] is not None:
         root = np.sqrt(problem["sample_weight"])
@@ -274,14 +393,26 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
     limit = problem["max_iter"]
     bar = ProgressBar(total=limit if limit < INT_LIMIT else None, desc=f"convexnn {formulation}", enabled=progress)
     hook = solver_hook(callback, bar)
-    options = dict(loss=problem["loss"], tol=problem["tol"], max_iter=limit, time_limit=problem["time_limit"],
-                   verbose=verbose > 0, certify_op=_certify_operator(Xw, pats))
+    options = dict(
+        loss=problem["loss"],
+        tol=problem["tol"],
+        max_iter=limit,
+        time_limit=problem["time_limit"],
+        verbose=verbose > 0,
+        certify_op=_certify_operator(Xw, pats),
+    )
     try:
         if formulation == "gated":
             U0 = _warm_start_blocks(warm_start, P, d, c)
-            raw = _core.solve_gated(_operator(Xw, pats), Yw, beta, groups=problem["groups"],
-                                    warm_start=None if U0 is None else U0 * scale,
-                                    callback=None if hook is None else (lambda info: not hook(info)), **options)
+            raw = _core.solve_gated(
+                _operator(Xw, pats),
+                Yw,
+                beta,
+                groups=problem["groups"],
+                warm_start=None if U0 is None else U0 * scale,
+                callback=None if hook is None else (lambda info: not hook(info)),
+                **options,
+            )
             raw = _float64_continuation(raw, problem, Xw, Yw, beta, hook, options)
             return raw, np.asarray(raw["U"], dtype=np.float64) / scale
         V0, W0 = _warm_start_relu(warm_start, pats, Xb, c)
@@ -308,24 +439,50 @@ def _float64_continuation(raw, problem, Xw, Yw, beta, hook, options):
         return raw
     t0, n32 = _time.perf_counter(), int(raw["n_iter"])
     spent = float(raw["time"])
-    opts = dict(options, certify_op=None, max_iter=max(options["max_iter"] - n32, options["max_iter"] // 10, 1),
-                time_limit=max(options["time_limit"] - spent, 1e-3))
+    opts = dict(
+        options,
+        certify_op=None,
+        max_iter=max(options["max_iter"] - n32, options["max_iter"] // 10, 1),
+        time_limit=max(options["time_limit"] - spent, 1e-3),
+    )
     X64 = np.asarray(Xw, dtype=np.float64, order="F" if Xw.flags.f_contiguous else "C")
     op = _operator(X64, problem["pats"])
     if problem["formulation"] == "gated":
-        cont = _core.solve_gated(op, Yw, beta, groups=problem["groups"],
-                                 warm_start=np.asarray(raw["U"], dtype=np.float64),
-                                 callback=None if hook is None else (lambda info: not hook(info)), **opts)
+        cont = _core.solve_gated(
+            op,
+            Yw,
+            beta,
+            groups=problem["groups"],
+            warm_start=np.asarray(raw["U"], dtype=np.float64),
+            callback=None if hook is None else (lambda info: not hook(info)),
+            **opts,
+        )
     else:
-        cont = _solve_relu_hooked(op, X64, problem["pats"], Yw, beta, np.asarray(raw["V"], dtype=np.float64),
-                                  np.asarray(raw["W"], dtype=np.float64), hook, opts)
+        cont = _solve_relu_hooked(
+            op,
+            X64,
+            problem["pats"],
+            Yw,
+            beta,
+            np.asarray(raw["V"], dtype=np.float64),
+            np.asarray(raw["W"], dtype=np.float64),
+            hook,
+            opts,
+        )
     if not cont["gap"] <= raw["gap"]:  # a continuation cut short by the time limit: keep the float32 point
         return raw
-    rows = _history_rows(raw["history"]) + [dict(r, iteration=int(r["iteration"]) + n32, time=float(r["time"]) + spent)
-                                            for r in _history_rows(cont["history"])]
+    rows = _history_rows(raw["history"]) + [
+        dict(r, iteration=int(r["iteration"]) + n32, time=float(r["time"]) + spent)
+        for r in _history_rows(cont["history"])
+    ]
     history = {k: [r[k] for r in rows] for k in (rows[0] if rows else {})}
-    return dict(cont, n_iter=n32 + int(cont["n_iter"]), time=spent + _time.perf_counter() - t0, history=history,
-                solver=f"{raw['solver']}, float32 -> float64 continuation at gap {raw['gap']:.2g}")
+    return dict(
+        cont,
+        n_iter=n32 + int(cont["n_iter"]),
+        time=spent + _time.perf_counter() - t0,
+        history=history,
+        solver=f"{raw['solver']}, float32 -> float64 continuation at gap {raw['gap']:.2g}",
+    )
 
 
 def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
@@ -337,8 +494,18 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
     while True:
         t_chunk = _time.perf_counter()
         remaining = time_limit - (t_chunk - t0)
-        raw = _core.solve_relu(op, Xw, pats._set, Y, beta, warm_V=V0, warm_W=W0, max_iter=min(chunk, max_iter - done),
-                               time_limit=max(remaining, 1e-6), **options)
+        raw = _core.solve_relu(
+            op,
+            Xw,
+            pats._set,
+            Y,
+            beta,
+            warm_V=V0,
+            warm_W=W0,
+            max_iter=min(chunk, max_iter - done),
+            time_limit=max(remaining, 1e-6),
+            **options,
+        )
         elapsed = _time.perf_counter() - t0
         for row in _history_rows(raw["history"]):
             rows.append(dict(row, iteration=int(row["iteration"]) + done, time=float(row["time"]) + t_chunk - t0))
@@ -347,16 +514,26 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
             timings[phase] = timings.get(phase, 0.0) + seconds
         V0, W0 = np.ascontiguousarray(raw["V"]), np.ascontiguousarray(raw["W"])
         status = raw["status"]
-        info = {"iteration": done, "objective": raw["objective"], "dual_objective": raw["dual_objective"],
-                "gap": raw["gap"], "time": elapsed}
+        info = {
+            "iteration": done,
+            "objective": raw["objective"],
+            "dual_objective": raw["dual_objective"],
+            "gap": raw["gap"],
+            "time": elapsed,
+        }
         if hook(info):
             status = "interrupted"
             break
         if status != "max_iter" or done >= max_iter:
             break
         chunk = int(min(max(10, chunk * 0.5 / max(_time.perf_counter() - t_chunk, 1e-3)), 10 * chunk))
-    raw = dict(raw, n_iter=done, status=status, timings=timings,
-               history={k: [r[k] for r in rows] for k in (rows[0] if rows else {})})
+    raw = dict(
+        raw,
+        n_iter=done,
+        status=status,
+        timings=timings,
+        history={k: [r[k] for r in rows] for k in (rows[0] if rows else {})},
+    )
     return raw
 
 
@@ -367,16 +544,22 @@ def _warn_unconverged(res, tol, max_iter, time_limit):
     elif res.status == "time_limit":
         what = f"stopped at time_limit={time_limit:g} s"
     elif res.status == "diverged":
-        warnings.warn(f"solve: the {res.formulation} program diverged (objective {res.objective}) after "
-                      f"{res.n_iter} iterations; no certificate holds. Check the scale of X and y, or raise beta.",
-                      ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"solve: the {res.formulation} program diverged (objective {res.objective}) after "
+            f"{res.n_iter} iterations; no certificate holds. Check the scale of X and y, or raise beta.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
         return
     else:
         return
-    warnings.warn(f"solve: the {res.formulation} program {what} after {res.n_iter} iterations with relative gap "
-                  f"{res.gap:.3g} > tol={tol:g} (the certificate bounds the suboptimality by that gap). Raise "
-                  "max_iter or time_limit, loosen tol, or raise beta (small beta converges slowly).",
-                  ConvergenceWarning, stacklevel=3)
+    warnings.warn(
+        f"solve: the {res.formulation} program {what} after {res.n_iter} iterations with relative gap "
+        f"{res.gap:.3g} > tol={tol:g} (the certificate bounds the suboptimality by that gap). Raise "
+        "max_iter or time_limit, loosen tol, or raise beta (small beta converges slowly).",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
 
 
 def _check_pattern_generation(pattern_generation, formulation, cutting_planes, warm_start):
@@ -434,8 +617,7 @@ def _warm_start_blocks(warm_start, P, d, c):
         raise ValueError("warm_start for formulation='gated' must be gated coefficients (P, d, c)")
     U0 = np.asarray(U0, dtype=np.float64)
     if U0.shape != (P, d, c):
-        raise ValueError(f"warm_start must have shape {(P, d, c)} (patterns, features[+bias], outputs); "
-                         f"got {U0.shape}")
+        raise ValueError(f"warm_start must have shape {(P, d, c)} (patterns, features[+bias], outputs); got {U0.shape}")
     if not np.isfinite(U0).all():
         raise ValueError("warm_start contains NaN or Inf")
     return np.ascontiguousarray(U0)
@@ -477,8 +659,10 @@ def beta_max(X, y, patterns=None, loss="squared", groups="output", bias=False, s
     Y, _ = check_y(y, X.shape[0], loss)
     Xb = add_bias_column(X) if bias else X
     pats = as_patterns(patterns, X, bias, seed)
-    check_memory(8.0 * pats.n_patterns * Xb.shape[1] * Y.shape[1] + 2.0 * Xb.nbytes + Xb.shape[0] * pats.n_patterns / 4.0,
-                 f"beta_max with {pats.n_patterns} patterns of dimension {Xb.shape[1]}")
+    check_memory(
+        8.0 * pats.n_patterns * Xb.shape[1] * Y.shape[1] + 2.0 * Xb.nbytes + Xb.shape[0] * pats.n_patterns / 4.0,
+        f"beta_max with {pats.n_patterns} patterns of dimension {Xb.shape[1]}",
+    )
     # Linear in X: computed on X / s (s a power of two) when X is large enough to overflow, then times s.
     scale = _data_scale(Xb)
     if scale != 1.0:
@@ -520,5 +704,6 @@ def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3,
         return solve_path_distributed(X, y, betas, patterns, n_betas, beta_min_ratio, client=client, **kwargs)
     from .path import regularization_path
 
-    return regularization_path(solve, beta_max, X, y, betas=betas, patterns=patterns, n_betas=n_betas,
-                               beta_min_ratio=beta_min_ratio, **kwargs)
+    return regularization_path(
+        solve, beta_max, X, y, betas=betas, patterns=patterns, n_betas=n_betas, beta_min_ratio=beta_min_ratio, **kwargs
+    )

@@ -34,9 +34,11 @@ def test_toy_relu_optimum_and_network_objective():
     assert isinstance(net, cnn.Network)
     assert net.objective(TOY_X, TOY_Y, 1e-4) == pytest.approx(res.objective, rel=1e-5)
     # The network agrees with the reference forward pass and with res.predict.
-    np.testing.assert_allclose(net.predict(TOY_X),
-                               ref_network.network_predict(np.hstack([TOY_X, np.ones((5, 1))]), net.W1, net.w2)[:, 0],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        net.predict(TOY_X),
+        ref_network.network_predict(np.hstack([TOY_X, np.ones((5, 1))]), net.W1, net.w2)[:, 0],
+        atol=1e-12,
+    )
     np.testing.assert_allclose(res.predict(TOY_X), net.predict(TOY_X))
 
 

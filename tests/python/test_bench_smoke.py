@@ -16,9 +16,30 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_harness_runs_on_convexnn_alone(tmp_path, formulation):
     out = tmp_path / "table.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gated_vs_peers.py"), "--formulation", formulation, "--n", "300",
-         "--d", "5", "--P", "20", "--peers", "", "--dtypes", "float64", "--tols", "1e-2,1e-6", "--markdown", str(out)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gated_vs_peers.py"),
+            "--formulation",
+            formulation,
+            "--n",
+            "300",
+            "--d",
+            "5",
+            "--P",
+            "20",
+            "--peers",
+            "",
+            "--dtypes",
+            "float64",
+            "--tols",
+            "1e-2,1e-6",
+            "--markdown",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     table = out.read_text()
     assert table.count("| convexnn |") == 2
@@ -30,9 +51,22 @@ def test_suite_smoke_grid(tmp_path):
     """bench/suite.py --grid smoke: convexnn (two tolerances), CVXPY + Clarabel and Adam, each in its own process."""
     out = tmp_path / "suite"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "suite.py"), "--grid", "smoke", "--solvers", "convexnn,clarabel,adam",
-         "--time-limit", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "suite.py"),
+            "--grid",
+            "smoke",
+            "--solvers",
+            "convexnn,clarabel,adam",
+            "--time-limit",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     problems = sorted({r["problem"] for r in records})
@@ -57,8 +91,15 @@ def test_suite_smoke_grid(tmp_path):
         # The suite's own scoring of Adam's returned weights agrees with convexnn.nonconvex's objective.
         assert abs(adam["final_objective_rescored"] - adam["final_objective_reported"]) <= 1e-9 * clarabel
     table = (out / "results.md").read_text()
-    for header in ("| problem | n | d | P | best objective (reached by) |", "Peak memory", "Time to match",
-                   "convexnn (float64, tol=1e-06)", "clarabel (tight tolerances (1e-10))", "Machine:", "commit"):
+    for header in (
+        "| problem | n | d | P | best objective (reached by) |",
+        "Peak memory",
+        "Time to match",
+        "convexnn (float64, tol=1e-06)",
+        "clarabel (tight tolerances (1e-10))",
+        "Machine:",
+        "commit",
+    ):
         assert header in table
     try:
         import matplotlib  # noqa: F401  (in the test extra; the suite itself only skips the plot without it)
@@ -78,11 +119,11 @@ def _suite_module(monkeypatch):
 def test_suite_peak_memory_is_the_solvers_own(tmp_path, monkeypatch):
     """The launcher reports the solver process's peak, not the (larger) peak of the process that started it."""
     suite = _suite_module(monkeypatch)
-    ballast = np.ones(40_000_000)   # 320 MB held by this process while the children run
+    ballast = np.ones(40_000_000)  # 320 MB held by this process while the children run
     small = [sys.executable, "-c", "import time; time.sleep(0.1)"]
     rc, killed, peak_small, _ = suite.run_child(small, None, 10.0, tmp_path / "never", tmp_path / "a.log")
     assert rc == 0 and not killed and peak_small < 100
-    big = [sys.executable, "-c", "import numpy as np; a = np.ones(25_000_000); a += 1"]   # 200 MB
+    big = [sys.executable, "-c", "import numpy as np; a = np.ones(25_000_000); a += 1"]  # 200 MB
     rc, killed, peak_big, _ = suite.run_child(big, None, 10.0, tmp_path / "never", tmp_path / "b.log")
     assert rc == 0 and not killed and 200 < peak_big < 300
     del ballast

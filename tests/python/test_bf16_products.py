@@ -14,8 +14,19 @@ NO_BF16 = "this CPU cannot run the bf16 products (no AVX512_BF16, or CONVEXNN_BF
 needs_bf16 = pytest.mark.skipif(not _core.bf16_available(), reason=NO_BF16)
 
 # (n, d, P): n < 64, n = 64, n % 64 != 0, many patterns, P = 1, d = 1, d = 50 / 130, > 2048 rows, > 2048 patterns.
-SHAPES = [(37, 4, 5), (64, 3, 6), (200, 6, 9), (300, 5, 600), (333, 7, 1), (700, 1, 7), (1, 3, 2), (260, 50, 70),
-          (130, 130, 11), (4500, 3, 5), (301, 2, 4099)]
+SHAPES = [
+    (37, 4, 5),
+    (64, 3, 6),
+    (200, 6, 9),
+    (300, 5, 600),
+    (333, 7, 1),
+    (700, 1, 7),
+    (1, 3, 2),
+    (260, 50, 70),
+    (130, 130, 11),
+    (4500, 3, 5),
+    (301, 2, 4099),
+]
 
 
 def _problem(n, d, P, seed, order="C"):
@@ -65,8 +76,10 @@ def test_bf16_rounding_at_the_tables_level():
     err = {}
     for method in ("tables", "bf16"):
         op = _core.MaskedOperatorF32(X, masks, method=method)
-        err[method] = (np.max(np.abs(op.forward(U) - z_ref)) / np.max(np.abs(z_ref)),
-                       np.max(np.abs(op.adjoint(r) - G_ref)) / np.max(np.abs(G_ref)))
+        err[method] = (
+            np.max(np.abs(op.forward(U) - z_ref)) / np.max(np.abs(z_ref)),
+            np.max(np.abs(op.adjoint(r) - G_ref)) / np.max(np.abs(G_ref)),
+        )
     assert err["bf16"][0] <= 1.5 * err["tables"][0] and err["bf16"][1] <= 1.5 * err["tables"][1], err
     assert max(err["bf16"]) < 1e-6, err
 
@@ -109,9 +122,11 @@ def test_bf16_switch_off_by_environment():
     import subprocess
     import sys
 
-    code = ("import numpy as np\nfrom convexnn import _core\nassert not _core.bf16_available()\n"
-            "try:\n    _core.MaskedOperatorF32(np.ones((3, 2), np.float32), np.ones((3, 2), bool), method='bf16')\n"
-            "except ValueError as e:\n    assert 'CONVEXNN_BF16=0' in str(e), e\nelse:\n    raise SystemExit(1)\n")
+    code = (
+        "import numpy as np\nfrom convexnn import _core\nassert not _core.bf16_available()\n"
+        "try:\n    _core.MaskedOperatorF32(np.ones((3, 2), np.float32), np.ones((3, 2), bool), method='bf16')\n"
+        "except ValueError as e:\n    assert 'CONVEXNN_BF16=0' in str(e), e\nelse:\n    raise SystemExit(1)\n"
+    )
     import os
 
     env = dict(os.environ, CONVEXNN_BF16="0")

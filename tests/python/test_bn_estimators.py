@@ -25,14 +25,21 @@ def _one_thread():
 # The classifier's sample_weight (integer weights as repeated rows) and class_weight meet two checks it cannot pass:
 # the equivalence check reorders the rows (the whitening SVD and so the sampled patterns change with the order),
 # and the class-weight check uses non-integer weights, which the BN program (no weights) cannot apply exactly.
-_WEIGHT_CHECKS = {"check_sample_weight_equivalence_on_dense_data": "row order changes the whitening and patterns",
-                  "check_class_weight_classifiers": "non-integer class weights are refused (no weighted BN program)"}
+_WEIGHT_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": "row order changes the whitening and patterns",
+    "check_class_weight_classifiers": "non-integer class weights are refused (no weighted BN program)",
+}
 
 
-@parametrize_with_checks([bn.ConvexBNReLURegressor(n_patterns=8, tol=1e-3, max_iter=3000),
-                          bn.ConvexBNReLUClassifier(n_patterns=8, tol=1e-3, max_iter=3000)],
-                         expected_failed_checks=lambda est: _WEIGHT_CHECKS if hasattr(est, "classes_") or
-                         "class_weight" in est.get_params() else {})
+@parametrize_with_checks(
+    [
+        bn.ConvexBNReLURegressor(n_patterns=8, tol=1e-3, max_iter=3000),
+        bn.ConvexBNReLUClassifier(n_patterns=8, tol=1e-3, max_iter=3000),
+    ],
+    expected_failed_checks=lambda est: (
+        _WEIGHT_CHECKS if hasattr(est, "classes_") or "class_weight" in est.get_params() else {}
+    ),
+)
 def test_sklearn_conformance(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -56,7 +63,7 @@ def test_regressor_is_solve_bn_on_centered_targets():
     assert est.network_.objective(X, y - y.mean(), 0.05) == pytest.approx(est.objective_, rel=1e-6)
     assert est.score(X, y) > 0.8
     assert est.certificate_["n_neurons"] == est.network_.n_neurons
-    assert isinstance(cnn.ConvexBNReLURegressor(), bn.ConvexBNReLURegressor)   # lazy top-level name
+    assert isinstance(cnn.ConvexBNReLURegressor(), bn.ConvexBNReLURegressor)  # lazy top-level name
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(restored.predict(Xnew), est.predict(Xnew))
 
@@ -79,15 +86,15 @@ def test_enumerated_fit_is_certified_global_and_truncation_follows_the_variance_
 def test_classifier_labels_losses_and_probabilities():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((40, 2))
-    y = np.where((X ** 2).sum(1) < 1.0, "in", "out")          # not linearly separable
-    for loss, tol in (("auto", 1e-6), ("squared", 1e-6), ("hinge", 1e-2)):   # hinge: nonsmooth, slow to 1e-6
+    y = np.where((X**2).sum(1) < 1.0, "in", "out")  # not linearly separable
+    for loss, tol in (("auto", 1e-6), ("squared", 1e-6), ("hinge", 1e-2)):  # hinge: nonsmooth, slow to 1e-6
         clf = bn.ConvexBNReLUClassifier(beta=0.01, n_patterns=40, loss=loss, tol=tol, max_iter=20000).fit(X, y)
         assert set(clf.predict(X)) <= {"in", "out"}
         assert clf.score(X, y) >= 0.9
     proba = bn.ConvexBNReLUClassifier(beta=0.01, n_patterns=40).fit(X, y).predict_proba(X)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-12)
     assert not hasattr(bn.ConvexBNReLUClassifier(loss="hinge"), "predict_proba")
-    labels = np.digitize(X[:, 0], [-0.5, 0.5])                 # three classes
+    labels = np.digitize(X[:, 0], [-0.5, 0.5])  # three classes
     multi = bn.ConvexBNReLUClassifier(beta=0.01, n_patterns=20, loss="squared", tol=1e-6).fit(X, labels)
     assert multi.decision_function(X).shape == (40, 3)
     assert multi.score(X, labels) >= 0.9

@@ -22,11 +22,13 @@ def _one_thread():
     yield
     cnn.set_num_threads(before)
 
+
 X1D = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5])[:, None]
 Y1D = np.array([1.0, 0.0, -1.0, 0.5, 2.0, -0.5])
 
 
 # ---- Theorem 2.1 / 2.4 test vectors ------------------------------------------------------------------------------
+
 
 def test_theorem_2_1_example_weights_output_dual_and_value():
     X, y, beta = np.eye(3), np.array([2.0, -1.0, 0.5]), 0.5
@@ -48,7 +50,7 @@ def test_theorem_2_1_example_weights_output_dual_and_value():
     np.testing.assert_allclose(res.network.forward(X), res.output, atol=1e-12)
     assert res.network.objective(X, y, beta) == pytest.approx(res.objective, rel=1e-12)
     assert unit.objective(X, y, beta, form="l1") == pytest.approx(res.objective, rel=1e-12)
-    np.testing.assert_allclose(unit.gamma ** 2 + unit.alpha ** 2, 1.0, atol=1e-12)
+    np.testing.assert_allclose(unit.gamma**2 + unit.alpha**2, 1.0, atol=1e-12)
 
 
 def test_theorem_2_1_dual_point_is_feasible_and_tight_on_random_bn_neurons():
@@ -91,6 +93,7 @@ def test_figure_4_setting_value():
 
 
 # ---- Theorem 2.2: the exact program on U' ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("beta, value, active", [(0.1, 2.364225, 8), (0.5, 3.199603, 2), (1.0, 3.25, 0)])
 def test_one_dimensional_example(beta, value, active):
@@ -147,7 +150,7 @@ def test_closed_form_equals_the_program_when_n_le_d():
     for beta in (0.2, 1.0):
         cf = bn.closed_form(X, y, beta)
         res = bn.solve_bn(X, y, beta, patterns="enumerate", tol=1e-10, max_iter=200000)
-        assert res.patterns.n_patterns == 2 ** 6 - 1    # n points in general position in R^n: every subset
+        assert res.patterns.n_patterns == 2**6 - 1  # n points in general position in R^n: every subset
         assert res.objective == pytest.approx(cf.objective, rel=1e-6)
 
 
@@ -160,7 +163,7 @@ def test_gradient_methods_never_go_below_the_certified_optimum():
             value = tr.network.objective(X1D, Y1D, beta)
             assert value == pytest.approx(tr.objective, rel=1e-10)
             assert value >= opt.objective - 1e-9
-            assert value <= opt.objective + 0.1          # and the training itself worked
+            assert value <= opt.objective + 0.1  # and the training itself worked
             # Any network is a feasible point of (8) over all patterns: its convex value is >= p* and <= (3).
             masks, V, W = bn.convex_from_network(tr.network.balanced(), opt.whitening)
             Up = opt.whitening.Uprime
@@ -195,7 +198,7 @@ def test_vector_targets_independent_heads_rebuild():
     res = bn.solve_bn(X, Y, 0.2, tol=1e-10, max_iter=200000)
     net = res.network()
     assert net.w2.shape[1] == 2
-    assert (np.count_nonzero(net.w2, axis=1) == 1).all()     # every neuron feeds one output
+    assert (np.count_nonzero(net.w2, axis=1) == 1).all()  # every neuron feeds one output
     assert net.objective(X, Y, 0.2) == pytest.approx(res.objective, rel=1e-6)
     ref = solve_relu_cvxpy(res.whitening.Uprime, res.patterns.dense(), Y, 0.2)
     assert res.objective == pytest.approx(ref["objective"], rel=1e-6)

@@ -23,6 +23,7 @@ def _one_thread():
 
 # ---- closed forms ------------------------------------------------------------------------------------------------
 
+
 def test_theorem_g2_bn_after_relu_and_its_lower_bound_by_gradient_descent():
     rng = np.random.default_rng(0)
     X, y, beta = rng.standard_normal((5, 8)), rng.standard_normal(5), 0.3
@@ -36,14 +37,15 @@ def test_theorem_g2_bn_after_relu_and_its_lower_bound_by_gradient_descent():
     for seed in range(200):
         r = np.random.default_rng(seed)
         m = int(r.integers(1, 4))
-        net = bn.BNAfterReLUNetwork(r.standard_normal((m, 8)), r.standard_normal(m), r.standard_normal(m),
-                                    r.standard_normal(m))
+        net = bn.BNAfterReLUNetwork(
+            r.standard_normal((m, 8)), r.standard_normal(m), r.standard_normal(m), r.standard_normal(m)
+        )
         assert net.objective(X, y, beta) >= res.objective - 1e-12
 
 
 def test_theorems_4_1_and_4_2_on_full_row_rank_activations():
     rng = np.random.default_rng(1)
-    A = np.maximum(rng.standard_normal((6, 30)) @ rng.standard_normal((30, 40)), 0)   # earlier layers' output
+    A = np.maximum(rng.standard_normal((6, 30)) @ rng.standard_normal((30, 40)), 0)  # earlier layers' output
     y = rng.standard_normal(6)
     deep = bn.closed_form_deep(A, y, 0.2)
     assert deep.objective == pytest.approx(bn.closed_form(A, y, 0.2).objective, rel=0)
@@ -56,11 +58,18 @@ def test_theorems_4_1_and_4_2_on_full_row_rank_activations():
 
 # ---- Section 5 -----------------------------------------------------------------------------------------------------
 
+
 def _bn_point(seed=0, n=9, d=4, m=3, c=2):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) @ np.diag([3.0, 1.0, 0.5, 0.1]) + 1.0
-    return (X, rng.standard_normal((n, c)), rng.standard_normal((m, d)), rng.standard_normal(m),
-            rng.standard_normal(m), rng.standard_normal((m, c)))
+    return (
+        X,
+        rng.standard_normal((n, c)),
+        rng.standard_normal((m, d)),
+        rng.standard_normal(m),
+        rng.standard_normal(m),
+        rng.standard_normal((m, c)),
+    )
 
 
 def _objective(X, Y, W1, g, a, W2, beta):
@@ -89,20 +98,23 @@ def test_theorem_5_1_preconditioning_identity_by_finite_differences():
     Q = wh.coordinates(W1)
     chk = bn.preconditioning_check(X, Y, W1, g, a, W2, beta=0.1)
     assert chk.relative_error < 1e-10 and chk.other_max_abs_error < 1e-10
+
     # The whitened model's q-gradient by finite differences, then S^2 times it against S V^T grad_w.
     def whitened(Qm):
         return bn.whitened_gradients(wh.U, Y, Qm, g, a, W2, 0.1)["objective"]
+
     h, fd = 1e-6, np.zeros_like(Q)
     for idx in np.ndindex(Q.shape):
         up, dn = Q.copy(), Q.copy()
         up[idx] += h
         dn[idx] -= h
         fd[idx] = (whitened(up) - whitened(dn)) / (2 * h)
-    np.testing.assert_allclose(chk.whitened_step, fd * wh.S ** 2, atol=1e-5 * np.abs(fd * wh.S ** 2).max())
-    np.testing.assert_allclose(chk.bn_step, fd * wh.S ** 2, atol=1e-5 * np.abs(fd * wh.S ** 2).max())
+    np.testing.assert_allclose(chk.whitened_step, fd * wh.S**2, atol=1e-5 * np.abs(fd * wh.S**2).max())
+    np.testing.assert_allclose(chk.bn_step, fd * wh.S**2, atol=1e-5 * np.abs(fd * wh.S**2).max())
     # the same outputs: the whitened model at Q is the BN model at W1
     assert bn.whitened_gradients(wh.U, Y, Q, g, a, W2, 0.1)["objective"] == pytest.approx(
-        bn.bn_gradients(X, Y, W1, g, a, W2, 0.1)["objective"], rel=1e-12)
+        bn.bn_gradients(X, Y, W1, g, a, W2, 0.1)["objective"], rel=1e-12
+    )
 
 
 def test_cosine_diagnostic_and_gd_fits_high_variance_directions_first():
@@ -115,12 +127,34 @@ def test_cosine_diagnostic_and_gd_fits_high_variance_directions_first():
     np.testing.assert_allclose(cos, 1.0, rtol=1e-12)
     assert bn.cosine_per_direction(wh.V, -W0, W0) == pytest.approx(-np.ones(5))
     init = (W0, np.ones(20), np.zeros(20), rng.standard_normal(20) * 0.1)
-    tr = bn.train_bn(X, y, 1e-3, n_neurons=20, model="bn", optimizer="gd", lr=1e-3, n_iter=300, init=init,
-                     keep_snapshots=True, record_every=300)
+    tr = bn.train_bn(
+        X,
+        y,
+        1e-3,
+        n_neurons=20,
+        model="bn",
+        optimizer="gd",
+        lr=1e-3,
+        n_iter=300,
+        init=init,
+        keep_snapshots=True,
+        record_every=300,
+    )
     d_bn = bn.cosine_per_direction(wh.V, tr.snapshots[-1], W0)
     Q0 = wh.coordinates(W0)
-    trw = bn.train_bn(X, y, 1e-3, n_neurons=20, model="whitened", optimizer="gd", lr=1e-3, n_iter=300,
-                      init=(Q0,) + init[1:], keep_snapshots=True, record_every=300)
+    trw = bn.train_bn(
+        X,
+        y,
+        1e-3,
+        n_neurons=20,
+        model="whitened",
+        optimizer="gd",
+        lr=1e-3,
+        n_iter=300,
+        init=(Q0,) + init[1:],
+        keep_snapshots=True,
+        record_every=300,
+    )
     d_wh = bn.cosine_per_direction(np.eye(5), trw.snapshots[-1], Q0)
     # GD on (9) moves the top singular direction most and barely touches the bottom one (Fig. 1a); on (16)
     # the spread between directions is much smaller (Fig. 1b).
@@ -130,6 +164,7 @@ def test_cosine_diagnostic_and_gd_fits_high_variance_directions_first():
 
 
 # ---- vector outputs (Theorem 2.3) ----------------------------------------------------------------------------------
+
 
 def test_vector_output_bracket_and_exact_case():
     for beta in (0.1, 0.5):
@@ -144,7 +179,7 @@ def test_vector_output_bracket_and_exact_case():
         tr = bn.train_bn(X1D, Y2, beta, n_neurons=30, optimizer="adam", lr=0.02, n_iter=1500, seed=1)
         assert tr.network.objective(X1D, Y2, beta) >= res.lower_bound - 1e-7
     exact = vector.solve_bn_vector(X1D, Y2, 0.5)
-    assert exact.exact and exact.upper_bound < exact.heads.objective - 1e-3   # shared neurons beat independent heads
+    assert exact.exact and exact.upper_bound < exact.heads.objective - 1e-3  # shared neurons beat independent heads
 
 
 def test_vector_relaxation_is_a_lower_bound_of_the_scalar_program():
@@ -156,6 +191,7 @@ def test_vector_relaxation_is_a_lower_bound_of_the_scalar_program():
 
 
 # ---- PyTorch export --------------------------------------------------------------------------------------------------
+
 
 def test_pytorch_export_reproduces_training_and_inference_outputs():
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: the nn.Sequential export is not checked")
@@ -180,11 +216,15 @@ def test_exported_parameters_reproduce_the_network_under_pytorch_batchnorm_formu
     res = bn.solve_bn(X, np.sin(X[:, 0]), 0.05, patterns=25, tol=1e-9)
     net = res.network()
     V = np.zeros((1, 4, 1))
-    V[0, 3, 0] = 0.7                                            # add a constant neuron (w = 0)
+    V[0, 3, 0] = 0.7  # add a constant neuron (w = 0)
     const = bn.network_from_convex(V, np.zeros_like(V), res.whitening)
-    net = bn.BNReLUNetwork(np.vstack([net.W1, const.W1]), np.r_[net.gamma, const.gamma],
-                           np.r_[net.alpha, const.alpha], np.r_[net.w2, const.w2],
-                           stats=tuple(np.r_[a, b] for a, b in zip(net.stats[:2], const.stats[:2])) + (10,))
+    net = bn.BNReLUNetwork(
+        np.vstack([net.W1, const.W1]),
+        np.r_[net.gamma, const.gamma],
+        np.r_[net.alpha, const.alpha],
+        np.r_[net.w2, const.w2],
+        stats=tuple(np.r_[a, b] for a, b in zip(net.stats[:2], const.stats[:2])) + (10,),
+    )
     p = bn.export.torch_parameters(net, eps)
     Z = X @ p["linear1.weight"].T
     train = (Z - Z.mean(0)) / np.sqrt(Z.var(0) + eps) * p["bn.weight"] + p["bn.bias"]
@@ -209,6 +249,7 @@ def test_pytorch_export_without_torch_says_how_to_install():
 
 
 # ---- bad input -----------------------------------------------------------------------------------------------------
+
 
 def test_bad_input_names_the_argument_and_the_condition():
     rng = np.random.default_rng(6)

@@ -32,6 +32,7 @@ def _random_net(rng, m=5, d=3, c=None):
 
 # ---- the BN layer ------------------------------------------------------------------------------------------------
 
+
 def test_bn_forward_matches_the_definition_and_pytorch_units():
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((9, 4)) * 3 + 1
@@ -62,15 +63,16 @@ def test_lemma_1_1_balancing_and_theta_s_form():
         for other in (bal, unit):
             np.testing.assert_allclose(other.forward(X), net.forward(X), atol=1e-12)
         wn = np.abs(bal.w2) if c is None else np.linalg.norm(bal.w2, axis=1)
-        np.testing.assert_allclose(bal.gamma ** 2 + bal.alpha ** 2, wn ** 2, rtol=1e-12)
-        np.testing.assert_allclose(unit.gamma ** 2 + unit.alpha ** 2, 1.0, rtol=1e-12)
+        np.testing.assert_allclose(bal.gamma**2 + bal.alpha**2, wn**2, rtol=1e-12)
+        np.testing.assert_allclose(unit.gamma**2 + unit.alpha**2, 1.0, rtol=1e-12)
         beta = 0.7
         wd, l1 = net.objective(X, Y, beta), net.objective(X, Y, beta, form="l1")
-        assert wd >= l1 - 1e-12                                  # AM-GM
+        assert wd >= l1 - 1e-12  # AM-GM
         assert bal.objective(X, Y, beta) == pytest.approx(l1, rel=1e-12)
         assert unit.objective(X, Y, beta, form="l1") == pytest.approx(l1, rel=1e-12)
         assert net.objective(X, Y, beta, include_w1=True) == pytest.approx(
-            wd + 0.5 * beta * np.sum(net.W1 ** 2), rel=1e-12)
+            wd + 0.5 * beta * np.sum(net.W1**2), rel=1e-12
+        )
 
 
 def test_bn_is_invariant_to_the_scale_of_w1_and_statistics_reproduce_training_mode():
@@ -87,9 +89,10 @@ def test_bn_is_invariant_to_the_scale_of_w1_and_statistics_reproduce_training_mo
 
 # ---- whitening and truncation --------------------------------------------------------------------------------------
 
+
 def test_whitening_is_an_orthonormal_basis_of_the_centered_data_and_the_ones_vector():
     X, _ = _data(3, n=10, d=4)
-    X = np.column_stack([X, X[:, 0] - 2 * X[:, 1]])             # rank-deficient: 5 columns, rank 4
+    X = np.column_stack([X, X[:, 0] - 2 * X[:, 1]])  # rank-deficient: 5 columns, rank 4
     wh = bn.whiten(X)
     assert wh.rank == 4 and wh.k == 4
     Up = wh.Uprime
@@ -104,7 +107,7 @@ def test_whitening_is_an_orthonormal_basis_of_the_centered_data_and_the_ones_vec
 
 def test_explained_variance_rule():
     S = np.array([5.0, 3.0, 1.0, 0.5, 0.1])
-    ratio = np.cumsum(S ** 2) / np.sum(S ** 2)
+    ratio = np.cumsum(S**2) / np.sum(S**2)
     for threshold in (0.5, 0.9, 0.95, 0.99, 1.0):
         k = bn.explained_variance_rank(S, threshold)
         assert ratio[k - 1] >= threshold * (1 - 1e-12)
@@ -117,8 +120,9 @@ def test_explained_variance_rule():
     assert bn.whiten(X, truncate=2).Uprime.shape == (30, 3)
 
 
-@pytest.mark.parametrize("bad, match", [(0, "out of range"), (7, "out of range"), (1.5, r"\(0, 1\]"),
-                                        ("most", "truncate must be")])
+@pytest.mark.parametrize(
+    "bad, match", [(0, "out of range"), (7, "out of range"), (1.5, r"\(0, 1\]"), ("most", "truncate must be")]
+)
 def test_truncation_out_of_range(bad, match):
     X, _ = _data(4, n=30, d=6)
     with pytest.raises(ValueError, match=match):
@@ -149,8 +153,9 @@ def test_truncated_program_equals_cvxpy_and_the_rebuilt_network_on_raw_data():
     assert net.objective(gX, y, 0.1) == pytest.approx(res.objective, rel=1e-6)
     # Truncation restricts the model: the same whitened directions padded with zeros are feasible without it.
     H = res.patterns.gates
-    full = bn.solve_bn(X, y, 0.1, patterns=np.vstack([H[:2], np.zeros((1, H.shape[1])), H[2:]]), tol=1e-10,
-                       max_iter=200000)
+    full = bn.solve_bn(
+        X, y, 0.1, patterns=np.vstack([H[:2], np.zeros((1, H.shape[1])), H[2:]]), tol=1e-10, max_iter=200000
+    )
     assert full.objective <= res.objective * (1 + 1e-7)
 
 
@@ -170,8 +175,9 @@ def test_prediction_on_new_data_whitens_with_the_training_svd(truncate):
     np.testing.assert_allclose(res.predict(X), res.training_output(), atol=1e-9)
     # and equal to a network that stores the statistics of the training batch explicitly
     net = res.network()
-    np.testing.assert_allclose(bn.BNReLUNetwork(net.W1, net.gamma, net.alpha, net.w2).with_statistics(X).predict(Xnew),
-                               manual, atol=1e-9)
+    np.testing.assert_allclose(
+        bn.BNReLUNetwork(net.W1, net.gamma, net.alpha, net.w2).with_statistics(X).predict(Xnew), manual, atol=1e-9
+    )
 
 
 def test_constant_neuron_edge_case_maps_to_w_zero():
@@ -193,7 +199,9 @@ def test_constant_neuron_edge_case_maps_to_w_zero():
         np.testing.assert_allclose(net.predict(X), expected, atol=1e-12)
         penalty = np.linalg.norm(V, axis=1).sum()
         value = 0.5 * np.sum((expected - y) ** 2) + 0.3 * penalty
-        assert net.objective(X, y, 0.3, form="l1" if form == "unit" else "weight_decay") == pytest.approx(value, rel=1e-12)
+        assert net.objective(X, y, 0.3, form="l1" if form == "unit" else "weight_decay") == pytest.approx(
+            value, rel=1e-12
+        )
     # Constant targets: the program's optimum is the constant neuron, value h_beta(||y||).
     yc = np.full(8, 3.0)
     res = bn.solve_bn(X, yc, 0.5, tol=1e-10, max_iter=200000)

@@ -12,8 +12,8 @@ from convexnn import io
 from convexnn.__main__ import main
 from convexnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
-
 # ---- model files ------------------------------------------------------------------------------------------------
+
 
 def _reg_data(n=50, seed=0):
     rng = np.random.default_rng(seed)
@@ -25,16 +25,19 @@ def _reg_data(n=50, seed=0):
 def _cls_data(n=50, seed=0, labels=("no", "yes")):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, 2))
-    return X, np.where((X ** 2).sum(1) < 1.2, labels[1], labels[0])
+    return X, np.where((X**2).sum(1) < 1.2, labels[1], labels[0])
 
 
-@pytest.mark.parametrize("make", [
-    lambda: (ConvexReLURegressor(formulation="gated", n_patterns=30), _reg_data()),
-    lambda: (ConvexReLURegressor(formulation="gated", n_patterns=30, bias=False, standardize=False), _reg_data()),
-    lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), _cls_data()),
-    lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), _cls_data(labels=(4, 9))),
-    lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), (_cls_data(90)[0], np.arange(90) % 3)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (ConvexReLURegressor(formulation="gated", n_patterns=30), _reg_data()),
+        lambda: (ConvexReLURegressor(formulation="gated", n_patterns=30, bias=False, standardize=False), _reg_data()),
+        lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), _cls_data()),
+        lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), _cls_data(labels=(4, 9))),
+        lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), (_cls_data(90)[0], np.arange(90) % 3)),
+    ],
+)
 def test_save_load_roundtrip(tmp_path, make):
     est, (X, y) = make()
     est.fit(X, y)
@@ -63,8 +66,10 @@ def test_save_load_roundtrip(tmp_path, make):
 def test_save_load_bare_networks(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((9, 2))
-    for net in (cnn.Network(rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), bias=True),
-                cnn.GatedNetwork(rng.standard_normal((2, 4)), rng.standard_normal((4, 2)), rng.standard_normal(4))):
+    for net in (
+        cnn.Network(rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), bias=True),
+        cnn.GatedNetwork(rng.standard_normal((2, 4)), rng.standard_normal((4, 2)), rng.standard_normal(4)),
+    ):
         io.save(net, tmp_path / "net.npz")
         back = io.load(tmp_path / "net.npz")
         assert type(back) is type(net)
@@ -106,6 +111,7 @@ def test_load_rejects_bad_files(tmp_path):
 
 # ---- command line -------------------------------------------------------------------------------------------------
 
+
 def _write_csv(path, header, rows):
     with open(path, "w") as fh:
         fh.write(",".join(header) + "\n")
@@ -117,8 +123,9 @@ def _write_csv(path, header, rows):
 @pytest.fixture
 def reg_csv(tmp_path):
     X, y = _reg_data()
-    return _write_csv(tmp_path / "reg.csv", ["age", "dose", "weight", "response"],
-                      [list(x) + [t] for x, t in zip(X, y)])
+    return _write_csv(
+        tmp_path / "reg.csv", ["age", "dose", "weight", "response"], [list(x) + [t] for x, t in zip(X, y)]
+    )
 
 
 @pytest.fixture
@@ -129,15 +136,33 @@ def cls_csv(tmp_path):
 
 def test_fit_predict_report_regression(tmp_path, reg_csv, capsys):
     model = str(tmp_path / "reg.model")
-    assert main(["fit", reg_csv, "--target", "response", "--output", model, "--formulation", "gated",
-                 "--n-patterns", "30", "--beta-ratio", "0.02"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                reg_csv,
+                "--target",
+                "response",
+                "--output",
+                model,
+                "--formulation",
+                "gated",
+                "--n-patterns",
+                "30",
+                "--beta-ratio",
+                "0.02",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "rel_gap=" in out and "model saved to" in out
     est = io.load(model)
     assert isinstance(est, ConvexReLURegressor) and est.beta_ == pytest.approx(0.02 * est.beta_max_)
     X, y = _reg_data()
-    np.testing.assert_array_equal(est.predict(X), ConvexReLURegressor(formulation="gated", n_patterns=30,
-                                                                      beta_ratio=0.02).fit(X, y).predict(X))
+    np.testing.assert_array_equal(
+        est.predict(X), ConvexReLURegressor(formulation="gated", n_patterns=30, beta_ratio=0.02).fit(X, y).predict(X)
+    )
     pred_path = str(tmp_path / "pred.csv")
     assert main(["predict", model, reg_csv, "--output", pred_path]) == 0
     captured = capsys.readouterr()
@@ -147,8 +172,16 @@ def test_fit_predict_report_regression(tmp_path, reg_csv, capsys):
     np.testing.assert_allclose([float(v) for v in lines[1:]], est.predict(X), rtol=1e-15)
     assert main(["report", model]) == 0
     report = capsys.readouterr().out
-    for word in ("ConvexReLURegressor", "objective=", "dual_bound=", "rel_gap=", "neurons", "reg.csv",
-                 "'response'", cnn.__version__):
+    for word in (
+        "ConvexReLURegressor",
+        "objective=",
+        "dual_bound=",
+        "rel_gap=",
+        "neurons",
+        "reg.csv",
+        "'response'",
+        cnn.__version__,
+    ):
         assert word in report
     assert main(["report", model, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["data"]["feature_names"] == ["age", "dose", "weight"]
@@ -156,8 +189,10 @@ def test_fit_predict_report_regression(tmp_path, reg_csv, capsys):
 
 def test_fit_predict_classification_with_labels_and_column_order(tmp_path, cls_csv, capsys):
     model = str(tmp_path / "cls.npz")
-    assert main(["fit", cls_csv, "--target", "label", "--output", model, "--formulation", "gated",
-                 "--n-patterns", "40"]) == 0
+    assert (
+        main(["fit", cls_csv, "--target", "label", "--output", model, "--formulation", "gated", "--n-patterns", "40"])
+        == 0
+    )
     assert "loss=logistic" in capsys.readouterr().out
     est = io.load(model)
     assert list(est.classes_) == ["no", "yes"]
@@ -221,10 +256,14 @@ def test_bad_input_exits_2_with_one_line(tmp_path, reg_csv, cls_csv, capsys):
         (["fit", str(tmp_path / "nope.csv"), "--target", "y", "--output", out], ["does not exist"]),
         (["fit", reg_csv, "--output", out], ["--target"]),
         (["fit", reg_csv, "--target", "nope", "--output", out], ["no column 'nope'", "response"]),
-        (["fit", reg_csv, "--target", "response", "--output", out, "--beta", "1", "--beta-ratio", "0.1"],
-         ["not allowed with"]),
-        (["fit", reg_csv, "--target", "response", "--output", out, "--beta", "-1", "--formulation", "gated"],
-         ["beta must be >= 0"]),
+        (
+            ["fit", reg_csv, "--target", "response", "--output", out, "--beta", "1", "--beta-ratio", "0.1"],
+            ["not allowed with"],
+        ),
+        (
+            ["fit", reg_csv, "--target", "response", "--output", out, "--beta", "-1", "--formulation", "gated"],
+            ["beta must be >= 0"],
+        ),
         (["fit", reg_csv, "--target", "response", "--output", out, "--loss", "logistic"], ["Unknown label type"]),
         (["fit", cls_csv, "--target", "label", "--output", out, "--task", "regression"], ["holds labels"]),
         (["fit", cls_csv, "--target", "label", "--output", out, "--loss", "squared"], ["holds labels"]),
@@ -237,8 +276,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, reg_csv, cls_csv, capsys):
     try:
         from convexnn import _cuda  # noqa: F401
     except ImportError:  # a CPU-only build must refuse the GPU with a reason
-        cases.append((["fit", reg_csv, "--target", "response", "--output", out, "--formulation", "gated",
-                       "--device", "cuda"], ["device='cuda'"]))
+        cases.append(
+            (
+                ["fit", reg_csv, "--target", "response", "--output", out, "--formulation", "gated", "--device", "cuda"],
+                ["device='cuda'"],
+            )
+        )
     for argv, fragments in cases:
         try:
             status = main(argv)
@@ -248,28 +291,34 @@ def test_bad_input_exits_2_with_one_line(tmp_path, reg_csv, cls_csv, capsys):
         _one_line_error(capsys, *fragments)
 
 
-@pytest.mark.parametrize("content,fragments", [
-    ("a,b,y\n1,2,3\n4,5\n", ["line 3", "2 fields"]),
-    ("a,b,y\n1,2,3\n4,x,6\n", ["line 3", "column 'b'", "'x', not a number"]),
-    ("a,b,y\n1,2,3\n4,,6\n", ["line 3", "column 'b'", "missing value"]),
-    ("a,b,y\n1,nan,3\n4,5,6\n", ["line 2", "column 'b'", "NaN/Inf"]),
-    ("a,b,y\n1,2,3\n4,5,\n", ["line 3", "missing target"]),
-    ("a,a,y\n1,2,3\n", ["duplicate column names ['a']"]),
-    ("a,b,y\n", ["no data rows"]),
-    ("", ["is empty"]),
-])
+@pytest.mark.parametrize(
+    "content,fragments",
+    [
+        ("a,b,y\n1,2,3\n4,5\n", ["line 3", "2 fields"]),
+        ("a,b,y\n1,2,3\n4,x,6\n", ["line 3", "column 'b'", "'x', not a number"]),
+        ("a,b,y\n1,2,3\n4,,6\n", ["line 3", "column 'b'", "missing value"]),
+        ("a,b,y\n1,nan,3\n4,5,6\n", ["line 2", "column 'b'", "NaN/Inf"]),
+        ("a,b,y\n1,2,3\n4,5,\n", ["line 3", "missing target"]),
+        ("a,a,y\n1,2,3\n", ["duplicate column names ['a']"]),
+        ("a,b,y\n", ["no data rows"]),
+        ("", ["is empty"]),
+    ],
+)
 def test_malformed_csv_files(tmp_path, capsys, content, fragments):
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    assert main(["fit", str(path), "--target", "y", "--output", str(tmp_path / "m.npz"),
-                 "--formulation", "gated"]) == 2
+    assert main(["fit", str(path), "--target", "y", "--output", str(tmp_path / "m.npz"), "--formulation", "gated"]) == 2
     _one_line_error(capsys, *fragments)
 
 
 def test_predict_needs_the_model_features(tmp_path, reg_csv, capsys):
     model = str(tmp_path / "m.npz")
-    assert main(["fit", reg_csv, "--target", "response", "--output", model, "--formulation", "gated",
-                 "--n-patterns", "10"]) == 0
+    assert (
+        main(
+            ["fit", reg_csv, "--target", "response", "--output", model, "--formulation", "gated", "--n-patterns", "10"]
+        )
+        == 0
+    )
     missing = _write_csv(tmp_path / "missing.csv", ["age", "weight"], [[1, 2]])
     assert main(["predict", model, missing]) == 2
     _one_line_error(capsys, "lacks the feature columns ['dose']")
@@ -281,8 +330,10 @@ def test_predict_needs_the_model_features(tmp_path, reg_csv, capsys):
 
 def test_predict_with_unseen_labels_warns_but_predicts(tmp_path, cls_csv, capsys):
     model = str(tmp_path / "m.npz")
-    assert main(["fit", cls_csv, "--target", "label", "--output", model, "--formulation", "gated",
-                 "--n-patterns", "10"]) == 0
+    assert (
+        main(["fit", cls_csv, "--target", "label", "--output", model, "--formulation", "gated", "--n-patterns", "10"])
+        == 0
+    )
     capsys.readouterr()
     other = _write_csv(tmp_path / "other.csv", ["x1", "label", "x2"], [[0.1, "maybe", 0.2], [2.0, "no", 2.0]])
     assert main(["predict", model, other]) == 0
@@ -294,11 +345,16 @@ def test_predict_with_unseen_labels_warns_but_predicts(tmp_path, cls_csv, capsys
 def test_subprocess_exit_status_and_no_traceback(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,y\n1,2\nzz,3\n")
-    out = subprocess.run([sys.executable, "-m", "convexnn", "fit", str(bad), "--target", "y", "--output",
-                          str(tmp_path / "m.npz")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "convexnn", "fit", str(bad), "--target", "y", "--output", str(tmp_path / "m.npz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().startswith("convexnn fit: error:") and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
-    ok = subprocess.run([sys.executable, "-m", "convexnn", "fit", "--help"], capture_output=True, text=True,
-                        timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "convexnn", "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0 and "--beta-ratio" in ok.stdout

@@ -25,11 +25,11 @@ def test_circulant_diagonalisation_with_unitary_dft():
     rng = np.random.default_rng(0)
     d = 6
     u = rng.standard_normal(d)
-    U = np.array([[u[(a - k) % d] for k in range(d)] for a in range(d)])     # first column u
-    F = np.fft.fft(np.eye(d)) / math.sqrt(d)                                   # unitary DFT
+    U = np.array([[u[(a - k) % d] for k in range(d)] for a in range(d)])  # first column u
+    F = np.fft.fft(np.eye(d)) / math.sqrt(d)  # unitary DFT
     np.testing.assert_allclose(F.conj().T @ np.diag(math.sqrt(d) * (F @ u)) @ F, U, atol=1e-12)
     x = rng.standard_normal(d)
-    np.testing.assert_allclose(circular_patches(x[None], d)[0] @ u, x @ U, atol=1e-12)   # patches = X U
+    np.testing.assert_allclose(circular_patches(x[None], d)[0] @ u, x @ U, atol=1e-12)  # patches = X U
 
 
 @pytest.mark.parametrize("d", [6, 7])
@@ -42,7 +42,7 @@ def test_fourier_lasso_matches_cvxpy(d):
     assert res.status == "converged"
     assert res.objective == pytest.approx(ref, rel=1e-6)
     assert res.dual_objective <= ref * (1 + 1e-8) and res.objective >= ref * (1 - 1e-8)
-    np.testing.assert_allclose(res.z[1:][::-1], np.conj(res.z[1:]), atol=1e-14)   # z_{d-w} = conj(z_w)
+    np.testing.assert_allclose(res.z[1:][::-1], np.conj(res.z[1:]), atol=1e-14)  # z_{d-w} = conj(z_w)
     np.testing.assert_allclose(res.predict(X), np.real(Xt @ res.z), atol=1e-12)
 
 
@@ -54,7 +54,7 @@ def test_normalisation_is_beta_over_sqrt_d_full_length_filters_exact(d):
     assert res.exact
     patches = circular_patches(X, d)
     nuclear = solve_linear_cnn(patches, y, beta, tol=1e-11)
-    assert res.objective == pytest.approx(nuclear.objective, rel=1e-6)   # the nuclear-norm optimum of (12)
+    assert res.objective == pytest.approx(nuclear.objective, rel=1e-6)  # the nuclear-norm optimum of (12)
     net = res.network()
     assert net.objective(patches, y, beta) == pytest.approx(res.objective, rel=1e-9)
     # one real filter per nonzero conjugate pair / singleton
@@ -71,7 +71,7 @@ def test_short_filters_give_a_lower_bound():
     assert not res.exact and res.filter_size == 3
     exact = solve_linear_cnn(circular_patches(X, 3), y, beta, tol=1e-10)
     assert res.objective <= exact.objective * (1 + 1e-8)
-    assert res.objective < 0.99 * exact.objective          # a strict relaxation here
+    assert res.objective < 0.99 * exact.objective  # a strict relaxation here
     with pytest.raises(ValueError, match="lower bound"):
         res.network()
 
@@ -80,8 +80,9 @@ def test_adam_on_the_circular_cnn_reaches_the_fourier_optimum():
     X, y = _data(n=30, d=5, seed=3)
     beta = 1.0
     res = solve_circular_cnn(X, y, beta, tol=1e-11)
-    tr = train_cnn(circular_patches(X, 5), y, beta, n_filters=5, model="linear", lr=1e-2, n_epochs=3000,
-                   record_every=100)
+    tr = train_cnn(
+        circular_patches(X, 5), y, beta, n_filters=5, model="linear", lr=1e-2, n_epochs=3000, record_every=100
+    )
     assert tr.objective >= res.dual_objective * (1 - 1e-12)
     assert tr.objective == pytest.approx(res.objective, rel=1e-5)
 

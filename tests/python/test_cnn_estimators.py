@@ -9,14 +9,21 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_val_score
 
-from convexnn.cnn import (ConvexCNNClassifier, ConvexCNNRegressor, extract_patches, operator_interface_available,
-                          relu_cnn_beta_max, solve_relu_cnn)
+from convexnn.cnn import (
+    ConvexCNNClassifier,
+    ConvexCNNRegressor,
+    extract_patches,
+    operator_interface_available,
+    relu_cnn_beta_max,
+    solve_relu_cnn,
+)
 from convexnn.patterns import sample_patterns
 
 pytestmark = pytest.mark.skipif(
     not operator_interface_available(),
     reason="this build of convexnn._core cannot run its solvers on Python operators (BlockOperatorF64 is not "
-           "subclassable from Python), which the pooled CNN estimators need")
+    "subclassable from Python), which the pooled CNN estimators need",
+)
 
 
 def _digits(classes=(0, 1), n=80):
@@ -58,8 +65,9 @@ def test_exact_regressor_network_objective_equals_convex():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 5, 5))
     y = np.maximum(X[:, 1:4, 1:4].sum((1, 2)), 0) + 0.1 * rng.standard_normal(30)
-    est = ConvexCNNRegressor(patch_size=3, stride=2, n_patterns=8, formulation="relu", beta_ratio=0.1,
-                             tol=1e-7).fit(X, y)
+    est = ConvexCNNRegressor(patch_size=3, stride=2, n_patterns=8, formulation="relu", beta_ratio=0.1, tol=1e-7).fit(
+        X, y
+    )
     assert est.max_violation_ <= 1e-8
     Xs = (X[..., None] - X.mean()) / X.std()
     P = extract_patches(Xs, 3, stride=2)
@@ -77,7 +85,7 @@ def test_flat_input_pipeline_clone_pickle():
     fitted = clone(est).fit(flat, y)
     again = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(again.predict(flat), fitted.predict(flat))
-    np.testing.assert_array_equal(fitted.predict(X), fitted.predict(flat))          # images or flat rows
+    np.testing.assert_array_equal(fitted.predict(X), fitted.predict(flat))  # images or flat rows
 
 
 def test_1d_signals():
@@ -88,16 +96,19 @@ def test_1d_signals():
     assert est.image_shape_ == (1, 12, 1) and est.network_.patch_size == 2
 
 
-@pytest.mark.parametrize("params,X,y,match", [
-    (dict(patch_size=9), np.zeros((4, 8, 8)), [0, 1, 0, 1], "size"),
-    (dict(stride=0), np.zeros((4, 8, 8)), [0, 1, 0, 1], "stride"),
-    (dict(beta=1.0, beta_ratio=0.1), np.zeros((4, 8, 8)), [0, 1, 0, 1], "either beta"),
-    (dict(), np.zeros((4, 8, 8, 1, 1)), [0, 1, 0, 1], "rank 5"),
-    (dict(), np.full((4, 8, 8), np.nan), [0, 1, 0, 1], "NaN"),
-    (dict(), np.zeros((4, 8, 8)), [0, 0, 0, 0], "only one class"),
-    (dict(image_shape=(3, 3)), np.zeros((4, 10)), [0, 1, 0, 1], "image_shape"),
-    (dict(n_patterns=0), np.zeros((4, 8, 8)), [0, 1, 0, 1], "n_patterns \\+ n_clusters"),
-])
+@pytest.mark.parametrize(
+    "params,X,y,match",
+    [
+        (dict(patch_size=9), np.zeros((4, 8, 8)), [0, 1, 0, 1], "size"),
+        (dict(stride=0), np.zeros((4, 8, 8)), [0, 1, 0, 1], "stride"),
+        (dict(beta=1.0, beta_ratio=0.1), np.zeros((4, 8, 8)), [0, 1, 0, 1], "either beta"),
+        (dict(), np.zeros((4, 8, 8, 1, 1)), [0, 1, 0, 1], "rank 5"),
+        (dict(), np.full((4, 8, 8), np.nan), [0, 1, 0, 1], "NaN"),
+        (dict(), np.zeros((4, 8, 8)), [0, 0, 0, 0], "only one class"),
+        (dict(image_shape=(3, 3)), np.zeros((4, 10)), [0, 1, 0, 1], "image_shape"),
+        (dict(n_patterns=0), np.zeros((4, 8, 8)), [0, 1, 0, 1], "n_patterns \\+ n_clusters"),
+    ],
+)
 def test_bad_input(params, X, y, match):
     with pytest.raises(ValueError, match=match):
         ConvexCNNClassifier(**params).fit(X, y)

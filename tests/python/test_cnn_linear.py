@@ -28,7 +28,7 @@ def test_optimum_matches_cvxpy_and_certificate_is_honest(c, ratio):
     ref, _ = cvx_linear_cnn(P, y, beta)
     assert res.status == "converged" and res.gap <= 1e-9
     assert res.objective == pytest.approx(ref, rel=1e-6)
-    assert res.dual_objective <= ref * (1 + 1e-8)          # a true lower bound
+    assert res.dual_objective <= ref * (1 + 1e-8)  # a true lower bound
     assert res.objective >= ref * (1 - 1e-8)
     # the dual point is feasible: sigma_max([X_k^T v]) <= beta
     v = res.dual_point.reshape(len(P), -1)
@@ -59,14 +59,14 @@ def test_optimal_filters_are_top_eigenvectors_at_the_dual_optimum():
     beta = 0.15 * linear_cnn_beta_max(P, y)
     res = solve_linear_cnn(P, y, beta, tol=1e-11)
     v = res.dual_point
-    S = sum(P[:, k, :].T @ np.outer(v, v) @ P[:, k, :] for k in range(P.shape[1]))   # sum_k X_k^T v v^T X_k
+    S = sum(P[:, k, :].T @ np.outer(v, v) @ P[:, k, :] for k in range(P.shape[1]))  # sum_k X_k^T v v^T X_k
     lam, vecs = np.linalg.eigh(S)
-    assert lam[-1] == pytest.approx(beta ** 2, rel=1e-6)    # the dual constraint (10) is tight, rhs beta^2
+    assert lam[-1] == pytest.approx(beta**2, rel=1e-6)  # the dual constraint (10) is tight, rhs beta^2
     U, _ = res.filters_and_weights()
     assert len(U) >= 1
     for u in U:
         a = u / np.linalg.norm(u)
-        assert a @ S @ a == pytest.approx(lam[-1], rel=1e-6)   # a_j is in the top eigenspace
+        assert a @ S @ a == pytest.approx(lam[-1], rel=1e-6)  # a_j is in the top eigenspace
     # each filter lies in the span of eigenvectors whose eigenvalue equals beta^2
     top = vecs[:, lam >= lam[-1] * (1 - 1e-5)]
     for u in U:
@@ -88,8 +88,8 @@ def test_zero_solution_above_beta_max():
     P, y = _data(seed=4)
     bmax = linear_cnn_beta_max(P, y)
     res = solve_linear_cnn(P, y, 1.001 * bmax)
-    assert np.all(res.Z == 0) and res.objective == pytest.approx(0.5 * np.sum(y ** 2))
-    assert solve_linear_cnn(P, y, 0.99 * bmax, tol=1e-9).objective < 0.5 * np.sum(y ** 2)
+    assert np.all(res.Z == 0) and res.objective == pytest.approx(0.5 * np.sum(y**2))
+    assert solve_linear_cnn(P, y, 0.99 * bmax, tol=1e-9).objective < 0.5 * np.sum(y**2)
 
 
 @pytest.mark.parametrize("c", [None, 2])
@@ -98,27 +98,49 @@ def test_adam_on_the_nonconvex_linear_cnn_converges_to_the_convex_objective(c):
     beta = 0.1 * linear_cnn_beta_max(P, y)
     res = solve_linear_cnn(P, y, beta, tol=1e-10)
     for seed in range(2):
-        tr = train_cnn(P, y, beta, n_filters=3, model="linear", optimizer="adam", lr=1e-2, n_epochs=2000,
-                       seed=seed, record_every=100)
+        tr = train_cnn(
+            P,
+            y,
+            beta,
+            n_filters=3,
+            model="linear",
+            optimizer="adam",
+            lr=1e-2,
+            n_epochs=2000,
+            seed=seed,
+            record_every=100,
+        )
         assert tr.objective == pytest.approx(tr.network.objective(P, y, beta), rel=1e-12)
-        assert tr.objective >= res.dual_objective * (1 - 1e-12)      # weak duality: nothing goes below
+        assert tr.objective >= res.dual_objective * (1 - 1e-12)  # weak duality: nothing goes below
         objs = tr.times_objectives()[1]
         assert objs[-1] < objs[0]
-        assert tr.objective == pytest.approx(res.objective, rel=1e-6)   # every run reaches the global optimum
+        assert tr.objective == pytest.approx(res.objective, rel=1e-6)  # every run reaches the global optimum
 
 
 def test_sgd_on_the_nonconvex_linear_cnn_converges_to_the_convex_objective():
     """Full-batch SGD (PyTorch autograd when installed, else the NumPy trainer) reaches the nuclear-norm optimum."""
     try:
         import torch  # noqa: F401
+
         backend = "torch"
     except ImportError:
         backend = "numpy"
     P, y = _data(n=40, K=4, h=3, seed=5)
     beta = 0.1 * linear_cnn_beta_max(P, y)
     res = solve_linear_cnn(P, y, beta, tol=1e-10)
-    tr = train_cnn(P, y, beta, n_filters=3, model="linear", optimizer="sgd", lr=0.1, n_epochs=6000, seed=0,
-                   record_every=500, backend=backend)
+    tr = train_cnn(
+        P,
+        y,
+        beta,
+        n_filters=3,
+        model="linear",
+        optimizer="sgd",
+        lr=0.1,
+        n_epochs=6000,
+        seed=0,
+        record_every=500,
+        backend=backend,
+    )
     assert tr.status == "max_iter"
     assert tr.objective >= res.dual_objective * (1 - 1e-12)
     assert tr.objective == pytest.approx(res.objective, rel=1e-6)
@@ -131,14 +153,17 @@ def test_not_converged_warns():
     assert res.status == "max_iter" and res.dual_objective <= res.objective
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(patches=np.zeros((5, 3)), y=np.zeros(5), beta=1.0), ValueError, "patches must have shape"),
-    (dict(patches=np.zeros((5, 2, 3)), y=np.zeros(4), beta=1.0), ValueError, "y must have shape"),
-    (dict(patches=np.zeros((5, 2, 3)), y=np.zeros(5), beta=0.0), ValueError, "beta must be >"),
-    (dict(patches=np.zeros((5, 2, 3)), y=np.full(5, np.nan), beta=1.0), ValueError, "y contains NaN"),
-    (dict(patches=np.full((5, 2, 3), np.inf), y=np.zeros(5), beta=1.0), ValueError, "patches contains NaN"),
-    (dict(patches=np.zeros((5, 2, 3)), y=np.zeros(5), beta="a"), TypeError, "beta"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(patches=np.zeros((5, 3)), y=np.zeros(5), beta=1.0), ValueError, "patches must have shape"),
+        (dict(patches=np.zeros((5, 2, 3)), y=np.zeros(4), beta=1.0), ValueError, "y must have shape"),
+        (dict(patches=np.zeros((5, 2, 3)), y=np.zeros(5), beta=0.0), ValueError, "beta must be >"),
+        (dict(patches=np.zeros((5, 2, 3)), y=np.full(5, np.nan), beta=1.0), ValueError, "y contains NaN"),
+        (dict(patches=np.full((5, 2, 3), np.inf), y=np.zeros(5), beta=1.0), ValueError, "patches contains NaN"),
+        (dict(patches=np.zeros((5, 2, 3)), y=np.zeros(5), beta="a"), TypeError, "beta"),
+    ],
+)
 def test_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         solve_linear_cnn(**kwargs)

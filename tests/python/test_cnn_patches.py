@@ -18,17 +18,20 @@ def _naive(images, size, stride, padding):
         rows = []
         for r in range(0, H - sr + 1, tr):
             for c in range(0, W - sc + 1, tc):
-                rows.append(imgs[i, r:r + sr, c:c + sc, :].ravel())
+                rows.append(imgs[i, r : r + sr, c : c + sc, :].ravel())
         out.append(rows)
     return np.array(out)
 
 
-@pytest.mark.parametrize("shape,size,stride,padding", [
-    ((3, 8, 8), (3, 3), (1, 1), (0, 0)),
-    ((2, 7, 9, 3), (4, 2), (2, 3), (1, 2)),
-    ((1, 5, 5, 2), (5, 5), (1, 1), (0, 0)),
-    ((2, 6, 6), (2, 2), (4, 4), (1, 1)),
-])
+@pytest.mark.parametrize(
+    "shape,size,stride,padding",
+    [
+        ((3, 8, 8), (3, 3), (1, 1), (0, 0)),
+        ((2, 7, 9, 3), (4, 2), (2, 3), (1, 2)),
+        ((1, 5, 5, 2), (5, 5), (1, 1), (0, 0)),
+        ((2, 6, 6), (2, 2), (4, 4), (1, 1)),
+    ],
+)
 def test_matches_naive_loop(shape, size, stride, padding):
     images = np.random.default_rng(0).standard_normal(shape)
     got = extract_patches(images, size, stride, padding)
@@ -37,7 +40,7 @@ def test_matches_naive_loop(shape, size, stride, padding):
     Kr, Kc = patch_grid(shape[1:3], size, stride, padding)
     assert got.shape == (shape[0], Kr * Kc, size[0] * size[1] * (shape[3] if len(shape) == 4 else 1))
     assert got.flags.c_contiguous
-    assert np.shares_memory(got, got.reshape(-1, got.shape[2]))   # stacking is a view
+    assert np.shares_memory(got, got.reshape(-1, got.shape[2]))  # stacking is a view
 
 
 def test_dtypes_and_int_arguments():
@@ -48,19 +51,22 @@ def test_dtypes_and_int_arguments():
     assert extract_patches(imgs.astype(np.float32), 3).dtype == np.float32
 
 
-@pytest.mark.parametrize("images,kwargs,exc,match", [
-    (np.zeros((2, 4, 4)), dict(size=5), ValueError, "size"),
-    (np.zeros((2, 4, 4)), dict(size=2, stride=0), ValueError, "stride"),
-    (np.zeros((2, 4, 4)), dict(size=2, padding=-1), ValueError, "padding"),
-    (np.zeros((4, 4)), dict(size=2), ValueError, "images.*rank 2"),
-    (np.zeros((1, 2, 4, 4, 1)), dict(size=2), ValueError, "images.*rank 5"),
-    (np.full((1, 4, 4), np.nan), dict(size=2), ValueError, "images contains NaN"),
-    (np.zeros((0, 4, 4)), dict(size=2), ValueError, "images has an empty axis"),
-    (np.array([["a"]] * 2, dtype=object)[None], dict(size=1), TypeError, "images must hold numbers"),
-    (np.zeros((1, 4, 4)), dict(size=2.5), TypeError, "size"),
-    (np.zeros((1, 4, 4)), dict(size=(2, 2, 2)), TypeError, "size"),
-    (np.zeros((1, 4, 4)), dict(size=2, stride=True), TypeError, "stride"),
-])
+@pytest.mark.parametrize(
+    "images,kwargs,exc,match",
+    [
+        (np.zeros((2, 4, 4)), dict(size=5), ValueError, "size"),
+        (np.zeros((2, 4, 4)), dict(size=2, stride=0), ValueError, "stride"),
+        (np.zeros((2, 4, 4)), dict(size=2, padding=-1), ValueError, "padding"),
+        (np.zeros((4, 4)), dict(size=2), ValueError, "images.*rank 2"),
+        (np.zeros((1, 2, 4, 4, 1)), dict(size=2), ValueError, "images.*rank 5"),
+        (np.full((1, 4, 4), np.nan), dict(size=2), ValueError, "images contains NaN"),
+        (np.zeros((0, 4, 4)), dict(size=2), ValueError, "images has an empty axis"),
+        (np.array([["a"]] * 2, dtype=object)[None], dict(size=1), TypeError, "images must hold numbers"),
+        (np.zeros((1, 4, 4)), dict(size=2.5), TypeError, "size"),
+        (np.zeros((1, 4, 4)), dict(size=(2, 2, 2)), TypeError, "size"),
+        (np.zeros((1, 4, 4)), dict(size=2, stride=True), TypeError, "stride"),
+    ],
+)
 def test_bad_input(images, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         extract_patches(images, **kwargs)

@@ -10,9 +10,20 @@ from sklearn.exceptions import ConvergenceWarning
 
 import convexnn as cnn
 from convexnn import _core
-from convexnn.cnn import (GatedReLUCNN, PatchOperator, ReLUCNN, cluster_gates, gaussian_patterns, network_gates,
-                          operator_interface_available, patterns_from_gates, relu_cnn_beta_max, solve_relu_cnn,
-                          stacked_patches, train_cnn)
+from convexnn.cnn import (
+    GatedReLUCNN,
+    PatchOperator,
+    ReLUCNN,
+    cluster_gates,
+    gaussian_patterns,
+    network_gates,
+    operator_interface_available,
+    patterns_from_gates,
+    relu_cnn_beta_max,
+    solve_relu_cnn,
+    stacked_patches,
+    train_cnn,
+)
 from convexnn.cnn.reference import cvx_pooled_relu_cnn
 from convexnn.reference.cvx import solve_gated_cvxpy, solve_relu_cvxpy
 
@@ -21,7 +32,8 @@ pytest.importorskip("cvxpy")
 needs_operator_interface = pytest.mark.skipif(
     not operator_interface_available(),
     reason="this build of convexnn._core cannot run its solvers on Python operators (BlockOperatorF64 is not "
-           "subclassable from Python), which the pooled ReLU CNN needs")
+    "subclassable from Python), which the pooled ReLU CNN needs",
+)
 
 
 def _patches(n=6, K=3, h=2, seed=0):
@@ -35,6 +47,7 @@ def _pooled_dense(P, masks):
 
 
 # ---- the patch operator ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_patch_operator_is_the_pooled_masked_operator(dtype):
@@ -57,7 +70,7 @@ def test_patch_operator_is_the_pooled_masked_operator(dtype):
     np.testing.assert_allclose(op.forward(U[sub].astype(dtype), sub), sum(A[i] @ U[i] for i in sub), **tol)
     np.testing.assert_allclose(op.block_gram(2), A[2].T @ A[2], **tol)
     assert (op.n_samples, op.block_dim, op.n_blocks) == (9, 4, pats.n_patterns)
-    assert np.shares_memory(Xs, P) and (dtype != np.float64 or np.shares_memory(op.stacked, P))   # no 2nd stack
+    assert np.shares_memory(Xs, P) and (dtype != np.float64 or np.shares_memory(op.stacked, P))  # no 2nd stack
 
 
 def test_patch_operator_bad_shape():
@@ -68,6 +81,7 @@ def test_patch_operator_bad_shape():
 
 
 # ---- per-patch outputs: the exact program on X' -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_per_patch_exact_matches_cvxpy_and_the_network(bias):
@@ -87,7 +101,7 @@ def test_per_patch_exact_matches_cvxpy_and_the_network(bias):
     assert isinstance(net, ReLUCNN) and net.pooling == "none"
     assert net.predict(P).shape == y.shape
     assert net.objective(P, y, beta) == pytest.approx(res.objective, rel=1e-6)
-    if not bias:   # all patterns: no run of the non-convex per-patch CNN goes below the global optimum
+    if not bias:  # all patterns: no run of the non-convex per-patch CNN goes below the global optimum
         tr = train_cnn(P, y, beta, n_filters=8, pooling="none", lr=1e-2, n_epochs=800, record_every=100)
         assert tr.objective >= res.dual_objective * (1 - 1e-9)
 
@@ -105,6 +119,7 @@ def test_per_patch_gated_matches_cvxpy():
 
 
 # ---- sum pooling: the patch operator in the C++ solvers ------------------------------------------------------------
+
 
 @needs_operator_interface
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
@@ -141,7 +156,7 @@ def test_pooled_exact_matches_cvxpy_and_the_network(bias):
     net = res.network()
     assert isinstance(net, ReLUCNN) and net.pooling == "sum"
     assert net.objective(P, y, beta) == pytest.approx(res.objective, rel=1e-6)
-    if not bias:   # all patterns: the non-convex pooled CNN trained by Adam never goes below the global optimum
+    if not bias:  # all patterns: the non-convex pooled CNN trained by Adam never goes below the global optimum
         tr = train_cnn(P, y, beta, n_filters=6, lr=1e-2, n_epochs=800, record_every=100)
         assert tr.objective >= res.dual_objective * (1 - 1e-9)
 
@@ -154,7 +169,7 @@ def test_pooled_float32_iterations_certified_in_float64():
     r64 = solve_relu_cnn(P, y, 0.2, patterns=pats, formulation="gated", tol=1e-9)
     r32 = solve_relu_cnn(P, y, 0.2, patterns=pats, formulation="gated", tol=1e-5, dtype=np.float32)
     assert r32.status == "converged"
-    assert r32.dual_objective <= r64.objective * (1 + 1e-9)          # the float64 certificate is a true bound
+    assert r32.dual_objective <= r64.objective * (1 + 1e-9)  # the float64 certificate is a true bound
     assert r32.objective == pytest.approx(r64.objective, rel=1e-4)
 
 
@@ -170,6 +185,7 @@ def test_pooled_gated_is_a_lower_bound_of_the_exact_program():
 
 # ---- patterns -----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_pattern_sources(bias):
     P = _patches(n=20, K=4, h=3, seed=12)
@@ -179,7 +195,7 @@ def test_pattern_sources(bias):
     pats = patterns_from_gates(P, G, bias=bias)
     Xb = np.hstack([Xs, np.ones((len(Xs), 1))]) if bias else Xs
     dense = pats.dense()
-    for j in range(dense.shape[1]):                       # every mask is the pattern of one of the gates
+    for j in range(dense.shape[1]):  # every mask is the pattern of one of the gates
         assert any(np.array_equal(dense[:, j], Xb @ G[:, i] >= 0) for i in range(5))
     net = ReLUCNN(np.random.default_rng(0).standard_normal((4, 3 + bias)), np.ones(4), bias=bias)
     g = network_gates(net)

@@ -8,10 +8,16 @@ from convexnn.cnn import ReLUCNN, train_cnn
 from convexnn.cnn.trainer import _forward_backward
 
 
-@pytest.mark.parametrize("model,pooling,loss,c", [
-    ("linear", "sum", "squared", 1), ("linear", "sum", "squared", 2),
-    ("relu", "sum", "logistic", 1), ("relu", "sum", "cross_entropy", 3), ("relu", "none", "squared", 2),
-])
+@pytest.mark.parametrize(
+    "model,pooling,loss,c",
+    [
+        ("linear", "sum", "squared", 1),
+        ("linear", "sum", "squared", 2),
+        ("relu", "sum", "logistic", 1),
+        ("relu", "sum", "cross_entropy", 3),
+        ("relu", "none", "squared", 2),
+    ],
+)
 def test_gradients_match_finite_differences(model, pooling, loss, c):
     rng = np.random.default_rng(0)
     n, K, h, m = 5, 3, 4, 3
@@ -73,6 +79,7 @@ def test_torch_backend_matches_numpy():
 def test_torch_backend_absent_says_so():
     try:
         import torch  # noqa: F401
+
         pytest.skip("PyTorch is installed; this checks the message without it")
     except ImportError:
         pass

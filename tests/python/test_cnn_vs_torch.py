@@ -24,7 +24,7 @@ def test_first_time_is_the_first_point_at_or_below_the_target():
 
 def test_mapped_network_has_the_objective_of_its_filters():
     rng = np.random.default_rng(0)
-    P = extract_patches(rng.standard_normal((7, 5, 5)), 3)                    # K = 9, h = 9
+    P = extract_patches(rng.standard_normal((7, 5, 5)), 3)  # K = 9, h = 9
     y = np.where(rng.standard_normal(7) > 0, 1.0, -1.0)
     U, a = rng.standard_normal((10, 4)), rng.standard_normal(4)
     net = bench.torch_to_relucnn(U, a)
@@ -32,7 +32,7 @@ def test_mapped_network_has_the_objective_of_its_filters():
     f = np.maximum(Pb @ U, 0).sum(axis=1) @ a
     np.testing.assert_allclose(net.predict(P), f, rtol=1e-12)
     beta = 0.3
-    expected = np.logaddexp(0, -y * f).sum() + 0.5 * beta * (np.sum(U ** 2) + np.sum(a ** 2))
+    expected = np.logaddexp(0, -y * f).sum() + 0.5 * beta * (np.sum(U**2) + np.sum(a**2))
     assert net.objective(P, y, beta, loss="logistic") == pytest.approx(expected, rel=1e-12)
 
 
@@ -56,8 +56,9 @@ def test_torch_model_and_loss_are_the_librarys():
     np.testing.assert_allclose(z.numpy(), net.predict(P), rtol=1e-10)
     # the training loss times n is the library objective
     beta, n = 0.7, len(y)
-    loss = (torch.nn.functional.softplus(-torch.as_tensor(y) * torch.as_tensor(out)).mean()
-            + (0.5 * beta / n) * (float(np.sum(U ** 2)) + float(np.sum(a ** 2))))
+    loss = torch.nn.functional.softplus(-torch.as_tensor(y) * torch.as_tensor(out)).mean() + (0.5 * beta / n) * (
+        float(np.sum(U**2)) + float(np.sum(a**2))
+    )
     assert float(loss) * n == pytest.approx(net.objective(P, y, beta, loss="logistic"), rel=1e-12)
 
 

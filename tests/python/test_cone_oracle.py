@@ -57,10 +57,13 @@ def exact_projection(A, g):
     best, best_dist = None, None
     for m in range(d + 1):
         for S in itertools.combinations(range(n), m):
-            M = [[sum(rows[p][j] * rows[q][j] for j in range(d)) for q in S]
-                 + [sum(rows[p][j] * gf[j] for j in range(d))] for p in S]
+            M = [
+                [sum(rows[p][j] * rows[q][j] for j in range(d)) for q in S]
+                + [sum(rows[p][j] * gf[j] for j in range(d))]
+                for p in S
+            ]
             singular = False
-            for c in range(m):                       # Gauss-Jordan, exact
+            for c in range(m):  # Gauss-Jordan, exact
                 piv = next((r for r in range(c, m) if M[r][c] != 0), None)
                 if piv is None:
                     singular = True
@@ -107,6 +110,7 @@ def unit_violation(A, u):
 
 # ---- projection --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("d", [2, 3, 8])
@@ -126,7 +130,7 @@ def test_projection_matches_cvxpy(n, d, bias, dtype):
         assert res["norm"] == pytest.approx(np.linalg.norm(res["u"]), rel=1e-12, abs=1e-15)
         assert unit_violation(A, res["u"]) <= 1e-10 * np.linalg.norm(g) + 1e-15
         assert res["max_violation"] == pytest.approx(unit_violation(A, res["u"]), abs=1e-12 * scale)
-        assert g @ res["u"] == pytest.approx(res["norm"] ** 2, abs=1e-9 * scale ** 2)
+        assert g @ res["u"] == pytest.approx(res["norm"] ** 2, abs=1e-9 * scale**2)
         # The same problem through an explicit sign vector.
         same = _core.project_onto_sign_cone(X, masks[:, i], g)
         np.testing.assert_array_equal(same["u"], res["u"])
@@ -140,9 +144,9 @@ def test_projection_arbitrary_sign_vectors_and_degenerate_data():
         n, d = 12, 4
         X = rng.standard_normal((n, d))
         if rep % 4 == 1:
-            X[:, 3] = X[:, 0] - 2 * X[:, 1]                # rank deficient
+            X[:, 3] = X[:, 0] - 2 * X[:, 1]  # rank deficient
         elif rep % 4 == 2:
-            X[1], X[2], X[5] = X[0], -X[0], 0.0           # duplicate, opposite, zero row
+            X[1], X[2], X[5] = X[0], -X[0], 0.0  # duplicate, opposite, zero row
         elif rep % 4 == 3:
             X = np.outer(rng.standard_normal(n), rng.standard_normal(d))  # rank one
         mask = rng.random(n) < 0.5
@@ -167,7 +171,7 @@ def test_projection_thin_cones_exact(dtype):
     for rep in range(24):
         n, d = 7, 3
         X = rng.standard_normal((n, d))
-        eps = 10.0 ** -(2 + 2 * (rep % 3))                       # 1e-2, 1e-4, 1e-6
+        eps = 10.0 ** -(2 + 2 * (rep % 3))  # 1e-2, 1e-4, 1e-6
         noise = lambda size: eps * rng.uniform(0.5, 1.0, size) * rng.choice([-1.0, 1.0], size)  # noqa: E731
         if rep % 2 == 0:
             X[:, 2] = X[:, 0] + X[:, 1] + noise(n)
@@ -176,7 +180,7 @@ def test_projection_thin_cones_exact(dtype):
             X[3] = -X[2] + noise(d)
         mask = rng.random(n) < 0.5
         if rep % 2:
-            mask[:4] = True                                        # both of each nearly opposite pair
+            mask[:4] = True  # both of each nearly opposite pair
         X = X.astype(dtype)
         g = rng.standard_normal(d)
         res = _core.project_onto_sign_cone(X, mask, g)
@@ -196,7 +200,7 @@ def test_projection_layouts_and_errors():
     early = _core.project_onto_sign_cone(X, mask, g, max_iter=1)
     if c["iterations"] > 1:
         assert not early["converged"] and early["iterations"] == 1
-        assert early["norm"] >= c["norm"] * (1 - 1e-12)        # every iterate is an upper bound
+        assert early["norm"] >= c["norm"] * (1 - 1e-12)  # every iterate is an upper bound
     with pytest.raises(ValueError, match="tol"):
         _core.project_onto_sign_cone(X, mask, g, tol=-1.0)
     with pytest.raises(ValueError, match="g"):
@@ -210,6 +214,7 @@ def test_projection_layouts_and_errors():
 
 
 # ---- oracle ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("bias", [False, True])
@@ -256,7 +261,7 @@ def test_oracle_subsets_threads_and_errors():
     finally:
         _core.set_num_threads(threads)
     for a, b in zip(one, two):
-        np.testing.assert_array_equal(a, b)             # deterministic whatever the thread count
+        np.testing.assert_array_equal(a, b)  # deterministic whatever the thread count
     picked = np.array([pats.n_patterns - 1, 0, 2])
     sub = _core.dual_constraint_oracle(X, pats, r, subset=picked)
     for a, b in zip(sub, one):
@@ -267,12 +272,12 @@ def test_oracle_subsets_threads_and_errors():
     assert empty[0].shape == (0,) and empty[2].shape == (0, d)
 
     with pytest.raises(ValueError, match="r"):
-        _core.dual_constraint_oracle(X, pats, r.astype(np.float32))     # r must have X's dtype
+        _core.dual_constraint_oracle(X, pats, r.astype(np.float32))  # r must have X's dtype
     with pytest.raises(ValueError, match="r"):
         _core.dual_constraint_oracle(X, pats, r[:-1])
     with pytest.raises(ValueError, match="subset"):
         _core.dual_constraint_oracle(X, pats, r, subset=np.array([0, pats.n_patterns]))
     with pytest.raises(ValueError):
-        _core.dual_constraint_oracle(X[:-1], pats, r[:-1])               # patterns built on another X
+        _core.dual_constraint_oracle(X[:-1], pats, r[:-1])  # patterns built on another X
     with pytest.raises(ValueError, match="pattern index"):
         _core.project_onto_pattern_cone(X, pats, pats.n_patterns, np.ones(d))

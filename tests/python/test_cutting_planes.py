@@ -16,8 +16,17 @@ def test_toy_from_two_patterns_is_certified_global():
     start = cnn.Patterns.from_gates(TOY_X, np.array([[1.0, -1.0], [0.5, 0.5]]), bias=True)
     assert start.n_patterns == 2
     # Column generation alone (no seeding network) from the two patterns.
-    res = cnn.solve(TOY_X, TOY_Y, 1e-4, patterns=start, bias=True, formulation="relu", cutting_planes=True,
-                    tol=1e-5, pattern_generation="sample")
+    res = cnn.solve(
+        TOY_X,
+        TOY_Y,
+        1e-4,
+        patterns=start,
+        bias=True,
+        formulation="relu",
+        cutting_planes=True,
+        tol=1e-5,
+        pattern_generation="sample",
+    )
     assert res.patterns.n_patterns > 2  # the search added patterns
     assert len(res.history) >= 2
     assert res.objective == pytest.approx(0.0010128, rel=2e-3)
@@ -27,8 +36,9 @@ def test_toy_from_two_patterns_is_certified_global():
     assert res.gap <= 1e-5
     assert res.network().objective(TOY_X, TOY_Y, 1e-4) == pytest.approx(res.objective, rel=1e-6)
     # The default (adam-seeded, then the search) reaches the same certified optimum.
-    default = cnn.solve(TOY_X, TOY_Y, 1e-4, patterns=start, bias=True, formulation="relu", cutting_planes=True,
-                        tol=1e-5)
+    default = cnn.solve(
+        TOY_X, TOY_Y, 1e-4, patterns=start, bias=True, formulation="relu", cutting_planes=True, tol=1e-5
+    )
     assert default.certified_global and default.objective == pytest.approx(0.0010128, rel=2e-3)
 
 
@@ -36,8 +46,9 @@ def test_not_certified_when_the_arrangement_is_too_large():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 6))
     y = np.maximum(X[:, 0], 0) - np.maximum(X[:, 1], 0)
-    res = cnn.solve(X, y, 5.0, patterns=5, formulation="relu", cutting_planes=True, tol=1e-4, max_iter=500,
-                    time_limit=10.0)
+    res = cnn.solve(
+        X, y, 5.0, patterns=5, formulation="relu", cutting_planes=True, tol=1e-4, max_iter=500, time_limit=10.0
+    )
     assert not res.certified_global
     assert np.isfinite(res.max_dual_violation)
 
@@ -81,14 +92,17 @@ def test_vector_outputs_bound_covers_networks_with_shared_neurons():
     certificate's lower bound must stay below it (no global claim from the heads' dual)."""
     Y = np.c_[TOY_Y, TOY_Y]
     for beta in (0.1, 0.01):
-        heads = cnn.solve(TOY_X, Y, beta, patterns=10, formulation="relu", groups="output", bias=True,
-                          cutting_planes=True, tol=1e-8)
-        shared_res = cnn.solve(TOY_X, Y, beta, patterns=10, formulation="relu", bias=True, cutting_planes=True,
-                               tol=1e-8)
-        single = cnn.solve(TOY_X, TOY_Y, beta / np.sqrt(2), patterns=10, formulation="relu", bias=True,
-                           cutting_planes=True, tol=1e-8)
+        heads = cnn.solve(
+            TOY_X, Y, beta, patterns=10, formulation="relu", groups="output", bias=True, cutting_planes=True, tol=1e-8
+        )
+        shared_res = cnn.solve(
+            TOY_X, Y, beta, patterns=10, formulation="relu", bias=True, cutting_planes=True, tol=1e-8
+        )
+        single = cnn.solve(
+            TOY_X, TOY_Y, beta / np.sqrt(2), patterns=10, formulation="relu", bias=True, cutting_planes=True, tol=1e-8
+        )
         net = single.network()
-        shared = cnn.Network(net.W1 * 2 ** 0.25, np.c_[net.w2, net.w2] / 2 ** 0.25, bias=True)
+        shared = cnn.Network(net.W1 * 2**0.25, np.c_[net.w2, net.w2] / 2**0.25, bias=True)
         shared_objective = shared.objective(TOY_X, Y, beta)
         assert shared_objective < heads.objective * 0.9  # sharing really is better here
         # Both lower bounds hold for networks with shared neurons; neither result claims a false global optimum.
@@ -111,8 +125,17 @@ def test_round_cap_is_reported_not_converged():
     old = cutting_planes.MAX_ROUNDS
     try:
         cutting_planes.MAX_ROUNDS = 1
-        res = cnn.solve(X, y, 1.0, patterns=2, formulation="relu", bias=True, tol=1e-4,
-                        pattern_generation="sample", cutting_planes=True)
+        res = cnn.solve(
+            X,
+            y,
+            1.0,
+            patterns=2,
+            formulation="relu",
+            bias=True,
+            tol=1e-4,
+            pattern_generation="sample",
+            cutting_planes=True,
+        )
     finally:
         cutting_planes.MAX_ROUNDS = old
     assert res.max_dual_violation > 1.0 * (1 + 1e-4)
@@ -128,10 +151,12 @@ def test_two_dimensional_classification_is_certified_and_beats_sgd():
     X = rng.uniform(-1, 1, size=(50, 2))
     y = np.where(np.sin(3 * X[:, 0]) + X[:, 1] > 0, 1.0, -1.0)
     beta = 0.05
-    res = cnn.solve(X, y, beta, patterns=20, bias=True, formulation="relu", loss="logistic", cutting_planes=True,
-                    tol=1e-6)
+    res = cnn.solve(
+        X, y, beta, patterns=20, bias=True, formulation="relu", loss="logistic", cutting_planes=True, tol=1e-6
+    )
     assert res.certified_global, res.summary()
     for seed in range(10):
-        run = train_nonconvex(X, y, beta, n_neurons=50, loss="logistic", bias=True, optimizer="adam", lr=5e-2,
-                              n_epochs=400, seed=seed)
+        run = train_nonconvex(
+            X, y, beta, n_neurons=50, loss="logistic", bias=True, optimizer="adam", lr=5e-2, n_epochs=400, seed=seed
+        )
         assert res.objective <= run.objective * (1 + 1e-6) + 1e-9

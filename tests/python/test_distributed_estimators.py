@@ -16,8 +16,11 @@ import convexnn as cnn  # noqa: E402
 from convexnn.distributed._operator import _Base  # noqa: E402
 from convexnn.estimators import ConvexReLUClassifier, ConvexReLURegressor  # noqa: E402
 
-pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core predates the Python operator "
-                                "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension")
+pytestmark = pytest.mark.skipif(
+    _Base is object,
+    reason="this convexnn._core predates the Python operator "
+    "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension",
+)
 
 
 def _data(n=50, seed=0):

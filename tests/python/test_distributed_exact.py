@@ -16,8 +16,11 @@ import convexnn as cnn  # noqa: E402
 from convexnn.distributed import _worker  # noqa: E402
 from convexnn.distributed._operator import _Base  # noqa: E402
 
-pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core predates the Python operator "
-                                "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension")
+pytestmark = pytest.mark.skipif(
+    _Base is object,
+    reason="this convexnn._core predates the Python operator "
+    "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension",
+)
 
 CHUNKS = (7, 1, 0, 13, 19)  # n = 40
 

@@ -16,10 +16,13 @@ distributed = pytest.importorskip("distributed")
 
 import convexnn as cnn  # noqa: E402
 from convexnn.distributed import DistributedDesign, WorkerLostError  # noqa: E402
-from convexnn.distributed._operator import _Base, DistributedOperator  # noqa: E402
+from convexnn.distributed._operator import DistributedOperator, _Base  # noqa: E402
 
-pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core predates the Python operator "
-                                "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension")
+pytestmark = pytest.mark.skipif(
+    _Base is object,
+    reason="this convexnn._core predates the Python operator "
+    "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension",
+)
 
 
 @pytest.fixture
@@ -60,8 +63,14 @@ def test_solve_continues_after_worker_killed(client, kill_on_forward, source):
     X, y = _problem()
     ref = cnn.solve(X, y, 1.0, patterns=20, bias=True, tol=1e-8)
     if source == "dask":
-        res = cnn.solve(da.from_array(X, chunks=((7, 1, 0, 13, 19), 3)), da.from_array(y, chunks=20), 1.0,
-                        patterns=20, bias=True, tol=1e-8)
+        res = cnn.solve(
+            da.from_array(X, chunks=((7, 1, 0, 13, 19), 3)),
+            da.from_array(y, chunks=20),
+            1.0,
+            patterns=20,
+            bias=True,
+            tol=1e-8,
+        )
     else:
         res = cnn.solve(X, y, 1.0, patterns=20, bias=True, tol=1e-8, client=client)
     assert kill_on_forward["killed"] is not None

@@ -13,8 +13,13 @@ distributed = pytest.importorskip("distributed")
 
 import convexnn as cnn  # noqa: E402
 from convexnn import _core  # noqa: E402
-from convexnn.distributed import (DistributedDesign, DistributedOperator, DistributedPatterns,  # noqa: E402
-                                  sample_patterns, unique_patterns)
+from convexnn.distributed import (
+    DistributedDesign,
+    DistributedOperator,
+    DistributedPatterns,  # noqa: E402
+    sample_patterns,
+    unique_patterns,
+)
 from convexnn.distributed._patterns import resolve_patterns  # noqa: E402
 
 CHUNKS = (7, 1, 0, 13, 19)  # n = 40
@@ -62,9 +67,9 @@ def test_deduplication_matches_from_gates(client):
     Xb = np.hstack([X, np.ones((40, 1))])
     rng = np.random.default_rng(2)
     G = rng.standard_normal((30, 4))
-    G[5] = 2.0 * G[1]            # same hyperplane: duplicate mask
+    G[5] = 2.0 * G[1]  # same hyperplane: duplicate mask
     G[7] = [0.0, 0.0, 0.0, -1.0]  # all-zero mask
-    G[9] = -G[2]                  # complement: a different mask
+    G[9] = -G[2]  # complement: a different mask
     design = DistributedDesign.from_dask(Xd, True, client)
     op = DistributedOperator(design, G)
     kept = unique_patterns(op)

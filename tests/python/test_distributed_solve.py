@@ -19,8 +19,11 @@ from convexnn.distributed._operator import _Base  # noqa: E402
 
 # The C++ solvers take a Python operator through the BlockOperatorF64 trampoline (convexnn._core built from
 # python/src/py_operator.hpp); an older compiled core cannot run these solves.
-pytestmark = pytest.mark.skipif(_Base is object, reason="this convexnn._core predates the Python operator "
-                                "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension")
+pytestmark = pytest.mark.skipif(
+    _Base is object,
+    reason="this convexnn._core predates the Python operator "
+    "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension",
+)
 
 CHUNKS = (7, 1, 0, 13, 19)  # n = 40
 
@@ -53,8 +56,13 @@ def _check_certificate(res, X, y, loss, groups="output"):
 
 
 # (loss, data seed, beta / beta_max): a few dozen to ~200 FISTA iterations each (hinge converges slowest).
-CASES = [("squared", 0, 0.3), ("logistic", 0, 0.5), ("hinge", 2, 0.7), ("squared_hinge", 0, 0.5),
-         ("cross_entropy", 0, 0.5)]
+CASES = [
+    ("squared", 0, 0.3),
+    ("logistic", 0, 0.5),
+    ("hinge", 2, 0.7),
+    ("squared_hinge", 0, 0.5),
+    ("cross_entropy", 0, 0.5),
+]
 
 
 @pytest.mark.parametrize("loss, seed, ratio", CASES)
@@ -76,10 +84,16 @@ def test_gated_solve_matches_single_machine(client, loss, seed, ratio):
 def test_beta_max_matches_single_machine(client, loss, groups):
     X, y, Xd, yd = _problem(loss)
     pats = cnn.sample_patterns(X, 30, seed=1, bias=True)
-    np.testing.assert_allclose(cnn.beta_max(Xd, yd, pats, loss=loss, groups=groups, bias=True),
-                               cnn.beta_max(X, y, pats, loss=loss, groups=groups, bias=True), rtol=1e-12)
-    np.testing.assert_allclose(cnn.beta_max(Xd, yd, 30, loss=loss, groups=groups, bias=True, seed=1),
-                               cnn.beta_max(X, y, 30, loss=loss, groups=groups, bias=True, seed=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        cnn.beta_max(Xd, yd, pats, loss=loss, groups=groups, bias=True),
+        cnn.beta_max(X, y, pats, loss=loss, groups=groups, bias=True),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        cnn.beta_max(Xd, yd, 30, loss=loss, groups=groups, bias=True, seed=1),
+        cnn.beta_max(X, y, 30, loss=loss, groups=groups, bias=True, seed=1),
+        rtol=1e-12,
+    )
 
 
 def test_squared_solve_inside_cvxpy_bounds(client):
@@ -116,8 +130,9 @@ def test_solve_path_and_explicit_patterns(client):
     G = np.hstack([pats.gates, pats.gates[:, :3]])
     one = cnn.solve(Xd, yd, 2.0, patterns=G, bias=True, tol=1e-8)
     assert one.patterns.n_patterns == pats.n_patterns
-    np.testing.assert_allclose(one.objective, cnn.solve(X, y, 2.0, patterns=pats, bias=True, tol=1e-8).objective,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        one.objective, cnn.solve(X, y, 2.0, patterns=pats, bias=True, tol=1e-8).objective, rtol=1e-10
+    )
 
 
 def test_bad_arguments(client):

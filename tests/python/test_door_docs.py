@@ -45,8 +45,13 @@ def test_contract_page_names_every_public_function():
 def test_docs_site_builds(tmp_path):
     if shutil.which("mkdocs") is None:
         pytest.skip("mkdocs is not installed (pip install '.[docs]')")
-    out = subprocess.run(["mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "site" / "api" / "index.html").exists()
 

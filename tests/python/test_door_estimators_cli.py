@@ -32,7 +32,9 @@ def test_integer_sample_weights_equal_repeated_rows():
 def test_real_sample_weights_minimize_the_weighted_objective():
     X, y = _data()
     w = np.random.default_rng(2).uniform(0.2, 2.0, len(y))
-    est = ConvexReLURegressor(formulation="gated", n_patterns=30, tol=1e-9, standardize=False).fit(X, y, sample_weight=w)
+    est = ConvexReLURegressor(formulation="gated", n_patterns=30, tol=1e-9, standardize=False).fit(
+        X, y, sample_weight=w
+    )
     res = cnn.solve(X, y, est.beta_, patterns=est.result_.patterns, bias=True, tol=1e-9, sample_weight=w)
     np.testing.assert_allclose(est.objective_, res.objective, rtol=1e-8)
     with pytest.raises(ValueError, match="needs integer weights"):
@@ -92,6 +94,7 @@ def test_sparse_input_is_refused():
 
 
 # ---- command line ----------------------------------------------------------------------------------------------
+
 
 def _csv(path, header, rows):
     with open(path, "w") as fh:

@@ -21,7 +21,7 @@ def _close_figures():
 def _disc(n=60, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, 2))
-    return X, np.where((X ** 2).sum(1) < 1.2, "in", "out")
+    return X, np.where((X**2).sum(1) < 1.2, "in", "out")
 
 
 def test_binary_regions_are_shaded_by_probability():
@@ -32,7 +32,7 @@ def test_binary_regions_are_shaded_by_probability():
     assert len(colorbar_axes) == 1 and colorbar_axes[0].get_ylabel() == "P(out)"
     filled = [c for c in ax.collections if hasattr(c, "get_array") and c.get_array() is not None]
     values = np.concatenate([np.ravel(c.get_array()) for c in filled])
-    assert values.min() >= 0.0 and values.max() <= 1.0      # probabilities, not labels or raw scores
+    assert values.min() >= 0.0 and values.max() <= 1.0  # probabilities, not labels or raw scores
 
 
 def test_losses_without_probabilities_use_the_scores():
@@ -57,5 +57,5 @@ def test_objective_curves_start_at_their_first_timing():
     f = np.array([5.0, 3.0, 2.0, 1.5])
     ax = plots.plot_objective_vs_time({"run": (t, f), "late": (t + 1.0, f)})
     first = [line.get_xdata()[0] for line in ax.get_lines()[:2]]
-    assert first == [0.02, 1.0]   # t = 0 drawn at the first positive timing (log axis), never at a fixed 1e-4
+    assert first == [0.02, 1.0]  # t = 0 drawn at the first positive timing (log axis), never at a fixed 1e-4
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), f)

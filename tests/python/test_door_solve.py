@@ -23,6 +23,7 @@ def _data(n=40, d=3, seed=0):
 
 # ---- warnings and status ----------------------------------------------------------------------------------------
 
+
 def test_max_iter_gives_a_convergence_warning_naming_the_gap():
     X, y = _data()
     with pytest.warns(ConvergenceWarning, match=r"max_iter=3 .*relative gap .*Raise max_iter"):
@@ -48,6 +49,7 @@ def test_nan_objective_is_reported_as_diverged():
 
 # ---- huge data: exact power-of-two scaling ------------------------------------------------------------------------
 
+
 def test_beta_max_at_1e154_is_finite_and_scales_linearly():
     X, y = _data()
     pats = cnn.sample_patterns(X, 20, seed=1)
@@ -65,8 +67,9 @@ def test_solve_on_huge_data_equals_the_rescaled_problem(formulation):
     s = 2.0**520
     pats = cnn.sample_patterns(X, 10, seed=0)
     ref = cnn.solve(X, y, 0.1, patterns=pats, formulation=formulation, tol=1e-8)
-    big = cnn.solve(X * s, y, 0.1 * s, patterns=cnn.Patterns.from_gates(X * s, pats.gates), formulation=formulation,
-                    tol=1e-8)
+    big = cnn.solve(
+        X * s, y, 0.1 * s, patterns=cnn.Patterns.from_gates(X * s, pats.gates), formulation=formulation, tol=1e-8
+    )
     assert big.status == ref.status == "converged"
     np.testing.assert_allclose(big.objective, ref.objective, rtol=1e-6)
     np.testing.assert_allclose(big.predict(X * s), ref.predict(X), rtol=1e-5, atol=1e-6)
@@ -74,8 +77,17 @@ def test_solve_on_huge_data_equals_the_rescaled_problem(formulation):
 
 
 def test_tiny_row_with_1e154_entries_is_certified_not_nan():
-    X = np.array([[-3.992129890959756e+153, -1.4075458450955643e+154, 1.2140987222010653e+154,
-                   3.105686450960769e+153, 1.1350755868758814e+154]])
+    X = np.array(
+        [
+            [
+                -3.992129890959756e153,
+                -1.4075458450955643e154,
+                1.2140987222010653e154,
+                3.105686450960769e153,
+                1.1350755868758814e154,
+            ]
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = cnn.solve(X, [1.0], 1.0, patterns=9, formulation="relu", loss="squared_hinge", bias=True, max_iter=100)
@@ -84,6 +96,7 @@ def test_tiny_row_with_1e154_entries_is_certified_not_nan():
 
 
 # ---- callback, progress ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("formulation", ["gated", "relu"])
 def test_callback_sees_the_certificate_and_stops_the_solve(formulation):
@@ -127,6 +140,7 @@ def test_bad_callback_and_progress_are_type_errors():
 
 # ---- sample weights ----------------------------------------------------------------------------------------------
 
+
 def test_sample_weight_equals_the_weighted_objective_by_cvxpy():
     cp = pytest.importorskip("cvxpy")
     X, y = _data(n=25, d=2)
@@ -157,6 +171,7 @@ def test_sample_weight_is_refused_for_other_losses_and_bad_shapes():
 
 # ---- SolveResult.to_dict ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("formulation", ["gated", "relu"])
 def test_to_dict_is_json_serializable(formulation):
     X, y = _data()
@@ -169,12 +184,13 @@ def test_to_dict_is_json_serializable(formulation):
 
 # ---- paths -------------------------------------------------------------------------------------------------------
 
+
 def test_solve_path_returns_a_path_object_with_validation_scores():
     X, y = _data(n=60)
     path = cnn.solve_path(X[:40], y[:40], patterns=15, n_betas=5, X_val=X[40:], y_val=y[40:], warm_start=None)
     assert isinstance(path, RegularizationPath) and isinstance(path, list) and len(path) == 5
     np.testing.assert_allclose(path.betas, path.grid)
-    assert np.all(np.diff(path.betas) < 0) and path.n_neurons[0] == 0      # beta_max: the zero network
+    assert np.all(np.diff(path.betas) < 0) and path.n_neurons[0] == 0  # beta_max: the zero network
     assert np.isfinite(path.scores).all() and path.scores[path.best_index] == path.scores.max()
     from sklearn.metrics import r2_score
 
@@ -230,21 +246,25 @@ def test_path_plots(tmp_path):
 
 # ---- bad input: every message names the argument ----------------------------------------------------------------
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda X, y: cnn.sample_patterns(X, 5, bias="False"), TypeError, "bias must be True or False"),
-    (lambda X, y: cnn.sample_patterns(X, 5, bias=None), TypeError, "bias must be True or False"),
-    (lambda X, y: cnn.enumerate_patterns(X[:5, :1], bias=None), TypeError, "bias must be True or False"),
-    (lambda X, y: cnn.Patterns.from_gates(X, np.ones((3, 2)), bias="no"), TypeError, "bias must be True or False"),
-    (lambda X, y: cnn.beta_max(X, y, 5, bias="False"), TypeError, "bias must be True or False"),
-    (lambda X, y: cnn.sample_patterns(X + 1j, 5), TypeError, "X must be real"),
-    (lambda X, y: cnn.solve(X, y + 1j, 1.0), TypeError, "y must be real"),
-    (lambda X, y: cnn.Patterns.from_gates(X, np.ones((3, 2)) + 1j), TypeError, "G must hold real numbers"),
-    (lambda X, y: cnn.Patterns.from_gates(X, [[1, 2], [3]]), ValueError, "G must be a rectangular array"),
-    (lambda X, y: cnn.sample_patterns(X, 5, seed=2**64), ValueError, "seed must be <="),
-    (lambda X, y: cnn.sample_patterns(X, 2**64), MemoryError, r"sample_patterns\(n_patterns="),
-    (lambda X, y: cnn.Network(np.ones((2, 3)) + 1j, np.ones(2)), TypeError, "W1 must hold real numbers"),
-    (lambda X, y: cnn.Network(np.ones((2, 3)), np.ones(2), bias="yes"), TypeError, "bias must be True or False"),
-])
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda X, y: cnn.sample_patterns(X, 5, bias="False"), TypeError, "bias must be True or False"),
+        (lambda X, y: cnn.sample_patterns(X, 5, bias=None), TypeError, "bias must be True or False"),
+        (lambda X, y: cnn.enumerate_patterns(X[:5, :1], bias=None), TypeError, "bias must be True or False"),
+        (lambda X, y: cnn.Patterns.from_gates(X, np.ones((3, 2)), bias="no"), TypeError, "bias must be True or False"),
+        (lambda X, y: cnn.beta_max(X, y, 5, bias="False"), TypeError, "bias must be True or False"),
+        (lambda X, y: cnn.sample_patterns(X + 1j, 5), TypeError, "X must be real"),
+        (lambda X, y: cnn.solve(X, y + 1j, 1.0), TypeError, "y must be real"),
+        (lambda X, y: cnn.Patterns.from_gates(X, np.ones((3, 2)) + 1j), TypeError, "G must hold real numbers"),
+        (lambda X, y: cnn.Patterns.from_gates(X, [[1, 2], [3]]), ValueError, "G must be a rectangular array"),
+        (lambda X, y: cnn.sample_patterns(X, 5, seed=2**64), ValueError, "seed must be <="),
+        (lambda X, y: cnn.sample_patterns(X, 2**64), MemoryError, r"sample_patterns\(n_patterns="),
+        (lambda X, y: cnn.Network(np.ones((2, 3)) + 1j, np.ones(2)), TypeError, "W1 must hold real numbers"),
+        (lambda X, y: cnn.Network(np.ones((2, 3)), np.ones(2), bias="yes"), TypeError, "bias must be True or False"),
+    ],
+)
 def test_bad_input_messages_name_the_argument(call, exc, match):
     X, y = _data(n=20)
     with pytest.raises(exc, match=match):

@@ -28,7 +28,7 @@ def test_estimator_dtype_follows_the_solve_then_the_parameter():
     reg32 = ConvexReLURegressor(formulation="gated", n_patterns=10, tol=1e-4).fit(X.astype(np.float32), y)
     assert export.estimator_dtype(reg64) == np.float64
     assert export.estimator_dtype(reg32) == np.float32
-    reg32.result_ = None                    # as io.load leaves it: the dtype parameter, else float64
+    reg32.result_ = None  # as io.load leaves it: the dtype parameter, else float64
     assert export.estimator_dtype(reg32) == np.float64
     reg32.set_params(dtype="float32")
     assert export.estimator_dtype(reg32) == np.float32
@@ -54,7 +54,7 @@ def test_float32_fit_exports_float32_and_takes_either_width(torch):
     out32 = module(torch.as_tensor(X32))
     assert out32.dtype == torch.float32
     np.testing.assert_allclose(out32.detach().numpy(), reg.predict(X32), rtol=1e-4, atol=1e-4)
-    out64 = module(torch.as_tensor(X))        # float64 input is cast to the module's float32
+    out64 = module(torch.as_tensor(X))  # float64 input is cast to the module's float32
     assert out64.dtype == torch.float32
     assert reg.to_torch(dtype=np.float64)(torch.as_tensor(X32)).dtype == torch.float64
 
@@ -63,8 +63,7 @@ def test_float32_fit_exports_float32_and_takes_either_width(torch):
 def test_network_modules_are_float64_and_accept_float32_input(torch, gated):
     rng = np.random.default_rng(2)
     W1, w2 = rng.standard_normal((5, 4)), rng.standard_normal(5)
-    net = cnn.GatedNetwork(rng.standard_normal((4, 5)), W1, w2, bias=True) if gated else \
-        cnn.Network(W1, w2, bias=True)
+    net = cnn.GatedNetwork(rng.standard_normal((4, 5)), W1, w2, bias=True) if gated else cnn.Network(W1, w2, bias=True)
     module = net.to_torch()
     X = rng.standard_normal((9, 3))
     out = module(torch.as_tensor(X, dtype=torch.float32))
@@ -75,7 +74,7 @@ def test_network_modules_are_float64_and_accept_float32_input(torch, gated):
 def test_predict_helpers_turn_cpu_tensors_into_numpy(torch):
     X, y = _data(seed=3)
     reg = ConvexReLURegressor(formulation="gated", n_patterns=20).fit(X, y)
-    t = torch.as_tensor(X).requires_grad_(True)            # detached on the way in
+    t = torch.as_tensor(X).requires_grad_(True)  # detached on the way in
     got = reg.predict(t)
     assert isinstance(got, np.ndarray)
     np.testing.assert_array_equal(got, reg.predict(X))

@@ -20,7 +20,6 @@ import convexnn as cnn
 from convexnn import export
 from convexnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 
-
 # Smaller pattern counts and a looser tol than the defaults keep the ~100 conformance fits fast (the multiclass
 # cross-entropy solve is the slow one); the checks are about the API, accuracy is tested below.
 # Integer sample weights act as repeated rows, but scikit-learn's equivalence check also reorders the rows, and the
@@ -28,15 +27,19 @@ from convexnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 # another (certified) solution. The check is expected to fail for that reason.
 # The class-weight check weighs the classes 1000 : 0.0001 under the default logistic loss: non-integer weights,
 # which only the squared loss takes (the solvers' other losses have no weights; fit raises a ValueError saying so).
-_ORDER_DEPENDENT = {"check_sample_weight_equivalence_on_dense_data":
-                    "sampled gates depend on the order of the rows, which the check changes",
-                    "check_class_weight_classifiers":
-                    "non-integer class weights need loss='squared'; the check uses the default logistic loss"}
+_ORDER_DEPENDENT = {
+    "check_sample_weight_equivalence_on_dense_data": "sampled gates depend on the order of the rows, which the check changes",
+    "check_class_weight_classifiers": "non-integer class weights need loss='squared'; the check uses the default logistic loss",
+}
 
 
-@parametrize_with_checks([ConvexReLURegressor(formulation="gated", n_patterns=50),
-                          ConvexReLUClassifier(formulation="gated", n_patterns=30, tol=1e-4)],
-                         expected_failed_checks=lambda est: _ORDER_DEPENDENT)
+@parametrize_with_checks(
+    [
+        ConvexReLURegressor(formulation="gated", n_patterns=50),
+        ConvexReLUClassifier(formulation="gated", n_patterns=30, tol=1e-4),
+    ],
+    expected_failed_checks=lambda est: _ORDER_DEPENDENT,
+)
 def test_sklearn_conformance(estimator, check):
     check(estimator)
 
@@ -45,20 +48,25 @@ def _regression(n=60, d=3, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d)) * np.array([1.0, 50.0, 0.01])[:d] + np.array([3.0, -100.0, 7.0])[:d]
     Xs = (X - X.mean(0)) / X.std(0)
-    y = 20.0 + 5 * np.maximum(Xs[:, 0] + 0.5 * Xs[:, 1], 0) - 3 * np.maximum(-Xs[:, 0], 0) \
+    y = (
+        20.0
+        + 5 * np.maximum(Xs[:, 0] + 0.5 * Xs[:, 1], 0)
+        - 3 * np.maximum(-Xs[:, 0], 0)
         + 0.1 * rng.standard_normal(n)
+    )
     return X, y
 
 
 def _blobs(n=60, seed=0, labels=("neg", "pos")):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, 2))
-    inside = (X ** 2).sum(1) < 1.2  # a disc: not linearly separable
+    inside = (X**2).sum(1) < 1.2  # a disc: not linearly separable
     y = np.where(inside, labels[1], labels[0])
     return X, y
 
 
 # ---- pre-processing, beta, certificate ---------------------------------------------------------------------------
+
 
 def test_regressor_standardizes_X_and_centers_y_like_a_manual_solve():
     X, y = _regression()
@@ -75,11 +83,13 @@ def test_regressor_standardizes_X_and_centers_y_like_a_manual_solve():
     res = cnn.solve(Xs, yc, 0.02 * bmax, patterns=pats, bias=True, formulation="gated", tol=1e-8)
     np.testing.assert_allclose(est.objective_, res.objective, rtol=1e-9)
     X_new = X[:7] + 0.3
-    np.testing.assert_allclose(est.predict(X_new), res.predict((X_new - X.mean(0)) / X.std(0)) + y.mean(),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        est.predict(X_new), res.predict((X_new - X.mean(0)) / X.std(0)) + y.mean(), rtol=1e-9, atol=1e-9
+    )
     # The documented identity between predict and network_.
-    np.testing.assert_allclose(est.predict(X_new), est.network_.predict((X_new - est.x_mean_) / est.x_scale_)
-                               + est.y_mean_, rtol=1e-12)
+    np.testing.assert_allclose(
+        est.predict(X_new), est.network_.predict((X_new - est.x_mean_) / est.x_scale_) + est.y_mean_, rtol=1e-12
+    )
     assert est.status_ == "converged" and est.gap_ <= 1e-8
     assert est.dual_objective_ <= est.objective_
     assert est.certificate_["n_neurons"] == est.network_.n_neurons > 0
@@ -182,7 +192,7 @@ def test_cutting_planes_certify_the_global_optimum_in_1d():
     y = np.abs(x[:, 0]) + 0.1 * rng.standard_normal(30)
     plain = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02, cutting_planes=False).fit(x, y)
     cut = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02, cutting_planes=True).fit(x, y)
-    default = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02).fit(x, y)   # cutting_planes="auto": searches
+    default = ConvexReLURegressor(n_patterns=3, beta_ratio=0.02).fit(x, y)  # cutting_planes="auto": searches
     assert cut.certified_global_ and default.certified_global_ and not plain.certified_global_
     assert cut.n_patterns_ >= plain.n_patterns_
     assert cut.objective_ <= plain.objective_ * (1 + 1e-6)
@@ -201,10 +211,14 @@ def test_relu_classifier_on_tiny_data():
 
 # ---- pickle, Pipeline, GridSearchCV ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda: (ConvexReLURegressor(formulation="gated", n_patterns=30), _regression()),
-    lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), _blobs()),
-])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (ConvexReLURegressor(formulation="gated", n_patterns=30), _regression()),
+        lambda: (ConvexReLUClassifier(formulation="gated", n_patterns=30), _blobs()),
+    ],
+)
 def test_pickle_roundtrip(make):
     est, (X, y) = make()
     est.fit(X, y)
@@ -220,8 +234,9 @@ def test_pipeline_and_grid_search_over_beta_and_patterns():
     pipe = make_pipeline(StandardScaler(), ConvexReLURegressor(formulation="gated"))
     pipe.fit(X, y)
     assert pipe.score(X, y) > 0.8
-    grid = GridSearchCV(ConvexReLURegressor(formulation="gated"),
-                        {"beta_ratio": [0.005, 0.5], "n_patterns": [5, 40]}, cv=2)
+    grid = GridSearchCV(
+        ConvexReLURegressor(formulation="gated"), {"beta_ratio": [0.005, 0.5], "n_patterns": [5, 40]}, cv=2
+    )
     grid.fit(X, y)
     assert grid.best_params_["beta_ratio"] == 0.005
     assert set(grid.cv_results_["param_n_patterns"]) == {5, 40}
@@ -239,6 +254,7 @@ def test_grid_search_over_the_formulation():
 
 
 # ---- classifier ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("labels", [("neg", "pos"), (3, 7), (-1.0, 2.0)])
 def test_binary_classifier_any_labels(labels):
@@ -307,6 +323,7 @@ def test_classifier_label_errors():
 
 # ---- bad input ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("Est", [ConvexReLURegressor, ConvexReLUClassifier])
 def test_bad_input_errors(Est):
     X, y = _blobs() if Est is ConvexReLUClassifier else _regression(d=2)
@@ -321,10 +338,14 @@ def test_bad_input_errors(Est):
         est.fit(X[:, 0], y)
     with pytest.raises(ValueError, match="0 sample"):
         est.fit(X[:0], y[:0])
-    for params, pattern in [({"beta": -1.0}, "beta must be >= 0"), ({"beta_ratio": np.nan}, "beta_ratio must be"),
-                            ({"formulation": "convex"}, "formulation must be one of"),
-                            ({"n_patterns": 0}, "n_patterns must be >= 1"), ({"device": "gpu"}, "device must be one"),
-                            ({"groups": "all"}, "groups must be one of")]:
+    for params, pattern in [
+        ({"beta": -1.0}, "beta must be >= 0"),
+        ({"beta_ratio": np.nan}, "beta_ratio must be"),
+        ({"formulation": "convex"}, "formulation must be one of"),
+        ({"n_patterns": 0}, "n_patterns must be >= 1"),
+        ({"device": "gpu"}, "device must be one"),
+        ({"groups": "all"}, "groups must be one of"),
+    ]:
         with pytest.raises(ValueError, match=pattern):
             Est(**{"formulation": "gated", "n_patterns": 20, **params}).fit(X, y)
     with pytest.raises(TypeError, match="bias must be True or False"):
@@ -353,6 +374,7 @@ def test_unfitted_estimator_raises_not_fitted():
 
 # ---- PyTorch export ------------------------------------------------------------------------------------------------
 
+
 def test_to_torch_without_torch_raises_a_clear_import_error(monkeypatch):
     net = cnn.Network(np.ones((2, 3)), np.ones(2), bias=True)
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail even where torch is installed
@@ -371,8 +393,11 @@ def test_to_torch_matches_predict(gated, bias):
     d = 4 + int(bias)
     for w2 in (rng.standard_normal(6), rng.standard_normal((6, 3))):
         W1 = rng.standard_normal((6, d))
-        net = cnn.GatedNetwork(rng.standard_normal((d, 6)), W1, w2, bias=bias) if gated else \
-            cnn.Network(W1, w2, bias=bias)
+        net = (
+            cnn.GatedNetwork(rng.standard_normal((d, 6)), W1, w2, bias=bias)
+            if gated
+            else cnn.Network(W1, w2, bias=bias)
+        )
         module = export.to_torch(net)
         out = module(torch.as_tensor(X)).detach().numpy()
         assert out.shape == net.predict(X).shape
@@ -390,5 +415,6 @@ def test_estimator_to_torch_matches_predict_and_decision_function():
     np.testing.assert_allclose(reg.to_torch()(torch.as_tensor(X)).detach().numpy(), reg.predict(X), rtol=1e-6)
     Xc, yc = _blobs()
     clf = ConvexReLUClassifier(formulation="gated", n_patterns=30).fit(Xc, yc)
-    np.testing.assert_allclose(clf.to_torch()(torch.as_tensor(Xc)).detach().numpy(), clf.decision_function(Xc),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        clf.to_torch()(torch.as_tensor(Xc)).detach().numpy(), clf.decision_function(Xc), rtol=1e-6, atol=1e-9
+    )

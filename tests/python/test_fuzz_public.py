@@ -26,8 +26,12 @@ EXAMPLES = int(os.environ.get("CONVEXNN_FUZZ_EXAMPLES", "40"))
 # runs of a few hundred examples can reach the exact solver's known hang (a worker spinning in the cone prox
 # while time_limit is ignored; a C++ fix), which would stall CI, hence the fixed set there.
 DERANDOMIZE = "CONVEXNN_FUZZ_EXAMPLES" not in os.environ
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 EXPECTED = (ValueError, TypeError, MemoryError)
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False, width=64)
@@ -47,12 +51,15 @@ def _expected_message(exc):
 
 
 @FUZZ
-@given(X=st.one_of(_matrix(), _matrix(elements=anything_float)), n_patterns=int_values, seed=int_values,
-       bias=bias_values)
+@given(
+    X=st.one_of(_matrix(), _matrix(elements=anything_float)), n_patterns=int_values, seed=int_values, bias=bias_values
+)
 def test_sample_and_enumerate_patterns(X, n_patterns, seed, bias):
     before = X.copy()
-    for call in (lambda: cnn.sample_patterns(X, n_patterns, seed=seed, bias=bias),
-                 lambda: cnn.enumerate_patterns(X, bias=bias, max_patterns=n_patterns)):
+    for call in (
+        lambda: cnn.sample_patterns(X, n_patterns, seed=seed, bias=bias),
+        lambda: cnn.enumerate_patterns(X, bias=bias, max_patterns=n_patterns),
+    ):
         try:
             pats = call()
         except EXPECTED as exc:
@@ -63,9 +70,14 @@ def test_sample_and_enumerate_patterns(X, n_patterns, seed, bias):
 
 
 @FUZZ
-@given(X=_matrix(), G=st.one_of(hnp.arrays(np.float64, st.tuples(st.integers(0, 4), st.integers(0, 4)),
-                                           elements=anything_float),
-                                st.lists(st.lists(finite, max_size=3), max_size=3)), bias=bias_values)
+@given(
+    X=_matrix(),
+    G=st.one_of(
+        hnp.arrays(np.float64, st.tuples(st.integers(0, 4), st.integers(0, 4)), elements=anything_float),
+        st.lists(st.lists(finite, max_size=3), max_size=3),
+    ),
+    bias=bias_values,
+)
 def test_patterns_from_gates(X, G, bias):
     try:
         pats = cnn.Patterns.from_gates(X, G, bias=bias)
@@ -76,10 +88,15 @@ def test_patterns_from_gates(X, G, bias):
 
 
 @FUZZ
-@given(X=_matrix(max_n=12), seed=st.integers(0, 2**64 - 1), loss=st.sampled_from(["squared", "logistic", "hinge",
-                                                                                    "squared_hinge"]),
-       formulation=st.sampled_from(["gated", "relu"]), bias=st.booleans(), ratio=st.floats(1e-3, 1.5),
-       data=st.data())
+@given(
+    X=_matrix(max_n=12),
+    seed=st.integers(0, 2**64 - 1),
+    loss=st.sampled_from(["squared", "logistic", "hinge", "squared_hinge"]),
+    formulation=st.sampled_from(["gated", "relu"]),
+    bias=st.booleans(),
+    ratio=st.floats(1e-3, 1.5),
+    data=st.data(),
+)
 def test_solve_certificates_are_honest(X, seed, loss, formulation, bias, ratio, data):
     n = X.shape[0]
     if loss == "squared":
@@ -92,8 +109,17 @@ def test_solve_certificates_are_honest(X, seed, loss, formulation, bias, ratio, 
         bmax = cnn.beta_max(X, y, pats, loss=loss, bias=bias)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = cnn.solve(X, y, ratio * bmax, patterns=pats, formulation=formulation, loss=loss, bias=bias,
-                            max_iter=300, time_limit=5.0)
+            res = cnn.solve(
+                X,
+                y,
+                ratio * bmax,
+                patterns=pats,
+                formulation=formulation,
+                loss=loss,
+                bias=bias,
+                max_iter=300,
+                time_limit=5.0,
+            )
     except EXPECTED as exc:
         _expected_message(exc)
         return
@@ -104,19 +130,27 @@ def test_solve_certificates_are_honest(X, seed, loss, formulation, bias, ratio, 
     if res.status != "diverged":
         scale = 1e-7 * max(1.0, abs(res.objective), zero)
         assert res.dual_objective <= res.objective + scale
-        assert res.dual_objective <= zero + scale        # the zero network is feasible: a valid bound is below it
+        assert res.dual_objective <= zero + scale  # the zero network is feasible: a valid bound is below it
         assert res.objective <= zero + scale or res.status != "converged"
     if formulation == "relu" and res.status == "converged":
         assert res.max_violation <= 1e-5
 
 
 @FUZZ
-@given(W1=st.one_of(hnp.arrays(np.float64, st.tuples(st.integers(0, 4), st.integers(1, 4)), elements=anything_float),
-                    st.lists(st.lists(finite, max_size=3), max_size=3)),
-       w2=hnp.arrays(np.float64, st.integers(0, 4), elements=finite), bias=bias_values, X=_matrix(max_d=4))
+@given(
+    W1=st.one_of(
+        hnp.arrays(np.float64, st.tuples(st.integers(0, 4), st.integers(1, 4)), elements=anything_float),
+        st.lists(st.lists(finite, max_size=3), max_size=3),
+    ),
+    w2=hnp.arrays(np.float64, st.integers(0, 4), elements=finite),
+    bias=bias_values,
+    X=_matrix(max_d=4),
+)
 def test_networks(W1, w2, bias, X):
-    for build in (lambda: cnn.Network(W1, w2, bias=bias),
-                  lambda: cnn.GatedNetwork(np.ones(np.shape(W1)[::-1]) if np.ndim(W1) == 2 else W1, W1, w2, bias=bias)):
+    for build in (
+        lambda: cnn.Network(W1, w2, bias=bias),
+        lambda: cnn.GatedNetwork(np.ones(np.shape(W1)[::-1]) if np.ndim(W1) == 2 else W1, W1, w2, bias=bias),
+    ):
         try:
             net = build()
             out = net.predict(X)
@@ -127,9 +161,14 @@ def test_networks(W1, w2, bias, X):
 
 
 @FUZZ
-@given(X=_matrix(max_n=12), labels=st.sampled_from([None, ("a", "b"), (0, 1), (0.0, 2.5), (1, 2, 3)]),
-       n_patterns=st.one_of(st.integers(-1, 8), st.just(2.5)), bias=bias_values,
-       verbose=st.one_of(st.integers(-1, 1), st.booleans(), st.just("x")), data=st.data())
+@given(
+    X=_matrix(max_n=12),
+    labels=st.sampled_from([None, ("a", "b"), (0, 1), (0.0, 2.5), (1, 2, 3)]),
+    n_patterns=st.one_of(st.integers(-1, 8), st.just(2.5)),
+    bias=bias_values,
+    verbose=st.one_of(st.integers(-1, 1), st.booleans(), st.just("x")),
+    data=st.data(),
+)
 def test_estimators(X, labels, n_patterns, bias, verbose, data):
     n = X.shape[0]
     if labels is None:
@@ -141,8 +180,7 @@ def test_estimators(X, labels, n_patterns, bias, verbose, data):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = est(formulation="gated", n_patterns=n_patterns, bias=bias, verbose=verbose,
-                        max_iter=200).fit(X, y)
+            model = est(formulation="gated", n_patterns=n_patterns, bias=bias, verbose=verbose, max_iter=200).fit(X, y)
             pred = model.predict(X)
     except EXPECTED as exc:
         _expected_message(exc)
@@ -151,14 +189,50 @@ def test_estimators(X, labels, n_patterns, bias, verbose, data):
     np.testing.assert_array_equal(X, X0)
 
 
-tokens = st.sampled_from(["fit", "predict", "report", "--target", "t", "--output", "--beta", "-1", "1e400", "nan",
-                          "--n-patterns", "0", "99999999999999999999", "--task", "regression", "--dtype", "float16",
-                          "--seed", "-3", "--max-iter", "--tol", "0", "--loss", "hinge", "--formulation", "gated",
-                          "DATA", "MODEL", "--json", "--device", "cuda", "-v"])
+tokens = st.sampled_from(
+    [
+        "fit",
+        "predict",
+        "report",
+        "--target",
+        "t",
+        "--output",
+        "--beta",
+        "-1",
+        "1e400",
+        "nan",
+        "--n-patterns",
+        "0",
+        "99999999999999999999",
+        "--task",
+        "regression",
+        "--dtype",
+        "float16",
+        "--seed",
+        "-3",
+        "--max-iter",
+        "--tol",
+        "0",
+        "--loss",
+        "hinge",
+        "--formulation",
+        "gated",
+        "DATA",
+        "MODEL",
+        "--json",
+        "--device",
+        "cuda",
+        "-v",
+    ]
+)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=DERANDOMIZE,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(argv=st.lists(tokens, min_size=1, max_size=10))
 def test_cli_never_crashes(tmp_path_factory, argv):
     tmp = tmp_path_factory.mktemp("cli")

@@ -41,8 +41,7 @@ def _problem(n, d, P, c, loss, seed, bias=True):
     return X, masks, y
 
 
-CASES = [("squared", 1), ("squared", 3), ("logistic", 1), ("squared_hinge", 1), ("hinge", 1),
-         ("cross_entropy", 3)]
+CASES = [("squared", 1), ("squared", 3), ("logistic", 1), ("squared_hinge", 1), ("hinge", 1), ("cross_entropy", 3)]
 
 
 @pytest.mark.parametrize("loss,c", CASES)
@@ -57,8 +56,7 @@ def test_matches_cvxpy_with_honest_gap(loss, c, groups):
     p_star = ref["objective"]
     for solver in ("bcd", "fista"):
         for tol in (1e-3, 1e-8):
-            res = _core.solve_gated(op, y, beta, loss=loss, groups=groups, tol=tol, solver=solver,
-                                    max_iter=100000)
+            res = _core.solve_gated(op, y, beta, loss=loss, groups=groups, tol=tol, solver=solver, max_iter=100000)
             assert res["status"] == "converged", (solver, tol, res["gap"])
             assert res["gap"] <= tol
             U = res["U"]

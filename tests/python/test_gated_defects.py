@@ -60,8 +60,17 @@ def test_callback_returning_false_stops_promptly():
     op, y = _hinge_problem(1, n=300, d=6, P=40)
     beta = 1e-4 * _core.gated_beta_max(op, y, loss="squared")
     first = []
-    r = _core.solve_gated(op, y, beta, loss="squared", tol=1e-15, max_iter=10**9, check_every=10, newton=False,
-                          callback=lambda info: first.append(info["iteration"]) or False)
+    r = _core.solve_gated(
+        op,
+        y,
+        beta,
+        loss="squared",
+        tol=1e-15,
+        max_iter=10**9,
+        check_every=10,
+        newton=False,
+        callback=lambda info: first.append(info["iteration"]) or False,
+    )
     assert r["status"] == "interrupted" and first == [10] and r["n_iter"] == 10
     assert np.isfinite(r["gap"])  # the point returned is certified
 

@@ -19,8 +19,9 @@ def test_toy_gauge_value_and_interpolating_network():
     # The unit-norm network's sum |alpha_j| ||u_j|| is the gauge.
     assert np.sum(np.abs(net.w2) * np.linalg.norm(net.W1, axis=1)) == pytest.approx(res.objective, rel=1e-9)
     # p*(beta) / beta approaches the gauge from below as beta -> 0.
-    small = cnn.solve(TOY_X, TOY_Y, 1e-4, patterns=cnn.enumerate_patterns(TOY_X, bias=True), formulation="relu",
-                      bias=True, tol=1e-8)
+    small = cnn.solve(
+        TOY_X, TOY_Y, 1e-4, patterns=cnn.enumerate_patterns(TOY_X, bias=True), formulation="relu", bias=True, tol=1e-8
+    )
     assert small.objective / 1e-4 <= res.objective * (1 + 1e-6)
     assert small.objective / 1e-4 >= 0.99 * res.objective
 

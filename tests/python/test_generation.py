@@ -40,8 +40,9 @@ def test_adam_seeded_is_never_worse_than_adam_and_searches_by_default():
     res = cnn.solve(X, y, beta, patterns=20, formulation="relu", bias=True, cutting_planes=True, time_limit=20)
     assert res.network().objective(X, y, beta) <= adam.objective * (1 + 1e-9)
     assert "cutting-planes" in res.solver and res.search
-    seeded = cnn.solve(X, y, beta, patterns=20, formulation="relu", bias=True, pattern_generation="adam-seeded",
-                       time_limit=20)
+    seeded = cnn.solve(
+        X, y, beta, patterns=20, formulation="relu", bias=True, pattern_generation="adam-seeded", time_limit=20
+    )
     assert seeded.patterns.n_patterns > cnn.sample_patterns(X, 20, seed=0, bias=True).n_patterns
     assert "no search" in seeded.global_statement
 

@@ -41,8 +41,15 @@ PROBLEMS = {
     "gated_squared_c3_neuron": ("gated", "squared", 3, True, "float64", "tables", {"groups": "neuron"}),
     "gated_squared_c2_output": ("gated", "squared", 2, True, "float64", "gemm", {}),
     "gated_squared_bcd": ("gated", "squared", 1, True, "float64", "gemm", {"solver": "bcd"}),
-    "gated_squared_fista_nows": ("gated", "squared", 1, True, "float64", "tables",
-                                 {"solver": "fista", "working_set": False, "newton": False}),
+    "gated_squared_fista_nows": (
+        "gated",
+        "squared",
+        1,
+        True,
+        "float64",
+        "tables",
+        {"solver": "fista", "working_set": False, "newton": False},
+    ),
     "gated_logistic_tables": ("gated", "logistic", 1, True, "float64", "tables", {}),
     "gated_hinge_gemm": ("gated", "hinge", 1, True, "float64", "gemm", {"tol": 1e-4}),
     "gated_squared_hinge_tables": ("gated", "squared_hinge", 1, True, "float64", "tables", {}),
@@ -65,6 +72,7 @@ SCALARS = ("objective", "dual_objective", "gap", "n_iter", "status")
 
 
 # ---- the problems --------------------------------------------------------------------------------------------
+
 
 def _inputs(seed: int, loss: str, c: int, bias: bool, n: int = 80, d: int = 4, P: int = 12) -> dict:
     rng = np.random.default_rng(seed)
@@ -106,23 +114,27 @@ def _run(name: str, inputs: dict) -> dict:
         c_ = _core.gated_certificate(op, r["U"], Y, beta, loss=loss, groups=extra.get("groups", "output"))
         out.update(cert_primal=c_["primal"], cert_dual=c_["dual"])
     elif formulation == "path":
-        rs = _core.solve_gated_path(op, Y, [beta_max * f for f in (0.6, 0.3, 0.1)], loss=loss, tol=tol,
-                                    max_iter=3000, **extra)
+        rs = _core.solve_gated_path(
+            op, Y, [beta_max * f for f in (0.6, 0.3, 0.1)], loss=loss, tol=tol, max_iter=3000, **extra
+        )
         for k, r in enumerate(rs):
             out.update({f"coef_U{k}": r["U"], **{f"{s}{k}": r[s] for s in SCALARS}})
     else:
         r = _core.solve_relu(op, X, pats, y, beta, loss=loss, tol=tol, max_iter=3000, certify_op=cert, **extra)
-        out.update(coef_V=r["V"], coef_W=r["W"], max_violation=r["max_violation"],
-                   **{k: r[k] for k in SCALARS})
+        out.update(coef_V=r["V"], coef_W=r["W"], max_violation=r["max_violation"], **{k: r[k] for k in SCALARS})
     return out
 
 
 def machine_signature() -> dict:
     """What decides the rounding of the products: OpenBLAS's kernels, the mask-kernel ISA, AMX."""
-    sig = {"masked_kernel_isa": _core.masked_kernel_isa(), "amx": bool(_core.amx_available()),
-           "machine": platform.machine()}
+    sig = {
+        "masked_kernel_isa": _core.masked_kernel_isa(),
+        "amx": bool(_core.amx_available()),
+        "machine": platform.machine(),
+    }
     try:
         import scipy_openblas32
+
         sig["openblas"] = scipy_openblas32.get_openblas_config()
     except Exception as exc:  # pragma: no cover - scipy-openblas32 is a dependency
         sig["openblas"] = f"unknown ({exc})"
@@ -154,14 +166,17 @@ def record(path: str = GOLDEN) -> None:
             else:
                 scalars[key] = v.item() if isinstance(v, np.generic) else v
         meta["problems"][name] = scalars
-        print(f"{name:30s} {scalars.get('status', scalars.get('status0'))!s:10s} "
-              f"n_iter={scalars.get('n_iter', scalars.get('n_iter0'))}")
+        print(
+            f"{name:30s} {scalars.get('status', scalars.get('status0'))!s:10s} "
+            f"n_iter={scalars.get('n_iter', scalars.get('n_iter0'))}"
+        )
     arrays["meta"] = np.array(json.dumps(meta))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     np.savez_compressed(path, **arrays)
 
 
 # ---- the test ------------------------------------------------------------------------------------------------
+
 
 def _load():
     data = np.load(GOLDEN)
@@ -174,8 +189,11 @@ def golden():
     data, meta = _load()
     bitwise = meta["signature"] == machine_signature()
     if not bitwise:
-        warnings.warn(f"golden results compared to 1e-9, not bitwise: this machine's signature "
-                      f"{machine_signature()} differs from the recorded {meta['signature']}", stacklevel=1)
+        warnings.warn(
+            f"golden results compared to 1e-9, not bitwise: this machine's signature "
+            f"{machine_signature()} differs from the recorded {meta['signature']}",
+            stacklevel=1,
+        )
     return data, meta, bitwise
 
 
@@ -204,11 +222,11 @@ def _compare(name, key, want, got, bitwise, tol):
 def test_golden(name, golden):
     data, meta, bitwise = golden
     prefix = f"{name}/in/"
-    inputs = {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+    inputs = {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
     got = _run(name, inputs)
     want_scalars = meta["problems"][name]
     out_prefix = f"{name}/out/"
-    want_arrays = {k[len(out_prefix):]: data[k] for k in data.files if k.startswith(out_prefix)}
+    want_arrays = {k[len(out_prefix) :]: data[k] for k in data.files if k.startswith(out_prefix)}
     assert set(got) == set(want_scalars) | set(want_arrays)
     tol = PROBLEMS[name][6].get("tol", DEFAULT_TOL)
     for key, want in want_arrays.items():

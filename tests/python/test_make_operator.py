@@ -57,7 +57,7 @@ def test_environment_variable_overrides_auto_only(monkeypatch, env):
     assert make_operator(X, pats).method == env
     assert product_method(np.float64) == env
     other = "tables" if env == "gemm" else "gemm"
-    assert make_operator(X, pats, method=other).method == other   # an explicit method wins
+    assert make_operator(X, pats, method=other).method == other  # an explicit method wins
 
 
 def test_amx_from_the_environment_leaves_float64_on_auto(monkeypatch):

@@ -60,11 +60,14 @@ def _regression(n=40, seed=0):
     return X, y
 
 
-@pytest.mark.parametrize("loss,make_y", [
-    ("squared", lambda X: X[:, 0] ** 2),
-    ("logistic", lambda X: np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)),
-    ("cross_entropy", lambda X: np.eye(3)[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)]),
-])
+@pytest.mark.parametrize(
+    "loss,make_y",
+    [
+        ("squared", lambda X: X[:, 0] ** 2),
+        ("logistic", lambda X: np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)),
+        ("cross_entropy", lambda X: np.eye(3)[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)]),
+    ],
+)
 def test_adam_descends_and_reports_network_objective(loss, make_y):
     X, _ = _regression()
     y = make_y(X)

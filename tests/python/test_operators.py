@@ -14,13 +14,25 @@ OPERATORS = {np.float64: _core.MaskedOperatorF64, np.float32: _core.MaskedOperat
 RTOL = {np.float64: 1e-12, np.float32: 1e-4}
 
 # (n, d, P): n < 64, n = 64 and 128, n % 64 != 0, one tile with many patterns, many tiles, P = 1, d = 1.
-SHAPES = [(37, 4, 5), (64, 3, 6), (128, 5, 4), (200, 6, 9), (300, 5, 600), (1500, 4, 3), (333, 7, 1),
-          (700, 1, 7), (1, 3, 2), (260, 50, 70)]
+SHAPES = [
+    (37, 4, 5),
+    (64, 3, 6),
+    (128, 5, 4),
+    (200, 6, 9),
+    (300, 5, 600),
+    (1500, 4, 3),
+    (333, 7, 1),
+    (700, 1, 7),
+    (1, 3, 2),
+    (260, 50, 70),
+]
 METHODS = ["gemm", "tables"]  # GEMM tiles with mask epilogues; subset-sum tables (masked_tables.cpp)
 # float32 also has the AMX tile products (masked_amx.cpp) and the AVX-512 BF16 products (masked_bf16.cpp;
 # more of their tests in test_bf16_products.py) where the CPU and OS allow them.
-METHOD_DTYPES = [(m, dt) for m in METHODS for dt in (np.float64, np.float32)] + [("amx", np.float32),
-                                                                                  ("bf16", np.float32)]
+METHOD_DTYPES = [(m, dt) for m in METHODS for dt in (np.float64, np.float32)] + [
+    ("amx", np.float32),
+    ("bf16", np.float32),
+]
 NO_AMX = "this machine cannot run AMX tiles (convexnn._core.amx_available() is False)"
 NO_BF16 = "this CPU cannot run the bf16 products (convexnn._core.bf16_available() is False)"
 
@@ -320,8 +332,9 @@ def test_float32_solves_agree_between_tables_and_amx(monkeypatch):
         pytest.skip(NO_AMX)
     # tol 1e-5: a gap float32 iterations certify with any product method (1e-6 is at their rounding floor: the
     # GEMM tiles and AMX both need 10^4 iterations there on this problem, the tables 181).
-    objectives = _objective_per_method(monkeypatch, ("tables", "amx"), _problem_for_solves(9, 400, 120, 2),
-                                       tol=1e-5, dtype=np.float32)
+    objectives = _objective_per_method(
+        monkeypatch, ("tables", "amx"), _problem_for_solves(9, 400, 120, 2), tol=1e-5, dtype=np.float32
+    )
     assert objectives["amx"] == pytest.approx(objectives["tables"], rel=1e-6)
 
 

@@ -236,8 +236,9 @@ def test_enumeration_random_matches_bruteforce(r, bias):
     assert _core.estimate_region_count(X) == regions
 
 
-@pytest.mark.parametrize("case", ["repeated_opposite_zero", "rank_deficient", "grid_bias", "cube_bias",
-                                  "wide_float32", "badly_scaled_bias"])
+@pytest.mark.parametrize(
+    "case", ["repeated_opposite_zero", "rank_deficient", "grid_bias", "cube_bias", "wide_float32", "badly_scaled_bias"]
+)
 def test_enumeration_degenerate_matches_bruteforce(case):
     rng = np.random.default_rng(20)
     if case == "repeated_opposite_zero":

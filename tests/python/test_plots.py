@@ -46,8 +46,9 @@ def _one_feature(n=50, seed=0):
 @pytest.mark.parametrize("formulation", ["gated", "relu"])
 def test_fit_is_linear_between_the_reported_kinks(formulation):
     X, y = _one_feature()
-    est = ConvexReLURegressor(formulation=formulation, n_patterns=10 if formulation == "relu" else 40,
-                              beta_ratio=0.01).fit(X, y)
+    est = ConvexReLURegressor(
+        formulation=formulation, n_patterns=10 if formulation == "relu" else 40, beta_ratio=0.01
+    ).fit(X, y)
     kinks = plots.kinks_1d(est)
     assert kinks.size >= 1
     # Between consecutive kinks (and beyond the outer ones) the model is affine: the midpoint value is the mean of
@@ -83,7 +84,7 @@ def test_plot_fit_1d_writes_a_png(tmp_path):
 def test_decision_regions_binary_multiclass_and_regressor():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 2))
-    y = np.where((X ** 2).sum(1) < 1, "in", "out")
+    y = np.where((X**2).sum(1) < 1, "in", "out")
     clf = ConvexReLUClassifier(formulation="gated", n_patterns=40).fit(X, y)
     ax = plots.plot_decision_regions(clf, X, y, resolution=40, feature_names=("a", "b"))
     assert ax.get_xlabel() == "a" and [t.get_text() for t in ax.get_legend().get_texts()] == ["in", "out"]
@@ -103,8 +104,9 @@ def test_objective_vs_time_accepts_results_and_pairs():
     y = np.maximum(X[:, 0], 0)
     res = cnn.solve(X, y, 0.5, patterns=20, bias=True)
     adam = train_nonconvex(X, y, 0.5, n_neurons=10, bias=True, n_epochs=50)
-    ax = plots.plot_objective_vs_time({"convex": res, "adam": adam, "pair": ([0.1, 0.2], [3.0, 2.0])},
-                                      lower_bound=res.dual_objective)
+    ax = plots.plot_objective_vs_time(
+        {"convex": res, "adam": adam, "pair": ([0.1, 0.2], [3.0, 2.0])}, lower_bound=res.dual_objective
+    )
     labels = [ln.get_label() for ln in ax.get_lines()]
     assert labels[:3] == ["convex", "adam", "pair"] and "certified lower bound" in labels
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), adam.times_objectives()[1])
@@ -124,9 +126,25 @@ def test_plots_without_matplotlib_raise_a_clear_import_error(monkeypatch):
 
 
 def test_demo_writes_its_plots(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "convexnn", "demo", "--n-patterns", "40", "--relu-patterns", "6",
-                          "--adam-epochs", "100", "--plots-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "convexnn",
+            "demo",
+            "--n-patterns",
+            "40",
+            "--relu-patterns",
+            "6",
+            "--adam-epochs",
+            "100",
+            "--plots-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     for name in ("fit_1d.png", "decision_regions.png", "objective_vs_time.png"):
         assert (tmp_path / name).stat().st_size > 5000, name

@@ -25,8 +25,10 @@ def _problem(loss, seed, n=30, d=3, P=6, c=1):
     return X, y, pats
 
 
-@pytest.mark.parametrize("loss,c", [("squared", 1), ("squared", 2), ("logistic", 1), ("squared_hinge", 1),
-                                    ("hinge", 1), ("cross_entropy", 3)])
+@pytest.mark.parametrize(
+    "loss,c",
+    [("squared", 1), ("squared", 2), ("logistic", 1), ("squared_hinge", 1), ("hinge", 1), ("cross_entropy", 3)],
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_relu_matches_clarabel_and_certificate_is_honest(loss, c, seed):
     X, y, pats = _problem(loss, seed, c=c)
@@ -94,8 +96,9 @@ def test_relu_float32_iterations_keep_float64_certificate():
 def test_relu_float32_with_a_tight_tol_warns():
     X, y, pats = _problem("squared", 6)
     with pytest.warns(RuntimeWarning, match="float32"):
-        res = cnn.solve(X.astype(np.float32), y, 0.3, patterns=pats, bias=True, formulation="relu", tol=1e-7,
-                        max_iter=5)
+        res = cnn.solve(
+            X.astype(np.float32), y, 0.3, patterns=pats, bias=True, formulation="relu", tol=1e-7, max_iter=5
+        )
     assert res.status == "max_iter"
 
 
@@ -110,8 +113,12 @@ def test_relu_ray_newton_and_plain_fista_certify_the_same_optimum(loss, c):
     Xb = np.hstack([X, np.ones((len(X), 1))])
     Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
     beta = 0.3 if loss == "squared" else 0.5
-    runs = {flag: _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=1e-8,
-                                   max_iter=100_000, ray_newton=flag) for flag in (True, False)}
+    runs = {
+        flag: _core.solve_relu(
+            _operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=1e-8, max_iter=100_000, ray_newton=flag
+        )
+        for flag in (True, False)
+    }
     opt = cvx.solve_relu_cvxpy(Xb, pats.dense(), Y, beta, loss=loss)["objective"]
     assert runs[True]["n_newton"] >= 1 and runs[False]["n_newton"] == 0
     for raw in runs.values():
@@ -120,5 +127,6 @@ def test_relu_ray_newton_and_plain_fista_certify_the_same_optimum(loss, c):
         assert raw["dual_objective"] <= opt * (1 + 1e-7) + 1e-9
         assert raw["max_violation"] <= 1e-9
         assert ref_obj.relu_objective(Xb, pats.dense(), raw["V"], raw["W"], Y, beta, loss) == pytest.approx(
-            raw["objective"], rel=1e-10)
+            raw["objective"], rel=1e-10
+        )
     assert runs[True]["objective"] == pytest.approx(runs[False]["objective"], rel=1e-7)

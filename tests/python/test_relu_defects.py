@@ -37,19 +37,24 @@ y = np.array([1, 1, 1, -1, 1, 1, 1, 1, -1, 1, -1], float)
 
 def _run_python(code, timeout):
     env = dict(os.environ, PYTHONPATH=_PACKAGE_PARENT, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("seed, max_iter", [(0, 4000), (1, 20000), (2, 20000)])
 def test_vanishing_gradient_does_not_hang(seed, max_iter):
     # A denormal beta: the iterate interpolates exactly, the gradient vanishes and the step grew without bound
     # to inf, after which backtracking halved inf forever (no time limit or Ctrl-C could stop it).
-    out = _run_python(_TINY + f"""
+    out = _run_python(
+        _TINY
+        + f"""
 r = cnn.solve(X, y, 5e-324, patterns=15, seed={seed}, formulation="relu", loss="squared_hinge", bias=True,
               max_iter={max_iter})
 print(r.status, r.n_iter)
-""", timeout=120)
+""",
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     status, n_iter = out.stdout.split()
     assert status in ("max_iter", "converged") and int(n_iter) <= max_iter
@@ -74,8 +79,17 @@ def test_hinge_stops_once_certified(seed):
     assert r.dual_objective <= r.objective * (1 + 1e-12)
 
 
-_HUGE = np.array([[-3.992129890959756e+153, -1.4075458450955643e+154, 1.2140987222010653e+154,
-                   3.105686450960769e+153, 1.1350755868758814e+154]])
+_HUGE = np.array(
+    [
+        [
+            -3.992129890959756e153,
+            -1.4075458450955643e154,
+            1.2140987222010653e154,
+            3.105686450960769e153,
+            1.1350755868758814e154,
+        ]
+    ]
+)
 
 
 def test_nan_objective_is_diverged_in_the_binding():
@@ -83,8 +97,9 @@ def test_nan_objective_is_diverged_in_the_binding():
     # as "max_iter" / "time_limit", and without limits the solve ran forever).
     Xb = np.hstack([_HUGE, np.ones((1, 1))])
     pats = cnn.sample_patterns(_HUGE, 9, seed=0, bias=True)
-    r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, np.array([[1.0]]), 1.0, loss="squared_hinge",
-                         max_iter=10**9)
+    r = _core.solve_relu(
+        _operator(Xb, pats), Xb, pats._set, np.array([[1.0]]), 1.0, loss="squared_hinge", max_iter=10**9
+    )
     assert r["status"] == "diverged" and not np.isfinite(r["objective"])
     assert r["n_iter"] <= 10
 
@@ -93,8 +108,7 @@ def test_huge_data_through_solve_is_finite():
     # solve() scales such data by a power of two first: a finite, honest certificate.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = cnn.solve(_HUGE, [1.0], 1.0, patterns=9, formulation="relu", loss="squared_hinge", bias=True,
-                      max_iter=100)
+        r = cnn.solve(_HUGE, [1.0], 1.0, patterns=9, formulation="relu", loss="squared_hinge", bias=True, max_iter=100)
     assert np.isfinite(r.objective) and r.status in ("max_iter", "converged")
     assert r.dual_objective <= r.objective
 
@@ -111,8 +125,9 @@ def _slow_problem(n=2000, d=10, P=60, seed=0):
 def test_time_limit_is_kept_between_checks():
     Xb, Y, pats = _slow_problem()
     t0 = time.perf_counter()
-    r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max_iter=10**8, time_limit=0.5,
-                         check_every=10**8)
+    r = _core.solve_relu(
+        _operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max_iter=10**8, time_limit=0.5, check_every=10**8
+    )
     elapsed = time.perf_counter() - t0
     assert r["status"] == "time_limit"
     assert elapsed < 0.5 * 1.1 + 1.0  # 1.1 x the limit + one iteration, with slack for a loaded machine
@@ -129,8 +144,18 @@ def test_callback_false_stops_between_checks():
         return False
 
     t0 = time.perf_counter()
-    r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max_iter=10**8,
-                         check_every=10**8, callback=callback, time_limit=60)
+    r = _core.solve_relu(
+        _operator(Xb, pats),
+        Xb,
+        pats._set,
+        Y,
+        1e-3,
+        tol=1e-14,
+        max_iter=10**8,
+        check_every=10**8,
+        callback=callback,
+        time_limit=60,
+    )
     elapsed = time.perf_counter() - t0
     assert r["status"] == "interrupted" and len(calls) == 1
     assert elapsed < 3.0
@@ -151,8 +176,13 @@ r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max
 print(r["status"], time.time(), flush=True)
 """
     env = dict(os.environ, PYTHONPATH=_PACKAGE_PARENT, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "start"
         time.sleep(1.5)

@@ -32,7 +32,8 @@ def test_filters_are_hull_distance_neurons():
     imgs = rng.standard_normal((6, 5, 5))
     model = T.ConvexRF(n_filters=12, patch_size=3, pool=1, beta=0.5, seed=2).fit(imgs, np.arange(6) % 2)
     allp = T.normalize_patches(
-        __import__("convexnn.cnn", fromlist=["extract_patches"]).extract_patches(imgs, 3).reshape(-1, 9), 10.0)
+        __import__("convexnn.cnn", fromlist=["extract_patches"]).extract_patches(imgs, 3).reshape(-1, 9), 10.0
+    )
     pick = np.random.default_rng(2).choice(allp.shape[0], size=12, replace=False)
     U, b, d = T.hull_distance_neurons(allp[pick])
     np.testing.assert_allclose(model.filters_, U[:, d > 0], atol=1e-12)

@@ -20,7 +20,7 @@ def test_projection_vector_matches_cvxpy():
         p.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
     np.testing.assert_allclose(P, u.value, atol=1e-6)
     assert np.linalg.norm(X.T @ P) == pytest.approx(0.4, rel=1e-10)
-    np.testing.assert_allclose(T.project_dual_ball(X, y, 1e6), y)            # inside: unchanged
+    np.testing.assert_allclose(T.project_dual_ball(X, y, 1e6), y)  # inside: unchanged
 
 
 def test_projection_matrix_spectral_ball_matches_cvxpy():
@@ -44,10 +44,10 @@ def test_extreme_points_are_the_optimal_neurons():
     sig = np.linalg.svd(Q.T @ Y, compute_uv=False)
     beta = 0.5 * (sig[1] + sig[2])
     E = T.extreme_points(Q, Y, beta)
-    assert E.shape[1] == 2                                                     # rank staircase at sigma_i(Y^T X)
+    assert E.shape[1] == 2  # rank staircase at sigma_i(Y^T X)
     res = T.two_layer_linear(Q, Y, beta)
     D = res.info["neuron_directions"]
-    np.testing.assert_allclose(np.abs(np.linalg.svd(E.T @ D, compute_uv=False)), 1.0, atol=1e-8)   # same span
+    np.testing.assert_allclose(np.abs(np.linalg.svd(E.T @ D, compute_uv=False)), 1.0, atol=1e-8)  # same span
     assert T.extreme_points(Q, Y, sig[0] * 1.01).shape[1] == 0
 
 
@@ -77,15 +77,15 @@ def test_relu_dual_constraint_and_duality_gap():
 
 
 def test_spike_free():
-    assert T.spike_free_ratio(np.diag([1.0, 2.0, 3.0]))[0] <= 1 + 1e-12        # diagonal: spike-free
+    assert T.spike_free_ratio(np.diag([1.0, 2.0, 3.0]))[0] <= 1 + 1e-12  # diagonal: spike-free
     rng = np.random.default_rng(4)
     Aw = np.linalg.qr(rng.standard_normal((7, 4)))[0].T
-    assert T.spike_free_ratio(Aw)[0] <= 1 + 1e-12                             # whitened (Lemma 4)
+    assert T.spike_free_ratio(Aw)[0] <= 1 + 1e-12  # whitened (Lemma 4)
     c = np.abs(rng.standard_normal(5))
-    assert T.spike_free_ratio(np.outer(c, rng.standard_normal(3)))[0] <= 1 + 1e-12   # rank one, c >= 0 (Lemma 5)
-    r, exact = T.spike_free_ratio(np.array([[1.0], [-2.0], [0.5]]))          # d = 1 with both signs: not
+    assert T.spike_free_ratio(np.outer(c, rng.standard_normal(3)))[0] <= 1 + 1e-12  # rank one, c >= 0 (Lemma 5)
+    r, exact = T.spike_free_ratio(np.array([[1.0], [-2.0], [0.5]]))  # d = 1 with both signs: not
     assert exact and r == np.inf
-    assert T.spike_free_ratio(rng.standard_normal((6, 2)))[0] > 1              # n > d Gaussian: spikes
+    assert T.spike_free_ratio(rng.standard_normal((6, 2)))[0] > 1  # n > d Gaussian: spikes
 
 
 def test_hull_distance_neurons_lemma7():
@@ -104,5 +104,5 @@ def test_hull_distance_neurons_lemma7():
         p = cp.Problem(cp.Minimize(cp.norm(A[i] - others.T @ lam)), [lam >= 0, cp.sum(lam) == 1])
         p.solve(solver=cp.CLARABEL)
         assert d[i] == pytest.approx(p.value, rel=1e-6)
-    H = np.maximum(A @ U + b, 0)                                  # Theorem 6: diagonal activations, interpolation
+    H = np.maximum(A @ U + b, 0)  # Theorem 6: diagonal activations, interpolation
     np.testing.assert_allclose(H, np.diag(d), atol=1e-8)

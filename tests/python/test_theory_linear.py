@@ -12,13 +12,13 @@ Y0 = np.array([1.0, 1.0])
 
 def test_two_layer_min_norm_vector_of_the_paper():
     res = T.two_layer_linear(X0, Y0, 0.0)
-    assert res.info["paper_dual_value"] == pytest.approx(1.118034, abs=1e-6)     # D*
-    assert res.objective == pytest.approx(2.236068, abs=1e-6)                     # min ||W1||^2 + ||w2||^2
+    assert res.info["paper_dual_value"] == pytest.approx(1.118034, abs=1e-6)  # D*
+    assert res.objective == pytest.approx(2.236068, abs=1e-6)  # min ||W1||^2 + ||w2||^2
     assert res.dual_objective == pytest.approx(res.objective, rel=1e-12)
     u = res.info["neuron_directions"][:, 0]
     np.testing.assert_allclose(u * np.sign(u[0]), [0.894427, 0.447214, 0.0], atol=1e-6)
-    np.testing.assert_allclose(res.dual, [0.894427, 0.223607], atol=1e-6)       # lambda*
-    assert np.linalg.norm(X0.T @ res.dual) == pytest.approx(1.0)                 # dual feasible, active
+    np.testing.assert_allclose(res.dual, [0.894427, 0.223607], atol=1e-6)  # lambda*
+    assert np.linalg.norm(X0.T @ res.dual) == pytest.approx(1.0)  # dual feasible, active
     np.testing.assert_allclose(res.fitted, Y0, atol=1e-12)
 
 
@@ -99,7 +99,7 @@ def test_two_layer_regularized_vector_cvxpy_and_rank_staircase():
     p.solve(solver=cp.CLARABEL, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
     assert res.objective == pytest.approx(p.value, rel=1e-6)
     assert res.dual_objective <= res.objective * (1 + 1e-9)
-    assert np.linalg.norm(X.T @ res.dual, 2) <= 0.7 * (1 + 1e-6)            # sigma_max(Lambda^T X) <= beta
+    assert np.linalg.norm(X.T @ res.dual, 2) <= 0.7 * (1 + 1e-6)  # sigma_max(Lambda^T X) <= beta
     # orthonormal columns: rank(W1) = #{sigma_i(X^T Y) > beta}, value 1/2||Y||^2 - 1/2 sum (sigma - beta)_+^2
     Q = np.linalg.qr(rng.standard_normal((40, 20)))[0]
     Y2 = rng.standard_normal((40, 5))
@@ -108,14 +108,15 @@ def test_two_layer_regularized_vector_cvxpy_and_rank_staircase():
         r = T.two_layer_linear(Q, Y2, beta)
         assert r.info["rank"] == int(np.sum(sig > beta))
         assert np.linalg.matrix_rank(r.weights[0], tol=1e-8) == r.info["rank"]
-        assert r.objective == pytest.approx(0.5 * np.sum(Y2 ** 2) - 0.5 * np.sum(np.maximum(sig - beta, 0) ** 2),
-                                            rel=1e-10)
+        assert r.objective == pytest.approx(
+            0.5 * np.sum(Y2**2) - 0.5 * np.sum(np.maximum(sig - beta, 0) ** 2), rel=1e-10
+        )
         assert r.info["method"] == "svt_orthogonal"
 
 
 def test_deep_linear_whitened_vector_regularized():
     rng = np.random.default_rng(2)
-    X = np.linalg.qr(rng.standard_normal((12, 8)))[0].T                       # X X^T = I_8
+    X = np.linalg.qr(rng.standard_normal((12, 8)))[0].T  # X X^T = I_8
     Y = rng.standard_normal((8, 4))
     L, beta = 4, 0.4
     res = T.deep_linear(X, Y, L, beta)
@@ -127,7 +128,7 @@ def test_deep_linear_whitened_vector_regularized():
         h = 0.5 * (a - grid) ** 2 + 0.5 * beta * L * grid ** (2 / L)
         assert 0.5 * (a - si) ** 2 + 0.5 * beta * L * si ** (2 / L) <= h.min() + 1e-9
     norms = [np.linalg.norm(W) for W in res.weights]
-    np.testing.assert_allclose(norms, norms[0], rtol=1e-10)                    # equal Frobenius norms
+    np.testing.assert_allclose(norms, norms[0], rtol=1e-10)  # equal Frobenius norms
     assert res.dual_objective == pytest.approx(res.objective, rel=1e-9)
 
 

@@ -39,12 +39,14 @@ def test_mlp_forward_and_rebalance(activation, bias):
     assert reb.squared_weight_norm() <= min(skew.squared_weight_norm(), net.squared_weight_norm()) + 1e-12
     # optimality: every hidden neuron has equal incoming and outgoing norms
     for l in range(len(reb.weights) - 1):
-        np.testing.assert_allclose(np.linalg.norm(reb.weights[l], axis=0), np.linalg.norm(reb.weights[l + 1], axis=1),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            np.linalg.norm(reb.weights[l], axis=0), np.linalg.norm(reb.weights[l + 1], axis=1), rtol=1e-6
+        )
     y = rng.standard_normal((7, 2))
     assert T.rescaled_objective(reb, X, y, 0.3) <= T.weight_decay_objective(reb, X, y, 0.3) + 1e-12
     assert T.weight_decay_objective(reb, X, y, 0.3, form="unhalved") == pytest.approx(
-        2 * T.weight_decay_objective(reb, X, y, 0.3))
+        2 * T.weight_decay_objective(reb, X, y, 0.3)
+    )
 
 
 def test_rescaled_equals_weight_decay_at_balanced_two_layer():
@@ -59,7 +61,7 @@ def test_rebalance_dead_neurons():
     W2 = np.array([0.0, 3.0, 1.0])
     net = T.MLP([W1, W2], None, "relu")
     reb = T.rebalance(net)
-    np.testing.assert_allclose(reb.weights[0][:, :2], 0.0)            # both unused neurons removed
+    np.testing.assert_allclose(reb.weights[0][:, :2], 0.0)  # both unused neurons removed
     np.testing.assert_allclose(reb.weights[1][:2, 0], 0.0)
     assert reb.squared_weight_norm() == pytest.approx(2 * 2.0)
 
@@ -69,8 +71,10 @@ def test_parallel_network_block_diagonal():
     towers = [[rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal((2, 1))] for _ in range(3)]
     net = T.ParallelMLP(towers, rng.standard_normal((3, 2)))
     X = rng.standard_normal((5, 4))
-    manual = sum(np.maximum(np.maximum(np.maximum(X @ t[0], 0) @ t[1], 0) @ t[2], 0) @ net.output[j:j + 1]
-                 for j, t in enumerate(towers))
+    manual = sum(
+        np.maximum(np.maximum(np.maximum(X @ t[0], 0) @ t[1], 0) @ t[2], 0) @ net.output[j : j + 1]
+        for j, t in enumerate(towers)
+    )
     np.testing.assert_allclose(net.predict(X), manual, atol=1e-12)
     mlp = net.to_mlp()
     np.testing.assert_allclose(mlp.predict(X), manual, atol=1e-12)

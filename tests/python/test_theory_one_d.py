@@ -22,10 +22,10 @@ def test_min_norm_is_linear_interpolation(seed):
     order = np.argsort(x)
     np.testing.assert_allclose(sp.predict(grid), np.interp(grid, x[order], y[order]), atol=1e-10)
     assert sp.dual_objective == pytest.approx(sp.objective, rel=1e-9)
-    assert T.one_d_dual_check(x, sp.dual) <= 1 + 1e-9                      # global dual feasibility
+    assert T.one_d_dual_check(x, sp.dual) <= 1 + 1e-9  # global dual feasibility
     kinks = T.detect_kinks(sp.predict, x.min(), x.max(), n_grid=20001)
     knots = np.sort(x)
-    assert all(np.min(np.abs(knots - k)) < 1e-3 for k in kinks)           # kinks only at data points
+    assert all(np.min(np.abs(knots - k)) < 1e-3 for k in kinks)  # kinks only at data points
     np.testing.assert_allclose(np.sort(sp.kinks()), sp.kinks(), atol=0)
     assert set(np.round(sp.kinks(), 12)) <= set(np.round(knots, 12))
 
@@ -33,7 +33,7 @@ def test_min_norm_is_linear_interpolation(seed):
 def test_proposition1_equality_case():
     sp = T.one_d_spline(A5, Y5, 0.0)
     assert sp.objective == pytest.approx(8.0, abs=1e-9)
-    v_star = np.array([1.0, -3, 2, 1, -1])                                  # the paper's dual certificate
+    v_star = np.array([1.0, -3, 2, 1, -1])  # the paper's dual certificate
     assert v_star @ Y5 == 8.0 and v_star.sum() == 0.0
     assert T.one_d_dual_check(A5, v_star) == pytest.approx(1.0)
     # the paper's primal solution w* over its 8-atom dictionary: feasible with ||w*||_1 = 8
@@ -53,8 +53,8 @@ def test_proposition1_equality_case():
 
 def test_proposition1_regularized_one_over_2n_scaling():
     n, beta_paper = 5, 1e-4
-    sp = T.one_d_spline(A5, Y5, n * beta_paper)                             # library sum scaling
-    assert sp.objective / n == pytest.approx(1999 / 2500000, abs=1e-15)      # = 7.996e-4 in the paper's scaling
+    sp = T.one_d_spline(A5, Y5, n * beta_paper)  # library sum scaling
+    assert sp.objective / n == pytest.approx(1999 / 2500000, abs=1e-15)  # = 7.996e-4 in the paper's scaling
     np.testing.assert_allclose(sp.fitted, [0.9995, -0.9985, 0.999, 0.9995, -0.9995], atol=1e-12)
     assert np.abs(sp.coef).sum() == pytest.approx(999 / 125, abs=1e-9)
     assert sp.gap < 1e-9 and sp.status == "optimal"
@@ -66,10 +66,34 @@ def test_proposition1_regularized_one_over_2n_scaling():
         return beta_paper * np.abs(w).sum() + r @ r / (2 * n)
 
     w1 = np.array([0, 3197 / 2400, -2497 / 1500, 0, -19997 / 12000, 31961 / 12000, -997 / 3000, 0, -3997 / 12000, 0])
-    w3 = np.array([0, 323691 / 248000, -7349999 / 5208000, -1039627 / 1041600, -4660169 / 5208000, 667193 / 248000,
-                   -1810997 / 5208000, -199753 / 1041600, -795707 / 5208000, 0])
-    w4 = np.array([0, 167847 / 116000, -1248409 / 1218000, -1058987 / 974400, -6500131 / 4872000, 295631 / 116000,
-                   -25387 / 1218000, -99563 / 974400, -2082883 / 4872000, 0])
+    w3 = np.array(
+        [
+            0,
+            323691 / 248000,
+            -7349999 / 5208000,
+            -1039627 / 1041600,
+            -4660169 / 5208000,
+            667193 / 248000,
+            -1810997 / 5208000,
+            -199753 / 1041600,
+            -795707 / 5208000,
+            0,
+        ]
+    )
+    w4 = np.array(
+        [
+            0,
+            167847 / 116000,
+            -1248409 / 1218000,
+            -1058987 / 974400,
+            -6500131 / 4872000,
+            295631 / 116000,
+            -25387 / 1218000,
+            -99563 / 974400,
+            -2082883 / 4872000,
+            0,
+        ]
+    )
     assert paper_value(w1, 0.5) == pytest.approx(sp.objective / n, abs=1e-15)
     # erratum: w3 is optimal for c = 0.8 and w4 for c = 0.2 (the paper swaps them)
     assert paper_value(w3, 0.8) == pytest.approx(sp.objective / n, abs=1e-15)
@@ -123,8 +147,16 @@ def test_network_realizes_the_spline_and_training_never_goes_below():
         if beta == 0.3:
             # without the intercept column the lasso value is not a lower bound (trained networks go below it)
             assert tr.objective < T.one_d_spline(x, y, beta, intercept=False).objective
-    gd = T.train(T.MLP.random(1, [40], bias="all", seed=5, bias_init=1.0), X, y, 0.3, optimizer="gd", lr=0.05,
-                 n_iter=2000, momentum=0.9)
+    gd = T.train(
+        T.MLP.random(1, [40], bias="all", seed=5, bias_init=1.0),
+        X,
+        y,
+        0.3,
+        optimizer="gd",
+        lr=0.05,
+        n_iter=2000,
+        momentum=0.9,
+    )
     assert gd.objective >= T.one_d_spline(x, y, 0.3).objective * (1 - 1e-9)
 
 
@@ -153,9 +185,10 @@ def test_library_exact_program_over_enumerated_1d_patterns_converges_to_the_spli
     gaps = []
     for M in (10.0, 20.0, 40.0):
         Xl = np.c_[A5, M * np.ones(5)]
-        lib = cnn.solve(Xl, Y5, beta, patterns=cnn.enumerate_patterns(Xl), formulation="relu", tol=1e-10,
-                        max_iter=500_000)
+        lib = cnn.solve(
+            Xl, Y5, beta, patterns=cnn.enumerate_patterns(Xl), formulation="relu", tol=1e-10, max_iter=500_000
+        )
         assert lib.objective >= ours * (1 - 1e-9)
         gaps.append(lib.objective - ours)
     assert gaps[0] > gaps[1] > gaps[2] > 0
-    np.testing.assert_allclose(np.array(gaps) * [10, 20, 40], gaps[0] * 10, rtol=0.1)     # ~ c / M
+    np.testing.assert_allclose(np.array(gaps) * [10, 20, 40], gaps[0] * 10, rtol=0.1)  # ~ c / M

@@ -20,12 +20,12 @@ def test_rank_one_min_norm(L):
     a0 = X[0] / c[0]
     assert res.objective == pytest.approx(L * (2 / np.linalg.norm(a0)) ** (2 / L), rel=1e-12)
     ranks = T.layer_ranks(res.network, rtol=1e-9)
-    assert (ranks == 1).all()                                              # rank one
+    assert (ranks == 1).all()  # rank one
     norms = T.layer_norms(res.network)
-    np.testing.assert_allclose(norms["frobenius"], res.info["t"], rtol=1e-12)   # equal norms t*
+    np.testing.assert_allclose(norms["frobenius"], res.info["t"], rtol=1e-12)  # equal norms t*
     np.testing.assert_allclose(norms["operator"], res.info["t"], rtol=1e-12)
     u1 = np.linalg.svd(res.weights[0])[0][:, 0]
-    assert abs(u1 @ a0) / np.linalg.norm(a0) == pytest.approx(1.0)          # W1 aligned with a0
+    assert abs(u1 @ a0) / np.linalg.norm(a0) == pytest.approx(1.0)  # W1 aligned with a0
 
 
 @pytest.mark.parametrize("L", [2, 3, 4])
@@ -38,7 +38,7 @@ def test_rank_one_regularized_never_beaten_by_training(L):
     for seed in range(3):
         tr = T.train(T.MLP.random(4, [6] * (L - 1), seed=seed), X, y, beta, optimizer="lbfgs", n_iter=2000)
         assert tr.objective >= res.objective * (1 - 1e-9)
-    assert tr.objective <= res.objective * 1.01 or L > 2               # L = 2 training reaches it
+    assert tr.objective <= res.objective * 1.01 or L > 2  # L = 2 training reaches it
 
 
 def test_rank_one_matches_library_exact_program():
@@ -69,8 +69,7 @@ def test_rank_one_with_bias_is_the_spline_of_c():
     sp = T.one_d_spline(c * np.linalg.norm(a0), y, 0.2)
     assert res.objective == pytest.approx(sp.objective, rel=1e-10)
     np.testing.assert_allclose(res.network.predict(X), sp.fitted, atol=1e-6)
-    tr = T.train(T.MLP.random(4, [30], bias="all", seed=0, bias_init=1.0), X, y, 0.2, optimizer="lbfgs",
-                 n_iter=3000)
+    tr = T.train(T.MLP.random(4, [30], bias="all", seed=0, bias_init=1.0), X, y, 0.2, optimizer="lbfgs", n_iter=3000)
     assert tr.objective >= res.objective * (1 - 1e-9)
 
 
@@ -97,7 +96,7 @@ def test_bn_last_layers(beta, balanced, literal):
     assert bal.objective == pytest.approx(balanced, abs=1e-10)
     assert lit.objective == pytest.approx(literal, abs=1e-10)
     assert bal.dual_objective == pytest.approx(bal.objective, abs=1e-10)
-    np.testing.assert_allclose(bal.fitted, lit.fitted, atol=1e-12)           # same function
+    np.testing.assert_allclose(bal.fitted, lit.fitted, atol=1e-12)  # same function
     np.testing.assert_allclose(bal.fitted, Y * max(1 - beta / 2, 0), atol=1e-12)
     # BN of the paper's weights outputs y_j / ||y_j||
     Z = T.bn_forward(A @ lit.network.W, lit.info["gamma"], lit.info["alpha"])

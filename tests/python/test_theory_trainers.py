@@ -19,12 +19,12 @@ def test_gradients(activation, bias):
     def unpack(t):
         out, k = [], 0
         for s in shapes:
-            out.append(t[k:k + int(np.prod(s))].reshape(s))
+            out.append(t[k : k + int(np.prod(s))].reshape(s))
             k += int(np.prod(s))
         b = [None] * len(net.biases)
         for j, l in enumerate(idx):
             b[l] = out[len(net.weights) + j]
-        return out[:len(net.weights)], b
+        return out[: len(net.weights)], b
 
     def f(t):
         W, b = unpack(t)
@@ -48,12 +48,20 @@ def test_gd_staircase_and_closed_form_lower_bound():
     beta = 0.5 * (sig[1] + sig[2])
     res = T.two_layer_linear(Q, Y, beta)
     for seed in range(3):
-        tr = T.train(T.MLP.random(8, [12], n_outputs=4, activation="linear", seed=seed), Q, Y, beta,
-                     optimizer="gd", lr=1.0, n_iter=4000, momentum=0.9)
+        tr = T.train(
+            T.MLP.random(8, [12], n_outputs=4, activation="linear", seed=seed),
+            Q,
+            Y,
+            beta,
+            optimizer="gd",
+            lr=1.0,
+            n_iter=4000,
+            momentum=0.9,
+        )
         assert res.objective * (1 - 1e-9) <= tr.objective <= res.objective * (1 + 1e-6)
-        assert T.layer_ranks(tr.network, rtol=1e-3)[0] == 2                    # rank steps at sigma_i(Y^T X)
+        assert T.layer_ranks(tr.network, rtol=1e-3)[0] == 2  # rank steps at sigma_i(Y^T X)
         nrm = T.layer_norms(tr.network)["frobenius"]
-        assert nrm[0] == pytest.approx(nrm[1], rel=1e-3)                       # equal norms (balanced at optimum)
+        assert nrm[0] == pytest.approx(nrm[1], rel=1e-3)  # equal norms (balanced at optimum)
         for M in T.alignment(tr.network):
             np.testing.assert_allclose(M, np.eye(2), atol=1e-3)
 
@@ -62,11 +70,20 @@ def test_deep_linear_sgd_and_lbfgs_never_below():
     rng = np.random.default_rng(3)
     X, y = rng.standard_normal((10, 6)), rng.standard_normal(10)
     res = T.deep_linear(X, y, 3, 0.2)
-    sgd = T.train(T.MLP.random(6, [5, 5], activation="linear", seed=0), X, y, 0.2, optimizer="sgd", lr=0.05,
-                  n_iter=400, momentum=0.9, batch_size=5)
+    sgd = T.train(
+        T.MLP.random(6, [5, 5], activation="linear", seed=0),
+        X,
+        y,
+        0.2,
+        optimizer="sgd",
+        lr=0.05,
+        n_iter=400,
+        momentum=0.9,
+        batch_size=5,
+    )
     lb = T.train(T.MLP.random(6, [5, 5], activation="linear", seed=1), X, y, 0.2, optimizer="lbfgs", n_iter=2000)
     assert sgd.objective >= res.objective * (1 - 1e-9)
-    assert lb.objective == pytest.approx(res.objective, rel=1e-5)              # L-BFGS finds the optimum here
+    assert lb.objective == pytest.approx(res.objective, rel=1e-5)  # L-BFGS finds the optimum here
 
 
 def test_parallel_training_keeps_blocks():

@@ -9,12 +9,15 @@ from convexnn import theory as T
 A3 = np.eye(4)[:3]
 
 
-@pytest.mark.parametrize("y, beta, P, f", [
-    ([3, 4, -2], 1.0, 6.0, [2.4, 3.2, -1]),
-    ([3, 4, -2], 3.0, 12.5, [1.2, 1.6, 0]),
-    ([3, 4, -2], 6.0, 14.5, [0, 0, 0]),
-    ([1, -3, -4], 2.0, 8.5, [0, -1.8, -2.4]),
-])
+@pytest.mark.parametrize(
+    "y, beta, P, f",
+    [
+        ([3, 4, -2], 1.0, 6.0, [2.4, 3.2, -1]),
+        ([3, 4, -2], 3.0, 12.5, [1.2, 1.6, 0]),
+        ([3, 4, -2], 6.0, 14.5, [0, 0, 0]),
+        ([1, -3, -4], 2.0, 8.5, [0, -1.8, -2.4]),
+    ],
+)
 def test_theorem9_vectors(y, beta, P, f):
     res = T.whitened_two_layer(A3, np.array(y, float), beta)
     assert res.objective == pytest.approx(P, abs=1e-12)
@@ -41,14 +44,17 @@ def test_theorem9_random_whitened_matches_convex_program():
         res = T.whitened_two_layer(A, y, beta)
         # JMLR 2021 eq. (22), the spike-free convex program
         w1, w2 = cp.Variable(6), cp.Variable(6)
-        p = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(A @ (w1 - w2) - y) + beta * (cp.norm(w1) + cp.norm(w2))),
-                       [A @ w1 >= 0, A @ w2 >= 0])
+        p = cp.Problem(
+            cp.Minimize(0.5 * cp.sum_squares(A @ (w1 - w2) - y) + beta * (cp.norm(w1) + cp.norm(w2))),
+            [A @ w1 >= 0, A @ w2 >= 0],
+        )
         p.solve(solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
         assert res.objective == pytest.approx(p.value, rel=1e-6)
         assert res.dual_objective == pytest.approx(res.objective, rel=1e-12)
         # dual feasibility on whitened data: max_u v^T (A u)_+ = ||(v)_+||
-        assert max(np.linalg.norm(np.maximum(res.dual, 0)), np.linalg.norm(np.maximum(-res.dual, 0))) \
-            <= beta * (1 + 1e-12)
+        assert max(np.linalg.norm(np.maximum(res.dual, 0)), np.linalg.norm(np.maximum(-res.dual, 0))) <= beta * (
+            1 + 1e-12
+        )
     assert T.whitened_two_layer(A, y, 1.0).objective == pytest.approx(2.8892443989, abs=1e-9)
     assert T.whitened_two_layer(A, y, 3.0).objective == pytest.approx(4.09, abs=1e-12)
 
@@ -60,8 +66,9 @@ def test_theorem12_hinge(beta, P):
     assert res.dual_objective == pytest.approx(P, abs=1e-12)
 
 
-@pytest.mark.parametrize("beta, P, pred", [(0.5, 1.3321068, [0.6464466, 0.5, 0.5]),
-                                           (1.2, 1.9770563, [0.1514719, 0, 0])])
+@pytest.mark.parametrize(
+    "beta, P, pred", [(0.5, 1.3321068, [0.6464466, 0.5, 0.5]), (1.2, 1.9770563, [0.1514719, 0, 0])]
+)
 def test_theorem15_multiclass(beta, P, pred):
     Y = np.eye(3)[[0, 0, 1, 2]]
     res = T.whitened_two_layer(np.eye(4), Y, beta, loss="multiclass")
@@ -83,8 +90,7 @@ def test_whitened_assumptions_are_checked():
         T.whitened_two_layer(np.eye(3), np.ones(3), 0.1, loss="l1")
 
 
-@pytest.mark.parametrize("L, opt, literal", [(2, 1.116025, 1.191987), (3, 1.486302, 1.691987),
-                                             (4, 1.733484, 2.191987)])
+@pytest.mark.parametrize("L, opt, literal", [(2, 1.116025, 1.191987), (3, 1.486302, 1.691987), (4, 1.733484, 2.191987)])
 def test_whitened_deep_relu_one_hot(L, opt, literal):
     X, Y = np.eye(4), np.eye(2)[[0, 0, 0, 1]]
     bal = T.whitened_deep_relu(X, Y, L, 0.5)
@@ -92,10 +98,10 @@ def test_whitened_deep_relu_one_hot(L, opt, literal):
     assert bal.objective == pytest.approx(opt, abs=1e-6)
     assert lit.objective == pytest.approx(literal, abs=1e-6)
     assert bal.dual_objective == pytest.approx(bal.objective, rel=1e-12)
-    if L == 2:                                     # the literal weights compute the optimal function
+    if L == 2:  # the literal weights compute the optimal function
         np.testing.assert_allclose(lit.fitted, bal.fitted, atol=1e-12)
         np.testing.assert_allclose(bal.info["s"], [1.232051, 0.5], atol=1e-6)
-    else:                                          # class 2 is switched off (hard threshold)
+    else:  # class 2 is switched off (hard threshold)
         assert bal.info["s"][1] == 0.0
     # rebalancing the literal network gives the balanced value only for L = 2
     reb = T.rebalance(lit.network)
@@ -110,8 +116,14 @@ def test_whitened_deep_relu_larger_case_table():
     rng = np.random.default_rng(4)
     X = np.linalg.qr(rng.standard_normal((20, 12)))[0].T
     Y = np.eye(3)[np.repeat([0, 1, 2], [3, 4, 5])]
-    expected = {(0.1, 2): (0.706819, 0.581812), (0.1, 3): (0.856819, 0.701268), (0.1, 4): (1.006819, 0.837358),
-                (0.1, 5): (1.156819, 0.979431), (0.5, 2): (2.820470, 2.609059), (0.5, 3): (3.570470, 3.296406)}
+    expected = {
+        (0.1, 2): (0.706819, 0.581812),
+        (0.1, 3): (0.856819, 0.701268),
+        (0.1, 4): (1.006819, 0.837358),
+        (0.1, 5): (1.156819, 0.979431),
+        (0.5, 2): (2.820470, 2.609059),
+        (0.5, 3): (3.570470, 3.296406),
+    }
     for (beta, L), (lit, bal) in expected.items():
         assert T.whitened_deep_relu(X, Y, L, beta, "literal").objective == pytest.approx(lit, abs=1e-6)
         assert T.whitened_deep_relu(X, Y, L, beta).objective == pytest.approx(bal, abs=1e-6)
@@ -162,8 +174,9 @@ def test_gd_from_random_starts_never_below_theorem15():
     Y = np.eye(3)[[0, 0, 1, 1, 2, 2]]
     res = T.whitened_two_layer(X, Y, 0.5, loss="multiclass")
     for seed in range(3):
-        tr = T.train(T.MLP.random(9, [20], n_outputs=3, seed=seed), X, Y, 0.5, optimizer="gd", lr=0.5,
-                     n_iter=3000, momentum=0.9)
+        tr = T.train(
+            T.MLP.random(9, [20], n_outputs=3, seed=seed), X, Y, 0.5, optimizer="gd", lr=0.5, n_iter=3000, momentum=0.9
+        )
         assert res.objective * (1 - 1e-9) <= tr.objective <= res.objective * 1.05
     deep = T.whitened_deep_relu(X, Y, 3, 0.5)
     for seed in range(2):

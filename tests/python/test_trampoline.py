@@ -171,12 +171,15 @@ class _Broken(NumpyMaskedOperator):
 
 
 @pytest.mark.parametrize("which", ["forward", "adjoint", "block_gram"])
-@pytest.mark.parametrize("how,exc,pattern", [
-    ("shape", ValueError, r"_Broken\.{w} must return shape"),
-    ("dtype", TypeError, r"_Broken\.{w} must return dtype float64, got float32"),
-    ("list", TypeError, r"_Broken\.{w} must return a numpy.ndarray"),
-    ("raise", ZeroDivisionError, r"boom in {w}"),
-])
+@pytest.mark.parametrize(
+    "how,exc,pattern",
+    [
+        ("shape", ValueError, r"_Broken\.{w} must return shape"),
+        ("dtype", TypeError, r"_Broken\.{w} must return dtype float64, got float32"),
+        ("list", TypeError, r"_Broken\.{w} must return a numpy.ndarray"),
+        ("raise", ZeroDivisionError, r"boom in {w}"),
+    ],
+)
 def test_bad_overrides_raise_errors_naming_the_method(which, how, exc, pattern):
     Xb, pats, y = _problem(seed=7)
     op = _Broken(Xb, pats.dense(), which, how)
@@ -229,6 +232,7 @@ def test_subset_argument_is_int64_and_inputs_are_private_copies():
 
 
 # ---- the exact solver with cone constraints on other rows than the operator's outputs ----------------------
+
 
 class PooledPatchOperator(_core.BlockOperatorF64):
     """n images of K patches each: A_i U = sum over an image's K patches p of 1[p^T g_i >= 0] p^T U.
@@ -329,7 +333,7 @@ def test_adjoint_dual_norms_override_is_used_and_checked():
         def adjoint_dual_norms(self, R, subset, groups):
             self.calls["norms"] = self.calls.get("norms", 0) + 1
             G = self.adjoint(R, subset)
-            return np.sqrt((G ** 2).sum(axis=1)) if groups == "output" else np.sqrt((G ** 2).sum(axis=(1, 2)))
+            return np.sqrt((G**2).sum(axis=1)) if groups == "output" else np.sqrt((G**2).sum(axis=(1, 2)))
 
     op = WithNorms(Xb, pats.dense())
     assert _core.gated_beta_max(op, y[:, 0]) == pytest.approx(_core.gated_beta_max(cpp, y[:, 0]), rel=1e-13)

@@ -21,14 +21,21 @@ import numpy as np
 from .._validation import check_scalar, check_X, check_y
 from .layer import BNAfterReLUNetwork, BNReLUNetwork
 
-__all__ = ["ClosedFormResult", "closed_form", "closed_form_deep", "closed_form_vector", "closed_form_vector_deep",
-           "closed_form_bn_after_relu", "huber"]
+__all__ = [
+    "ClosedFormResult",
+    "closed_form",
+    "closed_form_deep",
+    "closed_form_vector",
+    "closed_form_vector_deep",
+    "closed_form_bn_after_relu",
+    "huber",
+]
 
 
 def huber(t, beta: float):
     """``h_beta(t) = beta t - beta^2 / 2`` if ``t >= beta`` else ``t^2 / 2`` (elementwise)."""
     t = np.asarray(t, dtype=np.float64)
-    return np.where(t >= beta, beta * t - 0.5 * beta ** 2, 0.5 * t ** 2)
+    return np.where(t >= beta, beta * t - 0.5 * beta**2, 0.5 * t**2)
 
 
 @dataclass
@@ -88,14 +95,17 @@ def _full_row_rank(X, name):
     if n < 2:
         raise ValueError(f"{name} has n = {n} sample; batch normalization needs n >= 2")
     if n > d:
-        raise ValueError(f"{name} must have full row rank (n <= d) for this closed form; got n = {n} > d = {d}. "
-                         "Use convexnn.bn.solve_bn for n > d")
+        raise ValueError(
+            f"{name} must have full row rank (n <= d) for this closed form; got n = {n} > d = {d}. "
+            "Use convexnn.bn.solve_bn for n > d"
+        )
     L, piv, rank, info = lapack.dpstrf(X @ X.T, lower=1)
     if info != 0 or rank < n:
-        raise ValueError(f"{name} must have full row rank (rank n = {n}) for this closed form; its numerical rank "
-                         f"is {rank}")
+        raise ValueError(
+            f"{name} must have full row rank (rank n = {n}) for this closed form; its numerical rank is {rank}"
+        )
     L = np.tril(L)
-    perm = piv - 1                                           # G[perm][:, perm] = L L^T
+    perm = piv - 1  # G[perm][:, perm] = L L^T
 
     def pinv_apply(u):
         z = solve_triangular(L, u[perm], lower=True)
@@ -117,8 +127,7 @@ def _bn_coefficients(u):
 
 def _result(net_cls, X, W1, gamma, alpha, w2_unit, y_fit, dual, value):
     unit = net_cls(W1, gamma, alpha, w2_unit).with_statistics(X)
-    return ClosedFormResult(objective=float(value), dual=dual, output=y_fit, network=unit.balanced(),
-                            unit_network=unit)
+    return ClosedFormResult(objective=float(value), dual=dual, output=y_fit, network=unit.balanced(), unit_network=unit)
 
 
 def closed_form(X, y, beta: float) -> ClosedFormResult:
@@ -225,15 +234,24 @@ def closed_form_vector(X, y, beta: float) -> ClosedFormResult:
     Y = _one_hot(y, X.shape[0])
     beta = check_scalar(beta, "beta", low=0.0)
     C = Y.shape[1]
-    norms = np.linalg.norm(Y, axis=0)                         # sqrt(n_j)
+    norms = np.linalg.norm(Y, axis=0)  # sqrt(n_j)
     W1 = np.array([pinv(Y[:, j]) for j in range(C)])
     coef = [_bn_coefficients(Y[:, j]) for j in range(C)]
     w2 = np.diag(np.maximum(norms - beta, 0.0))
     shrink = np.where(norms > 0, np.maximum(1.0 - beta / np.where(norms > 0, norms, 1.0), 0.0), 0.0)
     out = Y * shrink
     dual = np.where(norms >= beta, beta * Y / np.where(norms > 0, norms, 1.0), Y)
-    return _result(BNReLUNetwork, X, W1, np.array([g for g, _ in coef]), np.array([a for _, a in coef]), w2, out,
-                   dual, float(np.sum(huber(norms, beta))))
+    return _result(
+        BNReLUNetwork,
+        X,
+        W1,
+        np.array([g for g, _ in coef]),
+        np.array([a for _, a in coef]),
+        w2,
+        out,
+        dual,
+        float(np.sum(huber(norms, beta))),
+    )
 
 
 def closed_form_vector_deep(A, y, beta: float) -> ClosedFormResult:
@@ -273,5 +291,14 @@ def closed_form_bn_after_relu(X, y, beta: float) -> ClosedFormResult:
     w1 = pinv(y - y.min()) if g > 0 else np.zeros(X.shape[1])
     shrink = max(1.0 - beta / ny, 0.0) if ny > 0 else 0.0
     dual = beta * y / ny if ny >= beta and ny > 0 else y.copy()
-    return _result(BNAfterReLUNetwork, X, w1[None, :], np.array([g]), np.array([a]), np.array([max(ny - beta, 0.0)]),
-                   y * shrink, dual, float(huber(ny, beta)))
+    return _result(
+        BNAfterReLUNetwork,
+        X,
+        w1[None, :],
+        np.array([g]),
+        np.array([a]),
+        np.array([max(ny - beta, 0.0)]),
+        y * shrink,
+        dual,
+        float(huber(ny, beta)),
+    )

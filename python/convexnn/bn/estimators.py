@@ -71,14 +71,25 @@ class _ConvexBNBase(ConvexEstimatorBase):
         from .program import solve_bn
 
         if Xs.shape[0] < 2:
-            raise ValueError(f"Found array with n_samples = {Xs.shape[0]}, i.e. 1 sample, while batch normalization "
-                             "needs at least 2")
+            raise ValueError(
+                f"Found array with n_samples = {Xs.shape[0]}, i.e. 1 sample, while batch normalization needs at least 2"
+            )
         seed = check_random_state_seed(self.random_state)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)   # re-issued below with the estimator's name
-            res = solve_bn(Xs, Y, float(self.beta), patterns=self.n_patterns, loss=loss, truncate=self.truncate,
-                           seed=seed, tol=float(self.tol), max_iter=self.max_iter, time_limit=self.time_limit,
-                           verbose=bool(self.verbose))
+            warnings.simplefilter("ignore", ConvergenceWarning)  # re-issued below with the estimator's name
+            res = solve_bn(
+                Xs,
+                Y,
+                float(self.beta),
+                patterns=self.n_patterns,
+                loss=loss,
+                truncate=self.truncate,
+                seed=seed,
+                tol=float(self.tol),
+                max_iter=self.max_iter,
+                time_limit=self.time_limit,
+                verbose=bool(self.verbose),
+            )
         self._store_certificate(res)
         self.network_ = res.network()
         self.whitening_ = res.whitening
@@ -137,18 +148,33 @@ _ATTRS = """
 
 
 class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
-    __doc__ = ("""Two-layer BN ReLU network regression trained to a certified optimum of its convex program.
+    __doc__ = (
+        """Two-layer BN ReLU network regression trained to a certified optimum of its convex program.
 
     Minimizes ``1/2 ||f(X) - (y - y_mean_)||^2 + beta/2 * sum_j (gamma_j^2 + alpha_j^2 + ||w2_j||^2)`` over BN
     networks whose sign patterns are among the sampled (or all) ones. Multi-output y (n, c): one set of neurons per
     output on shared patterns.
 
     Parameters
-    ----------""" + _PARAMS + _ATTRS + """    y_mean_ : ndarray of shape (n_outputs,) or float
-    """)
+    ----------"""
+        + _PARAMS
+        + _ATTRS
+        + """    y_mean_ : ndarray of shape (n_outputs,) or float
+    """
+    )
 
-    def __init__(self, beta=0.1, n_patterns=100, truncate=None, standardize=False, random_state=0, tol=1e-6,
-                 max_iter=None, time_limit=None, verbose=False):
+    def __init__(
+        self,
+        beta=0.1,
+        n_patterns=100,
+        truncate=None,
+        standardize=False,
+        random_state=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        verbose=False,
+    ):
         self.beta = beta
         self.n_patterns = n_patterns
         self.truncate = truncate
@@ -201,7 +227,8 @@ class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
 
 
 class ConvexBNReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexBNBase):
-    __doc__ = ("""Two-layer BN ReLU network classifier trained to a certified optimum of its convex program.
+    __doc__ = (
+        """Two-layer BN ReLU network classifier trained to a certified optimum of its convex program.
 
     Two classes use one output on targets {-1, +1} (``classes_[1]`` is +1); more classes one output per class on
     one-hot targets (independent heads on shared patterns).
@@ -213,16 +240,31 @@ class ConvexBNReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexBNBase):
         targets (the paper's loss). ``predict_proba`` exists for "auto", "logistic" and "cross_entropy".
     class_weight : None, "balanced" or dict label -> weight, default None
         Weights of the classes (scikit-learn's ``compute_sample_weight``), multiplied into ``sample_weight``;
-        the products must be integers (repeated rows).""" + _PARAMS
-               + _ATTRS + """    classes_ : ndarray of shape (n_classes,)
+        the products must be integers (repeated rows)."""
+        + _PARAMS
+        + _ATTRS
+        + """    classes_ : ndarray of shape (n_classes,)
     loss_ : str
-    """)
+    """
+    )
 
     _LOSSES = ("auto", "squared", "logistic", "hinge", "squared_hinge", "cross_entropy")
     _BINARY_HINT = "use 'cross_entropy', 'squared' or 'auto'"
 
-    def __init__(self, beta=0.1, n_patterns=100, loss="auto", truncate=None, standardize=False, random_state=0,
-                 tol=1e-6, max_iter=None, time_limit=None, verbose=False, class_weight=None):
+    def __init__(
+        self,
+        beta=0.1,
+        n_patterns=100,
+        loss="auto",
+        truncate=None,
+        standardize=False,
+        random_state=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        verbose=False,
+        class_weight=None,
+    ):
         self.beta = beta
         self.n_patterns = n_patterns
         self.loss = loss

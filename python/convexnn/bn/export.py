@@ -23,8 +23,10 @@ def _torch():
     try:
         import torch
     except ImportError as exc:
-        raise ImportError("convexnn.bn.export.to_torch needs PyTorch, which is not installed; install it with "
-                          "`pip install torch` (see https://pytorch.org)") from exc
+        raise ImportError(
+            "convexnn.bn.export.to_torch needs PyTorch, which is not installed; install it with "
+            "`pip install torch` (see https://pytorch.org)"
+        ) from exc
     return torch
 
 
@@ -75,8 +77,12 @@ def to_torch(net, X_train=None, eps: float = 1e-5, dtype=None):
     m, d = net.W1.shape
     W2 = net.w2.reshape(m, -1)
     nn = torch.nn
-    layers = [nn.Linear(d, m, bias=False, dtype=tdtype), nn.BatchNorm1d(m, eps=float(eps), dtype=tdtype), nn.ReLU(),
-              nn.Linear(m, W2.shape[1], bias=False, dtype=tdtype)]
+    layers = [
+        nn.Linear(d, m, bias=False, dtype=tdtype),
+        nn.BatchNorm1d(m, eps=float(eps), dtype=tdtype),
+        nn.ReLU(),
+        nn.Linear(m, W2.shape[1], bias=False, dtype=tdtype),
+    ]
     if net.w2.ndim == 1:
         layers.append(nn.Flatten(0))
     with torch.no_grad():
@@ -109,15 +115,21 @@ def torch_parameters(net, eps: float = 1e-5) -> dict:
     if net.stats is None:
         raise ValueError("net has no training statistics: pass X_train (or build it with with_statistics)")
     mean, norm, n = net.stats
-    var = norm ** 2 / n
+    var = norm**2 / n
     if eps == 0:
         if (var == 0).any():
-            raise ValueError("eps = 0 makes PyTorch's BatchNorm1d return NaN for the network's constant neurons "
-                             "(w = 0); use eps > 0")
+            raise ValueError(
+                "eps = 0 makes PyTorch's BatchNorm1d return NaN for the network's constant neurons (w = 0); use eps > 0"
+            )
         scale = np.ones(net.n_neurons)
     else:
         scale = np.where(var > 0, np.sqrt(_VARIANCE_TARGET * eps / np.where(var > 0, var, 1.0)), 0.0)
     root = np.sqrt(float(n))
-    return {"linear1.weight": net.W1 * scale[:, None], "bn.weight": net.gamma / root, "bn.bias": net.alpha / root,
-            "bn.running_mean": mean * scale, "bn.running_var": var * scale ** 2,
-            "linear2.weight": net.w2.reshape(net.n_neurons, -1).T.copy()}
+    return {
+        "linear1.weight": net.W1 * scale[:, None],
+        "bn.weight": net.gamma / root,
+        "bn.bias": net.alpha / root,
+        "bn.running_mean": mean * scale,
+        "bn.running_var": var * scale**2,
+        "linear2.weight": net.w2.reshape(net.n_neurons, -1).T.copy(),
+    }

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time as _time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -29,8 +28,15 @@ from .._validation import LOSSES, check_choice, check_scalar, check_X, check_y
 from .layer import BNReLUNetwork
 from .whitening import whiten
 
-__all__ = ["bn_gradients", "whitened_gradients", "preconditioning_check", "PreconditioningCheck",
-           "cosine_per_direction", "train_bn", "BNTrainResult"]
+__all__ = [
+    "bn_gradients",
+    "whitened_gradients",
+    "preconditioning_check",
+    "PreconditioningCheck",
+    "cosine_per_direction",
+    "train_bn",
+    "BNTrainResult",
+]
 
 
 def _grads(Z, Y, gamma, alpha, W2, beta, loss):
@@ -47,14 +53,14 @@ def _grads(Z, Y, gamma, alpha, W2, beta, loss):
     Zhat = np.where(nu > 0, Z / safe, 0.0)
     B = Zhat * gamma + alpha / np.sqrt(n)
     A = np.maximum(B, 0.0)
-    value, G = loss_and_grad(A @ W2, Y, loss)                 # G = dL/df, (n, c)
-    gB = np.where(B > 0, G @ W2.T, 0.0)                        # (n, m)
+    value, G = loss_and_grad(A @ W2, Y, loss)  # G = dL/df, (n, c)
+    gB = np.where(B > 0, G @ W2.T, 0.0)  # (n, m)
     dgamma = np.sum(Zhat * gB, axis=0) + beta * gamma
     dalpha = gB.sum(axis=0) / np.sqrt(n) + beta * alpha
     dW2 = A.T @ G + beta * W2
     gZhat = gB * gamma
     dZ = np.where(nu > 0, (gZhat - Zhat * np.sum(Zhat * gZhat, axis=0)) / safe, 0.0)
-    F = value + 0.5 * beta * (float(np.sum(gamma ** 2)) + float(np.sum(alpha ** 2)) + float(np.sum(W2 ** 2)))
+    F = value + 0.5 * beta * (float(np.sum(gamma**2)) + float(np.sum(alpha**2)) + float(np.sum(W2**2)))
     return F, dZ, dgamma, dalpha, dW2
 
 
@@ -163,7 +169,7 @@ def preconditioning_check(X, Y, W1, gamma, alpha, W2, beta: float = 0.0, loss: s
     g_bn = bn_gradients(X, Y, W1, gamma, alpha, W2, beta, loss)
     g_wh = whitened_gradients(wh.U, Y, wh.coordinates(W1), gamma, alpha, W2, beta, loss)
     lhs = (g_bn["W1"] @ wh.V) * wh.S
-    rhs = g_wh["Q"] * wh.S ** 2
+    rhs = g_wh["Q"] * wh.S**2
     err = float(np.max(np.abs(lhs - rhs), initial=0.0))
     other = max(float(np.max(np.abs(g_bn[k] - g_wh[k]), initial=0.0)) for k in ("gamma", "alpha", "W2"))
     return PreconditioningCheck(lhs, rhs, err, err / max(float(np.max(np.abs(lhs), initial=0.0)), 1e-300), other)
@@ -233,9 +239,23 @@ def _init(rng, m, width, c):
     return W, np.ones(m), np.zeros(m), rng.uniform(-1, 1, size=(m, c)) / np.sqrt(m)
 
 
-def train_bn(X, y, beta: float, n_neurons: int = 50, model: str = "bn", optimizer: str = "adam", lr: float = 1e-2,
-             n_iter: int = 1000, loss: str = "squared", seed: int = 0, truncate=None, time_limit: Optional[float] = None,
-             record_every: int = 10, keep_snapshots: bool = False, init=None) -> BNTrainResult:
+def train_bn(
+    X,
+    y,
+    beta: float,
+    n_neurons: int = 50,
+    model: str = "bn",
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    n_iter: int = 1000,
+    loss: str = "squared",
+    seed: int = 0,
+    truncate=None,
+    time_limit: float | None = None,
+    record_every: int = 10,
+    keep_snapshots: bool = False,
+    init=None,
+) -> BNTrainResult:
     """Full-batch GD or Adam on the BN model (9) or the whitened model (16).
 
     Parameters
@@ -280,12 +300,15 @@ def train_bn(X, y, beta: float, n_neurons: int = 50, model: str = "bn", optimize
     X = check_X(X).astype(np.float64, copy=False)
     Yv, was_1d = check_y(y, X.shape[0], loss)
     wh = whiten(X, truncate=truncate)
-    Uk = wh.U[:, :wh.k]
-    X0 = Uk @ (wh.S[:wh.k, None] * wh.V[:, :wh.k].T) if wh.truncated else X - wh.mean
+    Uk = wh.U[:, : wh.k]
+    X0 = Uk @ (wh.S[: wh.k, None] * wh.V[:, : wh.k].T) if wh.truncated else X - wh.mean
     data = X0 if model == "bn" else Uk
     rng = np.random.default_rng(check_scalar(seed, "seed", low=0, integer=True))
-    params = list(_init(rng, n_neurons, data.shape[1], Yv.shape[1]) if init is None
-                  else _as_params(*init, "W1" if model == "bn" else "Q", data.shape[1]))
+    params = list(
+        _init(rng, n_neurons, data.shape[1], Yv.shape[1])
+        if init is None
+        else _as_params(*init, "W1" if model == "bn" else "Q", data.shape[1])
+    )
     params = [np.array(p, dtype=np.float64) for p in params]
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
 
@@ -304,7 +327,7 @@ def train_bn(X, y, beta: float, n_neurons: int = 50, model: str = "bn", optimize
                 m1 += 0.1 * g
                 m2 *= 0.999
                 m2 += 0.001 * g * g
-                p -= lr * (m1 / (1 - 0.9 ** step)) / (np.sqrt(m2 / (1 - 0.999 ** step)) + 1e-8)
+                p -= lr * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step)) + 1e-8)
             else:
                 p -= lr * g
         F, grads = evaluate()
@@ -326,5 +349,6 @@ def train_bn(X, y, beta: float, n_neurons: int = 50, model: str = "bn", optimize
     net = BNReLUNetwork(W1, params[1], params[2], W2)
     Xfit = X if not wh.truncated else X0 + wh.mean
     net = net.with_statistics(Xfit)
-    return BNTrainResult(network=net, objective=float(F), history=history, snapshots=snapshots, time=elapsed,
-                         status=status)
+    return BNTrainResult(
+        network=net, objective=float(F), history=history, snapshots=snapshots, time=elapsed, status=status
+    )

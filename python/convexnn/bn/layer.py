@@ -196,8 +196,9 @@ class _BNBase:
         w2 = np.where(live.reshape(shape), self.w2 * rho.reshape(shape), 0.0)
         return self._copy(np.where(live, self.gamma / safe, 1.0), np.where(live, self.alpha / safe, 0.0), w2)
 
-    def objective(self, X, y, beta: float, loss: str = "squared", form: str = "weight_decay",
-                  include_w1: bool = False) -> float:
+    def objective(
+        self, X, y, beta: float, loss: str = "squared", form: str = "weight_decay", include_w1: bool = False
+    ) -> float:
         """Training objective of the network on the full batch ``X`` (sums over samples, no 1/n).
 
         Parameters
@@ -232,19 +233,21 @@ class _BNBase:
             raise ValueError(f"y has {Y.shape[1]} outputs but the network has {F.shape[1]}")
         data = float(loss_value(np.ascontiguousarray(F), Y, loss))
         if form == "weight_decay":
-            reg = 0.5 * (np.sum(self.gamma ** 2) + np.sum(self.alpha ** 2) + np.sum(self.w2 ** 2))
+            reg = 0.5 * (np.sum(self.gamma**2) + np.sum(self.alpha**2) + np.sum(self.w2**2))
         else:
             reg = float(np.sum(self._w2_norms() * np.hypot(self.gamma, self.alpha)))
         if include_w1:
-            reg += 0.5 * float(np.sum(self.W1 ** 2))
+            reg += 0.5 * float(np.sum(self.W1**2))
         return data + beta * float(reg)
 
     def _normalized(self, X):
         raise NotImplementedError  # pragma: no cover - defined by the two network classes
 
     def __repr__(self):
-        return (f"{type(self).__name__}(n_neurons={self.n_neurons}, n_features={self.n_features}, "
-                f"n_outputs={self.n_outputs}, statistics={'set' if self.stats else 'unset'})")
+        return (
+            f"{type(self).__name__}(n_neurons={self.n_neurons}, n_features={self.n_features}, "
+            f"n_outputs={self.n_outputs}, statistics={'set' if self.stats else 'unset'})"
+        )
 
 
 class BNReLUNetwork(_BNBase):
@@ -279,8 +282,10 @@ class BNReLUNetwork(_BNBase):
     def hidden(self, X):
         """Inference-mode hidden activations ``(BN(x^T w_j))_+`` with the stored training statistics, (n, m)."""
         if self.stats is None:
-            raise ValueError("the network has no inference statistics; call with_statistics(X_train) first "
-                             "(or use forward(X) for training-mode BN on a full batch)")
+            raise ValueError(
+                "the network has no inference statistics; call with_statistics(X_train) first "
+                "(or use forward(X) for training-mode BN on a full batch)"
+            )
         X = self._design(X)
         mean, norm, n = self.stats
         const = norm == 0

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -37,13 +36,19 @@ from .._validation import LOSSES, check_choice, check_scalar, check_X, check_y
 from .layer import BNReLUNetwork
 from .whitening import Whitening, whiten
 
-__all__ = ["solve_bn", "BNSolveResult", "bn_patterns", "network_from_convex", "network_from_directions",
-           "convex_from_network"]
+__all__ = [
+    "solve_bn",
+    "BNSolveResult",
+    "bn_patterns",
+    "network_from_convex",
+    "network_from_directions",
+    "convex_from_network",
+]
 
 DEFAULT_PATTERNS = "enumerate"
 
 
-def bn_patterns(wh: Whitening, patterns="enumerate", seed: int = 0, max_patterns: Optional[int] = None):
+def bn_patterns(wh: Whitening, patterns="enumerate", seed: int = 0, max_patterns: int | None = None):
     """Sign patterns ``D_i = diag(1[U'_k h_i >= 0])`` of the whitened data.
 
     Parameters
@@ -85,22 +90,26 @@ def bn_patterns(wh: Whitening, patterns="enumerate", seed: int = 0, max_patterns
         if patterns.bias:
             G = patterns.gates
             if G.shape[0] != wh.n_features + 1:
-                raise ValueError(f"patterns with bias=True must have {wh.n_features + 1} gate rows (raw X plus the "
-                                 f"bias); got {G.shape[0]}")
+                raise ValueError(
+                    f"patterns with bias=True must have {wh.n_features + 1} gate rows (raw X plus the "
+                    f"bias); got {G.shape[0]}"
+                )
             g, b = G[:-1], G[-1]
-            H = np.vstack([(wh.V[:, :wh.k] * wh.S[:wh.k]).T @ g, np.sqrt(wh.n_samples) * (b + wh.mean @ g)])
+            H = np.vstack([(wh.V[:, : wh.k] * wh.S[: wh.k]).T @ g, np.sqrt(wh.n_samples) * (b + wh.mean @ g)])
             return Patterns.from_gates(Up, H), False
         if patterns.gates.shape[0] != wh.k + 1:
-            raise ValueError(f"patterns with bias=False must be built on U' ({wh.k + 1} gate rows); got "
-                             f"{patterns.gates.shape[0]}")
+            raise ValueError(
+                f"patterns with bias=False must be built on U' ({wh.k + 1} gate rows); got {patterns.gates.shape[0]}"
+            )
         return patterns, False
     if hasattr(patterns, "shape") or isinstance(patterns, (list, tuple)):
         return Patterns.from_gates(Up, np.asarray(patterns, dtype=np.float64)), False
     raise TypeError(f"patterns must be 'enumerate', an int, a Patterns or a gate array; got {type(patterns).__name__}")
 
 
-def network_from_convex(V, W, wh: Whitening, form: str = "weight_decay", X_train=None,
-                        output_1d: bool = True) -> BNReLUNetwork:
+def network_from_convex(
+    V, W, wh: Whitening, form: str = "weight_decay", X_train=None, output_1d: bool = True
+) -> BNReLUNetwork:
     """BN network of a solution of program (8) (Ergen et al., ICLR 2022, Appendix C.3).
 
     Parameters
@@ -128,7 +137,7 @@ def network_from_convex(V, W, wh: Whitening, form: str = "weight_decay", X_train
         P, k1, c = blocks.shape
         if k1 != wh.k + 1:
             raise ValueError(f"blocks must have {wh.k + 1} rows (k + 1); got {k1}")
-        norms = np.linalg.norm(blocks, axis=1)                     # (P, c)
+        norms = np.linalg.norm(blocks, axis=1)  # (P, c)
         for i, kk in zip(*np.nonzero(norms > 0)):
             w2 = np.zeros(c)
             w2[kk] = sign * norms[i, kk]
@@ -136,8 +145,13 @@ def network_from_convex(V, W, wh: Whitening, form: str = "weight_decay", X_train
             rows_w2.append(w2)
     c = np.asarray(V).shape[2]
     w2 = np.array(rows_w2).reshape(-1, c)
-    return network_from_directions(np.array(rows_h).reshape(-1, wh.k + 1), w2[:, 0] if (output_1d and c == 1) else w2,
-                                   wh, form=form, X_train=X_train)
+    return network_from_directions(
+        np.array(rows_h).reshape(-1, wh.k + 1),
+        w2[:, 0] if (output_1d and c == 1) else w2,
+        wh,
+        form=form,
+        X_train=X_train,
+    )
 
 
 def network_from_directions(H, w2, wh: Whitening, form: str = "weight_decay", X_train=None) -> BNReLUNetwork:
@@ -161,7 +175,7 @@ def network_from_directions(H, w2, wh: Whitening, form: str = "weight_decay", X_
     """
     check_choice(form, "form", ("weight_decay", "unit"))
     H = np.asarray(H, dtype=np.float64).reshape(-1, wh.k + 1)
-    gamma, alpha = np.linalg.norm(H[:, :wh.k], axis=1), H[:, wh.k]
+    gamma, alpha = np.linalg.norm(H[:, : wh.k], axis=1), H[:, wh.k]
     W1 = wh.first_layer(H)
     net = BNReLUNetwork(W1, gamma, alpha, w2)
     if form == "weight_decay":
@@ -170,8 +184,9 @@ def network_from_directions(H, w2, wh: Whitening, form: str = "weight_decay", X_
         return net.with_statistics(X_train)
     # Exact training statistics: mean_j = mean^T w_j and ||X_c w_j|| = ||U_k h_{1:k}|| = ||h_{1:k}||.
     Q = wh.coordinates(W1) if W1.size else np.zeros((0, wh.k))
-    return BNReLUNetwork(net.W1, net.gamma, net.alpha, net.w2,
-                         stats=(W1 @ wh.mean, np.linalg.norm(Q, axis=1), wh.n_samples))
+    return BNReLUNetwork(
+        net.W1, net.gamma, net.alpha, net.w2, stats=(W1 @ wh.mean, np.linalg.norm(Q, axis=1), wh.n_samples)
+    )
 
 
 def convex_from_network(net: BNReLUNetwork, wh: Whitening):
@@ -203,8 +218,8 @@ def convex_from_network(net: BNReLUNetwork, wh: Whitening):
     qn = np.linalg.norm(Q, axis=1)
     const = qn <= 1e-12 * max(1.0, float(qn.max(initial=0.0)))
     Qhat = np.where(const[:, None], 0.0, Q / np.where(const, 1.0, qn)[:, None])
-    Stil = np.hstack([net.gamma[:, None] * Qhat, net.alpha[:, None]])          # (m, r + 1)
-    masks = wh.Uprime @ Stil.T >= 0                                          # (n, m)
+    Stil = np.hstack([net.gamma[:, None] * Qhat, net.alpha[:, None]])  # (m, r + 1)
+    masks = wh.Uprime @ Stil.T >= 0  # (n, m)
     live = (np.abs(net.w2) > 0) & (np.linalg.norm(Stil, axis=1) > 0) & masks.any(axis=0)
     if not live.any():
         raise ValueError("the network has no active neuron on the training data")
@@ -281,20 +296,35 @@ class BNSolveResult:
 
     def summary(self) -> str:
         wh = self.whitening
-        head = (f"BN convex program (Ergen et al. 2022, eq. 8) on U' with n={wh.n_samples}, rank={wh.rank}, "
-                f"k={wh.k} ({100 * wh.kept_variance:.1f}% variance), patterns={'all' if self.enumerated else 'sampled'}")
+        head = (
+            f"BN convex program (Ergen et al. 2022, eq. 8) on U' with n={wh.n_samples}, rank={wh.rank}, "
+            f"k={wh.k} ({100 * wh.kept_variance:.1f}% variance), patterns={'all' if self.enumerated else 'sampled'}"
+        )
         return head + "\n" + self.result.summary()
 
     def __repr__(self):
         r = self.result
-        return (f"BNSolveResult(objective={r.objective:.6g}, gap={r.gap:.2e}, status={r.status!r}, "
-                f"k={self.whitening.k}, enumerated={self.enumerated})")
+        return (
+            f"BNSolveResult(objective={r.objective:.6g}, gap={r.gap:.2e}, status={r.status!r}, "
+            f"k={self.whitening.k}, enumerated={self.enumerated})"
+        )
 
 
-def solve_bn(X, y, beta: float, patterns: Union[str, int, object] = DEFAULT_PATTERNS, loss: str = "squared",
-             truncate: Union[None, int, float, str] = None, seed: int = 0, tol: float = 1e-8,
-             max_iter: Optional[int] = None, time_limit: Optional[float] = None, cutting_planes: bool = False,
-             max_patterns: Optional[int] = None, verbose: bool = False) -> BNSolveResult:
+def solve_bn(
+    X,
+    y,
+    beta: float,
+    patterns: str | int | object = DEFAULT_PATTERNS,
+    loss: str = "squared",
+    truncate: None | int | float | str = None,
+    seed: int = 0,
+    tol: float = 1e-8,
+    max_iter: int | None = None,
+    time_limit: float | None = None,
+    cutting_planes: bool = False,
+    max_patterns: int | None = None,
+    verbose: bool = False,
+) -> BNSolveResult:
     """Train a two-layer BN ReLU network to the global optimum of its convex program (Theorem 2.2).
 
     Parameters
@@ -343,14 +373,31 @@ def solve_bn(X, y, beta: float, patterns: Union[str, int, object] = DEFAULT_PATT
     beta = check_scalar(beta, "beta", low=0.0)
     wh = whiten(X, truncate=truncate)
     pats, enumerated = bn_patterns(wh, patterns, seed=seed, max_patterns=max_patterns)
-    res = solve(wh.Uprime, y, beta, patterns=pats, formulation="relu", loss=loss, bias=False, seed=seed, tol=tol,
-                max_iter=max_iter, time_limit=time_limit, cutting_planes=cutting_planes, dtype=np.float64,
-                verbose=verbose)
+    res = solve(
+        wh.Uprime,
+        y,
+        beta,
+        patterns=pats,
+        formulation="relu",
+        loss=loss,
+        bias=False,
+        seed=seed,
+        tol=tol,
+        max_iter=max_iter,
+        time_limit=time_limit,
+        cutting_planes=cutting_planes,
+        dtype=np.float64,
+        verbose=verbose,
+    )
     out = BNSolveResult(result=res, whitening=wh, enumerated=enumerated)
     if res.status != "converged":
-        warnings.warn(f"solve_bn: the exact solver stopped with status {res.status!r} after {res.n_iter} iterations "
-                      f"(relative gap {res.gap:.3g}, KKT residual {res.kkt_residual:.3g}, tol {tol:g}); raise "
-                      "max_iter or time_limit, or loosen tol", ConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"solve_bn: the exact solver stopped with status {res.status!r} after {res.n_iter} iterations "
+            f"(relative gap {res.gap:.3g}, KKT residual {res.kkt_residual:.3g}, tol {tol:g}); raise "
+            "max_iter or time_limit, or loosen tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     if not math.isfinite(res.objective):
         raise FloatingPointError("solve_bn: the solver returned a non-finite objective")
     return out

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -141,8 +140,16 @@ def _atoms(Zs, Up, masks, k1, rtol=1e-6):
     return np.array(H).reshape(-1, k1), np.array(W2).reshape(len(W2), -1), bad
 
 
-def solve_bn_vector(X, Y, beta: float, patterns="enumerate", truncate=None, seed: int = 0, tol: float = 1e-9,
-                    max_iter: Optional[int] = None) -> VectorBNResult:
+def solve_bn_vector(
+    X,
+    Y,
+    beta: float,
+    patterns="enumerate",
+    truncate=None,
+    seed: int = 0,
+    tol: float = 1e-9,
+    max_iter: int | None = None,
+) -> VectorBNResult:
     """Bracket (and, when the relaxation is tight, solve) the vector-output BN program (12).
 
     Parameters
@@ -180,8 +187,18 @@ def solve_bn_vector(X, Y, beta: float, patterns="enumerate", truncate=None, seed
         if value <= rel["objective"] + 1e-6 * max(1.0, abs(rel["objective"])) and value <= upper:
             network, upper, exact = atom_net, value, True
     if rel["objective"] > upper * (1 + 1e-6) + 1e-9:
-        warnings.warn(f"solve_bn_vector: the relaxation value {rel['objective']:.8g} exceeds the network value "
-                      f"{upper:.8g}; the SDP solve is inaccurate (status {rel['status']})", RuntimeWarning,
-                      stacklevel=2)
-    return VectorBNResult(lower_bound=float(rel["objective"]), upper_bound=float(upper), exact=exact, network=network,
-                          heads=heads, relaxation=rel, enumerated=heads.enumerated)
+        warnings.warn(
+            f"solve_bn_vector: the relaxation value {rel['objective']:.8g} exceeds the network value "
+            f"{upper:.8g}; the SDP solve is inaccurate (status {rel['status']})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return VectorBNResult(
+        lower_bound=float(rel["objective"]),
+        upper_bound=float(upper),
+        exact=exact,
+        network=network,
+        heads=heads,
+        relaxation=rel,
+        enumerated=heads.enumerated,
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Optional, Union
 
 import numpy as np
 
@@ -71,18 +70,18 @@ class Whitening:
     def Uprime(self) -> np.ndarray:
         """``U'_k = [U_{:, :k}, 1/sqrt(n)]``, shape (n, k + 1), orthonormal columns."""
         ones = np.full((self.n_samples, 1), 1.0 / np.sqrt(self.n_samples))
-        return np.hstack([self.U[:, :self.k], ones])
+        return np.hstack([self.U[:, : self.k], ones])
 
     @property
     def explained_variance_ratio(self) -> np.ndarray:
         """``s_i^2 / sum_j s_j^2`` for every singular direction, shape (r,)."""
-        energy = self.S ** 2
+        energy = self.S**2
         return energy / energy.sum()
 
     @property
     def kept_variance(self) -> float:
         """Fraction of the centered training variance the k kept directions explain."""
-        return float(self.explained_variance_ratio[:self.k].sum())
+        return float(self.explained_variance_ratio[: self.k].sum())
 
     def transform(self, X) -> np.ndarray:
         """Whitened points ``u'(x) = [S_k^{-1} V_k^T (x - mean); 1/sqrt(n)]``, shape (n_new, k + 1).
@@ -94,7 +93,7 @@ class Whitening:
         X = check_X(X).astype(np.float64, copy=False)
         if X.shape[1] != self.n_features:
             raise ValueError(f"X has {X.shape[1]} features but the whitening was fit on {self.n_features}")
-        Z = (X - self.mean) @ self.V[:, :self.k] / self.S[:self.k]
+        Z = (X - self.mean) @ self.V[:, : self.k] / self.S[: self.k]
         return np.hstack([Z, np.full((X.shape[0], 1), 1.0 / np.sqrt(self.n_samples))])
 
     def first_layer(self, H) -> np.ndarray:
@@ -110,14 +109,14 @@ class Whitening:
         H = np.asarray(H, dtype=np.float64)
         if H.ndim != 2 or H.shape[1] not in (self.k, self.k + 1):
             raise ValueError(f"H must have shape (m, {self.k}) or (m, {self.k + 1}); got {H.shape}")
-        return (H[:, :self.k] / self.S[:self.k]) @ self.V[:, :self.k].T
+        return (H[:, : self.k] / self.S[: self.k]) @ self.V[:, : self.k].T
 
     def coordinates(self, W1) -> np.ndarray:
         """``q_j = S_k V_k^T w_j`` of first-layer rows ``w_j`` (the reverse of :meth:`first_layer`), (m, k)."""
         W1 = np.asarray(W1, dtype=np.float64)
         if W1.ndim != 2 or W1.shape[1] != self.n_features:
             raise ValueError(f"W1 must have shape (m, {self.n_features}); got {W1.shape}")
-        return (W1 @ self.V[:, :self.k]) * self.S[:self.k]
+        return (W1 @ self.V[:, : self.k]) * self.S[: self.k]
 
 
 def explained_variance_rank(S, threshold: float = DEFAULT_EXPLAINED_VARIANCE) -> int:
@@ -137,7 +136,7 @@ def explained_variance_rank(S, threshold: float = DEFAULT_EXPLAINED_VARIANCE) ->
     S = np.asarray(S, dtype=np.float64)
     if S.ndim != 1 or S.size == 0:
         raise ValueError(f"S must be a non-empty 1-D array of singular values; got shape {S.shape}")
-    ratio = np.cumsum(S ** 2) / np.sum(S ** 2)
+    ratio = np.cumsum(S**2) / np.sum(S**2)
     # The last ratio is 1 up to rounding; compare with a small slack so threshold = 1 keeps all r directions.
     return int(min(S.size, np.searchsorted(ratio, threshold * (1 - 1e-12)) + 1))
 
@@ -148,15 +147,18 @@ def _resolve_k(truncate, S) -> int:
         return r
     if isinstance(truncate, str):
         if truncate != "auto":
-            raise ValueError(f"truncate must be None, 'auto', an int k in [1, {r}] or a float in (0, 1]; "
-                             f"got {truncate!r}")
+            raise ValueError(
+                f"truncate must be None, 'auto', an int k in [1, {r}] or a float in (0, 1]; got {truncate!r}"
+            )
         return explained_variance_rank(S, DEFAULT_EXPLAINED_VARIANCE)
     if isinstance(truncate, bool):
         raise TypeError(f"truncate must be None, 'auto', an int or a float; got {truncate!r}")
     if isinstance(truncate, numbers.Integral):
         if not 1 <= truncate <= r:
-            raise ValueError(f"truncate = {truncate} is out of range: k must be in [1, r] with r = {r}, the rank "
-                             "of the centered data")
+            raise ValueError(
+                f"truncate = {truncate} is out of range: k must be in [1, r] with r = {r}, the rank "
+                "of the centered data"
+            )
         return int(truncate)
     if isinstance(truncate, numbers.Real):
         if not 0.0 < float(truncate) <= 1.0:
@@ -165,7 +167,7 @@ def _resolve_k(truncate, S) -> int:
     raise TypeError(f"truncate must be None, 'auto', an int or a float; got {type(truncate).__name__}")
 
 
-def whiten(X, truncate: Union[None, int, float, str] = None, rtol: Optional[float] = None) -> Whitening:
+def whiten(X, truncate: None | int | float | str = None, rtol: float | None = None) -> Whitening:
     """Centered compact SVD of ``X`` and the whitened matrix of the BN convex program.
 
     Parameters

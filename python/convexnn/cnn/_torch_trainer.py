@@ -11,8 +11,10 @@ def _torch():
     try:
         import torch
     except ImportError as exc:
-        raise ImportError("train_cnn(backend='torch') needs PyTorch (pip install torch); "
-                          "backend='numpy' runs the same training without it") from exc
+        raise ImportError(
+            "train_cnn(backend='torch') needs PyTorch (pip install torch); "
+            "backend='numpy' runs the same training without it"
+        ) from exc
     return torch
 
 
@@ -30,7 +32,7 @@ def _loss(torch, Z, Y, loss):
 
 
 def _predict(torch, model, pooling, P, U, A):
-    H = P @ U.T                                                           # (b, K, m)
+    H = P @ U.T  # (b, K, m)
     if model == "linear":
         return torch.einsum("bkm,mkc->bc", H, A)
     act = torch.relu(H)
@@ -39,8 +41,9 @@ def _predict(torch, model, pooling, P, U, A):
     return (act @ A).reshape(-1, A.shape[1])
 
 
-def train_torch(model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit,
-                record_every):
+def train_torch(
+    model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit, record_every
+):
     """Adam / SGD with autograd; returns (U, A, history, steps, status, train_time) like the NumPy loop."""
     torch = _torch()
     n, K, _ = P.shape
@@ -48,13 +51,12 @@ def train_torch(model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs,
     Yt = torch.from_numpy(Y)
     Ut = torch.tensor(U, requires_grad=True)
     At = torch.tensor(A, requires_grad=True)
-    opt = (torch.optim.Adam([Ut, At], lr=lr) if optimizer == "adam"
-           else torch.optim.SGD([Ut, At], lr=lr / n))
+    opt = torch.optim.Adam([Ut, At], lr=lr) if optimizer == "adam" else torch.optim.SGD([Ut, At], lr=lr / n)
     per_patch = model == "relu" and pooling == "none"
 
     def objective(Pb, Yb, scale):
         data = _loss(torch, _predict(torch, model, pooling, Pb, Ut, At), Yb, loss)
-        return scale * data + 0.5 * beta * ((Ut ** 2).sum() + (At ** 2).sum())
+        return scale * data + 0.5 * beta * ((Ut**2).sum() + (At**2).sum())
 
     with torch.no_grad():
         history = [{"iter": 0, "epoch": 0, "time": 0.0, "objective": float(objective(Pt, Yt, 1.0))}]
@@ -64,7 +66,7 @@ def train_torch(model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs,
         t0 = _time.perf_counter()
         order = rng.permutation(n)
         for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size] if batch_size < n else np.arange(n)
+            idx = order[b * batch_size : (b + 1) * batch_size] if batch_size < n else np.arange(n)
             it = torch.from_numpy(idx)
             Yb = Yt.reshape(n, K, -1)[it].reshape(-1, Y.shape[1]) if per_patch else Yt[it]
             opt.zero_grad()

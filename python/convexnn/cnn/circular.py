@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..result import ConvergenceWarning
 from .._validation import check_scalar, check_X
+from ..result import ConvergenceWarning
 from .network import LinearCNN
 
 __all__ = ["CircularCNNResult", "circular_patches", "solve_circular_cnn", "fourier_features"]
@@ -83,7 +83,7 @@ def fourier_features(X):
     """
     X = check_X(X).astype(np.float64, copy=False)
     n, d = X.shape
-    Xt = np.conj(np.fft.fft(X, axis=1)) / math.sqrt(d)                   # X F^H (F symmetric, unitary)
+    Xt = np.conj(np.fft.fft(X, axis=1)) / math.sqrt(d)  # X F^H (F symmetric, unitary)
     singles, pairs = _groups(d)
     cols, groups, weights, freqs = [], [], [], []
     for w in singles:
@@ -147,9 +147,11 @@ class CircularCNNResult:
             For filter_size < d (the Fourier program is then a relaxation without a network attaining it).
         """
         if not self.exact:
-            raise ValueError(f"filter_size={self.filter_size} < d={self.z.size}: the Fourier program is a lower "
-                             "bound without a network attaining it; solve_linear_cnn(circular_patches(X, h), y, beta) "
-                             "gives the exact circular CNN")
+            raise ValueError(
+                f"filter_size={self.filter_size} < d={self.z.size}: the Fourier program is a lower "
+                "bound without a network attaining it; solve_linear_cnn(circular_patches(X, h), y, beta) "
+                "gives the exact circular CNN"
+            )
         d = self.z.size
         singles, pairs = _groups(d)
         filters, weights = [], []
@@ -243,8 +245,11 @@ def solve_circular_cnn(X, y, beta, filter_size=None, tol=1e-8, max_iter=50_000, 
     tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
     max_iter = check_scalar(max_iter, "max_iter", low=1, integer=True)
     check_every = check_scalar(check_every, "check_every", low=1, integer=True)
-    time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                   low_inclusive=False, allow_inf=True)
+    time_limit = (
+        math.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     A, w, groups, freqs = fourier_features(X)
     gw = w * beta / math.sqrt(d)
     L = float(np.linalg.norm(A, 2) ** 2) or 1.0
@@ -257,19 +262,26 @@ def solve_circular_cnn(X, y, beta, filter_size=None, tol=1e-8, max_iter=50_000, 
     for it in range(1, max_iter + 1):
         cand = mom - step * (G @ mom - Aty)
         new = np.empty_like(cand)
-        for g, wg in zip(groups, gw):                                     # group soft-thresholding
+        for g, wg in zip(groups, gw):  # group soft-thresholding
             norm = np.linalg.norm(cand[g])
             new[g] = 0.0 if norm <= step * wg else cand[g] * (1 - step * wg / norm)
         if it % check_every == 0 or it == max_iter:
             cert = _certificate(A, y, new, groups, gw)
-            history.append({"iter": it, "objective": cert[0], "dual_objective": cert[1], "gap": cert[2],
-                            "time": _time.perf_counter() - start})
+            history.append(
+                {
+                    "iter": it,
+                    "objective": cert[0],
+                    "dual_objective": cert[1],
+                    "gap": cert[2],
+                    "time": _time.perf_counter() - start,
+                }
+            )
             if cert[2] <= best[2]:
                 best = cert + (new,)
             if cert[2] <= tol:
                 status = "converged"
                 break
-            if cert[0] > f_prev:                                           # adaptive restart
+            if cert[0] > f_prev:  # adaptive restart
                 t, mom, theta, f_prev = 1.0, new, new, cert[0]
                 continue
             f_prev = cert[0]
@@ -281,8 +293,12 @@ def solve_circular_cnn(X, y, beta, filter_size=None, tol=1e-8, max_iter=50_000, 
         theta, t = new, t_new
     primal, dual, gap, theta = best
     if status != "converged":
-        warnings.warn(f"solve_circular_cnn stopped with status {status!r} after {it} iterations at relative gap "
-                      f"{gap:.3g} (tol {tol:g}).", ConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"solve_circular_cnn stopped with status {status!r} after {it} iterations at relative gap "
+            f"{gap:.3g} (tol {tol:g}).",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     z = np.zeros(d, dtype=complex)
     for g, f in zip(groups, freqs):
         if len(g) == 1:
@@ -290,6 +306,16 @@ def solve_circular_cnn(X, y, beta, filter_size=None, tol=1e-8, max_iter=50_000, 
         else:
             z[f] = theta[g[0]] + 1j * theta[g[1]]
             z[d - f] = np.conj(z[f])
-    return CircularCNNResult(objective=primal, dual_objective=dual, gap=gap, status=status, n_iter=it,
-                             time=_time.perf_counter() - start, beta=beta, z=z, filter_size=h, exact=h == d,
-                             history=history)
+    return CircularCNNResult(
+        objective=primal,
+        dual_objective=dual,
+        gap=gap,
+        status=status,
+        n_iter=it,
+        time=_time.perf_counter() - start,
+        beta=beta,
+        z=z,
+        filter_size=h,
+        exact=h == d,
+        history=history,
+    )

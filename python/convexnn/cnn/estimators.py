@@ -30,6 +30,7 @@ from .patterns import cluster_gates, stacked_patches
 
 __all__ = ["ConvexCNNClassifier", "ConvexCNNRegressor"]
 
+
 class _ConvexCNNBase(ConvexEstimatorBase):
     """Shared machinery: image checks, pre-processing, patterns, beta, solve, certificate attributes."""
 
@@ -58,11 +59,12 @@ class _ConvexCNNBase(ConvexEstimatorBase):
             if self.image_shape is not None:
                 shape = tuple(int(s) for s in self.image_shape)
                 if int(np.prod(shape)) != arr.shape[1]:
-                    raise ValueError(f"X has {arr.shape[1]} features but image_shape={shape} needs "
-                                     f"{int(np.prod(shape))}")
+                    raise ValueError(
+                        f"X has {arr.shape[1]} features but image_shape={shape} needs {int(np.prod(shape))}"
+                    )
                 arr = arr.reshape((arr.shape[0],) + shape)
             else:
-                arr = arr.reshape(arr.shape[0], 1, arr.shape[1])           # 1-D signals
+                arr = arr.reshape(arr.shape[0], 1, arr.shape[1])  # 1-D signals
         images = check_images(arr, "X")
         if reset:
             self.n_features_in_ = int(np.prod(images.shape[1:]))
@@ -74,7 +76,7 @@ class _ConvexCNNBase(ConvexEstimatorBase):
     def _patch_size(self):
         size = self.patch_size
         if self.image_shape_[0] == 1 and isinstance(size, numbers.Integral):
-            return (1, int(size))                                           # 1-D signals
+            return (1, int(size))  # 1-D signals
         return size
 
     def _patches(self, images):
@@ -113,10 +115,22 @@ class _ConvexCNNBase(ConvexEstimatorBase):
         pats = self._patterns(P, seed)
         self._resolve_beta(relu_cnn_beta_max(P, Y, pats, loss=loss, groups=self.groups, bias=bool(self.bias)))
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)             # re-raised below with our name
-            res = solve_relu_cnn(P, Y, self.beta_, patterns=pats, pooling="sum", formulation=self.formulation,
-                                 loss=loss, groups=self.groups, bias=bool(self.bias), tol=self.tol,
-                                 max_iter=self.max_iter, time_limit=self.time_limit, verbose=bool(self.verbose))
+            warnings.simplefilter("ignore", ConvergenceWarning)  # re-raised below with our name
+            res = solve_relu_cnn(
+                P,
+                Y,
+                self.beta_,
+                patterns=pats,
+                pooling="sum",
+                formulation=self.formulation,
+                loss=loss,
+                groups=self.groups,
+                bias=bool(self.bias),
+                tol=self.tol,
+                max_iter=self.max_iter,
+                time_limit=self.time_limit,
+                verbose=bool(self.verbose),
+            )
         self._store_certificate(res, n_patterns=pats.n_patterns)
         self.network_ = res.network()
         self._warn_unconverged(res, f"the {self.formulation} solve")
@@ -173,18 +187,39 @@ _PARAMS = """
 
 
 class ConvexCNNRegressor(RegressorMixin, _ConvexCNNBase):
-    __doc__ = """Two-layer sum-pooled ReLU CNN regression, trained to a certified optimum of its convex program.
+    __doc__ = (
+        """Two-layer sum-pooled ReLU CNN regression, trained to a certified optimum of its convex program.
 
     Minimizes ``1/2 ||f(images) - (y - y_mean_)||^2 + beta * (group norms)`` (sums over samples), i.e. the squared
     loss with weight decay ``beta/2 (||u_j||^2 + ||alpha_j||^2)`` of the CNN.
 
     Parameters
-    ----------""" + _PARAMS + """    y_mean_ : ndarray (c,) or float
+    ----------"""
+        + _PARAMS
+        + """    y_mean_ : ndarray (c,) or float
     """
+    )
 
-    def __init__(self, patch_size=3, stride=1, padding=0, beta=None, beta_ratio=None, n_patterns=100, n_clusters=0,
-                 formulation="gated", groups="output", bias=True, standardize=True, image_shape=None, random_state=0,
-                 tol=1e-6, max_iter=None, time_limit=None, verbose=False):
+    def __init__(
+        self,
+        patch_size=3,
+        stride=1,
+        padding=0,
+        beta=None,
+        beta_ratio=None,
+        n_patterns=100,
+        n_clusters=0,
+        formulation="gated",
+        groups="output",
+        bias=True,
+        standardize=True,
+        image_shape=None,
+        random_state=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        verbose=False,
+    ):
         self.patch_size = patch_size
         self.stride = stride
         self.padding = padding
@@ -242,7 +277,8 @@ class ConvexCNNRegressor(RegressorMixin, _ConvexCNNBase):
 
 
 class ConvexCNNClassifier(ClassifierMixin, LabelsMixin, _ConvexCNNBase):
-    __doc__ = """Two-layer sum-pooled ReLU CNN classifier, trained to a certified optimum of its convex program.
+    __doc__ = (
+        """Two-layer sum-pooled ReLU CNN classifier, trained to a certified optimum of its convex program.
 
     Two classes use a binary loss on targets {-1, +1} (``classes_[1]`` is +1); more classes a one-hot target with
     ``loss="cross_entropy"`` (one output per class).
@@ -253,13 +289,35 @@ class ConvexCNNClassifier(ClassifierMixin, LabelsMixin, _ConvexCNNBase):
         "auto": "logistic" for two classes, "cross_entropy" for more.
     class_weight : None, "balanced" or dict label -> weight, default None
         Weights of the classes (scikit-learn's ``compute_sample_weight``), multiplied into ``sample_weight``;
-        the products must be integers (repeated images).""" + _PARAMS + """    classes_ : ndarray
+        the products must be integers (repeated images)."""
+        + _PARAMS
+        + """    classes_ : ndarray
     loss_ : str
     """
+    )
 
-    def __init__(self, patch_size=3, stride=1, padding=0, loss="auto", beta=None, beta_ratio=None, n_patterns=100,
-                 n_clusters=0, formulation="gated", groups="output", bias=True, standardize=True, image_shape=None,
-                 random_state=0, tol=1e-6, max_iter=None, time_limit=None, verbose=False, class_weight=None):
+    def __init__(
+        self,
+        patch_size=3,
+        stride=1,
+        padding=0,
+        loss="auto",
+        beta=None,
+        beta_ratio=None,
+        n_patterns=100,
+        n_clusters=0,
+        formulation="gated",
+        groups="output",
+        bias=True,
+        standardize=True,
+        image_shape=None,
+        random_state=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        verbose=False,
+        class_weight=None,
+    ):
         self.patch_size = patch_size
         self.stride = stride
         self.padding = padding
@@ -311,8 +369,9 @@ class ConvexCNNClassifier(ClassifierMixin, LabelsMixin, _ConvexCNNBase):
         """
         check_is_fitted(self, "loss_")
         if self.loss_ not in ("logistic", "cross_entropy"):
-            raise AttributeError(f"predict_proba needs loss 'logistic' or 'cross_entropy'; this model used "
-                                 f"{self.loss_!r}")
+            raise AttributeError(
+                f"predict_proba needs loss 'logistic' or 'cross_entropy'; this model used {self.loss_!r}"
+            )
         return self._proba_of(self._raw_output(X))
 
     def score(self, X, y, sample_weight=None):
@@ -329,4 +388,3 @@ class ConvexCNNClassifier(ClassifierMixin, LabelsMixin, _ConvexCNNBase):
         float
         """
         return accuracy_score(column_or_1d(np.asarray(y)), self.predict(X), sample_weight=sample_weight)
-

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..result import ConvergenceWarning
 from .._validation import check_scalar
+from ..result import ConvergenceWarning
 from .network import LinearCNN
 from .patches import check_patches
 
@@ -46,13 +46,13 @@ class _PatchLinearMap:
     def __init__(self, patches):
         n, K, h = patches.shape
         self.n, self.K, self.h = n, K, h
-        self.Pm = patches.reshape(n, K * h)                               # column index k * h + t (a view)
+        self.Pm = patches.reshape(n, K * h)  # column index k * h + t (a view)
         self.gram = self.Pm.T @ self.Pm if K * h <= n else None
 
-    def to_flat(self, Z):                                                 # (h, K, c) -> (K h, c)
+    def to_flat(self, Z):  # (h, K, c) -> (K h, c)
         return np.ascontiguousarray(Z.transpose(1, 0, 2)).reshape(self.K * self.h, -1)
 
-    def from_flat(self, F):                                               # (K h, c) -> (h, K, c)
+    def from_flat(self, F):  # (K h, c) -> (h, K, c)
         return np.ascontiguousarray(F.reshape(self.K, self.h, -1).transpose(1, 0, 2))
 
     def forward(self, Z):
@@ -143,8 +143,8 @@ class LinearCNNResult:
         a, s, bt = np.linalg.svd(M, full_matrices=False)
         keep = s > rank_tol * (s[0] if s.size else 0.0)
         root = np.sqrt(s[keep])
-        U = (a[:, keep] * root).T                                          # (m, h)
-        A = (bt[keep] * root[:, None]).reshape(-1, K, c)                   # (m, K, c)
+        U = (a[:, keep] * root).T  # (m, h)
+        A = (bt[keep] * root[:, None]).reshape(-1, K, c)  # (m, K, c)
         return U, (A[:, :, 0] if self.Z.ndim == 2 else A)
 
     def network(self):
@@ -161,8 +161,10 @@ class LinearCNNResult:
         return out[:, 0] if self.output_1d else out
 
     def __repr__(self):
-        return (f"LinearCNNResult(objective={self.objective:.6g}, gap={self.gap:.2e}, status={self.status!r}, "
-                f"rank={self.singular_values.size})")
+        return (
+            f"LinearCNNResult(objective={self.objective:.6g}, gap={self.gap:.2e}, status={self.status!r}, "
+            f"rank={self.singular_values.size})"
+        )
 
 
 def _targets(y, n):
@@ -251,8 +253,11 @@ def solve_linear_cnn(patches, y, beta, tol=1e-8, max_iter=20_000, time_limit=Non
     tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
     max_iter = check_scalar(max_iter, "max_iter", low=1, integer=True)
     check_every = check_scalar(check_every, "check_every", low=1, integer=True)
-    time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                   low_inclusive=False, allow_inf=True)
+    time_limit = (
+        math.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     op = _PatchLinearMap(P)
     n, K, h = P.shape
     c = Y.shape[1]
@@ -274,14 +279,21 @@ def solve_linear_cnn(patches, y, beta, tol=1e-8, max_iter=20_000, time_limit=Non
         Z_new = _svt(Zm - step * grad(Zm), step * beta)
         if it % check_every == 0 or it == max_iter:
             cert = _certificate(op, Y, Z_new, beta)
-            history.append({"iter": it, "objective": cert[0], "dual_objective": cert[1], "gap": cert[2],
-                            "time": _time.perf_counter() - start})
+            history.append(
+                {
+                    "iter": it,
+                    "objective": cert[0],
+                    "dual_objective": cert[1],
+                    "gap": cert[2],
+                    "time": _time.perf_counter() - start,
+                }
+            )
             if cert[2] <= best[2]:
                 best = cert + (Z_new,)
             if cert[2] <= tol:
                 best, status = cert + (Z_new,), "converged"
                 break
-            if cert[0] > f_prev:                                           # adaptive restart
+            if cert[0] > f_prev:  # adaptive restart
                 t, Zm, Z = 1.0, Z_new, Z_new
                 f_prev = cert[0]
                 continue
@@ -294,13 +306,26 @@ def solve_linear_cnn(patches, y, beta, tol=1e-8, max_iter=20_000, time_limit=Non
         Z, t = Z_new, t_new
     primal, dual, gap, v, Zb = best
     if status != "converged":
-        warnings.warn(f"solve_linear_cnn stopped with status {status!r} after {it} iterations at relative gap "
-                      f"{gap:.3g} (tol {tol:g}); the certificate bounds the suboptimality.", ConvergenceWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"solve_linear_cnn stopped with status {status!r} after {it} iterations at relative gap "
+            f"{gap:.3g} (tol {tol:g}); the certificate bounds the suboptimality.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     s = np.linalg.svd(_as_matrix(Zb), compute_uv=False)
     s = s[s > 1e-12 * (s[0] if s.size else 0.0)]
     Zout = Zb[:, :, 0] if was_1d else Zb
-    return LinearCNNResult(objective=primal, dual_objective=dual, gap=gap, status=status, n_iter=it,
-                           time=_time.perf_counter() - start, beta=beta, Z=Zout,
-                           dual_point=v[:, 0] if was_1d else v, singular_values=s, output_1d=was_1d,
-                           history=history)
+    return LinearCNNResult(
+        objective=primal,
+        dual_objective=dual,
+        gap=gap,
+        status=status,
+        n_iter=it,
+        time=_time.perf_counter() - start,
+        beta=beta,
+        Z=Zout,
+        dual_point=v[:, 0] if was_1d else v,
+        singular_values=s,
+        output_1d=was_1d,
+        history=history,
+    )

@@ -64,12 +64,13 @@ class _CNNBase:
     def _design(self, patches):
         P = check_patches(patches).astype(np.float64, copy=False)
         if P.shape[2] != self.patch_size:
-            raise ValueError(f"patches have h = {P.shape[2]} entries but the network's filters expect "
-                             f"{self.patch_size}")
+            raise ValueError(
+                f"patches have h = {P.shape[2]} entries but the network's filters expect {self.patch_size}"
+            )
         return add_patch_bias(P) if self.bias else P
 
     def _penalty(self):
-        return 0.5 * (float(np.sum(self.filters ** 2)) + float(np.sum(self.output_weights ** 2)))
+        return 0.5 * (float(np.sum(self.filters**2)) + float(np.sum(self.output_weights**2)))
 
     def objective(self, patches, y, beta, loss="squared"):
         """Non-convex objective ``L(predict(patches), y) + beta/2 * (||filters||^2 + ||output_weights||^2)``.
@@ -159,21 +160,23 @@ class ReLUCNN(_CNNBase):
         self.bias = bool(bias)
 
     def _activations(self, P):
-        return np.maximum(P @ self.filters.T, 0.0)                       # (n, K, m)
+        return np.maximum(P @ self.filters.T, 0.0)  # (n, K, m)
 
     def predict(self, patches):
         """Outputs: (n,) / (n, c) for sum pooling, (n, K) / (n, K, c) without pooling."""
         P = self._design(patches)
         H = self._activations(P)
         if self.pooling == "sum":
-            H = H.sum(axis=1)                                            # (n, m)
+            H = H.sum(axis=1)  # (n, m)
         if self.n_filters == 0:
             return np.zeros(H.shape[:-1] + self.output_weights.shape[1:])
         return H @ self.output_weights
 
     def __repr__(self):
-        return (f"{type(self).__name__}(n_filters={self.n_filters}, patch_size={self.patch_size}, "
-                f"pooling={self.pooling!r}, bias={self.bias})")
+        return (
+            f"{type(self).__name__}(n_filters={self.n_filters}, patch_size={self.patch_size}, "
+            f"pooling={self.pooling!r}, bias={self.bias})"
+        )
 
 
 class GatedReLUCNN(ReLUCNN):
@@ -191,8 +194,9 @@ class GatedReLUCNN(ReLUCNN):
         super().__init__(filters, output_weights, pooling, bias)
         self.gates = np.asarray(gates, dtype=np.float64)
         if self.gates.shape != (self.filters.shape[1], self.filters.shape[0]):
-            raise ValueError(f"gates must have shape {(self.filters.shape[1], self.filters.shape[0])}; "
-                             f"got {self.gates.shape}")
+            raise ValueError(
+                f"gates must have shape {(self.filters.shape[1], self.filters.shape[0])}; got {self.gates.shape}"
+            )
 
     def _activations(self, P):
         return (P @ self.gates >= 0) * (P @ self.filters.T)

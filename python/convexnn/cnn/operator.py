@@ -26,6 +26,7 @@ __all__ = ["PatchOperator", "operator_interface_available"]
 def _subclassable(base):
     """True when Python subclasses of ``base`` can be constructed with (n_samples, block_dim, n_blocks)."""
     try:
+
         class _Probe(base):
             def forward(self, U, subset):  # pragma: no cover - never called
                 raise NotImplementedError
@@ -83,13 +84,13 @@ def _make_class(dtype):
             return self._K
 
         def forward(self, U, subset=None):
-            z = self.masked.forward(np.ascontiguousarray(U, dtype=self.dtype), subset)   # (n K, c)
+            z = self.masked.forward(np.ascontiguousarray(U, dtype=self.dtype), subset)  # (n K, c)
             return np.ascontiguousarray(z.reshape(self._n, self._K, -1).sum(axis=1))
 
         def adjoint(self, R, subset=None):
             R = np.asarray(R, dtype=self.dtype)
             R = R.reshape(self._n, -1)
-            expanded = np.repeat(R, self._K, axis=0)                   # S^T R, (n K, c) sample-major
+            expanded = np.repeat(R, self._K, axis=0)  # S^T R, (n K, c) sample-major
             return self.masked.adjoint(expanded, subset)
 
         def block_gram(self, i):

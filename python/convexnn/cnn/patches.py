@@ -21,8 +21,11 @@ def _pair(value, name, low):
     """An int or a pair of ints >= low, as a tuple (rows, cols)."""
     if isinstance(value, (numbers.Integral,)) and not isinstance(value, bool):
         value = (value, value)
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)
+    ):
         raise TypeError(f"{name} must be an int or a pair of ints; got {value!r}")
     if min(value) < low:
         raise ValueError(f"{name} must be >= {low}; got {tuple(value)}")
@@ -47,8 +50,7 @@ def check_images(images, name="images"):
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real; got dtype {arr.dtype}")
     if arr.ndim not in (3, 4):
-        raise ValueError(f"{name} must have shape (n, H, W) or (n, H, W, C); got shape {arr.shape} "
-                         f"(rank {arr.ndim})")
+        raise ValueError(f"{name} must have shape (n, H, W) or (n, H, W, C); got shape {arr.shape} (rank {arr.ndim})")
     if arr.ndim == 3:
         arr = arr[..., None]
     if 0 in arr.shape:
@@ -77,8 +79,10 @@ def patch_grid(image_shape, size, stride=1, padding=0):
     H, W = image_shape
     (sr, sc), (tr, tc), (pr, pc) = _pair(size, "size", 1), _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     if sr > H + 2 * pr or sc > W + 2 * pc:
-        raise ValueError(f"size {(sr, sc)} is larger than the padded image ({H + 2 * pr}, {W + 2 * pc}) "
-                         f"(image {(H, W)}, padding {(pr, pc)})")
+        raise ValueError(
+            f"size {(sr, sc)} is larger than the padded image ({H + 2 * pr}, {W + 2 * pc}) "
+            f"(image {(H, W)}, padding {(pr, pc)})"
+        )
     return (H + 2 * pr - sr) // tr + 1, (W + 2 * pc - sc) // tc + 1
 
 
@@ -151,12 +155,17 @@ def check_patches(patches, name="patches", dtype=None):
     if np.iscomplexobj(arr):
         raise TypeError(f"{name} must be real; got dtype {arr.dtype}")
     if arr.ndim != 3:
-        raise ValueError(f"{name} must have shape (n, K, h) (samples, patches, patch size); got shape {arr.shape}"
-                         " -- use extract_patches(images, size) to build it from images")
+        raise ValueError(
+            f"{name} must have shape (n, K, h) (samples, patches, patch size); got shape {arr.shape}"
+            " -- use extract_patches(images, size) to build it from images"
+        )
     if 0 in arr.shape:
         raise ValueError(f"{name} has an empty axis (shape {arr.shape})")
-    target = np.dtype(dtype) if dtype is not None else (
-        arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+    target = (
+        np.dtype(dtype)
+        if dtype is not None
+        else (arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+    )
     arr = np.ascontiguousarray(arr, dtype=target)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or Inf")

@@ -74,7 +74,7 @@ def cluster_gates(patches, n_clusters=50, seed=0, bias=False, max_samples=20_000
     k = min(n_clusters, sample.shape[0])
     centres = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(sample).cluster_centers_
     mu = X.mean(axis=0)
-    G = (centres - mu).T                                                  # (h, k)
+    G = (centres - mu).T  # (h, k)
     if bias:
         G = np.vstack([G, -(mu @ G)[None, :]])
     return G
@@ -82,7 +82,7 @@ def cluster_gates(patches, n_clusters=50, seed=0, bias=False, max_samples=20_000
 
 def network_gates(network):
     """The filters of a (trained) CNN as gates, shape (h[+1], m): their patterns are the network's activations."""
-    filters = np.asarray(getattr(network, "filters"), dtype=np.float64)
+    filters = np.asarray(network.filters, dtype=np.float64)
     return filters.T.copy()
 
 

@@ -23,7 +23,7 @@ def cvx_linear_cnn(patches, y, beta):
     n, K, h = P.shape
     c = Y.shape[1]
     Z = cp.Variable((h, K * c))
-    pred = sum(P[:, k, :] @ Z[:, k * c:(k + 1) * c] for k in range(K))
+    pred = sum(P[:, k, :] @ Z[:, k * c : (k + 1) * c] for k in range(K))
     _solve(cp, 0.5 * cp.sum_squares(pred - Y) + beta * cp.normNuc(Z), [])
     Zv = Z.value.reshape(h, K, c)
     pred_v = np.einsum("nkh,hkc->nc", P, Zv)
@@ -83,10 +83,10 @@ def cvx_pooled_relu_cnn(patches, masks, y, beta, loss="squared", exact=True):
         Wv = np.array([w.value for w in W])
         z = sum(A[i] @ (Vv[i] - Wv[i]) for i in range(npat))
         obj = _core.loss_value(np.ascontiguousarray(z.reshape(n, 1)), Y, loss) + beta * (
-            np.linalg.norm(Vv, axis=1).sum() + np.linalg.norm(Wv, axis=1).sum())
+            np.linalg.norm(Vv, axis=1).sum() + np.linalg.norm(Wv, axis=1).sum()
+        )
         return dict(objective=float(obj), V=Vv, W=Wv)
     Uu = np.array([u.value for u in Uv])
     z = sum(A[i] @ Uu[i] for i in range(npat))
     obj = _core.loss_value(np.ascontiguousarray(z.reshape(n, 1)), Y, loss) + beta * np.linalg.norm(Uu, axis=1).sum()
     return dict(objective=float(obj), U=Uu)
-

@@ -29,8 +29,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _core
-from .._validation import (FORMULATIONS, GROUPS, LOSSES, add_bias_column, check_choice, check_dtype, check_scalar,
-                           check_y)
+from .._validation import (
+    FORMULATIONS,
+    GROUPS,
+    LOSSES,
+    add_bias_column,
+    check_choice,
+    check_dtype,
+    check_scalar,
+    check_y,
+)
 from ..network import neurons_from_blocks
 from ..patterns import as_patterns
 from ..result import ConvergenceWarning
@@ -106,15 +114,19 @@ class ReLUCNNResult:
         return self.network().predict(patches)
 
     def __repr__(self):
-        return (f"ReLUCNNResult(pooling={self.pooling!r}, formulation={self.formulation!r}, "
-                f"objective={self.objective:.6g}, gap={self.gap:.2e}, status={self.status!r})")
+        return (
+            f"ReLUCNNResult(pooling={self.pooling!r}, formulation={self.formulation!r}, "
+            f"objective={self.objective:.6g}, gap={self.gap:.2e}, status={self.status!r})"
+        )
 
 
 def _per_patch_targets(y, n, K, loss):
     arr = np.asarray(y)
     if arr.ndim not in (2, 3) or arr.shape[:2] != (n, K):
-        raise ValueError(f"with pooling='none' y must have shape ({n}, {K}) or ({n}, {K}, c) (one target per "
-                         f"patch); got shape {arr.shape}")
+        raise ValueError(
+            f"with pooling='none' y must have shape ({n}, {K}) or ({n}, {K}, c) (one target per "
+            f"patch); got shape {arr.shape}"
+        )
     Y, _ = check_y(arr.reshape(n * K, -1), n * K, loss)
     return Y, arr.ndim == 2
 
@@ -134,13 +146,19 @@ def _validate(patches, y, beta, pooling, formulation, loss, groups, bias, tol, m
         Y, was_1d = check_y(y, n, loss)
     beta = check_scalar(beta, "beta", low=0.0)
     tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
-    max_iter = _DEFAULT_MAX_ITER[formulation] if max_iter is None else check_scalar(max_iter, "max_iter", low=1,
-                                                                                     integer=True)
-    time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                   low_inclusive=False, allow_inf=True)
+    max_iter = (
+        _DEFAULT_MAX_ITER[formulation] if max_iter is None else check_scalar(max_iter, "max_iter", low=1, integer=True)
+    )
+    time_limit = (
+        math.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
-        raise ValueError("formulation='relu' with groups='neuron' and c > 1 outputs has no exact network "
-                         "reconstruction; use groups='output' (independent heads)")
+        raise ValueError(
+            "formulation='relu' with groups='neuron' and c > 1 outputs has no exact network "
+            "reconstruction; use groups='output' (independent heads)"
+        )
     return P, Y, was_1d, pooling, formulation, loss, groups, bool(bias), beta, tol, int(max_iter), time_limit
 
 
@@ -150,15 +168,32 @@ def _pooled_operator(P, pats, bias, dtype=None):
     Xb = add_bias_column(Xs) if bias else Xs
     dt = np.dtype(dtype or Xb.dtype)
     if not operator_interface_available(dt):
-        raise RuntimeError("pooling='sum' runs the C++ solvers on a Python patch operator, which this build of "
-                           "convexnn._core does not support (BlockOperatorF64 cannot be subclassed from Python); "
-                           "rebuild convexnn from a source tree that has the Python operator interface")
+        raise RuntimeError(
+            "pooling='sum' runs the C++ solvers on a Python patch operator, which this build of "
+            "convexnn._core does not support (BlockOperatorF64 cannot be subclassed from Python); "
+            "rebuild convexnn from a source tree that has the Python operator interface"
+        )
     return PatchOperator(Xb.astype(dt, copy=False), pats._set, K, dtype=dt), Xb
 
 
-def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="gated", loss="squared",
-                   groups="output", bias=False, seed=0, tol=1e-6, max_iter=None, time_limit=None, dtype=None,
-                   warm_start=None, verbose=False):
+def solve_relu_cnn(
+    patches,
+    y,
+    beta,
+    patterns=None,
+    pooling="sum",
+    formulation="gated",
+    loss="squared",
+    groups="output",
+    bias=False,
+    seed=0,
+    tol=1e-6,
+    max_iter=None,
+    time_limit=None,
+    dtype=None,
+    warm_start=None,
+    verbose=False,
+):
     """Solve the convex program of a two-layer ReLU CNN and certify the result.
 
     Parameters
@@ -209,35 +244,86 @@ def solve_relu_cnn(patches, y, beta, patterns=None, pooling="sum", formulation="
     """
     start = _time.perf_counter()
     P, Y, was_1d, pooling, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _validate(
-        patches, y, beta, pooling, formulation, loss, groups, bias, tol, max_iter, time_limit, dtype)
+        patches, y, beta, pooling, formulation, loss, groups, bias, tol, max_iter, time_limit, dtype
+    )
     n, K, h = P.shape
     seed = check_scalar(seed, "seed", low=0, integer=True)
     Xs = P.reshape(n * K, h)
     pats = as_patterns(patterns, Xs, bias, seed)
-    common = dict(patterns=pats, pooling=pooling, formulation=formulation, loss=loss, beta=beta, bias=bias,
-                  output_1d=was_1d, n_patches=K)
+    common = dict(
+        patterns=pats,
+        pooling=pooling,
+        formulation=formulation,
+        loss=loss,
+        beta=beta,
+        bias=bias,
+        output_1d=was_1d,
+        n_patches=K,
+    )
     if pooling == "none":
         from ..solve import solve
 
         warm = warm_start.coef_ if isinstance(warm_start, ReLUCNNResult) else warm_start
         if formulation == "relu" and warm is not None and not isinstance(warm, tuple):
             warm = _warm_relu(warm, P, pats, bias, Y.shape[1])
-        with warnings.catch_warnings():                       # solve's warning is re-issued below
+        with warnings.catch_warnings():  # solve's warning is re-issued below
             warnings.simplefilter("ignore", ConvergenceWarning)
-            res = solve(Xs, Y, beta, patterns=pats, formulation=formulation, warm_start=warm,
-                        loss=loss, groups=groups, bias=bias, tol=tol, max_iter=max_iter,
-                        time_limit=None if math.isinf(time_limit) else time_limit, dtype=dtype, verbose=verbose)
-        out = ReLUCNNResult(objective=res.objective, dual_objective=res.dual_objective, gap=res.gap,
-                            status=res.status, n_iter=res.n_iter, time=_time.perf_counter() - start,
-                            solver=res.solver, coef_=res.coef_, max_violation=res.max_violation,
-                            kkt_residual=res.kkt_residual, history=res.history, **common)
+            res = solve(
+                Xs,
+                Y,
+                beta,
+                patterns=pats,
+                formulation=formulation,
+                warm_start=warm,
+                loss=loss,
+                groups=groups,
+                bias=bias,
+                tol=tol,
+                max_iter=max_iter,
+                time_limit=None if math.isinf(time_limit) else time_limit,
+                dtype=dtype,
+                verbose=verbose,
+            )
+        out = ReLUCNNResult(
+            objective=res.objective,
+            dual_objective=res.dual_objective,
+            gap=res.gap,
+            status=res.status,
+            n_iter=res.n_iter,
+            time=_time.perf_counter() - start,
+            solver=res.solver,
+            coef_=res.coef_,
+            max_violation=res.max_violation,
+            kkt_residual=res.kkt_residual,
+            history=res.history,
+            **common,
+        )
     else:
-        out = _solve_pooled(P, Y, pats, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, verbose,
-                            common, start, warm_start)
+        out = _solve_pooled(
+            P,
+            Y,
+            pats,
+            beta,
+            formulation,
+            loss,
+            groups,
+            bias,
+            tol,
+            max_iter,
+            time_limit,
+            verbose,
+            common,
+            start,
+            warm_start,
+        )
     if out.status != "converged":
-        warnings.warn(f"solve_relu_cnn ({formulation}, pooling={pooling!r}) stopped with status {out.status!r} "
-                      f"after {out.n_iter} iterations (relative gap {out.gap:.3g}, tol {tol:g}); the certificate "
-                      "bounds the suboptimality.", ConvergenceWarning, stacklevel=2)
+        warnings.warn(
+            f"solve_relu_cnn ({formulation}, pooling={pooling!r}) stopped with status {out.status!r} "
+            f"after {out.n_iter} iterations (relative gap {out.gap:.3g}, tol {tol:g}); the certificate "
+            "bounds the suboptimality.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     return out
 
 
@@ -257,8 +343,9 @@ def _warm_blocks(B, npat, d, c, name):
     if B.ndim == 2 and c == 1:
         B = B[:, :, None]
     if B.shape != (npat, d, c) or not np.isfinite(B).all():
-        raise ValueError(f"{name} must be finite with shape {(npat, d, c)} (patterns, patch entries[+bias], "
-                         f"outputs); got {B.shape}")
+        raise ValueError(
+            f"{name} must be finite with shape {(npat, d, c)} (patterns, patch entries[+bias], outputs); got {B.shape}"
+        )
     return np.ascontiguousarray(B)
 
 
@@ -278,28 +365,76 @@ def _pooled_warm(warm_start, formulation, P, pats, bias, c):
     return _warm_relu(warm, P, pats, bias, c)
 
 
-def _solve_pooled(P, Y, pats, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, verbose, common,
-                  start, warm_start=None):
+def _solve_pooled(
+    P,
+    Y,
+    pats,
+    beta,
+    formulation,
+    loss,
+    groups,
+    bias,
+    tol,
+    max_iter,
+    time_limit,
+    verbose,
+    common,
+    start,
+    warm_start=None,
+):
     warm_a, warm_b = _pooled_warm(warm_start, formulation, P, pats, bias, Y.shape[1])
     op, Xb = _pooled_operator(P, pats, bias)
     certify = None
     if op.dtype != np.float64:
         certify, _ = _pooled_operator(P.astype(np.float64), pats, bias, np.float64)
     if formulation == "gated":
-        raw = _core.solve_gated(op, Y, beta, loss=loss, groups=groups, tol=tol, max_iter=max_iter,
-                                time_limit=time_limit, warm_start=warm_a, verbose=bool(verbose), certify_op=certify)
+        raw = _core.solve_gated(
+            op,
+            Y,
+            beta,
+            loss=loss,
+            groups=groups,
+            tol=tol,
+            max_iter=max_iter,
+            time_limit=time_limit,
+            warm_start=warm_a,
+            verbose=bool(verbose),
+            certify_op=certify,
+        )
         coef = np.asarray(raw["U"], dtype=np.float64)
         extra = dict(kkt_residual=raw["gap"])
     else:
-        raw = _core.solve_relu(op, np.ascontiguousarray(Xb, dtype=op.dtype), pats._set, Y, beta, loss=loss, tol=tol,
-                               max_iter=max_iter, time_limit=time_limit, warm_V=warm_a, warm_W=warm_b,
-                               verbose=bool(verbose), certify_op=certify)
+        raw = _core.solve_relu(
+            op,
+            np.ascontiguousarray(Xb, dtype=op.dtype),
+            pats._set,
+            Y,
+            beta,
+            loss=loss,
+            tol=tol,
+            max_iter=max_iter,
+            time_limit=time_limit,
+            warm_V=warm_a,
+            warm_W=warm_b,
+            verbose=bool(verbose),
+            certify_op=certify,
+        )
         coef = (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64))
         extra = dict(kkt_residual=raw["kkt_residual"], max_violation=raw["max_violation"])
     history = [dict(zip(raw["history"], v)) for v in zip(*raw["history"].values())] if "history" in raw else []
-    return ReLUCNNResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
-                         status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                         solver=raw["solver"], coef_=coef, history=history, **extra, **common)
+    return ReLUCNNResult(
+        objective=raw["objective"],
+        dual_objective=raw["dual_objective"],
+        gap=raw["gap"],
+        status=raw["status"],
+        n_iter=int(raw["n_iter"]),
+        time=_time.perf_counter() - start,
+        solver=raw["solver"],
+        coef_=coef,
+        history=history,
+        **extra,
+        **common,
+    )
 
 
 def relu_cnn_beta_max(patches, y, patterns=None, pooling="sum", loss="squared", groups="output", bias=False, seed=0):
@@ -308,7 +443,8 @@ def relu_cnn_beta_max(patches, y, patterns=None, pooling="sum", loss="squared", 
     Parameters as :func:`solve_relu_cnn`. Returns a float.
     """
     P, Y, _, pooling, _, loss, groups, bias, _, _, _, _ = _validate(
-        patches, y, 1.0, pooling, "gated", loss, groups, bias, 1.0, None, None, None)
+        patches, y, 1.0, pooling, "gated", loss, groups, bias, 1.0, None, None, None
+    )
     n, K, h = P.shape
     Xs = P.reshape(n * K, h)
     pats = as_patterns(patterns, Xs, bias, seed)
@@ -363,11 +499,13 @@ def network_warm_start(network, patches, patterns):
         if a == 0 or not u.any():
             continue
         mask = Xb @ u >= 0
-        if not mask.any():                      # never active: predicts 0, dropping it only lowers the objective
+        if not mask.any():  # never active: predicts 0, dropping it only lowers the objective
             continue
         key = np.packbits(mask).tobytes()
         if key not in index:
-            raise ValueError("a filter's sign pattern is not among `patterns`; build them with the network's "
-                             "gates (convexnn.cnn.network_gates)")
+            raise ValueError(
+                "a filter's sign pattern is not among `patterns`; build them with the network's "
+                "gates (convexnn.cnn.network_gates)"
+            )
         (V if a > 0 else W)[index[key], :, 0] += abs(a) * u
     return V, W

@@ -66,7 +66,7 @@ class CNNTrainingResult:
 
 def _forward_backward(model, pooling, P, Y, U, A, beta, loss, scale):
     """Objective (loss times ``scale``) and gradients (dU, dA) of one batch. P (b, K, h), U (m, h)."""
-    H = P @ U.T                                                           # (b, K, m)
+    H = P @ U.T  # (b, K, m)
     if model == "linear":
         Z = np.einsum("bkm,mkc->bc", H, A, optimize=True)
         value, G = loss_and_grad(Z, Y, loss)
@@ -74,7 +74,7 @@ def _forward_backward(model, pooling, P, Y, U, A, beta, loss, scale):
         dA = np.einsum("bkm,bc->mkc", H, G, optimize=True)
         dH = np.einsum("bc,mkc->bkm", G, A, optimize=True)
     elif pooling == "sum":
-        S = np.maximum(H, 0.0).sum(axis=1)                                # (b, m)
+        S = np.maximum(H, 0.0).sum(axis=1)  # (b, m)
         value, G = loss_and_grad(S @ A, Y, loss)
         G *= scale
         dA = S.T @ G
@@ -82,7 +82,7 @@ def _forward_backward(model, pooling, P, Y, U, A, beta, loss, scale):
     else:
         Act = np.maximum(H, 0.0)
         b, K, m = Act.shape
-        value, G = loss_and_grad(Act.reshape(b * K, m) @ A, Y, loss)      # Y: (b K, c)
+        value, G = loss_and_grad(Act.reshape(b * K, m) @ A, Y, loss)  # Y: (b K, c)
         G *= scale
         dA = Act.reshape(b * K, m).T @ G
         dH = (H > 0) * (G @ A.T).reshape(b, K, m)
@@ -108,9 +108,26 @@ def _check_targets(model, pooling, y, n, K, loss):
     return check_y(arr, n, loss)
 
 
-def train_cnn(patches, y, beta, n_filters, model="relu", pooling="sum", loss="squared", bias=False,
-              optimizer="adam", lr=1e-2, n_epochs=500, batch_size=None, seed=0, time_limit=None, record_every=1,
-              filters_init=None, weights_init=None, backend="numpy"):
+def train_cnn(
+    patches,
+    y,
+    beta,
+    n_filters,
+    model="relu",
+    pooling="sum",
+    loss="squared",
+    bias=False,
+    optimizer="adam",
+    lr=1e-2,
+    n_epochs=500,
+    batch_size=None,
+    seed=0,
+    time_limit=None,
+    record_every=1,
+    filters_init=None,
+    weights_init=None,
+    backend="numpy",
+):
     """Train a two-layer CNN with Adam or SGD on its non-convex objective, from a random start.
 
     Parameters
@@ -159,8 +176,11 @@ def train_cnn(patches, y, beta, n_filters, model="relu", pooling="sum", loss="sq
     n_epochs = check_scalar(n_epochs, "n_epochs", low=1, integer=True)
     record_every = check_scalar(record_every, "record_every", low=1, integer=True)
     seed = check_scalar(seed, "seed", low=0, integer=True)
-    time_limit = np.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                low_inclusive=False, allow_inf=True)
+    time_limit = (
+        np.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"bias must be True or False; got {bias!r}")
     P = check_patches(patches).astype(np.float64, copy=False)
@@ -176,19 +196,20 @@ def train_cnn(patches, y, beta, n_filters, model="relu", pooling="sum", loss="sq
         from ._torch_trainer import train_torch
 
         U, A, history, step, status, train_time = train_torch(
-            model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit,
-            record_every)
+            model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit, record_every
+        )
     else:
         U, A, history, step, status, train_time = _train_numpy(
-            model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit,
-            record_every)
+            model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit, record_every
+        )
     F = _forward_backward(model, pooling, P, Y, U, A, beta, loss, 1.0)[0]
     if model == "linear":
         net = LinearCNN(U, A[:, :, 0] if was_1d else A, bias=bias)
     else:
         net = ReLUCNN(U, A[:, 0] if was_1d else A, pooling=pooling, bias=bias)
-    return CNNTrainingResult(network=net, objective=float(F), n_iter=step, time=train_time, status=status,
-                             history=history)
+    return CNNTrainingResult(
+        network=net, objective=float(F), n_iter=step, time=train_time, status=status, history=history
+    )
 
 
 def _initial_weights(model, filters_init, weights_init, n_filters, h, K, c, rng):
@@ -210,8 +231,9 @@ def _initial_weights(model, filters_init, weights_init, n_filters, h, K, c, rng)
     return U, A
 
 
-def _train_numpy(model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit,
-                 record_every):
+def _train_numpy(
+    model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs, batch_size, rng, time_limit, record_every
+):
     n, K, h = P.shape
     params = [U, A]
     first = [np.zeros_like(p) for p in params]
@@ -232,7 +254,7 @@ def _train_numpy(model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs
             t0 = _time.perf_counter()
             order = None if full else rng.permutation(n)
             for b in range(steps_per_epoch):
-                idx = slice(None) if full else order[b * batch_size:(b + 1) * batch_size]
+                idx = slice(None) if full else order[b * batch_size : (b + 1) * batch_size]
                 Pb = P if full else P[idx]
                 Yb = Y if full else _rows(model, pooling, Y, idx, K)
                 _, dU, dA = _forward_backward(model, pooling, Pb, Yb, U, A, beta, loss, n / Pb.shape[0])
@@ -243,7 +265,7 @@ def _train_numpy(model, pooling, P, Y, U, A, beta, loss, optimizer, lr, n_epochs
                         m1 += (1 - b1) * g
                         m2 *= b2
                         m2 += (1 - b2) * g * g
-                        p -= lr * (m1 / (1 - b1 ** step)) / (np.sqrt(m2 / (1 - b2 ** step)) + eps)
+                        p -= lr * (m1 / (1 - b1**step)) / (np.sqrt(m2 / (1 - b2**step)) + eps)
                     else:
                         p -= (lr / n) * g
             train_time += _time.perf_counter() - t0

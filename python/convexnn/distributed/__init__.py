@@ -31,9 +31,11 @@ def enumerate_patterns(X, bias=False, max_patterns=None):
     ValueError
         Always, with the single-machine alternative.
     """
-    raise ValueError("enumerating the hyperplane arrangement stays single-machine (it needs all rows in one "
-                     "process): call convexnn.enumerate_patterns(X.compute(), ...) on a machine that holds X and "
-                     "pass the Patterns (or their gates) to solve; or sample patterns on the cluster")
+    raise ValueError(
+        "enumerating the hyperplane arrangement stays single-machine (it needs all rows in one "
+        "process): call convexnn.enumerate_patterns(X.compute(), ...) on a machine that holds X and "
+        "pass the Patterns (or their gates) to solve; or sample patterns on the cluster"
+    )
 
 
 def wants_cluster(X, client=None) -> bool:
@@ -41,7 +43,18 @@ def wants_cluster(X, client=None) -> bool:
     return client is not None or is_dask_array(X) or isinstance(X, DistributedDesign)
 
 
-__all__ = ["DistributedDesign", "DistributedOperator", "DistributedPatterns", "WorkerLostError", "beta_max",
-           "enumerate_patterns", "fit_estimator", "is_dask_array", "sample_patterns", "solve", "solve_path",
-           "unique_patterns",
-           "wants_cluster"]
+__all__ = [
+    "DistributedDesign",
+    "DistributedOperator",
+    "DistributedPatterns",
+    "WorkerLostError",
+    "beta_max",
+    "enumerate_patterns",
+    "fit_estimator",
+    "is_dask_array",
+    "sample_patterns",
+    "solve",
+    "solve_path",
+    "unique_patterns",
+    "wants_cluster",
+]

@@ -46,8 +46,10 @@ def resolve_client(client):
     try:
         return default_client()
     except ValueError as exc:
-        raise ValueError("X is a dask array but no dask.distributed Client is active: create one "
-                         "(dask.distributed.Client(...)) or pass client=") from exc
+        raise ValueError(
+            "X is a dask array but no dask.distributed Client is active: create one "
+            "(dask.distributed.Client(...)) or pass client="
+        ) from exc
 
 
 def _workers(client):
@@ -104,7 +106,7 @@ class DistributedDesign:
 
     # ---- construction --------------------------------------------------------------------------------
     @classmethod
-    def from_dask(cls, X, bias: bool, client) -> "DistributedDesign":
+    def from_dask(cls, X, bias: bool, client) -> DistributedDesign:
         """Row blocks of a 2-D dask array (column chunks are merged; unknown chunk sizes are computed)."""
         import dask
 
@@ -129,13 +131,18 @@ class DistributedDesign:
         # Contiguous runs of blocks per worker, so that every worker holds about n / k rows (loose placement:
         # Dask may still move or recompute a block elsewhere, e.g. after losing its worker).
         workers = _workers(client)
-        blocks = [client.compute(make(chunks[i], int(starts[i]), bool(bias)),
-                                 workers=[workers[b * len(workers) // len(nonempty)]], allow_other_workers=True)
-                  for b, i in enumerate(nonempty)]
+        blocks = [
+            client.compute(
+                make(chunks[i], int(starts[i]), bool(bias)),
+                workers=[workers[b * len(workers) // len(nonempty)]],
+                allow_other_workers=True,
+            )
+            for b, i in enumerate(nonempty)
+        ]
         return cls(client, blocks, starts, sizes, d, bias, ("dask", None))
 
     @classmethod
-    def from_numpy(cls, X: np.ndarray, bias: bool, client, n_chunks=None) -> "DistributedDesign":
+    def from_numpy(cls, X: np.ndarray, bias: bool, client, n_chunks=None) -> DistributedDesign:
         """Scatter a validated numpy X in ``n_chunks`` row blocks (default: one per worker)."""
         if n_chunks is None:
             n_chunks = len(_workers(client))
@@ -145,18 +152,21 @@ class DistributedDesign:
         design = cls.__new__(cls)
         design.client, design._source = client, ("numpy", X)
         workers = _workers(client)
-        blocks = [design._scatter_block(int(s), int(m), bias, workers[b * len(workers) // n_chunks])
-                  for b, (s, m) in enumerate(zip(starts, sizes))]
+        blocks = [
+            design._scatter_block(int(s), int(m), bias, workers[b * len(workers) // n_chunks])
+            for b, (s, m) in enumerate(zip(starts, sizes))
+        ]
         cls.__init__(design, client, blocks, starts, sizes, X.shape[1], bias, ("numpy", X))
         return design
 
     def _scatter_block(self, start, size, bias, worker=None):
         X = self._source[1]
-        rows = np.ascontiguousarray(X[start:start + size], dtype=np.float64)
+        rows = np.ascontiguousarray(X[start : start + size], dtype=np.float64)
         if bias:
             rows = np.ascontiguousarray(np.hstack([rows, np.ones((size, 1))]))
-        return self.client.scatter(_worker.RowBlock(rows, start), hash=False,
-                                   workers=None if worker is None else [worker])
+        return self.client.scatter(
+            _worker.RowBlock(rows, start), hash=False, workers=None if worker is None else [worker]
+        )
 
     def _check_built(self):
         """Wait for the blocks; re-raise a worker's validation error (e.g. NaN in X) with its message."""
@@ -196,7 +206,7 @@ class DistributedDesign:
             sel = np.flatnonzero(owner == b)
             local = index[sel] - self.block_rows[b][0]
             futs[int(b)] = (sel, self.client.submit(_worker.block_rows, self.blocks[b], local, pure=False))
-        for b, (sel, fut) in futs.items():
+        for sel, fut in futs.values():
             out[sel] = fut.result()
         return out
 

@@ -27,8 +27,11 @@ def _scale_of_dask(X):
     import dask
 
     mean, scale = dask.compute(X.mean(axis=0, dtype=np.float64), X.std(axis=0, dtype=np.float64))
-    tiny = 10 * np.finfo(X.dtype if X.dtype in (np.float32, np.float64) else np.float64).eps * np.maximum(1.0,
-                                                                                                        np.abs(mean))
+    tiny = (
+        10
+        * np.finfo(X.dtype if X.dtype in (np.float32, np.float64) else np.float64).eps
+        * np.maximum(1.0, np.abs(mean))
+    )
     scale = np.array(scale)
     scale[scale <= tiny] = 1.0
     return np.asarray(mean), scale
@@ -37,8 +40,10 @@ def _scale_of_dask(X):
 def _features(est, X, client):
     """Standardized X as a DistributedDesign (bias column per ``est.bias``); sets n_features_in_ and the scales."""
     if est.formulation != "gated":
-        raise ValueError(f"fit on distributed data supports formulation='gated' only (got {est.formulation!r}): "
-                         "the exact program's per-row cone constraints are not distributed yet")
+        raise ValueError(
+            f"fit on distributed data supports formulation='gated' only (got {est.formulation!r}): "
+            "the exact program's per-row cone constraints are not distributed yet"
+        )
     dt = check_dtype(est.dtype)
     if dt is not None and dt != np.float64:
         raise ValueError("dtype=float32 is not available for distributed data: the workers compute in float64")
@@ -93,8 +98,23 @@ def _fit(est, design, Y, loss):
         max_iter = 10_000 if est.max_iter is None else int(est.max_iter)
         time_limit = math.inf if est.time_limit is None else float(est.time_limit)
         verbose = bool(est.verbose) if isinstance(est.verbose, bool) else est.verbose > 0
-        res = _solve_on(op, pats, Y2, was_1d, est.beta_, "gated", loss, groups, bool(est.bias), float(est.tol),
-                        max_iter, time_limit, None, verbose, time.perf_counter())
+        res = _solve_on(
+            op,
+            pats,
+            Y2,
+            was_1d,
+            est.beta_,
+            "gated",
+            loss,
+            groups,
+            bool(est.bias),
+            float(est.tol),
+            max_iter,
+            time_limit,
+            None,
+            verbose,
+            time.perf_counter(),
+        )
         est.network_ = _recentered_network(res, op)
     finally:
         op.release()

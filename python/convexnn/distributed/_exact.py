@@ -38,9 +38,9 @@ from .. import _core
 from ._design import WorkerLostError
 
 SOLVER_NAME = "distributed augmented Lagrangian (FISTA inner solves, per-row multipliers on the workers)"
-_CHECK_EVERY = 10        # iterations between certificate checks (the check rides on a regular call)
-_RHO0 = 1.0              # initial penalty; the loss curvature per row is O(1) for every supported loss
-_RHO_GROWTH = 10.0       # rho *= this when an outer step shrinks the violation by less than _SHRINK
+_CHECK_EVERY = 10  # iterations between certificate checks (the check rides on a regular call)
+_RHO0 = 1.0  # initial penalty; the loss curvature per row is O(1) for every supported loss
+_RHO_GROWTH = 10.0  # rho *= this when an outer step shrinks the violation by less than _SHRINK
 _SHRINK = 0.25
 _RHO_MAX = 1e4
 _LOSS_CURVATURE = {"squared": 1.0, "logistic": 0.25, "squared_hinge": 2.0, "cross_entropy": 0.5}
@@ -53,16 +53,21 @@ class _Workers:
         self.op, self.key = op, uuid.uuid4().hex
         rows = op.design.block_rows
         self.servers = [srv for srv, _, _ in op._servers]
-        self._call([srv.exact_init(self.key, [Y[slice(*rows[b])] for b in blocks], loss)
-                    for srv, (_, _, blocks) in zip(self.servers, op._servers)])
+        self._call(
+            [
+                srv.exact_init(self.key, [Y[slice(*rows[b])] for b in blocks], loss)
+                for srv, (_, _, blocks) in zip(self.servers, op._servers)
+            ]
+        )
         self.block_lists = [blocks for _, _, blocks in op._servers]
 
     def _call(self, futures):
         try:
             return [f.result(timeout=self.op.timeout) for f in futures]
         except Exception as exc:  # noqa: BLE001 - a lost worker surfaces as a comm error of any type
-            raise WorkerLostError(self.op._lost_message(
-                f"the exact solver's multipliers live on the workers and a call failed ({exc!r})")) from exc
+            raise WorkerLostError(
+                self.op._lost_message(f"the exact solver's multipliers live on the workers and a call failed ({exc!r})")
+            ) from exc
 
     def evaluate(self, points, flags, rho):
         """[(F-parts: loss, al), viol (2, P, c), grad or None, t (n, c) or None] for each point, summed."""
@@ -141,8 +146,10 @@ def warm_point(warm_start, P, d, c):
     if warm_start is None:
         return x
     if isinstance(warm_start, SolveResult) and warm_start.formulation != "relu":
-        raise ValueError("warm_start for distributed formulation='relu' must be a relu SolveResult or a tuple "
-                         "(V, W); a gated result's cone decomposition needs all rows on one machine")
+        raise ValueError(
+            "warm_start for distributed formulation='relu' must be a relu SolveResult or a tuple "
+            "(V, W); a gated result's cone decomposition needs all rows on one machine"
+        )
     coef = warm_start.coef_ if isinstance(warm_start, SolveResult) else warm_start
     if not isinstance(coef, tuple) or len(coef) != 2:
         raise ValueError("warm_start for formulation='relu' must be a relu SolveResult or a tuple (V, W)")
@@ -172,9 +179,11 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
     dict with objective, dual_objective, gap, max_violation, status, n_iter, solver, V, W (P, d, c), history.
     """
     if loss not in _LOSS_CURVATURE:
-        raise ValueError(f"loss={loss!r} is not available for distributed formulation='relu' (its loss is not "
-                         f"smooth; the augmented Lagrangian's FISTA needs a gradient): use one of "
-                         f"{sorted(_LOSS_CURVATURE)}, or formulation='gated'")
+        raise ValueError(
+            f"loss={loss!r} is not available for distributed formulation='relu' (its loss is not "
+            f"smooth; the augmented Lagrangian's FISTA needs a gradient): use one of "
+            f"{sorted(_LOSS_CURVATURE)}, or formulation='gated'"
+        )
     start = _time.perf_counter()
     P, d, c = op.n_blocks, op.block_dim, Y.shape[1]
     x = warm_point(warm_start, P, d, c)
@@ -189,7 +198,7 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
 def _run(workers, x, Y, beta, loss, tol, max_iter, time_limit, x_norm, start, verbose, callback):
     """Outer (multiplier) and inner (FISTA) loops; see the module docstring."""
     rho = _RHO0
-    L = max((_LOSS_CURVATURE[loss] + rho) * x_norm ** 2, 1e-12)
+    L = max((_LOSS_CURVATURE[loss] + rho) * x_norm**2, 1e-12)
     hist = {k: [] for k in ("iteration", "objective", "dual_objective", "gap", "max_violation", "rho", "time")}
     ev_y = workers.evaluate([x], [(True, True)], rho)[0]
     y, tk, prev_viol, inner_tol = x.copy(), 1.0, math.inf, 1e-2
@@ -223,16 +232,30 @@ def _run(workers, x, Y, beta, loss, tol, max_iter, time_limit, x_norm, start, ve
         if best is None or dual > best[1]:
             best = (objective, dual)
         if verbose:
-            print(f"[convexnn.distributed relu] it {n_iter:6d} obj {objective:.10e} dual {dual:.10e} gap {gap:.2e} "
-                  f"viol {viol:.2e} rho {rho:.1e} L {L:.2e}")
+            print(
+                f"[convexnn.distributed relu] it {n_iter:6d} obj {objective:.10e} dual {dual:.10e} gap {gap:.2e} "
+                f"viol {viol:.2e} rho {rho:.1e} L {L:.2e}"
+            )
         if not math.isfinite(objective):
             status = "diverged"
             break
         if gap <= tol and viol <= tol:
             status = "converged"
             break
-        if callback is not None and callback({"iteration": n_iter, "objective": objective, "dual_objective": dual,
-                                              "gap": gap, "max_violation": viol, "time": elapsed}) is False:
+        if (
+            callback is not None
+            and callback(
+                {
+                    "iteration": n_iter,
+                    "objective": objective,
+                    "dual_objective": dual,
+                    "gap": gap,
+                    "max_violation": viol,
+                    "time": elapsed,
+                }
+            )
+            is False
+        ):
             status = "interrupted"
             break
         if elapsed > time_limit:
@@ -241,8 +264,9 @@ def _run(workers, x, Y, beta, loss, tol, max_iter, time_limit, x_norm, start, ve
         residual = L * float(np.linalg.norm(dx)) / max(beta, float(np.linalg.norm(g_y)), 1e-300)
         if residual <= inner_tol or inner_iter >= 2000:  # inner solve done: multiplier step
             if verbose:
-                print(f"  outer step: viol {absviol:.2e} prev {prev_viol:.2e} residual {residual:.2e} "
-                      f"inner {inner_iter}")
+                print(
+                    f"  outer step: viol {absviol:.2e} prev {prev_viol:.2e} residual {residual:.2e} inner {inner_iter}"
+                )
             workers.update(x, rho)
             if absviol > _SHRINK * prev_viol and rho < _RHO_MAX:
                 rho *= _RHO_GROWTH
@@ -258,5 +282,15 @@ def _run(workers, x, Y, beta, loss, tol, max_iter, time_limit, x_norm, start, ve
         gap = (objective - dual) / abs(objective) if objective != 0 else (0.0 if dual == 0 else math.inf)
     if status == "converged" and not (gap <= tol and viol <= tol):
         status = "max_iter"
-    return dict(objective=objective, dual_objective=dual, gap=gap, max_violation=viol, status=status,
-                n_iter=n_iter, solver=SOLVER_NAME, V=x[0].copy(), W=x[1].copy(), history=hist)
+    return dict(
+        objective=objective,
+        dual_objective=dual,
+        gap=gap,
+        max_violation=viol,
+        status=status,
+        n_iter=n_iter,
+        solver=SOLVER_NAME,
+        V=x[0].copy(),
+        W=x[1].copy(),
+        history=hist,
+    )

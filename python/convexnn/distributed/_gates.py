@@ -56,7 +56,7 @@ class _NormalStream:
         self._spare = None
 
     def _uniform_open(self) -> float:
-        return ((self._engine() >> 11) + 0.5) * 2.0 ** -53
+        return ((self._engine() >> 11) + 0.5) * 2.0**-53
 
     def normal(self) -> float:
         if self._spare is not None:

@@ -103,7 +103,7 @@ class DistributedOperator(_Base):
             mb = c.submit(_worker.block_select, mb, self.kept, pure=False)
         return mb
 
-    def with_patterns(self, kept) -> "DistributedOperator":
+    def with_patterns(self, kept) -> DistributedOperator:
         """A new operator on the patterns ``kept`` (indices into this one's), sharing the row blocks."""
         kept = np.asarray(kept, dtype=np.int64)
         full = kept if self.kept is None else self.kept[kept]
@@ -124,8 +124,14 @@ class DistributedOperator(_Base):
             by_worker.setdefault(self._holders[b][0] if self._holders[b] else None, []).append(b)
         servers = []
         for w, blocks in by_worker.items():
-            fut = self.client.submit(_worker.BlockServer, *[self.mblocks[b] for b in blocks], actor=True,
-                                     workers=None if w is None else [w], allow_other_workers=True, pure=False)
+            fut = self.client.submit(
+                _worker.BlockServer,
+                *[self.mblocks[b] for b in blocks],
+                actor=True,
+                workers=None if w is None else [w],
+                allow_other_workers=True,
+                pure=False,
+            )
             servers.append((fut.result(timeout=self.timeout), fut, blocks))
         self._servers = servers
 
@@ -143,8 +149,11 @@ class DistributedOperator(_Base):
             self.mblocks[b] = self._build(b)
         if not self.design.recomputable and not restored and any(f.status != "finished" for f in self.mblocks):
             raise WorkerLostError(self._lost_message(str(exc))) from exc
-        _log.warning("convexnn.distributed: worker(s) %s lost; recomputing their row blocks and re-running the "
-                     "product (the solve continues from its last iterate)", ", ".join(lost))
+        _log.warning(
+            "convexnn.distributed: worker(s) %s lost; recomputing their row blocks and re-running the "
+            "product (the solve continues from its last iterate)",
+            ", ".join(lost),
+        )
         self.recovered_from.extend(lost)
         for _, fut, _ in self._servers:
             fut.release()
@@ -163,8 +172,10 @@ class DistributedOperator(_Base):
         start = time.perf_counter()
         while True:
             try:
-                calls = [(srv.run(fn, shared, [per_block(b) if per_block else () for b in blocks], reduce_sum), blocks)
-                         for srv, _, blocks in self._servers]
+                calls = [
+                    (srv.run(fn, shared, [per_block(b) if per_block else () for b in blocks], reduce_sum), blocks)
+                    for srv, _, blocks in self._servers
+                ]
                 outs = [(call.result(timeout=self.timeout), blocks) for call, blocks in calls]
                 break
             except TimeoutError as exc:
@@ -202,8 +213,10 @@ class DistributedOperator(_Base):
     def _lost_message(self, reason):
         lost = self._lost_workers()
         who = ", ".join(lost) if lost else "none of the block holders is missing now"
-        return (f"distributed solve stopped: {reason}. Workers lost: {who}. The row blocks could not be recomputed; "
-                "no certificate was computed from incomplete data.")
+        return (
+            f"distributed solve stopped: {reason}. Workers lost: {who}. The row blocks could not be recomputed; "
+            "no certificate was computed from incomplete data."
+        )
 
     # ---- the operator interface ----------------------------------------------------------------------
     def forward(self, U, subset=None):
@@ -230,8 +243,13 @@ class DistributedOperator(_Base):
         G = np.zeros((S, self.block_dim, R2.shape[1]))
         if S and self.mblocks:
             rows = self.design.block_rows
-            G = self._map(_worker.block_adjoint, (subset,), lambda b: (np.ascontiguousarray(R2[slice(*rows[b])]),),
-                          reduce_sum=True, sent_bytes=R2.nbytes)
+            G = self._map(
+                _worker.block_adjoint,
+                (subset,),
+                lambda b: (np.ascontiguousarray(R2[slice(*rows[b])]),),
+                reduce_sum=True,
+                sent_bytes=R2.nbytes,
+            )
         return G[:, :, 0] if squeeze else G
 
     def block_gram(self, i):
@@ -244,8 +262,11 @@ class DistributedOperator(_Base):
             batch = max(1, _GRAM_BATCH_BYTES // (8 * d * d))
             index = np.array([j for j in range(i, min(self.n_blocks, i + batch)) if j not in self._grams])
             self.stats["gram"] += 1
-            total = (self._map(_worker.block_grams, (index,), reduce_sum=True) if self.mblocks
-                     else np.zeros((len(index), d, d)))
+            total = (
+                self._map(_worker.block_grams, (index,), reduce_sum=True)
+                if self.mblocks
+                else np.zeros((len(index), d, d))
+            )
             self._grams.update(zip(index.tolist(), total))
         return self._grams[i].copy()
 

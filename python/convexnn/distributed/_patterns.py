@@ -41,8 +41,10 @@ class DistributedPatterns(Patterns):
 
     def dense(self):
         """Not available: the masks live on the workers. Use ``masks_on(X)`` with a numpy copy of X."""
-        raise ValueError("the masks of distributed patterns live on the workers; use masks_on(X) with the data "
-                         "as a numpy array (n x P bools) or convexnn.Patterns.from_gates(X, pats.gates, bias)")
+        raise ValueError(
+            "the masks of distributed patterns live on the workers; use masks_on(X) with the data "
+            "as a numpy array (n x P bools) or convexnn.Patterns.from_gates(X, pats.gates, bias)"
+        )
 
     def subset(self, index):
         index = np.asarray(index, dtype=np.int64).ravel()
@@ -67,7 +69,7 @@ def sampled_gates(design, n_patterns: int, seed: int) -> np.ndarray:
     G, rows = draw_gates(design.n_samples, design.n_features, n_patterns, seed, design.bias)
     if design.bias:
         uniq, inverse = np.unique(rows, return_inverse=True)
-        complete_bias(G, design.rows(uniq)[inverse, :design.n_features])
+        complete_bias(G, design.rows(uniq)[inverse, : design.n_features])
     return G
 
 
@@ -96,16 +98,18 @@ def resolve_patterns(patterns, design, seed, timeout=None):
         if G.ndim == 1:
             G = G[:, None]
         if G.ndim != 2 or G.shape[0] != design.block_dim:
-            raise ValueError(f"G must have shape ({design.block_dim}, P) (rows = features{' + bias' if bias else ''}); "
-                             f"got {G.shape}")
+            raise ValueError(
+                f"G must have shape ({design.block_dim}, P) (rows = features{' + bias' if bias else ''}); got {G.shape}"
+            )
         if G.shape[1] == 0:
             raise ValueError("G has no columns: at least one gate is required")
         if not np.isfinite(G).all():
             raise ValueError("G contains NaN or Inf")
         G = np.ascontiguousarray(G.T)
     else:
-        raise TypeError(f"patterns must be a Patterns, a (d, P) gate array, an int or None; "
-                        f"got {type(patterns).__name__}")
+        raise TypeError(
+            f"patterns must be a Patterns, a (d, P) gate array, an int or None; got {type(patterns).__name__}"
+        )
     op = DistributedOperator(design, G, timeout=timeout)
     if dedup:
         kept = unique_patterns(op)

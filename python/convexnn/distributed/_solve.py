@@ -8,14 +8,22 @@ import time as _time
 import numpy as np
 
 from .. import _core
-from .._validation import (DEVICES, FORMULATIONS, GROUPS, LOSSES, check_choice, check_dtype, check_scalar,
-                           check_X, check_y)
+from .._validation import (
+    DEVICES,
+    FORMULATIONS,
+    GROUPS,
+    LOSSES,
+    check_choice,
+    check_dtype,
+    check_scalar,
+    check_X,
+    check_y,
+)
 from ..result import SolveResult
 from ._design import DistributedDesign, is_dask_array, resolve_client
 from ._patterns import DistributedPatterns, resolve_patterns, sampled_gates
 
 _DEFAULT_MAX_ITER = {"gated": 10_000, "relu": 100_000}
-
 
 
 def _design(X, bias, client):
@@ -50,10 +58,14 @@ def _check_options(formulation, loss, groups, bias, tol, max_iter, time_limit, d
     if dt is not None and dt != np.float64:
         raise ValueError("dtype=float32 is not available for distributed data: the workers compute in float64")
     tol = check_scalar(tol, "tol", low=0.0, low_inclusive=False)
-    max_iter = (_DEFAULT_MAX_ITER[formulation] if max_iter is None
-                else check_scalar(max_iter, "max_iter", low=1, integer=True))
-    time_limit = math.inf if time_limit is None else check_scalar(time_limit, "time_limit", low=0.0,
-                                                                   low_inclusive=False, allow_inf=True)
+    max_iter = (
+        _DEFAULT_MAX_ITER[formulation] if max_iter is None else check_scalar(max_iter, "max_iter", low=1, integer=True)
+    )
+    time_limit = (
+        math.inf
+        if time_limit is None
+        else check_scalar(time_limit, "time_limit", low=0.0, low_inclusive=False, allow_inf=True)
+    )
     seed = check_scalar(seed, "seed", low=0, integer=True)
     return formulation, loss, groups, bool(bias), tol, int(max_iter), time_limit, seed
 
@@ -85,8 +97,9 @@ def sample_patterns(X, n_patterns: int = 1000, seed: int = 0, bias: bool = False
             design.release()
 
 
-def beta_max(X, y, patterns=None, loss: str = "squared", groups: str = "output", bias: bool = False, seed: int = 0,
-             client=None) -> float:
+def beta_max(
+    X, y, patterns=None, loss: str = "squared", groups: str = "output", bias: bool = False, seed: int = 0, client=None
+) -> float:
     """:func:`convexnn.beta_max` on row-partitioned data (one distributed adjoint pass)."""
     loss = check_choice(loss, "loss", LOSSES)
     groups = check_choice(groups, "groups", GROUPS)
@@ -105,15 +118,29 @@ def beta_max(X, y, patterns=None, loss: str = "squared", groups: str = "output",
 
 
 def _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d):
-    common = dict(patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias,
-                  output_1d=was_1d)
+    common = dict(
+        patterns=pats, formulation=formulation, loss=loss, beta=beta, groups=groups, bias=bias, output_1d=was_1d
+    )
     history = [dict(zip(raw["history"], v)) for v in zip(*raw["history"].values())]
-    coef = (np.asarray(raw["U"], dtype=np.float64) if formulation == "gated"
-            else (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64)))
-    return SolveResult(objective=raw["objective"], dual_objective=raw["dual_objective"], gap=raw["gap"],
-                       status=raw["status"], n_iter=int(raw["n_iter"]), time=_time.perf_counter() - start,
-                       solver=raw["solver"], coef_=coef, kkt_residual=raw["gap"],
-                       max_violation=raw.get("max_violation", 0.0), history=history, **common)
+    coef = (
+        np.asarray(raw["U"], dtype=np.float64)
+        if formulation == "gated"
+        else (np.asarray(raw["V"], dtype=np.float64), np.asarray(raw["W"], dtype=np.float64))
+    )
+    return SolveResult(
+        objective=raw["objective"],
+        dual_objective=raw["dual_objective"],
+        gap=raw["gap"],
+        status=raw["status"],
+        n_iter=int(raw["n_iter"]),
+        time=_time.perf_counter() - start,
+        solver=raw["solver"],
+        coef_=coef,
+        kkt_residual=raw["gap"],
+        max_violation=raw.get("max_violation", 0.0),
+        history=history,
+        **common,
+    )
 
 
 def _warm_blocks(warm_start, P, d, c):
@@ -122,13 +149,40 @@ def _warm_blocks(warm_start, P, d, c):
     return _warm_start_blocks(warm_start, P, d, c)
 
 
-def _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, max_iter, time_limit, warm_start,
-              verbose, start, callback=None):
+def _solve_on(
+    op,
+    pats,
+    Y,
+    was_1d,
+    beta,
+    formulation,
+    loss,
+    groups,
+    bias,
+    tol,
+    max_iter,
+    time_limit,
+    warm_start,
+    verbose,
+    start,
+    callback=None,
+):
     """One solve on a built operator (shared by solve and solve_path)."""
     if formulation == "gated":
         U0 = _warm_blocks(warm_start, op.n_blocks, op.block_dim, Y.shape[1])
-        raw = _core.solve_gated(op, Y, beta, loss=loss, groups=groups, tol=tol, max_iter=max_iter,
-                                time_limit=time_limit, warm_start=U0, verbose=bool(verbose), callback=callback)
+        raw = _core.solve_gated(
+            op,
+            Y,
+            beta,
+            loss=loss,
+            groups=groups,
+            tol=tol,
+            max_iter=max_iter,
+            time_limit=time_limit,
+            warm_start=U0,
+            verbose=bool(verbose),
+            callback=callback,
+        )
         return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
     from ._exact import solve_exact  # the exact program: augmented Lagrangian, multipliers on the workers
 
@@ -136,10 +190,31 @@ def _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, m
     return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
 
 
-def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups="output", bias=False, seed=0,
-          tol=1e-6, max_iter=None, time_limit=None, cutting_planes=False, device="cpu", dtype=None,
-          warm_start=None, verbose=False, callback=None, progress=False, sample_weight=None, pattern_generation=None,
-          client=None, timeout=None) -> SolveResult:
+def solve(
+    X,
+    y,
+    beta,
+    patterns=None,
+    formulation="gated",
+    loss="squared",
+    groups="output",
+    bias=False,
+    seed=0,
+    tol=1e-6,
+    max_iter=None,
+    time_limit=None,
+    cutting_planes=False,
+    device="cpu",
+    dtype=None,
+    warm_start=None,
+    verbose=False,
+    callback=None,
+    progress=False,
+    sample_weight=None,
+    pattern_generation=None,
+    client=None,
+    timeout=None,
+) -> SolveResult:
     """:func:`convexnn.solve` on data split by rows over a Dask cluster.
 
     Parameters
@@ -175,28 +250,51 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
     """
     start = _time.perf_counter()
     formulation, loss, groups, bias, tol, max_iter, time_limit, seed = _check_options(
-        formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype, seed)
+        formulation, loss, groups, bias, tol, max_iter, time_limit, device, dtype, seed
+    )
     beta = check_scalar(beta, "beta", low=0.0)
     if sample_weight is not None:
         raise ValueError("sample_weight is not available for distributed data")
     if pattern_generation not in (None, "sample"):
-        raise ValueError(f"pattern_generation={pattern_generation!r} is not available for distributed data (it "
-                         "searches patterns with the exact program or Adam on all rows); use None or 'sample'")
+        raise ValueError(
+            f"pattern_generation={pattern_generation!r} is not available for distributed data (it "
+            "searches patterns with the exact program or Adam on all rows); use None or 'sample'"
+        )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None; got {type(callback).__name__}")
     if cutting_planes:
-        raise ValueError("cutting_planes=True is not available for distributed data yet (formulation='relu' on "
-                         "fixed patterns is): its pattern oracle searches neurons over all rows on one machine")
+        raise ValueError(
+            "cutting_planes=True is not available for distributed data yet (formulation='relu' on "
+            "fixed patterns is): its pattern oracle searches neurons over all rows on one machine"
+        )
     design, own = _design(X, bias, client)
     try:
         Y, was_1d = _targets(y, design.n_samples, loss)
         if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
-            raise ValueError("formulation='relu' with groups='neuron' and c > 1 outputs has no exact network "
-                             "reconstruction; use groups='output' (independent heads)")
+            raise ValueError(
+                "formulation='relu' with groups='neuron' and c > 1 outputs has no exact network "
+                "reconstruction; use groups='output' (independent heads)"
+            )
         op, pats = resolve_patterns(patterns, design, seed, timeout)
         try:
-            return _solve_on(op, pats, Y, was_1d, beta, formulation, loss, groups, bias, tol, max_iter, time_limit,
-                             warm_start, verbose, start, callback)
+            return _solve_on(
+                op,
+                pats,
+                Y,
+                was_1d,
+                beta,
+                formulation,
+                loss,
+                groups,
+                bias,
+                tol,
+                max_iter,
+                time_limit,
+                warm_start,
+                verbose,
+                start,
+                callback,
+            )
         finally:
             op.release()
     finally:
@@ -204,16 +302,26 @@ def solve(X, y, beta, patterns=None, formulation="gated", loss="squared", groups
             design.release()
 
 
-def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3, client=None, timeout=None,
-               **kwargs):
+def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3, client=None, timeout=None, **kwargs):
     """:func:`convexnn.solve_path` on row-partitioned data: the blocks and masks are built once for all betas.
 
     Returns
     -------
     list of SolveResult, in the order of ``betas`` (sorted decreasing when generated).
     """
-    opts = dict(formulation="gated", loss="squared", groups="output", bias=False, seed=0, tol=1e-6, max_iter=None,
-                time_limit=None, device="cpu", dtype=None, verbose=False)
+    opts = dict(
+        formulation="gated",
+        loss="squared",
+        groups="output",
+        bias=False,
+        seed=0,
+        tol=1e-6,
+        max_iter=None,
+        time_limit=None,
+        device="cpu",
+        dtype=None,
+        verbose=False,
+    )
     unknown = set(kwargs) - set(opts) - {"warm_start", "cutting_planes"}
     if unknown:
         raise TypeError(f"solve_path got unexpected keyword arguments {sorted(unknown)}")
@@ -221,8 +329,17 @@ def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3,
         raise ValueError("cutting_planes=True is not available for distributed data yet")
     opts.update({k: v for k, v in kwargs.items() if k in opts})
     formulation, loss, groups, bias, tol, max_iter, time_limit, seed = _check_options(
-        opts["formulation"], opts["loss"], opts["groups"], opts["bias"], opts["tol"], opts["max_iter"],
-        opts["time_limit"], opts["device"], opts["dtype"], opts["seed"])
+        opts["formulation"],
+        opts["loss"],
+        opts["groups"],
+        opts["bias"],
+        opts["tol"],
+        opts["max_iter"],
+        opts["time_limit"],
+        opts["device"],
+        opts["dtype"],
+        opts["seed"],
+    )
     design, own = _design(X, bias, client)
     try:
         Y, was_1d = _targets(y, design.n_samples, loss)
@@ -237,8 +354,23 @@ def solve_path(X, y, betas=None, patterns=None, n_betas=20, beta_min_ratio=1e-3,
                 raise ValueError("betas must be a non-empty array of finite values >= 0")
             results, prev = [], kwargs.get("warm_start")
             for b in betas:
-                prev = _solve_on(op, pats, Y, was_1d, float(b), formulation, loss, groups, bias, tol, max_iter,
-                                 time_limit, prev, opts["verbose"], _time.perf_counter())
+                prev = _solve_on(
+                    op,
+                    pats,
+                    Y,
+                    was_1d,
+                    float(b),
+                    formulation,
+                    loss,
+                    groups,
+                    bias,
+                    tol,
+                    max_iter,
+                    time_limit,
+                    prev,
+                    opts["verbose"],
+                    _time.perf_counter(),
+                )
                 results.append(prev)
             return results
         finally:

@@ -53,13 +53,13 @@ class RowBlock:
 class MaskedBlock:
     """A row block with the masks 1[X_k g_i >= 0] of the P broadcast gates, and its masked operator."""
 
-    def __init__(self, Xb: np.ndarray, patterns: "_core.PatternSet"):
+    def __init__(self, Xb: np.ndarray, patterns: _core.PatternSet):
         self.Xb = Xb
         self.patterns = patterns
         self._op = None
 
     @property
-    def op(self) -> "_core.MaskedOperatorF64":
+    def op(self) -> _core.MaskedOperatorF64:
         if self._op is None:
             _use_worker_threads()
             self._op = make_operator(self.Xb, self.patterns, np.float64)
@@ -100,8 +100,9 @@ def block_masks(block: RowBlock, gates: np.ndarray) -> MaskedBlock:
 def block_digests(mblock: MaskedBlock):
     """Per-pattern 128-bit BLAKE2b digests of the block's mask words (P, 16) uint8, and popcounts (P,)."""
     words = mblock.patterns.words()
-    digests = np.frombuffer(b"".join(hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in words),
-                            dtype=np.uint8).reshape(len(words), 16)
+    digests = np.frombuffer(
+        b"".join(hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in words), dtype=np.uint8
+    ).reshape(len(words), 16)
     return digests, mblock.patterns.popcounts()
 
 
@@ -201,8 +202,14 @@ def block_margin_bounds(mblock: MaskedBlock, G: np.ndarray, rows: np.ndarray) ->
     if margins.shape[0] == 0:
         inf = np.full(G.shape[1], np.inf)
         return np.stack([inf, -inf, -inf, inf])
-    return np.stack([np.where(active, margins, np.inf).min(axis=0), np.where(active, -np.inf, margins).max(axis=0),
-                     margins.max(axis=0), margins.min(axis=0)])
+    return np.stack(
+        [
+            np.where(active, margins, np.inf).min(axis=0),
+            np.where(active, -np.inf, margins).max(axis=0),
+            margins.max(axis=0),
+            margins.min(axis=0),
+        ]
+    )
 
 
 # ---- the exact (cone-constrained) program: per-row augmented-Lagrangian terms ----------------------------

@@ -70,8 +70,7 @@ def as_subset(subset, P, name="subset"):
             raise ValueError(f"{name} as a bool selector must have shape ({P},), got {S.shape}")
         return np.flatnonzero(S)
     if S.ndim != 1 or (S.size and not np.issubdtype(S.dtype, np.integer)):
-        raise ValueError(f"{name} must be a 1-D array of pattern indices, got shape {S.shape} "
-                         f"and dtype {S.dtype}")
+        raise ValueError(f"{name} must be a 1-D array of pattern indices, got shape {S.shape} and dtype {S.dtype}")
     S = S.astype(np.intp)
     if S.size and (S.min() < -P or S.max() >= P):
         raise ValueError(f"{name} has an index out of range for {P} patterns")

@@ -20,16 +20,17 @@ from .losses import validate_targets
 from .objectives import gated_objective, relative_violation, relu_objective
 
 # CLARABEL settings: tight tolerances so that the optimum is certified to ~1e-9.
-CLARABEL_OPTS = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10, tol_ktratio=1e-8,
-                     max_iter=500)
+CLARABEL_OPTS = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10, tol_ktratio=1e-8, max_iter=500)
 
 
 def _cvxpy():
     try:
         import cvxpy as cp
-    except ImportError as exc:                      # pragma: no cover - depends on the environment
-        raise ImportError("convexnn.reference.cvx needs cvxpy and clarabel: "
-                          "pip install \"convexnn[reference]\" (or pip install cvxpy clarabel)") from exc
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "convexnn.reference.cvx needs cvxpy and clarabel: "
+            'pip install "convexnn[reference]" (or pip install cvxpy clarabel)'
+        ) from exc
     return cp
 
 
@@ -49,7 +50,7 @@ def _cvx_loss(cp, Z, Y, loss):
 
 def _solve(cp, objective, constraints):
     problem = cp.Problem(cp.Minimize(objective), constraints)
-    with warnings.catch_warnings():          # "inaccurate" is reported through the status
+    with warnings.catch_warnings():  # "inaccurate" is reported through the status
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
         problem.solve(solver=cp.CLARABEL, **CLARABEL_OPTS)
     if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
@@ -61,7 +62,7 @@ def _drop_tiny_columns(blocks, zero_tol):
     """Set to exactly 0 the columns B_i[:, k] with norm <= zero_tol * (largest column norm)."""
     if zero_tol <= 0 or not any(B.size for B in blocks):
         return blocks
-    norms = [np.linalg.norm(B, axis=1, keepdims=True) for B in blocks]    # (P, 1, c) each
+    norms = [np.linalg.norm(B, axis=1, keepdims=True) for B in blocks]  # (P, 1, c) each
     largest = max(float(N.max()) for N in norms)
     return [np.where(N <= zero_tol * largest, 0.0, B) for B, N in zip(blocks, norms)]
 
@@ -115,8 +116,7 @@ def solve_gated_cvxpy(X, masks, y, beta, loss="squared", groups="output", zero_t
     Uval = np.array([u.value for u in U]).reshape(P, d, c)
     (Uval,) = _drop_tiny_columns([Uval], zero_tol)
     theta = np.asarray(fit[0].dual_value, dtype=np.float64).reshape(n, c)
-    return dict(objective=gated_objective(X, M, Uval, Y, beta, loss, groups), U=Uval, theta=theta,
-                status=status)
+    return dict(objective=gated_objective(X, M, Uval, Y, beta, loss, groups), U=Uval, theta=theta, status=status)
 
 
 def solve_relu_cvxpy(X, masks, y, beta, loss="squared", zero_tol=1e-7):
@@ -150,7 +150,7 @@ def solve_relu_cvxpy(X, masks, y, beta, loss="squared", zero_tol=1e-7):
     V = [cp.Variable((d, c)) for _ in range(P)]
     W = [cp.Variable((d, c)) for _ in range(P)]
     Z = sum(M[:, [i]] * X @ (V[i] - W[i]) for i in range(P)) if P else np.zeros((n, c))
-    signed = [np.where(M[:, [i]], 1.0, -1.0) * X for i in range(P)]   # (2 D_i - I) X
+    signed = [np.where(M[:, [i]], 1.0, -1.0) * X for i in range(P)]  # (2 D_i - I) X
     constraints = [S @ B >= 0 for S, Vi, Wi in zip(signed, V, W) for B in (Vi, Wi)]
     penalty = sum(cp.sum(cp.norm(B, 2, axis=0)) for B in V + W) if P else 0
     if not constraints:
@@ -160,5 +160,10 @@ def solve_relu_cvxpy(X, masks, y, beta, loss="squared", zero_tol=1e-7):
     Vval = np.array([v.value for v in V]).reshape(P, d, c)
     Wval = np.array([w.value for w in W]).reshape(P, d, c)
     Vval, Wval = _drop_tiny_columns([Vval, Wval], zero_tol)
-    return dict(objective=relu_objective(X, M, Vval, Wval, Y, beta, loss), V=Vval, W=Wval,
-                violation=relative_violation(X, M, Vval, Wval), status=status)
+    return dict(
+        objective=relu_objective(X, M, Vval, Wval, Y, beta, loss),
+        V=Vval,
+        W=Wval,
+        violation=relative_violation(X, M, Vval, Wval),
+        status=status,
+    )

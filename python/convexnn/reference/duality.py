@@ -49,10 +49,10 @@ def relative_gap(primal, dual):
 def _project_dual_domain(theta, Y, loss):
     """Clip theta (residual convention) into {theta : L*(-theta) < inf} where that is a box."""
     if loss == "logistic" or loss == "hinge":
-        return Y * np.clip(Y * theta, 0.0, 1.0)             # -y t = y theta in [0, 1]
+        return Y * np.clip(Y * theta, 0.0, 1.0)  # -y t = y theta in [0, 1]
     if loss == "squared_hinge":
         return Y * np.maximum(Y * theta, 0.0)
-    if loss == "cross_entropy":                            # y - theta must be a probability row
+    if loss == "cross_entropy":  # y - theta must be a probability row
         Q = np.maximum(Y - theta, 0.0)
         total = Q.sum(axis=1, keepdims=True)
         Q = np.where(total > 0, Q / np.where(total > 0, total, 1.0), Y)
@@ -103,5 +103,4 @@ def gated_dual(X, masks, U, y, beta, loss, groups="output", theta=None):
     scale = 1.0 if dual_norm <= beta else beta / dual_norm
     theta = scale * theta
     dual = -loss_conjugate(-theta, Y, loss)
-    return dict(primal=primal, dual=dual, gap=relative_gap(primal, dual), theta=theta,
-                scale=scale, dual_norm=dual_norm)
+    return dict(primal=primal, dual=dual, gap=relative_gap(primal, dual), theta=theta, scale=scale, dual_norm=dual_norm)

@@ -67,17 +67,16 @@ def validate_targets(y, loss):
     Y = as_targets(y)
     if loss in BINARY_LOSSES:
         if Y.shape[1] != 1:
-            raise ValueError(f"y must have a single column for the binary loss {loss!r}, "
-                             f"got shape {np.shape(y)}")
+            raise ValueError(f"y must have a single column for the binary loss {loss!r}, got shape {np.shape(y)}")
         if not np.all(np.abs(Y) == 1):
             raise ValueError(f"y must contain only -1 and +1 for loss {loss!r}")
     elif loss == "cross_entropy":
         if Y.shape[1] < 2:
-            raise ValueError(f"y must be one-hot of shape (n, c) with c >= 2 for cross_entropy, "
-                             f"got shape {np.shape(y)}")
+            raise ValueError(
+                f"y must be one-hot of shape (n, c) with c >= 2 for cross_entropy, got shape {np.shape(y)}"
+            )
         if not (np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1)):
-            raise ValueError("y must be one-hot (each row a single 1, zeros elsewhere) "
-                             "for cross_entropy")
+            raise ValueError("y must be one-hot (each row a single 1, zeros elsewhere) for cross_entropy")
     return Y
 
 
@@ -113,7 +112,7 @@ def loss_value(z, y, loss):
         return float(np.sum(np.maximum(0.0, 1.0 - Y * Z)))
     if loss == "squared_hinge":
         return float(np.sum(np.maximum(0.0, 1.0 - Y * Z) ** 2))
-    return float(-np.sum(Y * log_softmax(Z, axis=1)))            # cross_entropy
+    return float(-np.sum(Y * log_softmax(Z, axis=1)))  # cross_entropy
 
 
 def loss_grad(z, y, loss):
@@ -138,7 +137,7 @@ def loss_grad(z, y, loss):
         g = -Y * (Y * Z < 1.0)
     elif loss == "squared_hinge":
         g = -2.0 * Y * np.maximum(0.0, 1.0 - Y * Z)
-    else:                                                          # cross_entropy
+    else:  # cross_entropy
         g = np.exp(log_softmax(Z, axis=1)) - Y
     return g.reshape(shape)
 
@@ -161,7 +160,7 @@ def loss_conjugate(theta, y, loss):
     T, Y, _ = _prepare(theta, y, loss, "theta")
     tol = DOMAIN_TOL
     if loss == "squared":
-        return float(0.5 * np.sum(T ** 2) + np.sum(T * Y))
+        return float(0.5 * np.sum(T**2) + np.sum(T * Y))
     if loss in BINARY_LOSSES:
         s = Y * T
         if loss == "logistic":
@@ -178,7 +177,7 @@ def loss_conjugate(theta, y, loss):
         if np.any(s > tol):
             return np.inf
         s = np.minimum(s, 0.0)
-        return float(np.sum(s + s ** 2 / 4.0))
+        return float(np.sum(s + s**2 / 4.0))
     # cross_entropy: every row of q = theta + y must lie in the probability simplex.
     Q = T + Y
     if np.any(Q < -tol) or np.any(np.abs(Q.sum(axis=1) - 1.0) > tol * Q.shape[1]):

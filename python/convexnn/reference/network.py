@@ -103,10 +103,8 @@ def network_objective(X, y, W1, w2, beta, loss):
     Y = validate_targets(y, loss)
     X, W1, w2 = _check_net(X, W1, w2)
     if Y.shape != (X.shape[0], w2.shape[1]):
-        raise ValueError(f"y must have shape ({X.shape[0]}, {w2.shape[1]}) to match X and w2, "
-                         f"got {np.shape(y)}")
-    return loss_value(network_predict(X, W1, w2), Y, loss) + 0.5 * beta * float(
-        np.sum(W1 ** 2) + np.sum(w2 ** 2))
+        raise ValueError(f"y must have shape ({X.shape[0]}, {w2.shape[1]}) to match X and w2, got {np.shape(y)}")
+    return loss_value(network_predict(X, W1, w2), Y, loss) + 0.5 * beta * float(np.sum(W1**2) + np.sum(w2**2))
 
 
 def gated_network_predict(X, gates, U):

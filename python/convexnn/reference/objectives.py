@@ -105,8 +105,8 @@ def relative_violation(X, masks, V, W):
     norm_X = np.linalg.norm(X, 2)
     worst = 0.0
     for B in (V, W):
-        neg = np.maximum(-cone_products(X, masks, B), 0.0).max(axis=1)   # (P, c)
-        norms = block_norms(B, "output")                                # (P, c)
+        neg = np.maximum(-cone_products(X, masks, B), 0.0).max(axis=1)  # (P, c)
+        norms = block_norms(B, "output")  # (P, c)
         nz = norms > 0
         if np.any(nz) and norm_X > 0:
             worst = max(worst, float(np.max(neg[nz] / (norm_X * norms[nz]))))

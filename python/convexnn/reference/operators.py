@@ -77,7 +77,7 @@ def cone_products(X, masks, V, subset=None):
     """
     X, M = _setup(X, masks, subset)
     V = as_blocks(V, M.shape[1], X.shape[1], "V")
-    signs = np.where(M, 1.0, -1.0)                                  # (n, P)
+    signs = np.where(M, 1.0, -1.0)  # (n, P)
     return np.einsum("np,nd,pdc->pnc", signs, X, V, optimize=True)
 
 
@@ -108,4 +108,4 @@ def block_norms(U, groups="output", subset=None):
             raise ValueError(f"U must have len(subset) = {k} blocks, got shape {U.shape}")
     if groups == "output":
         return np.linalg.norm(U, axis=1)
-    return np.sqrt(np.sum(U ** 2, axis=(1, 2)))
+    return np.sqrt(np.sum(U**2, axis=(1, 2)))

@@ -149,17 +149,22 @@ def _interior_point(A, signs):
     m, d = A.shape
     S = signs[:, None] * A
     c = np.zeros(d + 1)
-    c[-1] = -1.0                                        # maximize t
-    A_ub = np.hstack([-S, np.ones((m, 1))])             # t - s_k a_k^T u <= 0
+    c[-1] = -1.0  # maximize t
+    A_ub = np.hstack([-S, np.ones((m, 1))])  # t - s_k a_k^T u <= 0
     bounds = [(-1.0, 1.0)] * d + [(None, 1.0)]
-    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(m), bounds=bounds, method="highs",
-                  options={"primal_feasibility_tolerance": 1e-10,
-                           "dual_feasibility_tolerance": 1e-10})
+    res = linprog(
+        c,
+        A_ub=A_ub,
+        b_ub=np.zeros(m),
+        bounds=bounds,
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
     if res.status != 0 or -res.fun <= REGION_MARGIN:
         return None
     u = res.x[:d]
     u = u / np.linalg.norm(u)
-    if m and np.min(S @ u) <= REGION_MARGIN:        # guard against LP tolerance
+    if m and np.min(S @ u) <= REGION_MARGIN:  # guard against LP tolerance
         return None
     return u
 
@@ -229,8 +234,7 @@ def enumerate_bruteforce(X):
     X = as_matrix(X)
     n, d = X.shape
     if n > BRUTEFORCE_MAX_N:
-        raise ValueError(f"X must have at most {BRUTEFORCE_MAX_N} rows for enumerate_bruteforce, "
-                         f"got n = {n}")
+        raise ValueError(f"X must have at most {BRUTEFORCE_MAX_N} rows for enumerate_bruteforce, got n = {n}")
     H, _, _ = distinct_hyperplanes(X)
     # Each region: (sign vector over H[:j], interior point).
     regions = [(np.zeros(0), np.eye(d)[0])]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -63,10 +63,12 @@ def check_whitened(X, tol=ASSUMPTION_TOL, name="X") -> None:
     n, d = X.shape
     if n > d:
         raise ValueError(f"{name} must be whitened (X X^T = I_n), which needs n <= d; got n = {n} > d = {d}")
-    err = np.linalg.norm(X @ X.T - np.eye(n))          # Frobenius >= spectral norm
+    err = np.linalg.norm(X @ X.T - np.eye(n))  # Frobenius >= spectral norm
     if err > tol * max(1.0, np.sqrt(n)):
-        raise ValueError(f"{name} must be whitened: ||X X^T - I_n||_F = {err:.3g} exceeds the tolerance {tol:g} "
-                         "(use convexnn.theory.whiten)")
+        raise ValueError(
+            f"{name} must be whitened: ||X X^T - I_n||_F = {err:.3g} exceeds the tolerance {tol:g} "
+            "(use convexnn.theory.whiten)"
+        )
 
 
 def is_whitened(X, tol=ASSUMPTION_TOL) -> bool:
@@ -77,7 +79,7 @@ def is_whitened(X, tol=ASSUMPTION_TOL) -> bool:
     return True
 
 
-def orthonormal_columns_scale(X, tol=ASSUMPTION_TOL) -> Optional[float]:
+def orthonormal_columns_scale(X, tol=ASSUMPTION_TOL) -> float | None:
     """c if ``X^T X = c I_d`` for some c > 0 (orthogonal columns of equal norm), else None."""
     G = X.T @ X
     c = float(np.trace(G)) / G.shape[0]
@@ -91,12 +93,15 @@ def orthonormal_columns_scale(X, tol=ASSUMPTION_TOL) -> Optional[float]:
 def check_one_hot(Y, name="y") -> np.ndarray:
     """Raise ValueError unless Y (n, K) is one-hot with every class present; returns the class counts."""
     if not (np.isin(Y, (0.0, 1.0)).all() and (Y.sum(axis=1) == 1).all()):
-        raise ValueError(f"{name} must be one-hot: every row a single 1 and zeros elsewhere (labels must be "
-                         "one-hot encoded, e.g. convexnn.theory.one_hot)")
+        raise ValueError(
+            f"{name} must be one-hot: every row a single 1 and zeros elsewhere (labels must be "
+            "one-hot encoded, e.g. convexnn.theory.one_hot)"
+        )
     counts = Y.sum(axis=0)
     if (counts == 0).any():
-        raise ValueError(f"{name} must be one-hot with every class present; empty columns "
-                         f"{np.flatnonzero(counts == 0).tolist()}")
+        raise ValueError(
+            f"{name} must be one-hot with every class present; empty columns {np.flatnonzero(counts == 0).tolist()}"
+        )
     return counts
 
 
@@ -106,8 +111,10 @@ def check_full_row_rank(X, tol=ASSUMPTION_TOL, name="X") -> None:
     ev = np.linalg.eigvalsh(X @ X.T) if n <= d else np.zeros(1)
     smin, smax = np.sqrt(max(ev[0], 0.0)), np.sqrt(max(ev[-1], 0.0))
     if n > d or smin <= max(tol * max(n, d), 1e-7) * max(smax, 1e-300):
-        raise ValueError(f"{name} must have full row rank (rank n = {n}); its smallest singular value is "
-                         f"{smin:.3g} (n = {n}, d = {d})")
+        raise ValueError(
+            f"{name} must have full row rank (rank n = {n}); its smallest singular value is "
+            f"{smin:.3g} (n = {n}, d = {d})"
+        )
 
 
 def rank_one_factors(X, tol=ASSUMPTION_TOL, name="X"):
@@ -127,8 +134,7 @@ def rank_one_factors(X, tol=ASSUMPTION_TOL, name="X"):
     if c.sum() < 0:
         c, a0 = -c, -a0
     if (c < -tol * np.abs(c).max()).any():
-        raise ValueError(f"{name} must be rank one with c >= 0 (X = c a0^T, c in R^n_+); c has entries of both "
-                         "signs")
+        raise ValueError(f"{name} must be rank one with c >= 0 (X = c a0^T, c in R^n_+); c has entries of both signs")
     return np.maximum(c, 0.0), a0
 
 
@@ -169,7 +175,7 @@ class TheoryResult:
     weights: list
     network: Any
     fitted: np.ndarray
-    dual: Optional[np.ndarray] = None
+    dual: np.ndarray | None = None
     dual_objective: float = float("nan")
     theorem: str = ""
     info: dict = field(default_factory=dict)
@@ -185,8 +191,10 @@ class TheoryResult:
         return self.network.predict(X)
 
     def __repr__(self) -> str:
-        return (f"TheoryResult(theorem={self.theorem!r}, objective={self.objective:.10g}, "
-                f"dual_objective={self.dual_objective:.10g})")
+        return (
+            f"TheoryResult(theorem={self.theorem!r}, objective={self.objective:.10g}, "
+            f"dual_objective={self.dual_objective:.10g})"
+        )
 
 
 def is_int(value) -> bool:

@@ -49,7 +49,7 @@ def svt(M, tau):
 
 def _secular_mu(s, c, radius):
     """mu >= 0 with sum s^2 c^2 / (1 + mu s^2)^2 = radius^2 (0 when already inside)."""
-    g = lambda mu: float(np.sum((s * c / (1.0 + mu * s * s)) ** 2)) - radius ** 2  # noqa: E731
+    g = lambda mu: float(np.sum((s * c / (1.0 + mu * s * s)) ** 2)) - radius**2  # noqa: E731
     if g(0.0) <= 0.0:
         return 0.0
     hi = np.linalg.norm(c) / (radius * s.min() ** 2) + 1.0 / s.min() ** 2
@@ -114,7 +114,7 @@ def _fista_nuclear(X, Y, beta, tol, max_iter):
         Zn = svt(V - X.T @ (X @ V - Y) / lip, beta / lip)
         R = X @ Zn - Y
         primal = 0.5 * float(np.sum(R * R)) + beta * float(np.linalg.svd(Zn, compute_uv=False).sum())
-        if primal > prev:                       # adaptive restart
+        if primal > prev:  # adaptive restart
             t, V = 1.0, Z.copy()
             continue
         tn = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
@@ -127,8 +127,11 @@ def _fista_nuclear(X, Y, beta, tol, max_iter):
             gap = (primal - dual) / max(primal, 1e-300)
             if gap <= tol:
                 return Z, Y - X @ Z, {"method": "fista", "gap": gap, "n_iter": it}
-    warnings.warn(f"nuclear-norm regression stopped at max_iter={max_iter} with relative gap {gap:.2e} > tol={tol:g}",
-                  ConvergenceWarning, stacklevel=3)
+    warnings.warn(
+        f"nuclear-norm regression stopped at max_iter={max_iter} with relative gap {gap:.2e} > tol={tol:g}",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
     return Z, Y - X @ Z, {"method": "fista", "gap": gap, "n_iter": max_iter}
 
 
@@ -152,7 +155,7 @@ def scalar_power_prox(a, c, beta, L):
     if s_min >= a or g(s_min) > 0.0:
         return 0.0
     s = brentq(g, s_min, a, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
-    h = lambda v: 0.5 * c * (a - v) ** 2 + 0.5 * beta * L * v ** p  # noqa: E731
+    h = lambda v: 0.5 * c * (a - v) ** 2 + 0.5 * beta * L * v**p  # noqa: E731
     return float(s) if h(s) <= h(0.0) else 0.0
 
 

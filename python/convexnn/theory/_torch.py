@@ -7,8 +7,7 @@ import time as _time
 import numpy as np
 
 
-def train_torch(W, b, act, X, Y, beta, loss, masks, optimizer, lr, n_iter, momentum, batch_size, seed,
-                record_every):
+def train_torch(W, b, act, X, Y, beta, loss, masks, optimizer, lr, n_iter, momentum, batch_size, seed, record_every):
     try:
         import torch
     except ImportError as exc:
@@ -40,7 +39,7 @@ def train_torch(W, b, act, X, Y, beta, loss, masks, optimizer, lr, n_iter, momen
     for it in range(1, n_iter + 1):
         order = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             opt.zero_grad()
             objective(idx, n / len(idx)).mul(len(idx) / n).backward()
             if Mt is not None:
@@ -54,5 +53,9 @@ def train_torch(W, b, act, X, Y, beta, loss, masks, optimizer, lr, n_iter, momen
                 status = "diverged"
                 break
             hist.append({"iter": it, "time": _time.perf_counter() - t0, "objective": F})
-    return ([w.detach().numpy().copy() for w in Wt], [None if v is None else v.detach().numpy().copy() for v in bt],
-            hist, status)
+    return (
+        [w.detach().numpy().copy() for w in Wt],
+        [None if v is None else v.detach().numpy().copy() for v in bt],
+        hist,
+        status,
+    )

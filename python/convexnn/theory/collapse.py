@@ -83,8 +83,13 @@ def neural_collapse_etf(n: int, K: int) -> ETF:
     A = Y / np.sqrt(n / K)
     C = A - A.mean(axis=0)
     means = np.stack([C[k * (n // K)] for k in range(K)], axis=1)
-    return ETF(scale=float(np.sqrt((K - 1.0) / n)), etf=simplex_etf(K), class_means=means, activations=C,
-               gram_cosine=-1.0 / (K - 1))
+    return ETF(
+        scale=float(np.sqrt((K - 1.0) / n)),
+        etf=simplex_etf(K),
+        class_means=means,
+        activations=C,
+        gram_cosine=-1.0 / (K - 1),
+    )
 
 
 @dataclass
@@ -152,8 +157,10 @@ def neural_collapse(features, labels) -> CollapseReport:
         raise ValueError("labels must contain at least 2 classes")
     mu_g = H.mean(axis=0)
     means = np.stack([H[lab == c].mean(axis=0) for c in classes], axis=1) - mu_g[:, None]
-    Sw = sum(((H[lab == c] - H[lab == c].mean(axis=0)).T @ (H[lab == c] - H[lab == c].mean(axis=0)))
-             for c in classes) / H.shape[0]
+    Sw = (
+        sum(((H[lab == c] - H[lab == c].mean(axis=0)).T @ (H[lab == c] - H[lab == c].mean(axis=0))) for c in classes)
+        / H.shape[0]
+    )
     Sb = means @ means.T / K
     nc1 = float(np.trace(Sw @ np.linalg.pinv(Sb))) / K
     norms = np.linalg.norm(means, axis=0)
@@ -164,8 +171,15 @@ def neural_collapse(features, labels) -> CollapseReport:
     S = simplex_etf(K)
     Gs = S.T @ S
     etf_dist = float(np.linalg.norm(G / max(np.linalg.norm(G), 1e-300) - Gs / np.linalg.norm(Gs)))
-    return CollapseReport(classes=classes, class_means=means, within_class_variability=nc1,
-                          within_class_trace=float(np.trace(Sw)), norms=norms,
-                          norm_cv=float(norms.std() / max(norms.mean(), 1e-300)), cosines=cos,
-                          cosine_deviation=float(np.abs(cos[off] + 1.0 / (K - 1)).max()),
-                          etf_distance=etf_dist, scale=float(norms.mean()))
+    return CollapseReport(
+        classes=classes,
+        class_means=means,
+        within_class_variability=nc1,
+        within_class_trace=float(np.trace(Sw)),
+        norms=norms,
+        norm_cv=float(norms.std() / max(norms.mean(), 1e-300)),
+        cosines=cos,
+        cosine_deviation=float(np.abs(cos[off] + 1.0 / (K - 1)).max()),
+        etf_distance=etf_dist,
+        scale=float(norms.mean()),
+    )

@@ -66,8 +66,19 @@ class ConvexRF(ClassifierMixin, BaseEstimator):
     coef_ : ndarray (K, P' q^2), intercept_ : ndarray (K,)
     """
 
-    def __init__(self, n_filters=100, patch_size=4, stride=1, pool=2, beta=1.0, eps=10.0, zca=False, zca_eps=0.1,
-                 seed=0, max_iter=5000):
+    def __init__(
+        self,
+        n_filters=100,
+        patch_size=4,
+        stride=1,
+        pool=2,
+        beta=1.0,
+        eps=10.0,
+        zca=False,
+        zca_eps=0.1,
+        seed=0,
+        max_iter=5000,
+    ):
         self.n_filters = n_filters
         self.patch_size = patch_size
         self.stride = stride
@@ -112,7 +123,7 @@ class ConvexRF(ClassifierMixin, BaseEstimator):
         if self.classes_.size < 2:
             raise ValueError("y must contain at least 2 classes")
         rng = np.random.default_rng(self.seed)
-        allp = self._patches(imgs).reshape(-1, self.patch_size ** 2 * imgs.shape[3])
+        allp = self._patches(imgs).reshape(-1, self.patch_size**2 * imgs.shape[3])
         pick = rng.choice(allp.shape[0], size=min(self.n_filters, allp.shape[0]), replace=False)
         P = normalize_patches(allp[pick], self.eps)
         self.zca_ = None
@@ -130,8 +141,11 @@ class ConvexRF(ClassifierMixin, BaseEstimator):
             warnings.simplefilter("always", ConvergenceWarning)
             lasso.fit(B, Y)
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            warnings.warn(f"ConvexRF: the output lasso did not converge in max_iter={self.max_iter}",
-                          ConvergenceWarning, stacklevel=2)
+            warnings.warn(
+                f"ConvexRF: the output lasso did not converge in max_iter={self.max_iter}",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         self.coef_, self.intercept_ = np.atleast_2d(lasso.coef_), np.atleast_1d(lasso.intercept_)
         return self
 

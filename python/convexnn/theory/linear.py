@@ -18,13 +18,21 @@ model).  The problems therefore reduce to the end-to-end map:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .._validation import check_choice, check_scalar
-from ._common import (TheoryResult, as_beta, as_depth, as_matrix, as_targets, is_whitened,
-                      orthonormal_columns_scale, squared_loss)
+from ._common import (
+    TheoryResult,
+    as_beta,
+    as_depth,
+    as_matrix,
+    as_targets,
+    is_whitened,
+    orthonormal_columns_scale,
+    squared_loss,
+)
 from ._solvers import deep_scalar_end_to_end, nuclear_norm_regression, scalar_power_prox, thin_svd
 from .models import MLP, ParallelMLP
 
@@ -36,8 +44,14 @@ def _orthonormal(m, r, rng):
     return Q * np.sign(np.diag(R))
 
 
-def balanced_factors(Z, L: int, widths: Optional[Sequence[int]] = None, seed: Optional[int] = None,
-                     architecture: str = "standard", output_1d: bool = False):
+def balanced_factors(
+    Z,
+    L: int,
+    widths: Sequence[int] | None = None,
+    seed: int | None = None,
+    architecture: str = "standard",
+    output_1d: bool = False,
+):
     """The balanced, aligned L-layer factorization of an end-to-end map Z (d, K).
 
     Parameters
@@ -65,7 +79,7 @@ def balanced_factors(Z, L: int, widths: Optional[Sequence[int]] = None, seed: Op
     if architecture == "parallel":
         if r == 0:
             U, t, Vt, r = np.zeros((d, 1)), np.zeros(1), np.zeros((1, K)), 1
-        towers = [[t[j] * U[:, j:j + 1]] + [np.array([[t[j]]]) for _ in range(L - 2)] for j in range(r)]
+        towers = [[t[j] * U[:, j : j + 1]] + [np.array([[t[j]]]) for _ in range(L - 2)] for j in range(r)]
         out = t[:, None] * Vt
         return ParallelMLP(towers, out[:, 0] if output_1d else out, "linear")
     widths = [max(r, 1)] * (L - 1) if widths is None else [int(m) for m in widths]
@@ -84,8 +98,10 @@ def _min_norm_end_to_end(X, Y):
     Z = (Vt.T / s) @ (U.T @ Y)
     res = np.linalg.norm(X @ Z - Y)
     if res > 1e-8 * max(np.linalg.norm(Y), 1.0):
-        raise ValueError(f"beta = 0 is min-norm interpolation, which needs y in the range of X; "
-                         f"||X X^+ y - y|| = {res:.3g} (use beta > 0)")
+        raise ValueError(
+            f"beta = 0 is min-norm interpolation, which needs y in the range of X; "
+            f"||X X^+ y - y|| = {res:.3g} (use beta > 0)"
+        )
     return Z
 
 
@@ -104,13 +120,22 @@ def _regularized_end_to_end(X, Y, beta, L):
         U, sig, Vt = np.linalg.svd(X.T @ Y / c, full_matrices=False)
         s = np.array([scalar_power_prox(a, c, beta, L) for a in sig])
         return (U * s) @ Vt, "orthogonal_svd"
-    raise ValueError("deep_linear with K > 1 outputs, L > 2 and beta > 0 needs whitened X (X X^T = I_n) or "
-                     "orthogonal columns (X^T X = c I_d) (Ergen & Pilanci, ICML 2021, Thm 3.6); use L = 2 for "
-                     "general X")
+    raise ValueError(
+        "deep_linear with K > 1 outputs, L > 2 and beta > 0 needs whitened X (X X^T = I_n) or "
+        "orthogonal columns (X^T X = c I_d) (Ergen & Pilanci, ICML 2021, Thm 3.6); use L = 2 for "
+        "general X"
+    )
 
 
-def deep_linear(X, y, L: int, beta: float, architecture: str = "standard", widths: Optional[Sequence[int]] = None,
-                seed: Optional[int] = None) -> TheoryResult:
+def deep_linear(
+    X,
+    y,
+    L: int,
+    beta: float,
+    architecture: str = "standard",
+    widths: Sequence[int] | None = None,
+    seed: int | None = None,
+) -> TheoryResult:
     """Globally optimal L-layer linear network (Ergen & Pilanci, ICML 2021, Thm 2.1-2.4, 3.1, 3.3, 3.4, 3.6).
 
     Parameters
@@ -167,7 +192,7 @@ def deep_linear(X, y, L: int, beta: float, architecture: str = "standard", width
         objective = net.squared_weight_norm()
         Uz, _, Vzt = thin_svd(Z, rtol=1e-14)
         Ux, sx, Vxt = thin_svd(X)
-        Lam = (Ux / sx) @ (Vxt @ (Uz @ Vzt))             # (X^+)^T U_Z V_Z^T
+        Lam = (Ux / sx) @ (Vxt @ (Uz @ Vzt))  # (X^+)^T U_Z V_Z^T
         D = float(np.sum(Lam * Y))
         info["paper_dual_value"] = D
         dual_obj = L * D ** (2.0 / L) if (Y.shape[1] == 1 or L == 2) and D > 0 else (0.0 if D == 0 else np.nan)
@@ -175,16 +200,25 @@ def deep_linear(X, y, L: int, beta: float, architecture: str = "standard", width
     else:
         objective = squared_loss(fitted, Y) + 0.5 * beta * net.squared_weight_norm()
         Lam = Y - X @ Z
-        dual_obj = (0.5 * float(np.sum(Y * Y)) - 0.5 * float(np.sum((Lam - Y) ** 2))
-                    + 0.5 * beta * (L - 2) * float(np.sum(s ** (2.0 / L))))
+        dual_obj = (
+            0.5 * float(np.sum(Y * Y))
+            - 0.5 * float(np.sum((Lam - Y) ** 2))
+            + 0.5 * beta * (L - 2) * float(np.sum(s ** (2.0 / L)))
+        )
         theorem = "Ergen & Pilanci ICML 2021 eq. (10)/(12) (L = 2), Thm 3.3 (scalar), Thm 3.6 (vector)"
-    return TheoryResult(objective=float(objective), weights=list(net.to_mlp().weights if architecture == "parallel"
-                                                              else net.weights),
-                        network=net, fitted=fitted, dual=Lam[:, 0] if was_1d else Lam, dual_objective=float(dual_obj),
-                        theorem=theorem, info=info)
+    return TheoryResult(
+        objective=float(objective),
+        weights=list(net.to_mlp().weights if architecture == "parallel" else net.weights),
+        network=net,
+        fitted=fitted,
+        dual=Lam[:, 0] if was_1d else Lam,
+        dual_objective=float(dual_obj),
+        theorem=theorem,
+        info=info,
+    )
 
 
-def two_layer_linear(X, y, beta: float, widths: Optional[int] = None) -> TheoryResult:
+def two_layer_linear(X, y, beta: float, widths: int | None = None) -> TheoryResult:
     """Globally optimal two-layer linear network ``f(X) = X W_1 W_2`` (Ergen & Pilanci, ICML 2021, Sec. 2).
 
     beta = 0: min-norm interpolation, ``objective = min ||W_1||_F^2 + ||W_2||_F^2 = 2 ||X^+ y||_*`` (Thm 2.1, 2.4;

@@ -24,7 +24,7 @@ Objectives (library scaling: a SUM over samples, squared loss ``1/2 ||f - y||^2`
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class MLP:
         Whether :meth:`predict` returns shape (n,) (the last weight was given 1-D).
     """
 
-    def __init__(self, weights: Sequence, biases: Optional[Sequence] = None, activation: str = "relu"):
+    def __init__(self, weights: Sequence, biases: Sequence | None = None, activation: str = "relu"):
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.output_1d = np.ndim(weights[-1]) == 1 if isinstance(weights, (list, tuple)) and weights else False
         self.weights = _check_weights(weights)
@@ -128,15 +128,27 @@ class MLP:
         """sum_l ||W_l||_F^2 (biases excluded)."""
         return float(sum(np.sum(W * W) for W in self.weights))
 
-    def copy(self) -> "MLP":
+    def copy(self) -> MLP:
         last = self.weights[-1][:, 0] if self.output_1d else self.weights[-1]
-        return MLP([W.copy() for W in self.weights[:-1]] + [last.copy()],
-                   [None if b is None else b.copy() for b in self.biases], self.activation)
+        return MLP(
+            [W.copy() for W in self.weights[:-1]] + [last.copy()],
+            [None if b is None else b.copy() for b in self.biases],
+            self.activation,
+        )
 
     @classmethod
-    def random(cls, d: int, widths: Sequence[int], n_outputs: int = 1, activation: str = "relu",
-               bias: str = "none", scale: float = 1.0, seed: int = 0, output_1d: Optional[bool] = None,
-               bias_init: float = 0.0) -> "MLP":
+    def random(
+        cls,
+        d: int,
+        widths: Sequence[int],
+        n_outputs: int = 1,
+        activation: str = "relu",
+        bias: str = "none",
+        scale: float = 1.0,
+        seed: int = 0,
+        output_1d: bool | None = None,
+        bias_init: float = 0.0,
+    ) -> MLP:
         """A network with N(0, scale^2 / fan_in) weights (He-style) and zero biases.
 
         Parameters
@@ -159,18 +171,23 @@ class MLP:
         n_outputs = check_scalar(n_outputs, "n_outputs", low=1, integer=True)
         bias = check_choice(bias, "bias", ("none", "all", "last"))
         scale = check_scalar(scale, "scale", low=0.0)
-        widths = [check_scalar(int(m) if isinstance(m, np.integer) else m, "widths", low=1, integer=True)
-                  for m in widths]
+        widths = [
+            check_scalar(int(m) if isinstance(m, np.integer) else m, "widths", low=1, integer=True) for m in widths
+        ]
         rng = np.random.default_rng(seed)
         dims = [d] + widths + [n_outputs]
-        weights = [rng.standard_normal((a, b)) * scale * np.sqrt((2.0 if activation == "relu" else 1.0) / a)
-                   for a, b in zip(dims[:-1], dims[1:])]
+        weights = [
+            rng.standard_normal((a, b)) * scale * np.sqrt((2.0 if activation == "relu" else 1.0) / a)
+            for a, b in zip(dims[:-1], dims[1:])
+        ]
         if (n_outputs == 1) if output_1d is None else output_1d:
             weights[-1] = weights[-1][:, 0]
         nh = len(widths)
         bias_init = check_scalar(bias_init, "bias_init", low=0.0)
-        biases = [rng.uniform(-bias_init, bias_init, widths[l]) if bias == "all" or (bias == "last" and l == nh - 1)
-                  else None for l in range(nh)]
+        biases = [
+            rng.uniform(-bias_init, bias_init, widths[l]) if bias == "all" or (bias == "last" and l == nh - 1) else None
+            for l in range(nh)
+        ]
         return cls(weights, biases, activation)
 
     def __repr__(self) -> str:
@@ -238,7 +255,7 @@ class ParallelMLP:
         return F[:, 0] if self.output_1d else F
 
     def squared_weight_norm(self) -> float:
-        return float(sum(np.sum(W * W) for t in self.towers for W in t) + np.sum(self.output ** 2))
+        return float(sum(np.sum(W * W) for t in self.towers for W in t) + np.sum(self.output**2))
 
     def to_mlp(self) -> MLP:
         """The same function as a standard :class:`MLP` with block-diagonal layers 2..L-1."""
@@ -249,13 +266,13 @@ class ParallelMLP:
             W = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)))
             r = c = 0
             for b in blocks:
-                W[r:r + b.shape[0], c:c + b.shape[1]] = b
+                W[r : r + b.shape[0], c : c + b.shape[1]] = b
                 r, c = r + b.shape[0], c + b.shape[1]
             weights.append(W)
         weights.append(self.output[:, 0] if self.output_1d else self.output)
         return MLP(weights, None, self.activation)
 
-    def copy(self) -> "ParallelMLP":
+    def copy(self) -> ParallelMLP:
         out = self.output[:, 0] if self.output_1d else self.output
         return ParallelMLP([[W.copy() for W in t] for t in self.towers], out.copy(), self.activation)
 
@@ -317,12 +334,12 @@ def rescaled_objective(net, X, y, beta: float, loss: str = "squared") -> float:
         reg = 0.0
         for t, w in zip(net.towers, net.output):
             tj = max((np.linalg.norm(W) for W in t[:-1]), default=0.0)
-            reg += np.linalg.norm(t[-1]) * np.linalg.norm(w) + 0.5 * (net.depth - 2) * tj ** 2
+            reg += np.linalg.norm(t[-1]) * np.linalg.norm(w) + 0.5 * (net.depth - 2) * tj**2
         return data + beta * reg
     W = net.weights
     t = max((np.linalg.norm(Wl) for Wl in W[:-2]), default=0.0)
     pair = float(np.sum(np.linalg.norm(W[-2], axis=0) * np.linalg.norm(W[-1], axis=1)))
-    return data + beta * (pair + 0.5 * (net.depth - 2) * t ** 2)
+    return data + beta * (pair + 0.5 * (net.depth - 2) * t**2)
 
 
 def _rebalance_chain(weights, biases, max_sweeps, tol):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from scipy.optimize import linprog
@@ -129,14 +128,14 @@ def _lp(D, y, beta, loss, intercept):
     """LPs of the min-norm (beta = 0) and hinge problems; variables [w+, w-, (c+, c-), xi]."""
     n, p = D.shape
     C = np.ones((n, 1))
-    if loss == "squared":                       # beta == 0 here
+    if loss == "squared":  # beta == 0 here
         A = np.hstack([D, -D] + ([C, -C] if intercept else []))
         cost = np.concatenate([np.ones(2 * p), np.zeros(2 if intercept else 0)])
         res = linprog(cost, A_eq=A, b_eq=y, bounds=(0, None), method="highs")
         if res.status != 0:
             raise ValueError(f"the min-norm interpolation LP failed: {res.message}")
         z = res.x
-        return z[:p] - z[p:2 * p], (z[2 * p] - z[2 * p + 1]) if intercept else 0.0, res.eqlin.marginals, res.fun
+        return z[:p] - z[p : 2 * p], (z[2 * p] - z[2 * p + 1]) if intercept else 0.0, res.eqlin.marginals, res.fun
     Yd = y[:, None]
     A = np.hstack([-Yd * D, Yd * D] + ([-Yd, Yd] if intercept else []))
     k = A.shape[1]
@@ -149,7 +148,7 @@ def _lp(D, y, beta, loss, intercept):
     if res.status != 0:
         raise ValueError(f"the hinge-loss LP failed: {res.message}")
     z = res.x
-    return z[:p] - z[p:2 * p], (z[2 * p] - z[2 * p + 1]) if intercept else 0.0, -res.ineqlin.marginals * y, res.fun
+    return z[:p] - z[p : 2 * p], (z[2 * p] - z[2 * p + 1]) if intercept else 0.0, -res.ineqlin.marginals * y, res.fun
 
 
 def _nonneg_qp(Q, q, max_iter, tol=1e-12):
@@ -211,13 +210,17 @@ def _lasso(D, y, beta, intercept, tol, max_iter):
     gap = (primal - dual) / max(primal, 1e-300)
     status = "optimal" if ok and gap <= max(tol, 1e-7) else "max_iter"
     if status != "optimal":
-        warnings.warn(f"1-D lasso: active set stopped after {n_iter} iterations with relative gap {gap:.2e}",
-                      ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"1-D lasso: active set stopped after {n_iter} iterations with relative gap {gap:.2e}",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     return w, mu_y - float(mu_D @ w), v, dual, status
 
 
-def one_d_spline(x, y, beta: float, loss: str = "squared", intercept: bool = True, tol: float = 1e-12,
-                 max_iter: int = 200_000) -> OneDSpline:
+def one_d_spline(
+    x, y, beta: float, loss: str = "squared", intercept: bool = True, tol: float = 1e-12, max_iter: int = 200_000
+) -> OneDSpline:
     """Exact optimum of a two-layer ReLU network with unregularized biases on 1-D data.
 
     Parameters
@@ -269,13 +272,24 @@ def one_d_spline(x, y, beta: float, loss: str = "squared", intercept: bool = Tru
         w, c, v, dual_obj, status = _lasso(D, y, beta, bool(intercept), tol, max_iter)
     f = D @ w + c
     if loss == "squared":
-        obj = (0.5 * float(np.sum((f - y) ** 2)) if beta > 0 else 0.0) + (beta if beta > 0 else 1.0) * \
-            float(np.abs(w).sum())
+        obj = (0.5 * float(np.sum((f - y) ** 2)) if beta > 0 else 0.0) + (beta if beta > 0 else 1.0) * float(
+            np.abs(w).sum()
+        )
     else:
         obj = float(np.sum(np.maximum(0.0, 1.0 - y * f))) + (beta if beta > 0 else 1.0) * float(np.abs(w).sum())
-    return OneDSpline(objective=obj, knots=knots, coef=w, intercept=float(c), fitted=f, dual=v,
-                      dual_objective=dual_obj, loss=loss, beta=beta, status=status,
-                      info={"dictionary": D, "theorem": "Ergen & Pilanci JMLR 2021 Lemma 6, Thm 11, 14"})
+    return OneDSpline(
+        objective=obj,
+        knots=knots,
+        coef=w,
+        intercept=float(c),
+        fitted=f,
+        dual=v,
+        dual_objective=dual_obj,
+        loss=loss,
+        beta=beta,
+        status=status,
+        info={"dictionary": D, "theorem": "Ergen & Pilanci JMLR 2021 Lemma 6, Thm 11, 14"},
+    )
 
 
 def one_d_dual_check(x, v, beta: float = 1.0, intercept: bool = True) -> float:
@@ -310,7 +324,7 @@ def one_d_dual_check(x, v, beta: float = 1.0, intercept: bool = True) -> float:
     return best / beta
 
 
-def detect_kinks(f, lo: float, hi: float, n_grid: int = 10_001, tol: Optional[float] = None) -> np.ndarray:
+def detect_kinks(f, lo: float, hi: float, n_grid: int = 10_001, tol: float | None = None) -> np.ndarray:
     """Locations of slope jumps of a 1-D function f on [lo, hi] from second differences on a uniform grid.
 
     Parameters

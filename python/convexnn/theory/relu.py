@@ -20,8 +20,17 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from .._validation import check_choice, check_scalar
-from ._common import (TheoryResult, as_beta, as_depth, as_matrix, as_targets, check_full_row_rank, check_one_hot,
-                      rank_one_factors, squared_loss)
+from ._common import (
+    TheoryResult,
+    as_beta,
+    as_depth,
+    as_matrix,
+    as_targets,
+    check_full_row_rank,
+    check_one_hot,
+    rank_one_factors,
+    squared_loss,
+)
 from ._solvers import scalar_power_prox, thin_svd
 from .models import MLP, rebalance
 from .one_d import one_d_spline
@@ -71,14 +80,16 @@ def rank_one_relu(X, y, L: int, beta: float, widths=None) -> TheoryResult:
         raise ValueError(f"widths must have L - 1 = {L - 1} entries; got {len(widths)}")
     c, a0 = rank_one_factors(X)
     na = np.linalg.norm(a0)
-    k = Y.T @ c                                     # the best u direction: Y^T c (c has unit norm)
+    k = Y.T @ c  # the best u direction: Y^T c (c has unit norm)
     if beta == 0.0:
         if np.linalg.norm(Y - np.outer(c, k)) > 1e-8 * max(np.linalg.norm(Y), 1.0):
-            raise ValueError("beta = 0 on rank-one data without biases needs y = c k^T (f(X) = c f(a0)^T; "
-                             "ICML 2021 Thm 4.1); use beta > 0 or rank_one_relu_bias")
+            raise ValueError(
+                "beta = 0 on rank-one data without biases needs y = c k^T (f(X) = c f(a0)^T; "
+                "ICML 2021 Thm 4.1); use beta > 0 or rank_one_relu_bias"
+            )
         omega = np.linalg.norm(k) / na
     else:
-        omega = scalar_power_prox(np.linalg.norm(k) / na, na ** 2, beta, L)
+        omega = scalar_power_prox(np.linalg.norm(k) / na, na**2, beta, L)
     t = omega ** (1.0 / L)
     direction = k / np.linalg.norm(k) if np.linalg.norm(k) > 0 else np.eye(Y.shape[1])[0]
     W = _chain(a0 / na, t, L, widths, direction)
@@ -91,15 +102,23 @@ def rank_one_relu(X, y, L: int, beta: float, widths=None) -> TheoryResult:
     else:
         obj = squared_loss(F, Y) + 0.5 * beta * net.squared_weight_norm()
         dual = Y - F.reshape(Y.shape)
-        dual_obj = (0.5 * float(np.sum(Y * Y)) - 0.5 * float(np.sum((dual - Y) ** 2))
-                    + 0.5 * beta * (L - 2) * t ** 2)
+        dual_obj = 0.5 * float(np.sum(Y * Y)) - 0.5 * float(np.sum((dual - Y) ** 2)) + 0.5 * beta * (L - 2) * t**2
         dual = dual[:, 0] if was_1d else dual
-    return TheoryResult(float(obj), net.weights, net, F, dual, dual_obj, "Ergen & Pilanci ICML 2021 Thm 4.1 / Prop 4.2",
-                        {"t": t, "a0": a0, "c": c, "end_to_end_value": omega * na})
+    return TheoryResult(
+        float(obj),
+        net.weights,
+        net,
+        F,
+        dual,
+        dual_obj,
+        "Ergen & Pilanci ICML 2021 Thm 4.1 / Prop 4.2",
+        {"t": t, "a0": a0, "c": c, "end_to_end_value": omega * na},
+    )
 
 
-def rank_one_relu_bias(X, y, beta: float, L: int = 2, intercept: bool = True,
-                       intercept_bias: float = 1e6) -> TheoryResult:
+def rank_one_relu_bias(
+    X, y, beta: float, L: int = 2, intercept: bool = True, intercept_bias: float = 1e6
+) -> TheoryResult:
     """Optimal ReLU network with unregularized biases on rank-one data (ICML 2021 Thm 4.2, Prop 4.1).
 
     L = 2 (Thm 4.2, c of any sign): hidden neurons ``(s_i a0^T x / ||a0|| - s_i c_i ||a0||)_+`` with kinks at the
@@ -143,10 +162,18 @@ def rank_one_relu_bias(X, y, beta: float, L: int = 2, intercept: bool = True,
     if L == 2:
         sp = one_d_spline(g, Y[:, 0], beta, intercept=intercept)
         net1 = sp.network(intercept_bias)
-        W1 = np.outer(a0 / na, net1.weights[0][0])       # (x^T a0/||a0||) = g for a training row
+        W1 = np.outer(a0 / na, net1.weights[0][0])  # (x^T a0/||a0||) = g for a training row
         net = MLP([W1, net1.weights[1][:, 0]], net1.biases, "relu")
-        return TheoryResult(sp.objective, net.weights, net, net.predict(X), sp.dual, sp.dual_objective,
-                            "Ergen & Pilanci ICML 2021 Thm 4.2", {"spline": sp, "a0": a0, "c": c, "t": 1.0})
+        return TheoryResult(
+            sp.objective,
+            net.weights,
+            net,
+            net.predict(X),
+            sp.dual,
+            sp.dual_objective,
+            "Ergen & Pilanci ICML 2021 Thm 4.2",
+            {"spline": sp, "a0": a0, "c": c, "t": 1.0},
+        )
     return _prop41(X, Y[:, 0], g, a0 / na, beta, L, intercept, intercept_bias)
 
 
@@ -155,15 +182,19 @@ def _prop41(X, y, g, a_hat, beta, L, intercept, intercept_bias):
         sp1 = one_d_spline(g, y, 0.0, intercept=intercept)
         t = sp1.objective ** (1.0 / L)
     else:
+
         def total(log_t):
             t_ = np.exp(log_t)
-            return one_d_spline(g, y, beta / t_ ** (L - 2), intercept=intercept).objective + \
-                0.5 * beta * (L - 2) * t_ ** 2
+            return (
+                one_d_spline(g, y, beta / t_ ** (L - 2), intercept=intercept).objective + 0.5 * beta * (L - 2) * t_**2
+            )
+
         grid = np.linspace(-6.0, 4.0, 41)
         vals = [total(v) for v in grid]
         k = int(np.argmin(vals))
-        res = minimize_scalar(total, bounds=(grid[max(k - 1, 0)], grid[min(k + 1, 40)]), method="bounded",
-                              options={"xatol": 1e-10})
+        res = minimize_scalar(
+            total, bounds=(grid[max(k - 1, 0)], grid[min(k + 1, 40)]), method="bounded", options={"xatol": 1e-10}
+        )
         t = float(np.exp(res.x if res.fun <= vals[k] else grid[k]))
         sp1 = one_d_spline(g, y, beta / t ** (L - 2), intercept=intercept)
     G = t ** (L - 2)
@@ -181,8 +212,16 @@ def _prop41(X, y, g, a_hat, beta, L, intercept, intercept_bias):
         obj = L * sp1.objective ** (2.0 / L)
     else:
         obj = squared_loss(F, y) + 0.5 * beta * net.squared_weight_norm()
-    return TheoryResult(float(obj), net.weights, net, F, sp1.dual, float("nan"), "Ergen & Pilanci ICML 2021 Prop 4.1",
-                        {"spline": sp1, "t": t, "network_value": (net.squared_weight_norm() if beta == 0.0 else obj)})
+    return TheoryResult(
+        float(obj),
+        net.weights,
+        net,
+        F,
+        sp1.dual,
+        float("nan"),
+        "Ergen & Pilanci ICML 2021 Prop 4.1",
+        {"spline": sp1, "t": t, "network_value": (net.squared_weight_norm() if beta == 0.0 else obj)},
+    )
 
 
 def bn_forward(Z, gamma, alpha) -> np.ndarray:
@@ -230,7 +269,7 @@ class BNReLUHead:
 
     def regularizer(self) -> float:
         """sum_j gamma_j^2 + alpha_j^2 + ||w_{L,j}||^2 (the parameters Thm 4.4 regularizes)."""
-        return float(np.sum(self.gamma ** 2) + np.sum(self.alpha ** 2) + np.sum(self.W_out ** 2))
+        return float(np.sum(self.gamma**2) + np.sum(self.alpha**2) + np.sum(self.W_out**2))
 
 
 def bn_last_layers(A, Y, beta: float, variant: str = "balanced") -> TheoryResult:
@@ -263,7 +302,7 @@ def bn_last_layers(A, Y, beta: float, variant: str = "balanced") -> TheoryResult
     check_full_row_rank(A, name="A")
     counts = check_one_hot(Yv, "Y")
     n, root = A.shape[0], np.sqrt(counts)
-    W = A.T @ np.linalg.solve(A @ A.T, Yv)                 # A^+ Y (full row rank)
+    W = A.T @ np.linalg.solve(A @ A.T, Yv)  # A^+ Y (full row rank)
     gamma = np.linalg.norm(Yv - Yv.mean(axis=0), axis=0) / root
     alpha = counts / (np.sqrt(n) * root)
     s = np.maximum(root - beta, 0.0)
@@ -277,5 +316,13 @@ def bn_last_layers(A, Y, beta: float, variant: str = "balanced") -> TheoryResult
     Lam = Yv - F
     dual_obj = 0.5 * float(np.sum(Yv * Yv)) - 0.5 * float(np.sum((Lam - Yv) ** 2))
     pred = float(np.sum(0.5 * np.minimum(beta, root) ** 2 + beta * s))
-    return TheoryResult(obj, [W, W_out], head, F, Lam, dual_obj, f"Ergen & Pilanci ICML 2021 Thm 4.4 ({variant})",
-                        {"gamma": gamma, "alpha": alpha, "s": s, "predicted_objective": pred})
+    return TheoryResult(
+        obj,
+        [W, W_out],
+        head,
+        F,
+        Lam,
+        dual_obj,
+        f"Ergen & Pilanci ICML 2021 Thm 4.4 ({variant})",
+        {"gamma": gamma, "alpha": alpha, "s": s, "predicted_objective": pred},
+    )

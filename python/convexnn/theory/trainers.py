@@ -17,7 +17,6 @@ from __future__ import annotations
 import time as _time
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from scipy.optimize import minimize
@@ -82,8 +81,9 @@ def _forward_backward(W, b, act, X, Y, beta, loss, masks, scale=1.0):
 def _as_mlp(net):
     if isinstance(net, ParallelMLP):
         mlp = net.to_mlp()
-        ones = ParallelMLP([[np.ones_like(W) for W in t] for t in net.towers], np.ones_like(net.output),
-                           net.activation).to_mlp()
+        ones = ParallelMLP(
+            [[np.ones_like(W) for W in t] for t in net.towers], np.ones_like(net.output), net.activation
+        ).to_mlp()
         return mlp, [m if 0 < l < mlp.depth - 1 else np.ones_like(m) for l, m in enumerate(ones.weights)]
     if not isinstance(net, MLP):
         raise TypeError(f"net must be an MLP or a ParallelMLP; got {type(net).__name__}")
@@ -100,18 +100,30 @@ def _back_to(net, W, b):
             r = c = 0
             for j, (p, q) in enumerate(sizes[l]):
                 if l == 0:
-                    towers[j].append(W[0][:, c:c + q].copy())
+                    towers[j].append(W[0][:, c : c + q].copy())
                 else:
-                    towers[j].append(W[l][r:r + p, c:c + q].copy())
+                    towers[j].append(W[l][r : r + p, c : c + q].copy())
                 r, c = r + p, c + q
         return ParallelMLP(towers, W[-1][:, 0] if net.output_1d else W[-1], net.activation)
     last = W[-1][:, 0] if net.output_1d else W[-1]
     return MLP(W[:-1] + [last], b, net.activation)
 
 
-def train(net, X, y, beta: float, loss: str = "squared", optimizer: str = "gd", lr: float = 0.1,
-          n_iter: int = 1000, momentum: float = 0.0, batch_size: Optional[int] = None, seed: int = 0,
-          record_every: int = 10, backend: str = "numpy") -> TrainResult:
+def train(
+    net,
+    X,
+    y,
+    beta: float,
+    loss: str = "squared",
+    optimizer: str = "gd",
+    lr: float = 0.1,
+    n_iter: int = 1000,
+    momentum: float = 0.0,
+    batch_size: int | None = None,
+    seed: int = 0,
+    record_every: int = 10,
+    backend: str = "numpy",
+) -> TrainResult:
     """Train ``net`` on ``L(f(X), y) + beta/2 sum_l ||W_l||_F^2`` from its current weights.
 
     Parameters
@@ -163,17 +175,50 @@ def train(net, X, y, beta: float, loss: str = "squared", optimizer: str = "gd", 
     if backend == "torch":
         from ._torch import train_torch
 
-        W, b, hist, status = train_torch(W, b, mlp.activation, X, Y, beta, loss, masks, optimizer, lr, n_iter,
-                                         momentum, batch_size, seed, record_every)
+        W, b, hist, status = train_torch(
+            W,
+            b,
+            mlp.activation,
+            X,
+            Y,
+            beta,
+            loss,
+            masks,
+            optimizer,
+            lr,
+            n_iter,
+            momentum,
+            batch_size,
+            seed,
+            record_every,
+        )
     elif optimizer == "lbfgs":
         W, b, hist, status = _lbfgs(W, b, mlp.activation, X, Y, beta, loss, masks, n_iter)
     else:
         with np.errstate(over="ignore", invalid="ignore"):
-            W, b, hist, status = _momentum(W, b, mlp.activation, X, Y, beta, loss, masks, optimizer, lr, n_iter,
-                                           momentum, batch_size, seed, record_every)
+            W, b, hist, status = _momentum(
+                W,
+                b,
+                mlp.activation,
+                X,
+                Y,
+                beta,
+                loss,
+                masks,
+                optimizer,
+                lr,
+                n_iter,
+                momentum,
+                batch_size,
+                seed,
+                record_every,
+            )
     if status == "diverged":
-        warnings.warn(f"train: the objective became non-finite (lr={lr:g} too large?); the last finite weights are "
-                      "returned", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"train: the objective became non-finite (lr={lr:g} too large?); the last finite weights are returned",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     out = _back_to(net, W, b)
     value = _forward_backward(W, b, mlp.activation, X, Y, beta, loss, masks)[0]
     return TrainResult(out, float(value), hist[-1]["iter"] if hist else 0, status, hist)
@@ -182,8 +227,11 @@ def train(net, X, y, beta: float, loss: str = "squared", optimizer: str = "gd", 
 def _momentum(W, b, act, X, Y, beta, loss, masks, optimizer, lr, n_iter, momentum, batch_size, seed, record_every):
     n = X.shape[0]
     rng = np.random.default_rng(seed)
-    bs = n if optimizer == "gd" or batch_size is None else min(check_scalar(batch_size, "batch_size", low=1,
-                                                                              integer=True), n)
+    bs = (
+        n
+        if optimizer == "gd" or batch_size is None
+        else min(check_scalar(batch_size, "batch_size", low=1, integer=True), n)
+    )
     vW = [np.zeros_like(w) for w in W]
     vb = [None if v is None else np.zeros_like(v) for v in b]
     hist, t0, status = [], _time.perf_counter(), "max_iter"
@@ -191,7 +239,7 @@ def _momentum(W, b, act, X, Y, beta, loss, masks, optimizer, lr, n_iter, momentu
     for it in range(1, n_iter + 1):
         order = rng.permutation(n) if bs < n else np.arange(n)
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             _, gW, gb = _forward_backward(W, b, act, X[idx], Y[idx], beta * len(idx) / n, loss, masks)
             for l in range(len(W)):
                 vW[l] = momentum * vW[l] - (lr / len(idx)) * gW[l]
@@ -219,9 +267,9 @@ def _lbfgs(W, b, act, X, Y, beta, loss, masks, n_iter):
         out, k = [], 0
         for s in shapes:
             size = int(np.prod(s))
-            out.append(theta[k:k + size].reshape(s))
+            out.append(theta[k : k + size].reshape(s))
             k += size
-        Wl = out[:len(W)]
+        Wl = out[: len(W)]
         bl = [None] * len(b)
         for j, l in enumerate(bias_idx):
             bl[l] = out[len(W) + j]
@@ -239,11 +287,21 @@ def _lbfgs(W, b, act, X, Y, beta, loss, masks, n_iter):
         hist.append({"iter": len(hist) + 1, "time": _time.perf_counter() - t0, "objective": fun(theta)[0]})
 
     theta0 = np.concatenate([w.ravel() for w in W] + [b[l].ravel() for l in bias_idx])
-    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=callback,
-                   options={"maxiter": n_iter, "gtol": 1e-12, "ftol": 1e-15, "maxcor": 30})
+    res = minimize(
+        fun,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        callback=callback,
+        options={"maxiter": n_iter, "gtol": 1e-12, "ftol": 1e-15, "maxcor": 30},
+    )
     Wl, bl = unpack(res.x)
-    return [w.copy() for w in Wl], [None if v is None else v.copy() for v in bl], hist, \
-        "converged" if res.success else "max_iter"
+    return (
+        [w.copy() for w in Wl],
+        [None if v is None else v.copy() for v in bl],
+        hist,
+        "converged" if res.success else "max_iter",
+    )
 
 
 def _weights(net):
@@ -267,11 +325,13 @@ def layer_ranks(net, rtol: float = 1e-3, atol: float = 0.0) -> np.ndarray:
 def layer_norms(net) -> dict:
     """``{"operator": (L,), "frobenius": (L,)}`` norms of the layers (ICML 2021 Prop. 3.1, Fig. 3a)."""
     Ws = _weights(net)
-    return {"operator": np.array([np.linalg.norm(W, 2) for W in Ws]),
-            "frobenius": np.array([np.linalg.norm(W) for W in Ws])}
+    return {
+        "operator": np.array([np.linalg.norm(W, 2) for W in Ws]),
+        "frobenius": np.array([np.linalg.norm(W) for W in Ws]),
+    }
 
 
-def alignment(net, rank: Optional[int] = None) -> list:
+def alignment(net, rank: int | None = None) -> list:
     """``|V_l^T U_{l+1}|`` for consecutive layers, on their top ``rank`` singular vectors (default: each layer's
     :func:`layer_ranks`, the smaller of the two).  Identity matrices mean aligned layers (ICML 2021 Thm 3.1, 3.4)."""
     Ws = _weights(net)

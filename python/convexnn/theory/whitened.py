@@ -20,8 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_choice
-from ._common import (TheoryResult, as_beta, as_depth, as_matrix, as_targets, check_full_row_rank, check_one_hot,
-                      check_whitened, squared_loss)
+from ._common import (
+    TheoryResult,
+    as_beta,
+    as_depth,
+    as_matrix,
+    as_targets,
+    check_full_row_rank,
+    check_one_hot,
+    check_whitened,
+    squared_loss,
+)
 from ._networks import balanced_two_layer
 from ._solvers import scalar_power_prox, thin_svd
 from .models import MLP
@@ -137,8 +146,16 @@ def whitened_two_layer(A, y, beta: float, loss: str = "squared") -> TheoryResult
         F = net.predict(A)
         obj = squared_loss(F, Y) + beta * float(np.abs(Wout).sum())
         dual_obj = 0.5 * float(np.sum(Y * Y)) - 0.5 * float(np.sum((V - Y) ** 2))
-        return TheoryResult(obj, net.weights, net, F, V, dual_obj, "Ergen & Pilanci JMLR 2021 Thm 15",
-                            {"neurons": U, "output_weights": Wout, "class_counts": counts})
+        return TheoryResult(
+            obj,
+            net.weights,
+            net,
+            F,
+            V,
+            dual_obj,
+            "Ergen & Pilanci JMLR 2021 Thm 15",
+            {"neurons": U, "output_weights": Wout, "class_counts": counts},
+        )
     if Y.shape[1] != 1:
         raise ValueError(f"loss={loss!r} needs a scalar target y of shape (n,); got {Y.shape} (use 'multiclass')")
     yv = Y[:, 0]
@@ -218,13 +235,29 @@ def whitened_deep_relu(X, Y, L: int, beta: float, variant: str = "balanced") -> 
     F = net.predict(X)
     obj = squared_loss(F, Y) + 0.5 * beta * net.squared_weight_norm()
     Lam = Y - F
-    dual_obj = (0.5 * float(np.sum(Y * Y)) - 0.5 * float(np.sum((Lam - Y) ** 2))
-                + 0.5 * beta * (L - 2) * float(np.sum(t ** 2)))
-    return TheoryResult(obj, W, net, F, Lam, dual_obj if variant == "balanced" else float("nan"),
-                        f"Ergen & Pilanci ICML 2021 Thm 4.3 ({variant})",
-                        {"s": s, "t": t, "class_counts": counts, "parallel_optimum": float(
-                            sum(0.5 * (a - v) ** 2 + 0.5 * beta * L * v ** (2.0 / L)
-                                for a, v in zip(root, [scalar_power_prox(a, 1.0, beta, L) for a in root])))})
+    dual_obj = (
+        0.5 * float(np.sum(Y * Y)) - 0.5 * float(np.sum((Lam - Y) ** 2)) + 0.5 * beta * (L - 2) * float(np.sum(t**2))
+    )
+    return TheoryResult(
+        obj,
+        W,
+        net,
+        F,
+        Lam,
+        dual_obj if variant == "balanced" else float("nan"),
+        f"Ergen & Pilanci ICML 2021 Thm 4.3 ({variant})",
+        {
+            "s": s,
+            "t": t,
+            "class_counts": counts,
+            "parallel_optimum": float(
+                sum(
+                    0.5 * (a - v) ** 2 + 0.5 * beta * L * v ** (2.0 / L)
+                    for a, v in zip(root, [scalar_power_prox(a, 1.0, beta, L) for a in root])
+                )
+            ),
+        },
+    )
 
 
 def l0_interpolation(A, y) -> TheoryResult:
@@ -252,7 +285,7 @@ def l0_interpolation(A, y) -> TheoryResult:
     A = as_matrix(A, "A")
     Y, was_1d = as_targets(y, A.shape[0])
     check_full_row_rank(A, name="A")
-    Ap = A.T @ np.linalg.inv(A @ A.T)                          # A^+ (full row rank)
+    Ap = A.T @ np.linalg.inv(A @ A.T)  # A^+ (full row rank)
     if was_1d:
         parts = [(s, np.maximum(s * Y[:, 0], 0.0)) for s in (1.0, -1.0)]
         cols = [(s, Ap @ p) for s, p in parts if np.any(p > 0)]
@@ -270,5 +303,13 @@ def l0_interpolation(A, y) -> TheoryResult:
     net = balanced_two_layer(U, w, output_1d=was_1d)
     F = net.predict(A)
     obj = float(np.abs(w).sum()) if w.ndim == 1 else float(np.linalg.norm(w, axis=1).sum())
-    return TheoryResult(obj, net.weights, net, F, None, float("nan"), "Ergen & Pilanci JMLR 2021 Lemma 9 / 12",
-                        {"neurons": U, "output_weights": w, "n_neurons": U.shape[1]})
+    return TheoryResult(
+        obj,
+        net.weights,
+        net,
+        F,
+        None,
+        float("nan"),
+        "Ergen & Pilanci JMLR 2021 Lemma 9 / 12",
+        {"neurons": U, "output_weights": w, "n_neurons": U.shape[1]},
+    )

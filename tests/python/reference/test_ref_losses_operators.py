@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from convexnn.reference import (LOSSES, adjoint, block_norms, cone_products, forward,
-                                loss_conjugate, loss_grad, loss_value, validate_targets)
+from convexnn.reference import (
+    LOSSES,
+    adjoint,
+    block_norms,
+    cone_products,
+    forward,
+    loss_conjugate,
+    loss_grad,
+    loss_value,
+    validate_targets,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -39,13 +48,13 @@ def test_loss_values_by_hand():
     y = np.array([1.0, -1.0, -1.0])
     assert loss_value(z, y, "squared") == pytest.approx(0.5 * (0.25 + 1 + 4))
     assert loss_value(z, y, "logistic") == pytest.approx(
-        np.log1p(np.exp(-0.5)) + np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0)))
+        np.log1p(np.exp(-0.5)) + np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0))
+    )
     assert loss_value(z, y, "hinge") == pytest.approx(0.5 + 0 + 2)
     assert loss_value(z, y, "squared_hinge") == pytest.approx(0.25 + 0 + 4)
     Z = np.array([[1.0, 2.0, 0.0]])
     Y = np.array([[0.0, 1.0, 0.0]])
-    assert loss_value(Z, Y, "cross_entropy") == pytest.approx(
-        -np.log(np.exp(2) / (np.exp(1) + np.exp(2) + 1)))
+    assert loss_value(Z, Y, "cross_entropy") == pytest.approx(-np.log(np.exp(2) / (np.exp(1) + np.exp(2) + 1)))
     # large margins do not overflow
     assert np.isfinite(loss_value(np.array([1000.0, -1000.0]), np.array([-1.0, -1.0]), "logistic"))
 
@@ -55,7 +64,7 @@ def test_gradient_matches_finite_differences(loss):
     rng = np.random.default_rng(1)
     y = targets(loss, rng=rng)
     z = rng.standard_normal(y.shape)
-    if loss == "hinge":                  # stay away from the kink
+    if loss == "hinge":  # stay away from the kink
         z = z + 0.1 * np.sign(1 - y * z)
     g = loss_grad(z, y, loss)
     assert g.shape == z.shape
@@ -79,8 +88,7 @@ def test_fenchel_young(loss):
         assert loss_value(z, y, loss) + loss_conjugate(theta, y, loss) >= np.sum(theta * z) - 1e-10
         # equality at theta = grad L(z)
         g = loss_grad(z, y, loss)
-        assert loss_value(z, y, loss) + loss_conjugate(g, y, loss) == pytest.approx(
-            np.sum(g * z), abs=1e-10)
+        assert loss_value(z, y, loss) + loss_conjugate(g, y, loss) == pytest.approx(np.sum(g * z), abs=1e-10)
     # L*(0) = -inf L = 0
     assert loss_conjugate(np.zeros(y.shape), y, loss) == pytest.approx(0.0, abs=1e-15)
 
@@ -89,25 +97,29 @@ def test_fenchel_young(loss):
 def test_conjugate_against_numerical_sup(loss):
     # scalar case: L*(t) = sup_z t z - L(z), computed by 1-D maximization
     for y in (1.0, -1.0):
-        for s in (-0.9, -0.5, -0.1):           # y*theta in the interior of each domain
+        for s in (-0.9, -0.5, -0.1):  # y*theta in the interior of each domain
             t = y * s
-            res = minimize_scalar(lambda z: -(t * z - loss_value([z], [y], loss)),
-                                  bounds=(-60, 60), method="bounded", options={"xatol": 1e-10})
+            res = minimize_scalar(
+                lambda z: -(t * z - loss_value([z], [y], loss)),
+                bounds=(-60, 60),
+                method="bounded",
+                options={"xatol": 1e-10},
+            )
             assert loss_conjugate([t], [y], loss) == pytest.approx(-res.fun, abs=1e-6)
 
 
 def test_conjugate_domain():
     y = np.array([1.0, -1.0])
-    assert loss_conjugate([0.5, 0.0], y, "logistic") == np.inf            # p = -y t = -0.5
-    assert loss_conjugate([-1.0, 1.0], y, "logistic") == pytest.approx(0.0)   # p = 1 boundary
+    assert loss_conjugate([0.5, 0.0], y, "logistic") == np.inf  # p = -y t = -0.5
+    assert loss_conjugate([-1.0, 1.0], y, "logistic") == pytest.approx(0.0)  # p = 1 boundary
     assert loss_conjugate([-1 - 1e-13, 0.0], y, "logistic") == pytest.approx(0.0)  # roundoff ok
     assert loss_conjugate([-1.01, 0.0], y, "hinge") == np.inf
     assert loss_conjugate([-1.0, 1.0], y, "hinge") == pytest.approx(-2.0)
     assert loss_conjugate([0.1, 0.0], y, "squared_hinge") == np.inf
     Y = np.array([[1.0, 0.0]])
-    assert loss_conjugate([[-0.5, 0.6]], Y, "cross_entropy") == np.inf    # rows must sum to 0
+    assert loss_conjugate([[-0.5, 0.6]], Y, "cross_entropy") == np.inf  # rows must sum to 0
     assert loss_conjugate([[-1.0, 1.0]], Y, "cross_entropy") == pytest.approx(0.0)
-    assert loss_conjugate([[0.1, -0.1]], Y, "cross_entropy") == np.inf    # q < 0
+    assert loss_conjugate([[0.1, -0.1]], Y, "cross_entropy") == np.inf  # q < 0
 
 
 def test_validate_targets():
@@ -127,6 +139,7 @@ def test_validate_targets():
 
 
 # ---------------------------------------------------------------------------- operators
+
 
 def problem(n=9, d=4, P=6, c=2, seed=0):
     rng = np.random.default_rng(seed)
@@ -160,8 +173,9 @@ def test_cone_products_and_block_norms():
     for i in range(masks.shape[1]):
         D = np.diag(masks[:, i].astype(float))
         assert np.allclose(C[i], (2 * D - np.eye(X.shape[0])) @ X @ U[i])
-    assert np.allclose(block_norms(U, "output"), [[np.linalg.norm(U[i][:, k]) for k in range(2)]
-                                                  for i in range(len(U))])
+    assert np.allclose(
+        block_norms(U, "output"), [[np.linalg.norm(U[i][:, k]) for k in range(2)] for i in range(len(U))]
+    )
     assert np.allclose(block_norms(U, "neuron"), [np.linalg.norm(Ui) for Ui in U])
 
 

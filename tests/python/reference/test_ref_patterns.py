@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from convexnn.reference import (add_bias, cover_count, distinct_hyperplanes, enumerate_bruteforce,
-                                flip_patterns, masks_from_gates, network_gates, sample_gates)
+from convexnn.reference import (
+    add_bias,
+    cover_count,
+    distinct_hyperplanes,
+    enumerate_bruteforce,
+    flip_patterns,
+    masks_from_gates,
+    network_gates,
+    sample_gates,
+)
 
 
 def as_set(masks):
@@ -23,8 +31,8 @@ def check_enumeration(X):
     M, G = enumerate_bruteforce(X)
     n, P = M.shape
     assert M.dtype == bool and G.shape == (X.shape[1], P)
-    assert len(as_set(M)) == P                              # distinct
-    assert not np.any(~M.any(axis=0))                       # no all-zero pattern
+    assert len(as_set(M)) == P  # distinct
+    assert not np.any(~M.any(axis=0))  # no all-zero pattern
     # Gates lie strictly inside their regions: same masks back, positive margin on nonzero rows.
     M2, G2 = masks_from_gates(X, G)
     assert np.array_equal(M2, M) and np.array_equal(G2, G)
@@ -40,13 +48,12 @@ def check_enumeration(X):
 def test_add_bias():
     X = np.arange(6.0).reshape(3, 2)
     assert np.array_equal(add_bias(X), [[0, 1, 1], [2, 3, 1], [4, 5, 1]])
-    assert np.array_equal(X, np.arange(6.0).reshape(3, 2))   # not modified
+    assert np.array_equal(X, np.arange(6.0).reshape(3, 2))  # not modified
 
 
 def test_masks_from_gates_dedup_and_drop_zero():
     X = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
-    G = np.array([[1.0, -1.0, 2.0, 0.0, -1.0],
-                  [1.0, -1.0, 2.0, 1.0, 0.5]])
+    G = np.array([[1.0, -1.0, 2.0, 0.0, -1.0], [1.0, -1.0, 2.0, 1.0, 0.5]])
     # patterns: g0 -> 110, g1 -> 001, g2 -> 110 (dup), g3 -> 110 (x1: 0>=0), g4 -> 011
     M, Gk = masks_from_gates(X, G)
     assert np.array_equal(M.T.astype(int), [[1, 1, 0], [0, 0, 1], [0, 1, 1]])
@@ -60,7 +67,7 @@ def test_masks_from_gates_dedup_and_drop_zero():
 
 
 def test_sample_gates_deterministic_and_bias_through_point():
-    X = np.random.default_rng(0).standard_normal((20, 3)) + 5.0        # uncentered data
+    X = np.random.default_rng(0).standard_normal((20, 3)) + 5.0  # uncentered data
     G = sample_gates(X, 50, seed=3)
     assert G.shape == (3, 50)
     assert np.array_equal(G, sample_gates(X, 50, seed=3))
@@ -86,7 +93,7 @@ def test_cover_count_values():
     assert cover_count(5, 2) == 10
     assert cover_count(50, 2) == 100
     assert cover_count(50, 3) == 2452
-    assert cover_count(4, 4) == 16 and cover_count(4, 6) == 16        # 2^n when r >= n
+    assert cover_count(4, 4) == 16 and cover_count(4, 6) == 16  # 2^n when r >= n
     with pytest.raises(ValueError, match="n"):
         cover_count(0, 2)
 
@@ -131,7 +138,7 @@ def test_general_position_central(r):
 
 def test_rank_deficient_general_position():
     rng = np.random.default_rng(5)
-    X = add_bias(rng.standard_normal((7, 2))) @ rng.standard_normal((3, 5))   # rank 3 in R^5
+    X = add_bias(rng.standard_normal((7, 2))) @ rng.standard_normal((3, 5))  # rank 3 in R^5
     M = check_enumeration(X)
     # the patterns are those of any basis of the column space (rank reduction, seed A.2)
     Uc = np.linalg.svd(X, full_matrices=False)[0][:, :3]
@@ -140,9 +147,9 @@ def test_rank_deficient_general_position():
 
 
 def test_degenerate_repeated_collinear_opposite_zero_rows():
-    pts = np.array([[-2.0], [-1.0], [-1.0], [0.5], [2.0], [2.0]])       # repeated 1-D points
+    pts = np.array([[-2.0], [-1.0], [-1.0], [0.5], [2.0], [2.0]])  # repeated 1-D points
     M = check_enumeration(add_bias(pts))
-    assert M.shape[1] == 2 * 4 - 1                                       # 2 * n_distinct - 1
+    assert M.shape[1] == 2 * 4 - 1  # 2 * n_distinct - 1
     # collinear points in 2-D with a bias column: same as 1-D (rank 2 arrangement)
     t = np.array([-1.0, 0.2, 0.5, 3.0, 0.5])
     P2 = np.c_[1 + 2 * t, -1 + t]
@@ -152,14 +159,14 @@ def test_degenerate_repeated_collinear_opposite_zero_rows():
     base = np.array([[1.0, 0.2], [0.3, 1.0], [-1.0, 0.7]])
     Xo = np.vstack([base, -base, 2 * base[:1]])
     M = check_enumeration(Xo)
-    assert M.shape[1] == 2 * 3                        # 3 distinct lines, none all-zero
+    assert M.shape[1] == 2 * 3  # 3 distinct lines, none all-zero
     # a mask of x and -x are complementary except on ties (none: gates are interior)
     assert np.all(M[0] != M[3]) and np.all(M[0] == M[6])
     # zero row: always active, and the pattern count is that of the nonzero rows without dropping
     Xz = np.vstack([base, np.zeros((1, 2))])
     M = check_enumeration(Xz)
     assert M[3].all()
-    assert M.shape[1] == 6                            # 3 lines in R^2 -> 6 regions, none dropped
+    assert M.shape[1] == 6  # 3 lines in R^2 -> 6 regions, none dropped
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -167,8 +174,7 @@ def test_degenerate_matches_deduplicated_hyperplanes(seed):
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((5, 3))
     # repeats, positive/negative multiples, a zero row, and a row in the span of two others
-    X = np.vstack([base, base[[0]], -3 * base[[1]], 0.5 * base[[2]], np.zeros((1, 3)),
-                   base[[3]] + base[[4]]])
+    X = np.vstack([base, base[[0]], -3 * base[[1]], 0.5 * base[[2]], np.zeros((1, 3)), base[[3]] + base[[4]]])
     M = check_enumeration(X)
     H, which, orient = distinct_hyperplanes(X)
     assert len(H) == 6 and which[8] == -1
@@ -197,7 +203,7 @@ def test_flip_patterns():
     # several gates, dedup across gates, all-zero dropped
     M = flip_patterns(X, np.array([[1.0, 1.0, -1.0]]), 0.0)
     assert M.shape[1] == 2
-    M = flip_patterns(np.array([[1.0], [0.01]]), np.array([-1.0]), 0.05)   # base 00 -> flips 01
+    M = flip_patterns(np.array([[1.0], [0.01]]), np.array([-1.0]), 0.05)  # base 00 -> flips 01
     assert [tuple(c.astype(int)) for c in M.T] == [(0, 1)]
 
 
