@@ -220,7 +220,7 @@ void check_all_products(const Shape& sh, bool f_order, index_t c, unsigned seed,
     expect_close(z, naive_forward(p, blocks, U, c), tolerance<T>(), "forward " + tag);
     op.adjoint(R.data(), c, G.data(), subset);
     expect_close(G, naive_adjoint(p, blocks, R, c), tolerance<T>(), "adjoint " + tag);
-    op.cone_violation(U.data(), c, viol.data(), subset);
+    op.cone_violation_gemm(U.data(), c, viol.data(), subset);
     expect_close(viol, naive_cone_violation(p, blocks, U, c), tolerance<T>(), "cone_violation " + tag);
   }
 }
@@ -307,7 +307,7 @@ void check_bitwise_reproducible(cnn::ProductMethod method) {
           std::vector<T> z(sh.n * c), G(sh.P * sh.d * c), v(sh.P * c);
           op.forward(U.data(), c, z.data());
           op.adjoint(R.data(), c, G.data());
-          op.cone_violation(U.data(), c, v.data());
+          op.cone_violation_gemm(U.data(), c, v.data());
           if (!have_reference) {
             z0 = z, G0 = G, v0 = v, have_reference = true;
             continue;
@@ -380,10 +380,10 @@ TEST(MaskedOperator, ConeViolationIsZeroInsideTheCone) {
     }
   const auto op = p.op();
   std::vector<double> viol(P, -1.0), flipped(P);
-  op.cone_violation(gates.data(), 1, viol.data());
+  op.cone_violation_gemm(gates.data(), 1, viol.data());
   for (double v : viol) EXPECT_EQ(v, 0.0);
   for (auto& g : gates) g = -g;  // the opposite direction violates wherever X g != 0
-  op.cone_violation(gates.data(), 1, flipped.data());
+  op.cone_violation_gemm(gates.data(), 1, flipped.data());
   for (double v : flipped) EXPECT_GT(v, 0.0);
 }
 

@@ -1,4 +1,4 @@
-// Exact ReLU solver (relu_solver.hpp): the seed-003 toy optimum, honest certificates, feasible iterates.
+// Exact ReLU solver (relu_solver.hpp): the toy optimum of Pilanci & Ergen (ICML 2020, Fig. 2), honest certificates, feasible iterates.
 #include "convexnn/solvers/relu_solver.hpp"
 
 #include <gtest/gtest.h>
@@ -26,7 +26,7 @@ TEST(ReluSolver, SeedToyReachesThePaperOptimumWithAnHonestCertificate) {
   const PatternSet pats = enumerate_patterns<double>(toy.view(), 1000);
   ASSERT_EQ(pats.n_patterns(), 9);  // Cover's 10 regions minus the all-zero one
   const MaskedOperator<double> op(toy.view(), pats);
-  ReluSolver<double> solver(op, toy.view(), pats, toy.y.data(), 1, Loss::squared);
+  ReluSolver<double> solver(op, toy.y.data(), 1, Loss::squared);
   ReluOptions options;
   options.tol = 1e-7;
   options.max_iter = 200000;
@@ -46,7 +46,7 @@ TEST(ReluSolver, LargeBetaGivesTheZeroNetworkAndHalfTheSquaredNorm) {
   Toy toy;
   const PatternSet pats = enumerate_patterns<double>(toy.view(), 1000);
   const MaskedOperator<double> op(toy.view(), pats);
-  ReluSolver<double> solver(op, toy.view(), pats, toy.y.data(), 1, Loss::squared);
+  ReluSolver<double> solver(op, toy.y.data(), 1, Loss::squared);
   ReluOptions options;
   const ReluResult<double> res = solver.solve(10.0, options);  // beta_max = 4 / sqrt(5) for the relu toy
   EXPECT_EQ(res.status, "converged");
@@ -59,7 +59,7 @@ TEST(ReluSolver, IterationCapIsReportedAndTheBoundStaysValid) {
   Toy toy;
   const PatternSet pats = enumerate_patterns<double>(toy.view(), 1000);
   const MaskedOperator<double> op(toy.view(), pats);
-  ReluSolver<double> solver(op, toy.view(), pats, toy.y.data(), 1, Loss::squared);
+  ReluSolver<double> solver(op, toy.y.data(), 1, Loss::squared);
   ReluOptions options;
   options.max_iter = 5;
   options.tol = 1e-12;
@@ -94,7 +94,7 @@ TEST(ReluSolver, RayNewtonAndPlainFistaCertifyTheSameOptimum) {
   const PatternSet pats = PatternSet::sample(view, 10, 5, false);
   const MaskedOperator<double> op(view, pats);
   for (const Loss loss : {Loss::squared, Loss::logistic}) {
-    ReluSolver<double> solver(op, view, pats, loss == Loss::squared ? y.data() : labels.data(), 1, loss);
+    ReluSolver<double> solver(op, loss == Loss::squared ? y.data() : labels.data(), 1, loss);
     ReluOptions options;
     options.tol = 1e-8;
     options.max_iter = 100000;
@@ -124,13 +124,13 @@ TEST(ReluSolver, RejectsBadArguments) {
   Toy toy;
   const PatternSet pats = enumerate_patterns<double>(toy.view(), 1000);
   const MaskedOperator<double> op(toy.view(), pats);
-  ReluSolver<double> solver(op, toy.view(), pats, toy.y.data(), 1, Loss::squared);
+  ReluSolver<double> solver(op, toy.y.data(), 1, Loss::squared);
   ReluOptions options;
   EXPECT_THROW(solver.solve(-1.0, options), std::invalid_argument);
   options.tol = 0.0;
   EXPECT_THROW(solver.solve(1.0, options), std::invalid_argument);
   std::vector<double> bad_y = {1, 2, 3, 4, 5};  // not +-1 for a binary loss
-  EXPECT_THROW(ReluSolver<double>(op, toy.view(), pats, bad_y.data(), 1, Loss::logistic), std::invalid_argument);
+  EXPECT_THROW(ReluSolver<double>(op, bad_y.data(), 1, Loss::logistic), std::invalid_argument);
 }
 
 }  // namespace

@@ -114,9 +114,7 @@ def test_relu_ray_newton_and_plain_fista_certify_the_same_optimum(loss, c):
     Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
     beta = 0.3 if loss == "squared" else 0.5
     runs = {
-        flag: _core.solve_relu(
-            _operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=1e-8, max_iter=100_000, ray_newton=flag
-        )
+        flag: _core.solve_relu(_operator(Xb, pats), Y, beta, loss=loss, tol=1e-8, max_iter=100_000, ray_newton=flag)
         for flag in (True, False)
     }
     opt = cvx.solve_relu_cvxpy(Xb, pats.dense(), Y, beta, loss=loss)["objective"]
