@@ -3,11 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
 #include "convexnn/patterns/enumerate.hpp"
+#include "convexnn/operator/cone_operator.hpp"
 #include "convexnn/operator/masked_operator.hpp"
 
 namespace convexnn {
@@ -131,6 +134,73 @@ TEST(ReluSolver, RejectsBadArguments) {
   EXPECT_THROW(solver.solve(1.0, options), std::invalid_argument);
   std::vector<double> bad_y = {1, 2, 3, 4, 5};  // not +-1 for a binary loss
   EXPECT_THROW(ReluSolver<double>(op, bad_y.data(), 1, Loss::logistic), std::invalid_argument);
+}
+
+// The solver reads rows, masks and violations through the cone operator: a CompositeConeOperator around the
+// MaskedOperator (default row-loop violation, the same products) gives the same solve bit for bit; an operator
+// without a PatternSet is rejected.
+TEST(ReluSolver, CompositeOperatorGivesTheMaskedOperatorsSolveBitwise) {
+  Toy toy;
+  const PatternSet pats = enumerate_patterns<double>(toy.view(), 1000);
+  const MaskedOperator<double> op(toy.view(), pats);
+  const CompositeConeOperator<double> cone(op, toy.view(), pats);
+  ReluOptions options;
+  options.tol = 1e-9;
+  options.max_iter = 3000;
+  ReluSolver<double> a(op, toy.y.data(), 1, Loss::squared), b(cone, toy.y.data(), 1, Loss::squared);
+  const ReluResult<double> ra = a.solve(0.05, options), rb = b.solve(0.05, options);
+  EXPECT_EQ(ra.V, rb.V);
+  EXPECT_EQ(ra.W, rb.W);
+  EXPECT_EQ(ra.objective, rb.objective);
+  EXPECT_EQ(ra.gap, rb.gap);
+  EXPECT_EQ(ra.max_violation, rb.max_violation);
+  EXPECT_EQ(ra.n_iter, rb.n_iter);
+  std::vector<std::uint8_t> dense(5 * 2, 1);
+  const MaskedOperator<double> packed(toy.view(), pack_masks(dense.data(), 5, 2, 2, 1), 2);
+  EXPECT_THROW(ReluSolver<double>(packed, toy.y.data(), 1, Loss::squared), std::invalid_argument);
+}
+
+// float32 iterates stall above a tight tol; with precision_floor the solve says so early ("precision_floor",
+// for a float64 continuation) instead of spinning to max_iter, and without it nothing changes.
+TEST(ReluSolver, Float32PrecisionFloorIsDetectedOnlyWhenAsked) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  const index_t n = 120, d = 4;
+  std::vector<float> X(n * d);
+  std::vector<double> y(n);
+  for (auto& x : X) x = static_cast<float>(normal(rng));
+  for (index_t r = 0; r < n; ++r) y[r] = std::max(0.0, static_cast<double>(X[r * d] + X[r * d + 1])) + 0.1 * normal(rng);
+  const auto view = MatrixView<float>::c_order(X.data(), n, d);
+  const PatternSet pats = PatternSet::sample(view, 12, 3, false);
+  const MaskedOperator<float> op(view, pats);
+  // beta = 0.3 max_i ||A_i^T y|| (a third of the gated beta_max): a few active neurons.
+  std::vector<float> yf(y.begin(), y.end()), G(static_cast<std::size_t>(pats.n_patterns() * d));
+  op.adjoint(yf.data(), 1, G.data());
+  double beta = 0.0;
+  for (index_t i = 0; i < pats.n_patterns(); ++i) {
+    double s = 0.0;
+    for (index_t j = 0; j < d; ++j) s += static_cast<double>(G[i * d + j]) * G[i * d + j];
+    beta = std::max(beta, 0.3 * std::sqrt(s));
+  }
+  ReluSolver<float> solver(op, y.data(), 1, Loss::squared);
+  ReluOptions options;
+  options.tol = 1e-12;  // far below float32's floor
+  options.max_iter = 3000;
+  const ReluResult<float> plain = solver.solve(beta, options);
+  EXPECT_NE(plain.status, "precision_floor");
+  options.precision_floor = true;
+  const ReluResult<float> floored = solver.solve(beta, options);
+  EXPECT_EQ(floored.status, "precision_floor");
+  EXPECT_LT(floored.n_iter, plain.n_iter);
+  EXPECT_LE(floored.gap, 1e-3);
+  EXPECT_LE(floored.dual_objective, plain.objective * (1 + 1e-6));  // still an honest bound
+  // float64 never reports it.
+  std::vector<double> X64(X.begin(), X.end());
+  const auto view64 = MatrixView<double>::c_order(X64.data(), n, d);
+  const MaskedOperator<double> op64(view64, pats);
+  ReluSolver<double> solver64(op64, y.data(), 1, Loss::squared);
+  options.max_iter = 300;
+  EXPECT_EQ(solver64.solve(beta, options).status, "converged");
 }
 
 }  // namespace
