@@ -138,7 +138,7 @@ typename ReluSolver<T>::Run::StepOutcome ReluSolver<T>::Run::fista_step() {
       if (step_ < 1e-300 || backtracks >= kMaxBacktracks) break;
       continue;
     }
-    if (x_new_.loss <= bound + kDecreaseSlack * (std::abs(bound) + loss_rounding)) break;
+    if (x_new_.loss <= bound + decrease_slack<T>() * (std::abs(bound) + loss_rounding)) break;
     // A step this far below 1/L is never needed (1/L satisfies the bound exactly): only rounding is left,
     // so accept the (feasible) prox point instead of halving forever.
     if (step_ < kMinStepRatio / lipschitz_ || backtracks >= kMaxBacktracks) break;
