@@ -176,8 +176,8 @@ std::string base_doc() {
   const std::string dt = dtype_name<T>();
   return R"doc(
 Block operator A(U) = sum_i A_i U_i with blocks A_i (n x d), i = 0..P-1, and its adjoint: the interface
-every convexnn solver (solve_gated, solve_gated_path, gated_beta_max, gated_certificate, solve_relu) is
-written against. MaskedOperator)doc" +
+every convexnn solver (solve_gated, solve_gated_path, gated_beta_max, gated_certificate; solve_relu through a
+ConeOperator, which adds the rows of the cone constraints) is written against. MaskedOperator)doc" +
          std::string(sizeof(T) == sizeof(float) ? "F32" : "F64") + R"doc( implements it in C++ (A_i = D_i X).
 
 Subclass it in Python to drive the C++ solvers with your own products:

@@ -1,4 +1,5 @@
-// Exact ReLU solver (relu_solver.hpp): the toy optimum of Pilanci & Ergen (ICML 2020, Fig. 2), honest certificates, feasible iterates.
+// Exact ReLU solver (relu_solver.hpp): the toy optimum of Pilanci & Ergen (ICML 2020, Fig. 2), honest
+// certificates, feasible iterates, the cone operator it reads rows and masks through, the float32 floor.
 #include "convexnn/solvers/relu_solver.hpp"
 
 #include <gtest/gtest.h>
