@@ -374,3 +374,19 @@ def test_adjoint_dual_norms_override_is_used_and_checked():
 
     with pytest.raises(ValueError, match=r"WrongNorms\.adjoint_dual_norms must return shape \(S, c\)"):
         _core.gated_beta_max(WrongNorms(Xb, pats.dense()), y[:, 0])
+
+
+def test_cone_operator_helper_wraps_any_block_operator():
+    from convexnn._operators import cone_operator
+
+    Xb, pats, y = _problem(seed=5, n=60, d=3, P=5)
+    npo = NumpyMaskedOperator(Xb, pats.dense())
+    cone = cone_operator(npo, Xb, pats)
+    assert isinstance(cone, _core.ConeOperatorF64) and cone.masked_outputs
+    ref = _core.solve_relu(_core.MaskedOperatorF64(Xb, pats), y, 1.0, tol=1e-10, max_iter=500)
+    got = _core.solve_relu(cone, y, 1.0, tol=1e-10, max_iter=500)
+    assert got["objective"] == pytest.approx(ref["objective"], rel=1e-12)
+    X32 = Xb.astype(np.float32)
+    assert isinstance(cone_operator(NumpyMaskedOperatorF32(X32, pats.dense()), X32, pats), _core.ConeOperatorF32)
+    with pytest.raises(TypeError, match="op must be a convexnn._core.BlockOperatorF32 or BlockOperatorF64"):
+        cone_operator(np.zeros((3, 3)), Xb, pats)
