@@ -52,7 +52,7 @@ struct ReluResult {
   double max_violation = 0.0;        // relative cone violation of (V, W)
   double max_dual_constraint = 0.0;  // max_i,k oracle value at the final point (<= beta(1+tol) at optimum)
   index_t n_iter = 0;
-  std::string status;
+  std::string status;  // converged, max_iter, time_limit, interrupted, diverged, precision_floor (float32)
   double time = 0.0;
   std::vector<HistoryEntry> history;
   index_t n_active = 0;  // nonzero columns of V and W
