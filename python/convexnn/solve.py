@@ -433,7 +433,9 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
         V0, W0 = _warm_start_relu(warm_start, pats, Xb, c)
         if V0 is not None:
             V0, W0 = V0 * scale, W0 * scale
-        raw = _solve_relu_hooked(_operator(Xw, pats), Xw, pats, Yw, beta, V0, W0, hook, dict(options))
+        raw = _solve_relu_hooked(
+            _operator(Xw, pats), Yw, beta, V0, W0, hook, dict(options, precision_floor=Xw.dtype == np.float32)
+        )
         raw = _float64_continuation(raw, problem, Xw, Yw, beta, hook, options)
         return raw, (np.asarray(raw["V"], dtype=np.float64) / scale, np.asarray(raw["W"], dtype=np.float64) / scale)
     finally:
@@ -475,8 +477,6 @@ def _float64_continuation(raw, problem, Xw, Yw, beta, hook, options):
     else:
         cont = _solve_relu_hooked(
             op,
-            X64,
-            problem["pats"],
             Yw,
             beta,
             np.asarray(raw["V"], dtype=np.float64),
@@ -500,10 +500,10 @@ def _float64_continuation(raw, problem, Xw, Yw, beta, hook, options):
     )
 
 
-def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
-    """solve_relu, or with a hook (the exact solver's binding takes no callback) in warm-started chunks of ~0.5 s."""
+def _solve_relu_hooked(op, Y, beta, V0, W0, hook, options):
+    """solve_relu on the masked (cone) operator op, or with a hook in warm-started chunks of ~0.5 s."""
     if hook is None:
-        return _core.solve_relu(op, Xw, pats._set, Y, beta, warm_V=V0, warm_W=W0, **options)
+        return _core.solve_relu(op, Y, beta, warm_V=V0, warm_W=W0, **options)
     max_iter, time_limit = options.pop("max_iter"), options.pop("time_limit")
     t0, done, chunk, rows, timings = _time.perf_counter(), 0, 50, [], {}
     while True:
@@ -511,8 +511,6 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
         remaining = time_limit - (t_chunk - t0)
         raw = _core.solve_relu(
             op,
-            Xw,
-            pats._set,
             Y,
             beta,
             warm_V=V0,
