@@ -72,12 +72,13 @@ struct ReluCertificate {
 // constrained by pattern i on those rows, e.g. a pooled convolutional operator (n images, m = n K patch rows,
 // A_i U = the sum over each image's K patches of D_i X U), whose ray-Newton design comes from single-block
 // forward products. y (n x c) float64 is copied. `certify_op` (optional, float64, the same blocks) recomputes
-// predictions and adjoints of every certificate in double when `op` runs in float32.
+// predictions and adjoints of every certificate in double when `op` runs in float32. `sample_weight` (optional,
+// n weights >= 0, copied) weights the samples in the loss (losses.hpp).
 template <class T>
 class ReluSolver {
  public:
   ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y, index_t c,
-             Loss loss, const BlockOperator<double>* certify_op = nullptr);
+             Loss loss, const BlockOperator<double>* certify_op = nullptr, const double* sample_weight = nullptr);
 
   ReluResult<T> solve(double beta, const ReluOptions& options, const T* V0 = nullptr, const T* W0 = nullptr);
   ReluCertificate certificate(const T* V, const T* W, double beta, double cone_tol = 1e-12) const;
@@ -119,6 +120,8 @@ class ReluSolver {
   MatrixView<T> X_;
   const PatternSet& pats_;
   std::vector<double> y_;
+  std::vector<double> w_;  // sample weights, empty: none
+  const double* w() const { return w_.empty() ? nullptr : w_.data(); }
   index_t n_, d_, p_, c_;
   Loss loss_;
   bool masked_outputs_ = true;  // X has the operator's n rows: A_i = D_i X (see the constructor's comment)

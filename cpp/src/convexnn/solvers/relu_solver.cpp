@@ -198,7 +198,8 @@ struct ReluSolver<T>::Point {
 
 template <class T>
 ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y,
-                          index_t c, Loss loss, const BlockOperator<double>* certify_op)
+                          index_t c, Loss loss, const BlockOperator<double>* certify_op,
+                          const double* sample_weight)
     : op_(op),
       cert_op_(certify_op),
       X_(X),
@@ -221,6 +222,10 @@ ReluSolver<T>::ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const Pat
                  "certify_op must have the blocks of op (" << n_ << " x " << d_ << " x " << p_ << ")");
   validate_targets(loss, y, n_, c_);
   y_.assign(y, y + n_ * c_);
+  if (sample_weight != nullptr) {
+    validate_weights(sample_weight, n_);
+    w_.assign(sample_weight, sample_weight + n_);
+  }
   // ||X||_2 from the d x d Gram matrix (accumulated in double; d is small).
   std::vector<double> gram(static_cast<std::size_t>(d_ * d_), 0.0), eig(static_cast<std::size_t>(d_));
   for (index_t k = 0; k < X_.rows; ++k)
@@ -401,14 +406,14 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   const auto reduced_objective = [&](const std::vector<double>& sc, std::vector<double>& zz, std::vector<double>* g) {
     blas::gemv<double>(blas::Layout::ColMajor, blas::Op::NoTrans, nc, k, 1.0, E.data(), nc, sc.data(), 1, 0.0,
                        zz.data(), 1);
-    const double value = g != nullptr ? loss_value_grad(loss_, zz.data(), y_.data(), n_, c_, g->data(), mu)
-                                      : loss_value(loss_, zz.data(), y_.data(), n_, c_, mu);
+    const double value = g != nullptr ? loss_value_grad(loss_, zz.data(), y_.data(), n_, c_, g->data(), mu, w())
+                                      : loss_value(loss_, zz.data(), y_.data(), n_, c_, mu, w());
     double total = 0.0;
     for (double v : sc) total += v;
     return value + beta * total;
   };
 
-  const bool quadratic = loss_ == Loss::squared;  // constant loss Hessian (the identity)
+  const bool quadratic = loss_ == Loss::squared && w_.empty();  // constant loss Hessian (the identity)
   std::vector<double> scale(static_cast<std::size_t>(k)), z(static_cast<std::size_t>(nc)), zt(z.size()), grad(z.size()),
       gs(scale.size()), dir(scale.size()), trial(scale.size()), eig(scale.size()),
       Hloss(static_cast<std::size_t>(k * k)), H(Hloss.size()), HE;
@@ -426,7 +431,7 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
       const double* HEp = E.data();
       if (!quadratic) {
         HE.resize(E.size());
-        const LossCurvature curvature(loss_, z.data(), y_.data(), n_, c_, mu);
+        const LossCurvature curvature(loss_, z.data(), y_.data(), n_, c_, mu, w());
         for (index_t a = 0; a < k; ++a) curvature.apply(E.data() + a * nc, HE.data() + a * nc);
         HEp = HE.data();
       }
@@ -503,7 +508,7 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   for (index_t e = 0; e < m; ++e) diff[e] = static_cast<T>(cand.V[e] - cand.W[e]);
   cand.z.resize(static_cast<std::size_t>(nc));
   op_.forward(diff.data(), c_, cand.z.data());
-  cand.loss = loss_value(loss_, cand.z.data(), y_.data(), n_, c_, mu);
+  cand.loss = loss_value(loss_, cand.z.data(), y_.data(), n_, c_, mu, w());
   const double cand_penalty = penalty_of(cand.V, cand.W, n_cols, d_, c_);
   if (!(cand.loss + beta * cand_penalty < x.loss + beta * penalty)) return false;
   x = std::move(cand);
@@ -539,7 +544,7 @@ double ReluSolver<T>::dual_value_bound(const std::vector<double>& V, const std::
   std::vector<double> t(grad.size());
   const auto dual_at = [&](double s) {
     for (std::size_t e = 0; e < grad.size(); ++e) t[e] = s * grad[e];
-    const double v = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_);
+    const double v = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, 0.0, w());
     return std::isfinite(v) ? v : -std::numeric_limits<double>::infinity();
   };
   double lo = 0.0, hi = s_max;
@@ -594,7 +599,7 @@ double ReluSolver<T>::loss_gradient_adjoint(const std::vector<double>& V, const 
     std::vector<double> diff(static_cast<std::size_t>(m)), z(static_cast<std::size_t>(n_ * c_));
     for (index_t e = 0; e < m; ++e) diff[e] = V[e] - W[e];
     cert_op_->forward(diff.data(), c_, z.data());
-    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu);
+    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu, w());
     cert_op_->adjoint(grad.data(), c_, G.data());
     if (z_out != nullptr) *z_out = std::move(z);
   } else {
@@ -602,7 +607,7 @@ double ReluSolver<T>::loss_gradient_adjoint(const std::vector<double>& V, const 
         GT(static_cast<std::size_t>(m));
     for (index_t e = 0; e < m; ++e) diff[e] = static_cast<T>(V[e] - W[e]);
     op_.forward(diff.data(), c_, z.data());
-    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu);
+    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu, w());
     for (std::size_t e = 0; e < grad.size(); ++e) gradT[e] = static_cast<T>(grad[e]);
     op_.adjoint(gradT.data(), c_, GT.data());
     for (index_t e = 0; e < m; ++e) G[e] = static_cast<double>(GT[e]);
@@ -622,7 +627,7 @@ ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, 
   cert.max_dual_constraint = dual_constraint_max(G, cone_tol, beta);
   const double scale = cert.max_dual_constraint > beta ? beta / cert.max_dual_constraint : 1.0;
   for (double& g : grad) g *= scale;
-  cert.dual = -loss_conjugate(loss_, grad.data(), y_.data(), n_, c_);
+  cert.dual = -loss_conjugate(loss_, grad.data(), y_.data(), n_, c_, 0.0, this->w());
   cert.gap = relative_gap(cert.primal, cert.dual);
   cert.max_violation = relative_violation(V, W);
   return cert;
@@ -686,11 +691,11 @@ class ReluSolver<T>::Run {
     for (index_t e = 0; e < m_; ++e) diffT_[e] = static_cast<T>(pt.V[e] - pt.W[e]);
     pt.z.resize(static_cast<std::size_t>(nc_));
     s_.op_.forward(diffT_.data(), s_.c_, pt.z.data());
-    pt.loss = loss_value(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+    pt.loss = loss_value(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_, s_.w());
   }
   // G = A^T grad L(z) in double; also leaves grad L(z) in `grad_`. Returns L(z).
   double gradient(const Point& pt) {
-    const double value = loss_value_grad(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, grad_.data(), mu_);
+    const double value = loss_value_grad(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, grad_.data(), mu_, s_.w());
     for (std::size_t e = 0; e < grad_.size(); ++e) gradT_[e] = static_cast<T>(grad_[e]);
     s_.op_.adjoint(gradT_.data(), s_.c_, GT_.data());
     for (index_t e = 0; e < m_; ++e) G_[e] = static_cast<double>(GT_[e]);
@@ -714,7 +719,7 @@ class ReluSolver<T>::Run {
       for (T v : u) sq += static_cast<double>(v) * static_cast<double>(v);
       lam = std::sqrt(sq);
     }
-    const double smooth = hinge_ ? 1.0 / mu_ : loss_smoothness(s_.loss_);
+    const double smooth = (hinge_ ? 1.0 / mu_ : loss_smoothness(s_.loss_)) * max_weight(s_.w(), s_.n_);
     lipschitz_ = std::max(1e-300, 2.0 * lam * smooth);
     step_ = 1.0 / lipschitz_;
     max_step_ = std::min(kMaxStep, kMaxStepRatio / lipschitz_);
@@ -819,7 +824,7 @@ class ReluSolver<T>::Run {
     if constexpr (std::is_same_v<T, double>) {
       y_next_.z.resize(x_new_.z.size());
       for (std::size_t e = 0; e < x_new_.z.size(); ++e) y_next_.z[e] = x_new_.z[e] + beta_k * (x_new_.z[e] - x_.z[e]);
-      y_next_.loss = loss_value(s_.loss_, y_next_.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+      y_next_.loss = loss_value(s_.loss_, y_next_.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_, s_.w());
     } else {
       times_.lap(PhaseTimes::kOther);
       predict(y_next_);
@@ -912,7 +917,8 @@ class ReluSolver<T>::Run {
     const auto started = Clock::now();
     times_.lap(PhaseTimes::kOther);
     const double smoothed_loss = s_.loss_gradient_adjoint(pt.V, pt.W, mu_, cert_grad_, cert_G_, &cert_z_);
-    const double true_loss = hinge_ ? loss_value(s_.loss_, cert_z_.data(), s_.y_.data(), s_.n_, s_.c_) : smoothed_loss;
+    const double true_loss = hinge_ ? loss_value(s_.loss_, cert_z_.data(), s_.y_.data(), s_.n_, s_.c_, 0.0, s_.w())
+                                     : smoothed_loss;
     const double primal = true_loss + beta_ * penalty;
     times_.lap(PhaseTimes::kCertifyProducts);
     if (allow_screen && !hinge_ && screened_in_a_row_ + 1 < kFullCertificateEvery) {
@@ -932,7 +938,7 @@ class ReluSolver<T>::Run {
     const double scale = worst > beta_ ? beta_ / worst : 1.0;
     std::vector<double> t(cert_grad_);
     for (double& v : t) v *= scale;
-    const double dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_);
+    const double dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, 0.0, s_.w());
     best_dual_ = std::max(best_dual_, dual);
     const double gap = relative_gap(primal, best_dual_);
     record(iteration, primal, gap);
@@ -942,7 +948,7 @@ class ReluSolver<T>::Run {
     if (gap <= opt_.tol) return CertifyOutcome::kDone;
     if (hinge_ && mu_ > 0.0) {
       const double smoothed_primal = smoothed_loss + beta_ * penalty;
-      const double smoothed_dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+      const double smoothed_dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, mu_, s_.w());
       if (kHinge.should_shrink(relative_gap(smoothed_primal, smoothed_dual), gap)) {
         mu_ = kHinge.next(mu_);
         return CertifyOutcome::kContinue;  // keep going on the sharper problem

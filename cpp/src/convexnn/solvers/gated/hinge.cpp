@@ -99,7 +99,9 @@ bool pseudo_inverse_step(index_t N, std::vector<double>& K, const std::vector<do
 // y z > 1 (a = 0), but the dual of the samples ON the margin (y z = 1 at the optimum) is only resolved at the
 // scale of mu. Here those a_k in [0, 1] are fitted by least squares (CGLS, operator calls on the support) to
 // the KKT equations of the active blocks, A_i^T theta = beta U_i / ||U_i|| (theta = y * a), then clipped to
-// the box; offer_dual() makes the candidate feasible, so the bound is valid whatever the fit.
+// the box; offer_dual() makes the candidate feasible, so the bound is valid whatever the fit. With sample
+// weights the dual of sample k is y_k a_k with a_k in [0, w_k] (the box of the weighted conjugate); samples of
+// weight 0 have a = 0 and stay off the margin set.
 template <class T>
 void Run<T>::hinge_polish() {
   if (loss_ != Loss::hinge || last_zd_.empty() || beta_ <= 0) return;
@@ -111,8 +113,9 @@ void Run<T>::hinge_polish() {
   std::vector<double> a(static_cast<std::size_t>(n_));
   for (index_t k = 0; k < n_; ++k) {
     const double gap_k = 1.0 - y_[k] * last_zd_[k];
-    if (std::abs(gap_k) <= band) M.push_back(k);
+    if (std::abs(gap_k) <= band && weight(k) > 0) M.push_back(k);
     a[k] = mu_ > 0 ? std::clamp(gap_k / mu_, 0.0, 1.0) : (gap_k > 0 ? 1.0 : 0.0);
+    if (w_) a[k] *= w_[k];
   }
   if (M.empty()) return;
   // B x = A_act^T (y * x on M);  B^T r = y * (A_act r) on M.
@@ -146,7 +149,7 @@ void Run<T>::hinge_polish() {
                                      [&] { return poll(); });
   std::vector<double> theta(static_cast<std::size_t>(n_));
   for (index_t k = 0; k < n_; ++k) theta[k] = y_[k] * a[k];
-  for (index_t j = 0; j < nm; ++j) theta[M[j]] = y_[M[j]] * std::clamp(a[M[j]] + x[j], 0.0, 1.0);
+  for (index_t j = 0; j < nm; ++j) theta[M[j]] = y_[M[j]] * std::clamp(a[M[j]] + x[j], 0.0, weight(M[j]));
   offer_dual(theta);
 }
 
@@ -157,6 +160,7 @@ void Run<T>::hinge_polish() {
 // (dense symmetric KKT system, pseudo-inverse) give the exact optimum when the guess is right: the primal is
 // accepted only if it lowers the true objective, and the dual candidate y * clip(a) is made feasible by
 // offer_dual(), so a wrong guess costs time, never validity. Only for small systems (kPolishMaxDim unknowns).
+// With sample weights a_k lives in [0, w_k] (a = w on L), the equations are unchanged.
 // Returns true if U was replaced.
 template <class T>
 bool Run<T>::hinge_newton_polish(double band) {
@@ -169,10 +173,10 @@ bool Run<T>::hinge_newton_polish(double band) {
   std::vector<double> aL(static_cast<std::size_t>(n_), 0.0);
   for (index_t k = 0; k < n_; ++k) {
     const double slack = 1.0 - y_[k] * last_zd_[k];
-    if (std::abs(slack) <= band)
+    if (std::abs(slack) <= band && weight(k) > 0)
       M.push_back(k);
     else if (slack > 0)
-      aL[k] = 1.0;
+      aL[k] = weight(k);
   }
   const index_t nm = static_cast<index_t>(M.size());
   const index_t N = nu + nm;
@@ -194,7 +198,7 @@ bool Run<T>::hinge_newton_polish(double band) {
     for (index_t r = 0; r < d_; ++r) u[i * d_ + r] = static_cast<double>(U_[act[i] * bs_ + r]);
   for (index_t j = 0; j < nm; ++j) {
     const double slack = 1.0 - y_[M[j]] * last_zd_[M[j]];
-    a[j] = mu_ > 0 ? std::clamp(slack / mu_, 0.0, 1.0) : 0.5;
+    a[j] = (mu_ > 0 ? std::clamp(slack / mu_, 0.0, 1.0) : 0.5) * weight(M[j]);
   }
   std::vector<double> K(static_cast<std::size_t>(N * N)), F(static_cast<std::size_t>(N)), w(static_cast<std::size_t>(N)),
       step(static_cast<std::size_t>(N));
@@ -218,7 +222,7 @@ bool Run<T>::hinge_newton_polish(double band) {
   // Dual candidate (valid whatever happened above).
   std::vector<double> theta(static_cast<std::size_t>(n_));
   for (index_t k = 0; k < n_; ++k) theta[k] = y_[k] * aL[k];
-  for (index_t j = 0; j < nm; ++j) theta[M[j]] = y_[M[j]] * std::clamp(a[j], 0.0, 1.0);
+  for (index_t j = 0; j < nm; ++j) theta[M[j]] = y_[M[j]] * std::clamp(a[j], 0.0, weight(M[j]));
   // Primal candidate: accepted only if it lowers the true objective.
   bool replaced = false;
   if (vec::all_finite(nu, u.data())) {
@@ -227,7 +231,7 @@ bool Run<T>::hinge_newton_polish(double band) {
       for (index_t r = 0; r < d_; ++r) U_[act[i] * bs_ + r] = static_cast<T>(u[i * d_ + r]);
     std::vector<T> zc(static_cast<std::size_t>(nc_));
     forward(U_.data(), zc.data(), nullptr);
-    const double pc = loss_value(loss_, zc.data(), y_.data(), n_, c_, 0.0) + beta_ * penalty(U_.data(), p_);
+    const double pc = loss_value(loss_, zc.data(), y_.data(), n_, c_, 0.0, w_) + beta_ * penalty(U_.data(), p_);
     if (pc < last_primal_) {
       global_check();
       replaced = true;

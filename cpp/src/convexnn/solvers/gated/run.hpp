@@ -89,10 +89,12 @@ class Run {
   using Cache = typename GatedSolver<T>::Cache;
 
   Run(const BlockOperator<T>& op, const BlockOperator<double>* cop, const std::vector<double>& y, index_t c, Loss loss,
-      Groups groups, Cache& cache, const GatedOptions& opt, double beta)
+      Groups groups, Cache& cache, const GatedOptions& opt, double beta, const double* w = nullptr)
       : op_(op),
         cop_(cop),
         y_(y),
+        w_(w),
+        wmax_(max_weight(w, op.n_samples())),
         n_(op.n_samples()),
         d_(op.block_dim()),
         p_(op.n_blocks()),
@@ -113,6 +115,8 @@ class Run {
   const BlockOperator<T>& op_;
   const BlockOperator<double>* cop_;
   const std::vector<double>& y_;
+  const double* w_;  // sample weights (n), or null: all ones
+  double wmax_;      // their maximum (1 without weights): the factor of the loss's smoothness
   index_t n_, d_, p_, c_, bs_, nc_;
   Loss loss_;
   Groups groups_;
@@ -159,7 +163,8 @@ class Run {
 
   // ---- small helpers ----
   double elapsed() const { return clock_.elapsed(); }
-  double smooth() const { return loss_smoothness(loss_, mu_); }
+  double smooth() const { return w_ ? loss_smoothness(loss_, mu_) * wmax_ : loss_smoothness(loss_, mu_); }
+  double weight(index_t k) const { return w_ ? w_[k] : 1.0; }
   T* block(index_t i) { return U_.data() + i * bs_; }
   index_t groups_per_block() const { return groups_ == Groups::neuron ? 1 : c_; }  // c (output) or 1 (neuron)
   bool block_is_zero(const T* u) const {
@@ -218,6 +223,7 @@ class Run {
   double dual_value(const std::vector<double>& theta, double max_norm, double safety, double* s_out,
                     double conj_mu) const;
   double full_dual_norm(const std::vector<double>& theta, std::vector<double>* norms);
+  double smoothing_norm(const std::vector<double>& theta) const;
   void certified_predictions(std::vector<double>& zd);
   double global_check();
   void check_precision_floor();
@@ -243,7 +249,7 @@ class Run {
   // ---- inner solvers and their caches (rounds.cpp) ----
   void ensure_cache(const std::vector<index_t>& W);
   double op_norm_sq();
-  void refresh_grad() { loss_value_grad(loss_, z_.data(), y_.data(), n_, c_, g_.data(), mu_); }
+  void refresh_grad() { loss_value_grad(loss_, z_.data(), y_.data(), n_, c_, g_.data(), mu_, w_); }
   void apply_prediction_change(const T* dz);
   std::vector<index_t> build_working_set();
   bool inner_check(const std::vector<index_t>& W, double tol_in, bool global, double& best_ws_dual, bool& mu_changed);
