@@ -152,10 +152,6 @@ class Run {
   index_t n_active_ = 0;
   index_t ws_size_ = 0;
   double fista_L_ = -1.0;
-  // Seconds per N^3 of the hinge polish's dense solve: the largest measured, before the first measurement a
-  // pessimistic 9 N^3 flops at 0.1 GFlop/s (measured 31 s for N = 800 on 2 cores at load 11).
-  double polish_seconds_per_n3_ = 9e-8;
-  bool polish_rate_measured_ = false;
   double floor_ref_gap_ = kInf;  // best gap when progress was last made (precision floor)
   int floor_stalled_ = 0;        // global checks since then
   double ws_floor_ref_ = kInf;   // the same for the working-set gap of the current round
@@ -238,6 +234,10 @@ class Run {
   // ---- hinge continuation (hinge.cpp) ----
   void hinge_polish();
   bool hinge_newton_polish(double band);
+  int hinge_kkt_newton(const std::vector<index_t>& act, const std::vector<index_t>& M, const std::vector<double>& aL,
+                       std::vector<double>& u, std::vector<double>& a);
+  bool hinge_polish_candidate(const std::vector<index_t>& act, const std::vector<double>& u,
+                              const std::vector<char>& side, const std::vector<double>& dual);
   bool maybe_shrink_mu();
 
   // ---- active-set Newton phase (newton.cpp) ----
