@@ -170,6 +170,8 @@ int Run<T>::hinge_kkt_newton(const std::vector<index_t>& act, const std::vector<
     if (std::sqrt(fnorm) <= 1e-13 * (1.0 + beta_)) return 1;
     // K [du; db] = -F with da = -db; the full step first, halved while it does not reduce ||F|| (a full Newton
     // step from a rough guess can overshoot into a collapsed block or away from the solution).
+    if (!polish_affordable(N)) return -1;  // over the polish budget (run.hpp)
+    polish_flops_ += 9.0 * static_cast<double>(N) * static_cast<double>(N) * static_cast<double>(N);
     if (!gated::pseudo_inverse_step(N, std::move(K), F, step, [&] { return poll(); })) return -1;
     K.assign(static_cast<std::size_t>(N * N), 0.0);
     bool accepted = false;

@@ -57,7 +57,12 @@ constexpr double kNewtonMinForcing = 1e-8;  // smallest relative CG residual ask
 constexpr int kFloorChecks = 10;
 constexpr double kFloorProgress = 0.7;
 constexpr double kFloorCeiling = 1e-3;
-constexpr double kCallbackPollSeconds = 0.5;  // callback at least this often inside loops that count no iterations
+constexpr double kCallbackPollSeconds = 0.5;
+// Hinge polish budget, in flops (deterministic, unlike seconds): its dense solves (9 N^3 each) may use at most
+// kPolishFlopAllowance plus kPolishShare times the flops of the iterations so far (4 n P d c per iteration, an
+// upper bound). Measured: without it a polish that never succeeds took 80 of 87 s (n = 600, P = 200, docs/tuning.md).
+constexpr double kPolishFlopAllowance = 2e9;
+constexpr double kPolishShare = 1.0;  // callback at least this often inside loops that count no iterations
 
 // Relative error allowance of float32 adjoints when a certificate has no float64 operator: the dual norm is
 // inflated by (1 + 4 eps_f32 sqrt(n)) so that the scaled dual point stays feasible despite float roundoff.
@@ -152,6 +157,7 @@ class Run {
   index_t n_active_ = 0;
   index_t ws_size_ = 0;
   double fista_L_ = -1.0;
+  double polish_flops_ = 0.0;    // flops of the hinge polish's dense solves so far
   double floor_ref_gap_ = kInf;  // best gap when progress was last made (precision floor)
   int floor_stalled_ = 0;        // global checks since then
   double ws_floor_ref_ = kInf;   // the same for the working-set gap of the current round
@@ -239,6 +245,12 @@ class Run {
   bool hinge_polish_candidate(const std::vector<index_t>& act, const std::vector<double>& u,
                               const std::vector<char>& side, const std::vector<double>& dual);
   bool maybe_shrink_mu();
+  bool polish_affordable(index_t N) const {
+    const double iteration_flops = 4.0 * static_cast<double>(n_) * static_cast<double>(p_) * static_cast<double>(bs_) *
+                                   static_cast<double>(iter_);
+    const double n3 = static_cast<double>(N) * static_cast<double>(N) * static_cast<double>(N);
+    return polish_flops_ + 9.0 * n3 <= kPolishFlopAllowance + kPolishShare * iteration_flops;
+  }
 
   // ---- active-set Newton phase (newton.cpp) ----
   bool group_is_zero(const T* u, index_t k) const;
