@@ -657,6 +657,13 @@ class ReluSolver<T>::Run {
   ReluResult<T> execute(const T* V0, const T* W0) {
     estimate_lipschitz();
     start(V0, W0);
+    if (stop_.stopped()) {  // stopped during the Lipschitz estimate: no iteration
+      result_.status = stop_.status();
+      index_t none = 0;
+      finish(none);
+      stop_.rethrow();
+      return std::move(result_);
+    }
     index_t it = 0;
     for (it = 1; it <= opt_.max_iter; ++it) {
       stop_.set_iteration(it - 1);
@@ -708,6 +715,7 @@ class ReluSolver<T>::Run {
     for (index_t e = 0; e < m_; ++e) u[e] = static_cast<T>(1.0 + 0.001 * static_cast<double>(e % 97));
     double lam = 0.0;
     for (int it = 0; it < kPowerIterations; ++it) {
+      if (it > 0 && stop_.poll()) break;  // each step is a full forward + adjoint (seconds at n = 2e4, P = 1e3)
       double nu = 0.0;
       for (T v : u) nu += static_cast<double>(v) * static_cast<double>(v);
       nu = std::sqrt(nu);
