@@ -7,7 +7,8 @@ converged per formulation.
 
 Usage::
 
-    python bench/hinge_convergence.py [--instances 50] [--formulations gated relu] [--time-limit 60] [--json out.json]
+    python bench/hinge_convergence.py [--instances 50] [--first 0] [--formulations gated relu]
+        [--time-limit 60] [--json out.json]
 """
 
 import argparse
@@ -33,10 +34,10 @@ def instance(seed, n=100, d=4, n_patterns=20):
     return X, y, pats, beta
 
 
-def run(instances, formulations, time_limit):
+def run(instances, formulations, time_limit, first=0):
     """One row per (instance, formulation): status, gap, iterations and seconds."""
     rows = []
-    for seed in range(instances):
+    for seed in range(first, first + instances):
         X, y, pats, beta = instance(seed)
         for formulation in formulations:
             t0 = time.perf_counter()
@@ -66,11 +67,12 @@ def run(instances, formulations, time_limit):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=50)
+    parser.add_argument("--first", type=int, default=0, help="seed of the first instance")
     parser.add_argument("--formulations", nargs="+", default=["gated", "relu"])
     parser.add_argument("--time-limit", type=float, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    rows = run(args.instances, args.formulations, args.time_limit)
+    rows = run(args.instances, args.formulations, args.time_limit, args.first)
     for formulation in args.formulations:
         mine = [r for r in rows if r["formulation"] == formulation]
         ok = sum(r["status"] == "converged" for r in mine)
