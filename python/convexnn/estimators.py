@@ -63,16 +63,21 @@ DEFAULT_SEARCH_TIME = 60.0
 _PREDICT_BLOCK_ENTRIES = 1 << 22
 
 
-def _weighted_beta_max(Xs, Y, patterns, groups, bias, sample_weight):
-    """beta_max of the weighted squared loss: that of the rows of [X, 1] and y scaled by sqrt(w) (same patterns)."""
+def _weighted_beta_max(Xs, Y, patterns, groups, bias, sample_weight, loss="squared"):
+    """beta_max of the weighted loss (squared: that of the rows of [X, 1] and y scaled by sqrt(w), same patterns)."""
     from . import _core
     from ._operators import make_operator
     from ._validation import add_bias_column
 
-    root = np.sqrt(sample_weight)
     Xb = add_bias_column(Xs) if bias else Xs
+    Y = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(len(Y), -1))
+    if loss != "squared":
+        w = np.ascontiguousarray(sample_weight, dtype=np.float64)
+        op = make_operator(np.ascontiguousarray(Xb), patterns)
+        return float(_core.gated_beta_max(op, Y, loss=loss, groups=groups, sample_weight=w))
+    root = np.sqrt(sample_weight)
     Xw = np.ascontiguousarray(Xb * root[:, None].astype(Xb.dtype))
-    Yw = np.ascontiguousarray(np.asarray(Y, dtype=np.float64).reshape(len(Y), -1) * root[:, None])
+    Yw = Y * root[:, None]
     return float(_core.gated_beta_max(make_operator(Xw, patterns), Yw, loss="squared", groups=groups))
 
 
@@ -163,7 +168,7 @@ class _ConvexReLUBase(ConvexEstimatorBase):
         if sample_weight is None:
             self._resolve_beta(beta_max(Xs, Y, patterns, loss=loss, groups=self.groups, bias=bool(self.bias)))
         else:
-            self._resolve_beta(_weighted_beta_max(Xs, Y, patterns, self.groups, bool(self.bias), sample_weight))
+            self._resolve_beta(_weighted_beta_max(Xs, Y, patterns, self.groups, bool(self.bias), sample_weight, loss))
         res = self._run_solve(Xs, Y, loss, patterns, seed, warm, sample_weight)
         if self.max_neurons is not None and res.network().n_neurons > self.max_neurons:
             res = self._capped(res, Xs, Y, loss, seed, sample_weight)
@@ -280,19 +285,13 @@ class _ConvexReLUBase(ConvexEstimatorBase):
 
     def _fit_weights(self, X, Y, sample_weight, loss):
         """(X, Y, weights for the solver) with integer weights applied as repeated rows (exact for every loss:
-        the objective is a sum over samples); other weights are passed on (loss="squared" only)."""
+        the objective is a sum over samples); other weights are passed on to the solver (every loss)."""
         w = check_sample_weight(sample_weight, X.shape[0])
         if w is None:
             return X, Y, None
         repeated = repeat_integer_weights((X, Y), w, X.shape[0])
         if repeated is not None:
             return repeated + (None,)
-        if loss != "squared":
-            raise ValueError(
-                f"sample_weight (times the weights of class_weight) with loss={loss!r} needs integer "
-                "weights (applied as repeated rows; the solvers' losses other than 'squared' take no "
-                "weights); use loss='squared' for non-integer weights"
-            )
         return X, Y, w
 
     def to_torch(self, dtype=None):

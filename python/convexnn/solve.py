@@ -173,9 +173,10 @@ def solve(
     progress : bool
         Show a tqdm progress bar over the iterations with the current gap.
     sample_weight : array of shape (n,) or None
-        Weights >= 0 of the samples in the loss, sum_k w_k l(f(x_k), y_k). Exact for loss="squared" (the rows of
-        X and y are scaled by sqrt(w_k), which keeps every sign pattern); the other losses take no weights
-        (ValueError).
+        Weights >= 0 of the samples in the loss, sum_k w_k l(f(x_k), y_k), every loss, both formulations, with the
+        certificate of the weighted program. loss="squared" scales the rows of X and y by sqrt(w_k) (exact, and it
+        keeps every sign pattern); the other losses weight the C++ losses. A weight of 0 removes the sample (its
+        row of X is zeroed, so it constrains no cone of formulation="relu" either).
     pattern_generation : {None, "sample", "oracle", "adam-seeded"}
         relu only. "sample": the given ``patterns`` only. "oracle": column generation (implies
         ``cutting_planes=True``): the patterns of neurons violating the dual constraint, found over all regions
@@ -225,7 +226,7 @@ def solve(
     verbose, callback = check_verbose(verbose), check_callback(callback)
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False; got {progress!r}")
-    sample_weight = _check_solve_weights(sample_weight, X.shape[0], loss, cutting_planes)
+    sample_weight = _check_solve_weights(sample_weight, X.shape[0], cutting_planes)
     Xb = add_bias_column(X) if bias else X
     pats = as_patterns(patterns, X, bias, seed)
     generation = _check_pattern_generation(pattern_generation, formulation, cutting_planes, warm_start)
@@ -262,14 +263,9 @@ def _shared_neurons_default(groups_given, formulation, Y, cutting_planes, patter
     return groups_given is None and formulation == "relu" and Y.shape[1] > 1 and bool(search)
 
 
-def _check_solve_weights(sample_weight, n, loss, cutting_planes):
+def _check_solve_weights(sample_weight, n, cutting_planes):
     """Validated per-row weights (or None) for the losses and modes that take them."""
     sample_weight = check_sample_weight(sample_weight, n)
-    if sample_weight is not None and loss != "squared":
-        raise ValueError(
-            f"sample_weight needs loss='squared' (weighted rows are exact there); loss={loss!r} takes "
-            "no weights in this version"
-        )
     if sample_weight is not None and cutting_planes:
         raise ValueError("sample_weight cannot be combined with cutting_planes=True in this version")
     return sample_weight
@@ -382,6 +378,25 @@ def _data_scale(Xb):
     return float(2.0 ** np.frexp(top)[1])
 
 
+def _weighted_rows(Xb, Y, sample_weight, loss):
+    """(X, Y, weights for the C++ loss) of a weighted problem.
+
+    loss="squared": the rows scaled by sqrt(w) (exact) and no weights; the other losses: X with the rows of
+    weight 0 zeroed (the sample is removed: it adds nothing to the loss and constrains no cone) and the weights.
+    """
+    if sample_weight is None:
+        return Xb, Y, None
+    order = "F" if Xb.flags.f_contiguous else "C"
+    if loss == "squared":
+        root = np.sqrt(sample_weight)
+        Xw = np.asarray(Xb * root[:, None].astype(Xb.dtype), order=order)
+        return Xw, np.ascontiguousarray(Y * root[:, None]), None
+    weights = np.ascontiguousarray(sample_weight, dtype=np.float64)
+    if np.all(weights > 0):
+        return Xb, Y, weights
+    return np.asarray(np.where((weights > 0)[:, None], Xb, 0).astype(Xb.dtype), order=order), Y, weights
+
+
 def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
     """The C++ solve on fixed patterns: sample weights, scaling, memory check, callback and progress bar.
 
@@ -396,11 +411,7 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
         copies * 8.0 * P * d * c + 3.0 * Xb.nbytes + Xb.shape[0] * P / 4.0,
         f"solve(formulation={formulation!r}) with {P} patterns of dimension {d} and {c} output(s)",
     )
-    Xw, Yw = Xb, Y
-    if problem["sample_weight"] is not None:
-        root = np.sqrt(problem["sample_weight"])
-        Xw = np.asarray(Xb * root[:, None].astype(Xb.dtype), order="F" if Xb.flags.f_contiguous else "C")
-        Yw = np.ascontiguousarray(Y * root[:, None])
+    Xw, Yw, weights = _weighted_rows(Xb, Y, problem["sample_weight"], problem["loss"])
     scale = _data_scale(Xw)
     if scale != 1.0:
         Xw = Xw * Xw.dtype.type(1.0 / scale)
@@ -415,6 +426,7 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
         time_limit=problem["time_limit"],
         verbose=verbose > 0,
         certify_op=_certify_operator(Xw, pats),
+        sample_weight=weights,
     )
     try:
         if formulation == "gated":

@@ -1,6 +1,8 @@
 // Losses for the Python layer (Network.objective, cutting planes), so the math lives once, in C++.
 #include <pybind11/numpy.h>
 
+#include <vector>
+
 #include "bindings.hpp"
 #include "convexnn/problem/losses.hpp"
 
@@ -21,34 +23,50 @@ Loss checked(const Array& a, const Array& y, const std::string& loss, const char
   return l;
 }
 
+// sample_weight: None -> empty, else the (n,) weights >= 0.
+std::vector<double> weights(const py::object& w, index_t n) {
+  if (w.is_none()) return {};
+  const Array a = Array::ensure(w);
+  CONVEXNN_CHECK(a && a.ndim() == 1 && a.shape(0) == n, "sample_weight must be None or of shape (" << n << ",)");
+  validate_weights(a.data(), n);
+  return std::vector<double>(a.data(), a.data() + n);
+}
+const double* ptr(const std::vector<double>& w) { return w.empty() ? nullptr : w.data(); }
+
 }  // namespace
 
 void bind_losses(py::module_& m) {
   m.def(
       "loss_value",
-      [](const Array& z, const Array& y, const std::string& loss) {
+      [](const Array& z, const Array& y, const std::string& loss, const py::object& sample_weight) {
         const Loss l = checked(z, y, loss, "z");
-        return loss_value<double>(l, z.data(), y.data(), z.shape(0), z.shape(1));
+        const std::vector<double> w = weights(sample_weight, z.shape(0));
+        return loss_value<double>(l, z.data(), y.data(), z.shape(0), z.shape(1), 0.0, ptr(w));
       },
-      py::arg("z"), py::arg("y"), py::arg("loss"), "L(z, y) summed over samples (no 1/n); z, y: (n, c).");
+      py::arg("z"), py::arg("y"), py::arg("loss"), py::arg("sample_weight") = py::none(),
+      "L(z, y) summed over samples (no 1/n; sample_weight (n,): sum_k w_k l(z_k, y_k)); z, y: (n, c).");
   m.def(
       "loss_gradient",
-      [](const Array& z, const Array& y, const std::string& loss) {
+      [](const Array& z, const Array& y, const std::string& loss, const py::object& sample_weight) {
         const Loss l = checked(z, y, loss, "z");
+        const std::vector<double> w = weights(sample_weight, z.shape(0));
         py::array_t<double> grad({z.shape(0), z.shape(1)});
-        loss_value_grad<double, double>(l, z.data(), y.data(), z.shape(0), z.shape(1), grad.mutable_data());
+        loss_value_grad<double, double>(l, z.data(), y.data(), z.shape(0), z.shape(1), grad.mutable_data(), 0.0,
+                                        ptr(w));
         return grad;
       },
-      py::arg("z"), py::arg("y"), py::arg("loss"),
+      py::arg("z"), py::arg("y"), py::arg("loss"), py::arg("sample_weight") = py::none(),
       "grad_z L(z, y), shape (n, c) (hinge: the subgradient -y 1[y z < 1]).");
   m.def(
       "loss_conjugate",
-      [](const Array& t, const Array& y, const std::string& loss) {
+      [](const Array& t, const Array& y, const std::string& loss, const py::object& sample_weight) {
         const Loss l = checked(t, y, loss, "t");
-        return loss_conjugate(l, t.data(), y.data(), t.shape(0), t.shape(1));
+        const std::vector<double> w = weights(sample_weight, t.shape(0));
+        return loss_conjugate(l, t.data(), y.data(), t.shape(0), t.shape(1), 0.0, ptr(w));
       },
-      py::arg("t"), py::arg("y"), py::arg("loss"),
-      "Fenchel conjugate L*(t) = sup_z <t, z> - L(z, y) (+inf outside its domain); t, y: (n, c) float64.");
+      py::arg("t"), py::arg("y"), py::arg("loss"), py::arg("sample_weight") = py::none(),
+      "Fenchel conjugate L*(t) = sup_z <t, z> - L(z, y) (+inf outside its domain); t, y: (n, c) float64; "
+      "with sample_weight (n,) that of the weighted loss, sum_k w_k l*(t_k / w_k).");
 }
 
 }  // namespace convexnn::python

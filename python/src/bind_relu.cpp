@@ -39,7 +39,7 @@ py::dict solve_relu(const ConeOperator<T>& op, const py::array_t<double, py::arr
                     double beta, const std::string& loss, double tol, index_t max_iter, double time_limit,
                     index_t check_every, const py::object& warm_V, const py::object& warm_W, bool verbose,
                     const BlockOperator<double>* certify_op, bool ray_newton, const py::object& callback,
-                    bool precision_floor) {
+                    bool precision_floor, const py::object& sample_weight) {
   CONVEXNN_CHECK(y.ndim() == 2 && y.shape(0) == op.n_samples(),
                  "y must have shape (" << op.n_samples() << ", c), got ndim = " << y.ndim());
   const index_t c = y.shape(1), P = op.n_blocks(), d = op.block_dim();
@@ -47,7 +47,14 @@ py::dict solve_relu(const ConeOperator<T>& op, const py::array_t<double, py::arr
   const T* V0 = optional_blocks<T>(warm_V, P, d, c, "warm_start V", hv);
   const T* W0 = optional_blocks<T>(warm_W, P, d, c, "warm_start W", hw);
   CONVEXNN_CHECK((V0 == nullptr) == (W0 == nullptr), "warm_start needs both V and W");
-  ReluSolver<T> solver(op, y.data(), c, parse_loss(loss), certify_op);
+  std::vector<double> w;  // sample weights (n,), empty: none (the solver validates them)
+  if (!sample_weight.is_none()) {
+    const auto wa = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(sample_weight);
+    CONVEXNN_CHECK(wa && wa.ndim() == 1 && wa.shape(0) == op.n_samples(),
+                   "sample_weight must be None or of shape (" << op.n_samples() << ",)");
+    w.assign(wa.data(), wa.data() + op.n_samples());
+  }
+  ReluSolver<T> solver(op, y.data(), c, parse_loss(loss), certify_op, w.empty() ? nullptr : w.data());
   ReluOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
@@ -90,7 +97,7 @@ void bind_relu_for(py::module_& m) {
         py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
         py::arg("certify_op") = nullptr, py::arg("ray_newton") = true, py::arg("callback") = py::none(),
-        py::arg("precision_floor") = false,
+        py::arg("precision_floor") = false, py::arg("sample_weight") = py::none(),
         R"doc(Solve the exact (cone-constrained) two-layer ReLU program to a certified relative gap.
 
     min_{V, W}  L(sum_i A_i (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]||_2 + ||W_i[:, k]||_2)
@@ -101,7 +108,7 @@ output heads sharing the patterns). Accelerated proximal gradient whose prox is 
 
 solve_relu(op, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf, check_every=5,
            warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True, callback=None,
-           precision_floor=False)
+           precision_floor=False, sample_weight=None)
 
 op : ConeOperatorF64 / ConeOperatorF32 with n outputs, P blocks of dimension d, and the rows of the cone
     constraints: a MaskedOperator(X, patterns) built from a PatternSet (A_i = D_i X), or
@@ -122,6 +129,7 @@ callback : None or callable(info dict: iteration, objective, dual_objective, gap
     called at every certificate and about every 0.5 s between them (then with the last certificate's values);
     returning False stops the solve (status "interrupted"). Ctrl-C also stops it (within ~0.1 s plus one
     cone projection), with the last certified point.
+sample_weight : None or (n,) weights >= 0 of the samples in the loss, sum_k w_k l(z_k, y_k) (every loss).
 
 Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation (relative, over the
 rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history, timings). timings:

@@ -42,6 +42,17 @@ Targets parse_targets(const py::object& y_obj, index_t n_expected) {
   return t;
 }
 
+// sample_weight: None -> empty (no weights), else n finite weights >= 0 (ValueError naming it otherwise).
+std::vector<double> parse_weights(const py::object& w, index_t n) {
+  if (w.is_none()) return {};
+  const F64Array a = F64Array::ensure(w);
+  CONVEXNN_CHECK(a && a.ndim() == 1 && a.shape(0) == n,
+                 "sample_weight must be None or an array of shape (" << n << ",) (one weight per sample)");
+  validate_weights(a.data(), n);
+  return std::vector<double>(a.data(), a.data() + n);
+}
+const double* weights_or_null(const std::vector<double>& w) { return w.empty() ? nullptr : w.data(); }
+
 double parse_limit(const py::object& v, const char* name, double dflt) {
   if (v.is_none()) return dflt;
   const double x = v.cast<double>();
@@ -123,8 +134,10 @@ void bind_typed(py::module_& m) {
       [](const BlockOperator<T>& op, const py::object& y_obj, double beta, const std::string& loss,
          const std::string& groups, double tol, const py::object& max_iter, const py::object& time_limit,
          const std::string& solver, const py::object& warm_start, bool verbose, index_t check_every,
-         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set, bool newton) {
+         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set, bool newton,
+         const py::object& sample_weight) {
         const Targets t = parse_targets(y_obj, op.n_samples());
+        const std::vector<double> w = parse_weights(sample_weight, t.n);
         const Loss l = parse_loss(loss);
         const Groups g = parse_groups(groups);
         PyOptions po{loss,    groups,      solver,      tol,      max_iter, time_limit,
@@ -134,7 +147,7 @@ void bind_typed(py::module_& m) {
         const GatedOptions o = make_options(po, &error, &label);
         const index_t P = op.n_blocks(), d = op.block_dim();
         auto warm = parse_warm<T>(warm_start, P, d, t.c);
-        GatedSolver<T> s(op, t.y.data(), t.n, t.c, l, g, certify_op);
+        GatedSolver<T> s(op, t.y.data(), t.n, t.c, l, g, certify_op, weights_or_null(w));
         GatedResult<T> r;
         {
           py::gil_scoped_release release;
@@ -147,7 +160,7 @@ void bind_typed(py::module_& m) {
       py::arg("tol") = 1e-6, py::arg("max_iter") = 10000, py::arg("time_limit") = py::none(),
       py::arg("solver") = "auto", py::arg("warm_start") = py::none(), py::arg("verbose") = false,
       py::arg("check_every") = 10, py::arg("certify_op") = nullptr, py::arg("callback") = py::none(),
-      py::arg("working_set") = true, py::arg("newton") = true,
+      py::arg("working_set") = true, py::arg("newton") = true, py::arg("sample_weight") = py::none(),
       R"doc(Solve the gated-ReLU program min_U L(sum_i D_i X U_i, y) + beta * Omega(U) to a certified relative gap.
 
 op : BlockOperatorF64 / BlockOperatorF32 (e.g. MaskedOperatorF64(X, masks)); P blocks of dimension d.
@@ -162,6 +175,7 @@ verbose : print progress every check_every iterations.  callback(info: dict) -> 
     float64 when op is float32 (otherwise float32 products with a safety margin).
 working_set : solve on working sets of blocks (celer-style), the global gap is always checked.
 newton : once the support is identified, finish with active-set Newton-CG steps (smooth losses).
+sample_weight : (n,) weights >= 0 of the samples in the loss, sum_k w_k l(z_k, y_k) (every loss), or None.
 Ctrl-C stops with status "interrupted" and returns the best certified point so far.
 
 Returns dict(U (P, d, c), objective, dual_objective, gap, n_iter, status, time, solver, n_active,
@@ -176,8 +190,10 @@ solve whose certified gap stopped improving above tol: continue in float64 from 
       [](const BlockOperator<T>& op, const py::object& y_obj, const std::vector<double>& betas, const std::string& loss,
          const std::string& groups, double tol, const py::object& max_iter, const py::object& time_limit,
          const std::string& solver, const py::object& warm_start, bool verbose, index_t check_every,
-         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set, bool newton) {
+         const BlockOperator<double>* certify_op, const py::object& callback, bool working_set, bool newton,
+         const py::object& sample_weight) {
         const Targets t = parse_targets(y_obj, op.n_samples());
+        const std::vector<double> w = parse_weights(sample_weight, t.n);
         const Loss l = parse_loss(loss);
         const Groups g = parse_groups(groups);
         for (double b : betas) CONVEXNN_CHECK(std::isfinite(b) && b >= 0, "betas must be finite and >= 0, got " << b);
@@ -188,7 +204,7 @@ solve whose certified gap stopped improving above tol: continue in float64 from 
         const GatedOptions o = make_options(po, &error, &label);
         const index_t P = op.n_blocks(), d = op.block_dim();
         auto warm = parse_warm<T>(warm_start, P, d, t.c);
-        GatedSolver<T> s(op, t.y.data(), t.n, t.c, l, g, certify_op);
+        GatedSolver<T> s(op, t.y.data(), t.n, t.c, l, g, certify_op, weights_or_null(w));
         std::vector<GatedResult<T>> rs;
         {
           py::gil_scoped_release release;
@@ -207,28 +223,35 @@ solve whose certified gap stopped improving above tol: continue in float64 from 
       py::arg("tol") = 1e-6, py::arg("max_iter") = 10000, py::arg("time_limit") = py::none(),
       py::arg("solver") = "auto", py::arg("warm_start") = py::none(), py::arg("verbose") = false,
       py::arg("check_every") = 10, py::arg("certify_op") = nullptr, py::arg("callback") = py::none(),
-      py::arg("working_set") = true, py::arg("newton") = true,
+      py::arg("working_set") = true, py::arg("newton") = true, py::arg("sample_weight") = py::none(),
       R"doc(Regularization path: solve_gated for each beta in the given order (typically decreasing), each
 warm-started from the previous solution; block eigenbases are computed once. max_iter and time_limit apply to
 each solve. Returns a list of solve_gated dicts (with "beta"); stops early after an "interrupted" solve.)doc");
 
   m.def(
       "gated_beta_max",
-      [](const BlockOperator<T>& op, const py::object& y_obj, const std::string& loss, const std::string& groups) {
+      [](const BlockOperator<T>& op, const py::object& y_obj, const std::string& loss, const std::string& groups,
+         const py::object& sample_weight) {
         const Targets t = parse_targets(y_obj, op.n_samples());
-        GatedSolver<T> s(op, t.y.data(), t.n, t.c, parse_loss(loss), parse_groups(groups));
+        const std::vector<double> w = parse_weights(sample_weight, t.n);
+        GatedSolver<T> s(op, t.y.data(), t.n, t.c, parse_loss(loss), parse_groups(groups), nullptr, weights_or_null(w));
         py::gil_scoped_release release;
         return s.beta_max();
       },
       py::arg("op"), py::arg("y"), py::arg("loss") = "squared", py::arg("groups") = "output",
-      "Smallest beta for which U = 0 is optimal: max_i ||X^T D_i grad L(0)||_* (exact, one adjoint pass).");
+      py::arg("sample_weight") = py::none(),
+      "Smallest beta for which U = 0 is optimal: max_i ||X^T D_i grad L_w(0)||_* (exact, one adjoint pass; "
+      "sample_weight: (n,) weights of the weighted loss, or None).");
 
   m.def(
       "gated_certificate",
       [](const BlockOperator<T>& op, const py::object& U_obj, const py::object& y_obj, double beta,
-         const std::string& loss, const std::string& groups, const BlockOperator<double>* certify_op) {
+         const std::string& loss, const std::string& groups, const BlockOperator<double>* certify_op,
+         const py::object& sample_weight) {
         const Targets t = parse_targets(y_obj, op.n_samples());
-        GatedSolver<T> s(op, t.y.data(), t.n, t.c, parse_loss(loss), parse_groups(groups), certify_op);
+        const std::vector<double> w = parse_weights(sample_weight, t.n);
+        GatedSolver<T> s(op, t.y.data(), t.n, t.c, parse_loss(loss), parse_groups(groups), certify_op,
+                         weights_or_null(w));
         auto U = parse_warm<T>(U_obj, op.n_blocks(), op.block_dim(), t.c);
         CONVEXNN_CHECK(!U_obj.is_none(), "U must be an array of shape (P, d, c), got None");
         Certificate cert;
@@ -245,7 +268,7 @@ each solve. Returns a list of solve_gated dicts (with "beta"); stops early after
         return out;
       },
       py::arg("op"), py::arg("U"), py::arg("y"), py::arg("beta"), py::arg("loss") = "squared",
-      py::arg("groups") = "output", py::arg("certify_op") = nullptr,
+      py::arg("groups") = "output", py::arg("certify_op") = nullptr, py::arg("sample_weight") = py::none(),
       R"doc(Certificate of a given U (P, d, c): dict(primal, dual, gap, scale, dual_norm), with
 theta = -grad L(A U) (hinge: the subgradient) scaled by s = min(1, beta / dual_norm); the same bound as
 convexnn.reference.duality.gated_dual.)doc");

@@ -376,3 +376,49 @@ TEST(GatedSolver, NewtonPhaseGivesATightCertificateQuickly) {
     EXPECT_LE(with.dual_objective, ref.objective * (1 + 1e-13));
   }
 }
+
+// The hinge polish's dense pseudo-inverse solve: the threaded (pollable) path gives the same step bitwise, and a
+// stop inside a long LAPACK call returns at the next poll instead of at the end of the call.
+#include <chrono>
+
+#include "../../cpp/src/convexnn/solvers/gated/dense_solve.hpp"
+
+namespace {
+std::vector<double> random_symmetric(index_t N, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> g(0.0, 1.0);
+  std::vector<double> K(static_cast<std::size_t>(N * N));
+  for (index_t i = 0; i < N; ++i)
+    for (index_t j = 0; j <= i; ++j) K[i * N + j] = K[j * N + i] = g(rng);
+  return K;
+}
+}  // namespace
+
+TEST(GatedHingePolish, ThreadedPseudoInverseStepIsBitwiseTheDirectOne) {
+  const index_t N = 120;
+  std::vector<double> F(static_cast<std::size_t>(N));
+  for (index_t q = 0; q < N; ++q) F[q] = std::sin(1.0 + q);
+  std::vector<double> direct(F.size()), threaded(F.size());
+  auto never = [] { return false; };
+  ASSERT_TRUE(cnn::gated::pseudo_inverse_step(N, random_symmetric(N, 3), F, direct, never, N + 1));
+  ASSERT_TRUE(cnn::gated::pseudo_inverse_step(N, random_symmetric(N, 3), F, threaded, never, 1));
+  EXPECT_EQ(direct, threaded);
+  // It solves the system: K step = -F (K is nonsingular with probability one).
+  const std::vector<double> K = random_symmetric(N, 3);
+  for (index_t q = 0; q < N; ++q) {
+    double r = F[q];
+    for (index_t e = 0; e < N; ++e) r += K[q * N + e] * direct[e];
+    EXPECT_NEAR(r, 0.0, 1e-8);
+  }
+}
+
+TEST(GatedHingePolish, AStopInsideTheDenseSolveReturnsAtTheNextPoll) {
+  const index_t N = 1600;  // an eigendecomposition of seconds
+  std::vector<double> F(static_cast<std::size_t>(N), 1.0), step(F.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const bool done = cnn::gated::pseudo_inverse_step(N, random_symmetric(N, 4), F, step, [&] { return seconds() > 0.05; });
+  const double took = seconds();
+  if (done) GTEST_SKIP() << "the eigendecomposition finished within 50 ms (" << took << " s): nothing to interrupt";
+  EXPECT_LT(took, 0.5);  // the poll period is 20 ms
+}

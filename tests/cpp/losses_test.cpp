@@ -311,3 +311,47 @@ TEST(Prox, SecularNormSolvesTheEquation) {
     EXPECT_NEAR(S, 1.0, 1e-12) << "rep " << rep;
   }
 }
+
+TEST(Losses, SampleWeightsScaleEveryTermAndKeepFenchelYoung) {
+  // L_w = sum_k w_k l_k: value, gradient and curvature are the unweighted ones times w (per row); the weighted
+  // conjugate is the perspective, so Fenchel-Young holds with equality at the gradient; weight 0 takes no dual.
+  std::mt19937 rng(7);
+  for (const Case& cs : kCases) {
+    const index_t n = 19, c = cs.c;
+    auto y = targets(cs.loss, n, c, rng);
+    auto z = randn(n * c, rng, 1.5);
+    std::vector<double> w(static_cast<std::size_t>(n));
+    std::uniform_real_distribution<double> u(0.1, 3.0);
+    for (auto& e : w) e = u(rng);
+    w[4] = 0.0;
+    std::vector<double> g(z.size()), gw(z.size());
+    cnn::loss_value_grad(cs.loss, z.data(), y.data(), n, c, g.data(), cs.mu);
+    const double vw = cnn::loss_value_grad(cs.loss, z.data(), y.data(), n, c, gw.data(), cs.mu, w.data());
+    double expect = 0.0;
+    for (index_t k = 0; k < n; ++k) expect += w[k] * cnn::loss_value(cs.loss, z.data() + k * c, y.data() + k * c, 1, c, cs.mu);
+    EXPECT_NEAR(vw, expect, 1e-12 * (1 + std::abs(expect))) << cnn::loss_name(cs.loss);
+    EXPECT_EQ(vw, cnn::loss_value(cs.loss, z.data(), y.data(), n, c, cs.mu, w.data()));
+    double ip = 0.0;
+    for (std::size_t e = 0; e < z.size(); ++e) {
+      EXPECT_NEAR(gw[e], w[e / c] * g[e], 1e-15 * (1 + std::abs(g[e])));
+      ip += gw[e] * z[e];
+    }
+    const double conj = cnn::loss_conjugate(cs.loss, gw.data(), y.data(), n, c, cs.mu, w.data());
+    EXPECT_NEAR(vw + conj, ip, 1e-10 * (1 + std::abs(ip))) << cnn::loss_name(cs.loss);
+    auto t = gw;
+    t[4 * c] = 0.25;  // a dual on the weight-0 sample
+    EXPECT_EQ(cnn::loss_conjugate(cs.loss, t.data(), y.data(), n, c, cs.mu, w.data()),
+              std::numeric_limits<double>::infinity());
+    // Curvature: the unweighted Hessian-vector product times the row weight.
+    const cnn::LossCurvature h(cs.loss, z.data(), y.data(), n, c, cs.mu), hw(cs.loss, z.data(), y.data(), n, c, cs.mu,
+                                                                              w.data());
+    auto v = randn(n * c, rng);
+    std::vector<double> hv(v.size()), hwv(v.size());
+    h.apply(v.data(), hv.data());
+    hw.apply(v.data(), hwv.data());
+    for (std::size_t e = 0; e < v.size(); ++e) EXPECT_NEAR(hwv[e], w[e / c] * hv[e], 1e-15 * (1 + std::abs(hv[e])));
+  }
+  EXPECT_EQ(cnn::max_weight(nullptr, 3), 1.0);
+  const double bad[2] = {1.0, -0.5};
+  EXPECT_THROW(cnn::validate_weights(bad, 2), std::invalid_argument);
+}

@@ -53,8 +53,8 @@ def test_class_weight_errors_name_the_argument():
         ConvexReLUClassifier(formulation="gated", n_patterns=10, class_weight={"rare": -1.0}).fit(X, y)
     with pytest.raises(ValueError, match="class_weight names labels not in y"):
         ConvexReLUClassifier(formulation="gated", n_patterns=10, class_weight={"other": 2.0}).fit(X, y)
-    with pytest.raises(ValueError, match="class_weight.*needs integer weights"):  # logistic takes no weights
-        ConvexReLUClassifier(formulation="gated", n_patterns=10, class_weight={"rare": 2.5}).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight"):
+        ConvexReLUClassifier(formulation="gated", n_patterns=10).fit(X, y, sample_weight=np.full(len(y), -0.5))
 
 
 def test_bn_classifier_class_weight_is_its_integer_sample_weight():

@@ -37,8 +37,13 @@ def test_real_sample_weights_minimize_the_weighted_objective():
     )
     res = cnn.solve(X, y, est.beta_, patterns=est.result_.patterns, bias=True, tol=1e-9, sample_weight=w)
     np.testing.assert_allclose(est.objective_, res.objective, rtol=1e-8)
-    with pytest.raises(ValueError, match="needs integer weights"):
-        ConvexReLUClassifier(formulation="gated").fit(X, y > 0.5, sample_weight=w)
+    # Real weights under the classifier's logistic loss: the weighted C++ loss (the weights change the model).
+    kw = dict(formulation="gated", n_patterns=30, tol=1e-8)
+    weighted = ConvexReLUClassifier(**kw).fit(X, y > 0.5, sample_weight=w)
+    assert weighted.gap_ <= 1e-8
+    assert not np.array_equal(
+        weighted.decision_function(X), ConvexReLUClassifier(**kw).fit(X, y > 0.5).decision_function(X)
+    )
 
 
 def test_float32_in_float32_out():

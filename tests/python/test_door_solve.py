@@ -158,11 +158,12 @@ def test_sample_weight_equals_the_weighted_objective_by_cvxpy():
     assert res.dual_objective <= prob.value * (1 + 1e-9)
 
 
-def test_sample_weight_is_refused_for_other_losses_and_bad_shapes():
+def test_sample_weight_takes_every_loss_and_refuses_bad_shapes():
     X, y = _data()
     yb = np.where(y > 0, 1.0, -1.0)
-    with pytest.raises(ValueError, match="sample_weight needs loss='squared'"):
-        cnn.solve(X, yb, 0.1, loss="logistic", sample_weight=np.ones(len(y)))
+    # Every loss takes weights now: unit weights are the unweighted problem.
+    ones = cnn.solve(X, yb, 0.1, loss="logistic", sample_weight=np.ones(len(y)), tol=1e-10)
+    assert ones.objective == pytest.approx(cnn.solve(X, yb, 0.1, loss="logistic", tol=1e-10).objective, rel=1e-9)
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(40,\)"):
         cnn.solve(X, y, 0.1, sample_weight=np.ones(3))
     with pytest.raises(ValueError, match="sample_weight must be finite and >= 0"):

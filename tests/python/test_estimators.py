@@ -25,11 +25,8 @@ from convexnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
 # Integer sample weights act as repeated rows, but scikit-learn's equivalence check also reorders the rows, and the
 # sampled gates depend on the row order (a gate's bias passes through a randomly drawn training row): other gates,
 # another (certified) solution. The check is expected to fail for that reason.
-# The class-weight check weighs the classes 1000 : 0.0001 under the default logistic loss: non-integer weights,
-# which only the squared loss takes (the solvers' other losses have no weights; fit raises a ValueError saying so).
 _ORDER_DEPENDENT = {
     "check_sample_weight_equivalence_on_dense_data": "sampled gates depend on the order of the rows, which the check changes",
-    "check_class_weight_classifiers": "non-integer class weights need loss='squared'; the check uses the default logistic loss",
 }
 
 

@@ -218,9 +218,20 @@ def _compare(name, key, want, got, bitwise, tol):
         assert got == pytest.approx(want, rel=max(1e-9, 2 * tol)), f"{name}: {key}"
 
 
+# Entries whose results a deliberate fix changed after the recording, on a machine without the recorded signature
+# (so they could not be re-recorded bitwise there): compared to the tolerance everywhere, with the reason.
+CHANGED_BY_A_FIX = {
+    "gated_hinge_gemm": "the gated hinge polish refines its margin set to the exact KKT point "
+    "(certified gap 0 at iteration 410; the recording: gap 4e-5 at 880)",
+    "relu_f32_certified": "the exact solver's float32 sufficient-decrease slack at float32 rounding (it stalled "
+    "on rounding noise where the recording machine did not)",
+}
+
+
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_golden(name, golden):
     data, meta, bitwise = golden
+    bitwise = bitwise and name not in CHANGED_BY_A_FIX
     prefix = f"{name}/in/"
     inputs = {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
     got = _run(name, inputs)

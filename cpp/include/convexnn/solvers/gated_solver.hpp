@@ -84,11 +84,13 @@ double relative_gap(double primal, double dual);
 // One gated problem on one operator; keeps caches (block eigenbases, ||A|| estimate) across solves, so a
 // path of betas reuses them. y is (n x c) row-major float64 and is copied. `certify_op` (optional, float64, the
 // same blocks as `op`) recomputes the predictions and adjoints of the certificate in double when `op` is float32.
+// `sample_weight` (optional, n weights >= 0, copied) weights the samples in the loss, sum_k w_k l(z_k, y_k)
+// (losses.hpp): every loss, the certificate included.
 template <class T>
 class GatedSolver {
  public:
   GatedSolver(const BlockOperator<T>& op, const double* y, index_t n, index_t c, Loss loss, Groups groups,
-              const BlockOperator<double>* certify_op = nullptr);
+              const BlockOperator<double>* certify_op = nullptr, const double* sample_weight = nullptr);
   ~GatedSolver();
   GatedSolver(const GatedSolver&) = delete;
   GatedSolver& operator=(const GatedSolver&) = delete;
@@ -112,6 +114,7 @@ class GatedSolver {
   index_t n_outputs() const { return c_; }
   Loss loss() const { return loss_; }
   Groups groups() const { return groups_; }
+  const double* sample_weight() const { return w_.empty() ? nullptr : w_.data(); }
 
   struct Cache;  // block eigenbases and operator norm (defined in solvers/gated/run.hpp)
 
@@ -119,6 +122,7 @@ class GatedSolver {
   const BlockOperator<T>& op_;
   const BlockOperator<double>* cert_op_;
   std::vector<double> y_;
+  std::vector<double> w_;  // sample weights, empty: none
   index_t n_, d_, p_, c_;
   Loss loss_;
   Groups groups_;
@@ -129,7 +133,7 @@ class GatedSolver {
 template <class T>
 GatedResult<T> solve_gated(const BlockOperator<T>& op, const double* y, index_t c, double beta, Loss loss,
                            Groups groups, const GatedOptions& options, const T* warm_start = nullptr,
-                           const BlockOperator<double>* certify_op = nullptr);
+                           const BlockOperator<double>* certify_op = nullptr, const double* sample_weight = nullptr);
 
 template <class T>
 double gated_beta_max(const BlockOperator<T>& op, const double* y, index_t c, Loss loss, Groups groups);

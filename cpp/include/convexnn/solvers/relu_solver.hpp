@@ -77,12 +77,13 @@ struct ReluCertificate {
 // pooled convolutional operator: n images, m = n K patch rows, A_i U = the sum over each image's K patches of
 // D_i X U, wrapped in a CompositeConeOperator) from single-block forward products. op must outlive the solver.
 // y (n x c) float64 is copied. `certify_op` (optional, float64, the same blocks) recomputes predictions and
-// adjoints of every certificate in double when `op` runs in float32.
+// adjoints of every certificate in double when `op` runs in float32. `sample_weight` (optional, n weights >= 0,
+// copied) weights the samples in the loss (losses.hpp).
 template <class T>
 class ReluSolver {
  public:
   ReluSolver(const ConeOperator<T>& op, const double* y, index_t c, Loss loss,
-             const BlockOperator<double>* certify_op = nullptr);
+             const BlockOperator<double>* certify_op = nullptr, const double* sample_weight = nullptr);
 
   ReluResult<T> solve(double beta, const ReluOptions& options, const T* V0 = nullptr, const T* W0 = nullptr);
   ReluCertificate certificate(const T* V, const T* W, double beta, double cone_tol = 1e-12) const;
@@ -124,6 +125,8 @@ class ReluSolver {
   MatrixView<T> X_;
   const PatternSet& pats_;
   std::vector<double> y_;
+  std::vector<double> w_;  // sample weights, empty: none
+  const double* w() const { return w_.empty() ? nullptr : w_.data(); }
   index_t n_, d_, p_, c_;
   Loss loss_;
   bool masked_outputs_ = true;  // op_.masked_outputs(): A_i = D_i X (see the constructor's comment)

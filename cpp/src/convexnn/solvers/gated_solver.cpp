@@ -18,7 +18,7 @@ double relative_gap(double primal, double dual) {
 
 template <class T>
 GatedSolver<T>::GatedSolver(const BlockOperator<T>& op, const double* y, index_t n, index_t c, Loss loss, Groups groups,
-                            const BlockOperator<double>* certify_op)
+                            const BlockOperator<double>* certify_op, const double* sample_weight)
     : op_(op),
       cert_op_(certify_op),
       n_(op.n_samples()),
@@ -37,6 +37,10 @@ GatedSolver<T>::GatedSolver(const BlockOperator<T>& op, const double* y, index_t
   const double bytes = static_cast<double>(n) * static_cast<double>(c) * sizeof(double);
   if (bytes > 1e15) throw std::length_error("y copy of " + std::to_string(bytes) + " bytes is too large");
   y_.assign(y, y + n * c);
+  if (sample_weight) {
+    validate_weights(sample_weight, n);
+    w_.assign(sample_weight, sample_weight + n);
+  }
   cache_ = std::make_unique<Cache>(p_);
 }
 
@@ -47,7 +51,7 @@ template <class T>
 double GatedSolver<T>::beta_max() const {
   if (p_ == 0) return 0.0;
   std::vector<double> g(static_cast<std::size_t>(n_ * c_));
-  loss_grad_at_zero(loss_, y_.data(), n_, c_, g.data());
+  loss_grad_at_zero(loss_, y_.data(), n_, c_, g.data(), sample_weight());
   // Per-group norms (the max over a block's columns is the "output" dual norm: sqrt is monotone).
   const bool neuron = groups_ == Groups::neuron;
   std::vector<double> norms(static_cast<std::size_t>(neuron ? p_ : p_ * c_));
@@ -62,7 +66,7 @@ double GatedSolver<T>::beta_max() const {
 
 template <class T>
 GatedResult<T> GatedSolver<T>::solve(double beta, const GatedOptions& options, const T* warm_start) {
-  gated::Run<T> run(op_, cert_op_, y_, c_, loss_, groups_, *cache_, options, beta);
+  gated::Run<T> run(op_, cert_op_, y_, c_, loss_, groups_, *cache_, options, beta, sample_weight());
   return run.run(warm_start);
 }
 
@@ -95,7 +99,7 @@ Certificate GatedSolver<T>::certificate(const T* U, double beta) const {
     std::vector<double> Ud(U, U + p_ * bs), G(static_cast<std::size_t>(p_ * bs));
     const BlockOperator<double>& op = *dop;
     if (p_ > 0) op.forward(Ud.data(), c_, zd.data(), BlockSubset{});
-    loss_value_grad(loss_, zd.data(), y_.data(), n_, c_, theta.data(), 0.0);
+    loss_value_grad(loss_, zd.data(), y_.data(), n_, c_, theta.data(), 0.0, sample_weight());
     for (double& v : theta) v = -v;
     if (p_ > 0) op.adjoint(theta.data(), c_, G.data(), BlockSubset{});
     for (index_t i = 0; i < p_; ++i) norms[i] = block_dual_norm(G.data() + i * bs, d_, c_, groups_);
@@ -103,7 +107,7 @@ Certificate GatedSolver<T>::certificate(const T* U, double beta) const {
     std::vector<T> zt(static_cast<std::size_t>(nc)), G(static_cast<std::size_t>(p_ * bs));
     if (p_ > 0) op_.forward(U, c_, zt.data(), BlockSubset{});
     for (index_t k = 0; k < nc; ++k) zd[k] = static_cast<double>(zt[k]);
-    loss_value_grad(loss_, zd.data(), y_.data(), n_, c_, theta.data(), 0.0);
+    loss_value_grad(loss_, zd.data(), y_.data(), n_, c_, theta.data(), 0.0, sample_weight());
     for (double& v : theta) v = -v;
     std::vector<T> th(theta.begin(), theta.end());
     if (p_ > 0) op_.adjoint(th.data(), c_, G.data(), BlockSubset{});
@@ -113,12 +117,12 @@ Certificate GatedSolver<T>::certificate(const T* U, double beta) const {
   double pen = 0.0;
   for (index_t i = 0; i < p_; ++i) pen += block_penalty(U + i * bs, d_, c_, groups_);
   Certificate cert;
-  cert.primal = loss_value(loss_, zd.data(), y_.data(), n_, c_, 0.0) + beta * pen;
+  cert.primal = loss_value(loss_, zd.data(), y_.data(), n_, c_, 0.0, sample_weight()) + beta * pen;
   cert.dual_norm = norms.empty() ? 0.0 : *std::max_element(norms.begin(), norms.end());
   const double nrm = cert.dual_norm * safety;
   cert.scale = nrm <= beta ? 1.0 : beta / nrm;
   for (double& v : theta) v = -cert.scale * v;
-  cert.dual = -loss_conjugate(loss_, theta.data(), y_.data(), n_, c_, 0.0);
+  cert.dual = -loss_conjugate(loss_, theta.data(), y_.data(), n_, c_, 0.0, sample_weight());
   cert.gap = relative_gap(cert.primal, cert.dual);
   return cert;
 }
@@ -126,8 +130,8 @@ Certificate GatedSolver<T>::certificate(const T* U, double beta) const {
 template <class T>
 GatedResult<T> solve_gated(const BlockOperator<T>& op, const double* y, index_t c, double beta, Loss loss,
                            Groups groups, const GatedOptions& options, const T* warm_start,
-                           const BlockOperator<double>* certify_op) {
-  GatedSolver<T> solver(op, y, op.n_samples(), c, loss, groups, certify_op);
+                           const BlockOperator<double>* certify_op, const double* sample_weight) {
+  GatedSolver<T> solver(op, y, op.n_samples(), c, loss, groups, certify_op, sample_weight);
   return solver.solve(beta, options, warm_start);
 }
 
@@ -140,10 +144,11 @@ double gated_beta_max(const BlockOperator<T>& op, const double* y, index_t c, Lo
 template class GatedSolver<float>;
 template class GatedSolver<double>;
 template GatedResult<float> solve_gated<float>(const BlockOperator<float>&, const double*, index_t, double, Loss,
-                                               Groups, const GatedOptions&, const float*, const BlockOperator<double>*);
+                                               Groups, const GatedOptions&, const float*, const BlockOperator<double>*,
+                                               const double*);
 template GatedResult<double> solve_gated<double>(const BlockOperator<double>&, const double*, index_t, double, Loss,
                                                  Groups, const GatedOptions&, const double*,
-                                                 const BlockOperator<double>*);
+                                                 const BlockOperator<double>*, const double*);
 template double gated_beta_max<float>(const BlockOperator<float>&, const double*, index_t, Loss, Groups);
 template double gated_beta_max<double>(const BlockOperator<double>&, const double*, index_t, Loss, Groups);
 

@@ -124,7 +124,8 @@ typename ReluSolver<T>::Run::CertifyOutcome ReluSolver<T>::Run::certify(const Po
   const double started = stop_.elapsed();
   times_.lap(kOther);
   const double smoothed_loss = s_.loss_gradient_adjoint(pt.V, pt.W, mu_, cert_grad_, cert_G_, &cert_z_);
-  const double true_loss = hinge_ ? loss_value(s_.loss_, cert_z_.data(), s_.y_.data(), s_.n_, s_.c_) : smoothed_loss;
+  const double true_loss = hinge_ ? loss_value(s_.loss_, cert_z_.data(), s_.y_.data(), s_.n_, s_.c_, 0.0, s_.w())
+                                     : smoothed_loss;
   const double primal = true_loss + beta_ * penalty;
   times_.lap(kCertifyProducts);
   if (allow_screen && !hinge_ && screened_in_a_row_ + 1 < kFullCertificateEvery) {
@@ -144,7 +145,7 @@ typename ReluSolver<T>::Run::CertifyOutcome ReluSolver<T>::Run::certify(const Po
   const double scale = worst > beta_ ? beta_ / worst : 1.0;
   std::vector<double> t(cert_grad_);
   for (double& v : t) v *= scale;
-  const double dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_);
+  const double dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, 0.0, s_.w());
   best_dual_ = std::max(best_dual_, dual);
   const double gap = relative_gap(primal, best_dual_);
   record(iteration, primal, gap);
@@ -154,7 +155,7 @@ typename ReluSolver<T>::Run::CertifyOutcome ReluSolver<T>::Run::certify(const Po
   if (gap <= opt_.tol) return CertifyOutcome::kDone;
   if (hinge_ && mu_ > 0.0) {
     const double smoothed_primal = smoothed_loss + beta_ * penalty;
-    const double smoothed_dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+    const double smoothed_dual = -loss_conjugate(s_.loss_, t.data(), s_.y_.data(), s_.n_, s_.c_, mu_, s_.w());
     if (kHinge.should_shrink(relative_gap(smoothed_primal, smoothed_dual), gap)) {
       mu_ = kHinge.next(mu_);
       return CertifyOutcome::kContinue;  // keep going on the sharper problem

@@ -85,14 +85,14 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   const auto reduced_objective = [&](const std::vector<double>& sc, std::vector<double>& zz, std::vector<double>* g) {
     blas::gemv<double>(blas::Layout::ColMajor, blas::Op::NoTrans, nc, k, 1.0, E.data(), nc, sc.data(), 1, 0.0,
                        zz.data(), 1);
-    const double value = g != nullptr ? loss_value_grad(loss_, zz.data(), y_.data(), n_, c_, g->data(), mu)
-                                      : loss_value(loss_, zz.data(), y_.data(), n_, c_, mu);
+    const double value = g != nullptr ? loss_value_grad(loss_, zz.data(), y_.data(), n_, c_, g->data(), mu, w())
+                                      : loss_value(loss_, zz.data(), y_.data(), n_, c_, mu, w());
     double total = 0.0;
     for (double v : sc) total += v;
     return value + beta * total;
   };
 
-  const bool quadratic = loss_ == Loss::squared;  // constant loss Hessian (the identity)
+  const bool quadratic = loss_ == Loss::squared && w_.empty();  // constant loss Hessian (the identity)
   std::vector<double> scale(static_cast<std::size_t>(k)), z(static_cast<std::size_t>(nc)), zt(z.size()), grad(z.size()),
       gs(scale.size()), dir(scale.size()), trial(scale.size()), eig(scale.size()),
       Hloss(static_cast<std::size_t>(k * k)), H(Hloss.size()), HE;
@@ -110,7 +110,7 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
       const double* HEp = E.data();
       if (!quadratic) {
         HE.resize(E.size());
-        const LossCurvature curvature(loss_, z.data(), y_.data(), n_, c_, mu);
+        const LossCurvature curvature(loss_, z.data(), y_.data(), n_, c_, mu, w());
         for (index_t a = 0; a < k; ++a) curvature.apply(E.data() + a * nc, HE.data() + a * nc);
         HEp = HE.data();
       }
@@ -187,7 +187,7 @@ bool ReluSolver<T>::ray_newton(Point& x, double& penalty, double beta, double mu
   for (index_t e = 0; e < m; ++e) diff[e] = static_cast<T>(cand.V[e] - cand.W[e]);
   cand.z.resize(static_cast<std::size_t>(nc));
   op_.forward(diff.data(), c_, cand.z.data());
-  cand.loss = loss_value(loss_, cand.z.data(), y_.data(), n_, c_, mu);
+  cand.loss = loss_value(loss_, cand.z.data(), y_.data(), n_, c_, mu, w());
   const double cand_penalty = penalty_of(cand.V, cand.W, n_cols, d_, c_);
   if (!(cand.loss + beta * cand_penalty < x.loss + beta * penalty)) return false;
   x = std::move(cand);

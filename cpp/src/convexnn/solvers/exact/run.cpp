@@ -18,6 +18,13 @@ template <class T>
 ReluResult<T> ReluSolver<T>::Run::execute(const T* V0, const T* W0) {
   estimate_lipschitz();
   start(V0, W0);
+  if (stop_.stopped()) {  // stopped during the Lipschitz estimate (full products, seconds at scale): no iteration
+    result_.status = stop_.status();
+    index_t none = 0;
+    finish(none);
+    stop_.rethrow();
+    return std::move(result_);
+  }
   index_t it = 0;
   for (it = 1; it <= opt_.max_iter; ++it) {
     stop_.set_iteration(it - 1);
@@ -49,13 +56,13 @@ void ReluSolver<T>::Run::predict(Point& pt) {
   for (index_t e = 0; e < m_; ++e) diffT_[e] = static_cast<T>(pt.V[e] - pt.W[e]);
   pt.z.resize(static_cast<std::size_t>(nc_));
   s_.op_.forward(diffT_.data(), s_.c_, pt.z.data());
-  pt.loss = loss_value(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+  pt.loss = loss_value(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_, s_.w());
 }
 
 // G = A^T grad L(z) in double; also leaves grad L(z) in `grad_`. Returns L(z).
 template <class T>
 double ReluSolver<T>::Run::gradient(const Point& pt) {
-  const double value = loss_value_grad(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, grad_.data(), mu_);
+  const double value = loss_value_grad(s_.loss_, pt.z.data(), s_.y_.data(), s_.n_, s_.c_, grad_.data(), mu_, s_.w());
   for (std::size_t e = 0; e < grad_.size(); ++e) gradT_[e] = static_cast<T>(grad_[e]);
   s_.op_.adjoint(gradT_.data(), s_.c_, GT_.data());
   for (index_t e = 0; e < m_; ++e) G_[e] = static_cast<double>(GT_[e]);
@@ -74,9 +81,9 @@ void ReluSolver<T>::Run::estimate_lipschitz() {
   const double lam =
       power_iteration_from<T>(
           std::move(u), nc_, kPowerIterations, [&](const T* v, T* z) { s_.op_.forward(v, s_.c_, z); },
-          [&](const T* z, T* v) { s_.op_.adjoint(z, s_.c_, v); }, [] { return false; }, how)
+          [&](const T* z, T* v) { s_.op_.adjoint(z, s_.c_, v); }, [&] { return stop_.poll(); }, how)
           .norm_sq;
-  const double smooth = hinge_ ? 1.0 / mu_ : loss_smoothness(s_.loss_);
+  const double smooth = (hinge_ ? 1.0 / mu_ : loss_smoothness(s_.loss_)) * max_weight(s_.w(), s_.n_);
   lipschitz_ = std::max(1e-300, 2.0 * lam * smooth);
   step_ = 1.0 / lipschitz_;
   max_step_ = std::min(kMaxStep, kMaxStepRatio / lipschitz_);
@@ -179,7 +186,7 @@ void ReluSolver<T>::Run::extrapolate() {
   if constexpr (std::is_same_v<T, double>) {
     y_next_.z.resize(x_new_.z.size());
     for (std::size_t e = 0; e < x_new_.z.size(); ++e) y_next_.z[e] = x_new_.z[e] + beta_k * (x_new_.z[e] - x_.z[e]);
-    y_next_.loss = loss_value(s_.loss_, y_next_.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_);
+    y_next_.loss = loss_value(s_.loss_, y_next_.z.data(), s_.y_.data(), s_.n_, s_.c_, mu_, s_.w());
   } else {
     times_.lap(kOther);
     predict(y_next_);

@@ -11,7 +11,7 @@ namespace convexnn {
 
 template <class T>
 ReluSolver<T>::ReluSolver(const ConeOperator<T>& op, const double* y, index_t c, Loss loss,
-                          const BlockOperator<double>* certify_op)
+                          const BlockOperator<double>* certify_op, const double* sample_weight)
     : op_(op),
       cert_op_(certify_op),
       X_(op.constraint_rows()),
@@ -37,6 +37,10 @@ ReluSolver<T>::ReluSolver(const ConeOperator<T>& op, const double* y, index_t c,
                  "certify_op must have the blocks of op (" << n_ << " x " << d_ << " x " << p_ << ")");
   validate_targets(loss, y, n_, c_);
   y_.assign(y, y + n_ * c_);
+  if (sample_weight != nullptr) {
+    validate_weights(sample_weight, n_);
+    w_.assign(sample_weight, sample_weight + n_);
+  }
   // ||X||_2 from the d x d Gram matrix (accumulated in double; d is small).
   std::vector<double> gram(static_cast<std::size_t>(d_ * d_), 0.0), eig(static_cast<std::size_t>(d_));
   for (index_t k = 0; k < X_.rows; ++k)
@@ -91,7 +95,7 @@ double ReluSolver<T>::dual_value_bound(const std::vector<double>& V, const std::
   std::vector<double> t(grad.size());
   const auto dual_at = [&](double s) {
     for (std::size_t e = 0; e < grad.size(); ++e) t[e] = s * grad[e];
-    const double v = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_);
+    const double v = -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, 0.0, w());
     return std::isfinite(v) ? v : -std::numeric_limits<double>::infinity();
   };
   double lo = 0.0, hi = s_max;
@@ -158,7 +162,7 @@ double ReluSolver<T>::loss_gradient_adjoint(const std::vector<double>& V, const 
     std::vector<double> diff(static_cast<std::size_t>(m)), z(static_cast<std::size_t>(n_ * c_));
     for (index_t e = 0; e < m; ++e) diff[e] = V[e] - W[e];
     cert_op_->forward(diff.data(), c_, z.data());
-    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu);
+    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu, w());
     cert_op_->adjoint(grad.data(), c_, G.data());
     if (z_out != nullptr) *z_out = std::move(z);
   } else {
@@ -166,7 +170,7 @@ double ReluSolver<T>::loss_gradient_adjoint(const std::vector<double>& V, const 
         GT(static_cast<std::size_t>(m));
     for (index_t e = 0; e < m; ++e) diff[e] = static_cast<T>(V[e] - W[e]);
     op_.forward(diff.data(), c_, z.data());
-    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu);
+    value = loss_value_grad(loss_, z.data(), y_.data(), n_, c_, grad.data(), mu, w());
     for (std::size_t e = 0; e < grad.size(); ++e) gradT[e] = static_cast<T>(grad[e]);
     op_.adjoint(gradT.data(), c_, GT.data());
     for (index_t e = 0; e < m; ++e) G[e] = static_cast<double>(GT[e]);
@@ -186,7 +190,7 @@ ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, 
   cert.max_dual_constraint = dual_constraint_max(G, cone_tol, beta);
   const double scale = cert.max_dual_constraint > beta ? beta / cert.max_dual_constraint : 1.0;
   for (double& g : grad) g *= scale;
-  cert.dual = -loss_conjugate(loss_, grad.data(), y_.data(), n_, c_);
+  cert.dual = -loss_conjugate(loss_, grad.data(), y_.data(), n_, c_, 0.0, this->w());
   cert.gap = relative_gap(cert.primal, cert.dual);
   cert.max_violation = relative_violation(V, W);
   return cert;
@@ -194,7 +198,7 @@ ReluCertificate ReluSolver<T>::certificate(const T* V, const T* W, double beta, 
 
 #define CONVEXNN_EXACT_SOLVER(T)                                                                                   \
   template ReluSolver<T>::ReluSolver(const ConeOperator<T>&, const double*, index_t, Loss,                         \
-                                     const BlockOperator<double>*);                                                \
+                                     const BlockOperator<double>*, const double*);                                 \
   template ReluResult<T> ReluSolver<T>::solve(double, const ReluOptions&, const T*, const T*);                     \
   template double ReluSolver<T>::dual_value_bound(const std::vector<double>&, const std::vector<double>&,          \
                                                   const std::vector<double>&, const std::vector<double>&, double)  \

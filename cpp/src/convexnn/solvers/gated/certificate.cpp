@@ -19,7 +19,18 @@ double Run<T>::dual_value(const std::vector<double>& theta, double max_norm, dou
   std::vector<double> t(static_cast<std::size_t>(nc_));
   for (index_t k = 0; k < nc_; ++k) t[k] = -s * theta[k];
   if (s_out) *s_out = s;
-  return -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, conj_mu);
+  return -loss_conjugate(loss_, t.data(), y_.data(), n_, c_, conj_mu, w_);
+}
+
+// sum_k theta_k^2 / w_k: the quadratic of the smoothed hinge's conjugate (mu/2 times it; weight-0 samples have
+// theta = 0 and add nothing).
+template <class T>
+double Run<T>::smoothing_norm(const std::vector<double>& theta) const {
+  if (!w_) return vec::sqnorm(nc_, theta.data());
+  double s = 0.0;
+  for (index_t k = 0; k < nc_; ++k)
+    if (w_[k / c_] > 0) s += theta[k] * theta[k] / w_[k / c_];
+  return s;
 }
 
 // Max group dual norm of A^T theta over all blocks (double); per-group norms (P x groups_per_block) into
@@ -85,7 +96,7 @@ double Run<T>::global_check() {
   std::vector<double> zd;
   certified_predictions(zd);
   const double pen = penalty(U_.data(), p_);
-  const double primal = loss_value(loss_, zd.data(), y_.data(), n_, c_, 0.0) + beta_ * pen;
+  const double primal = loss_value(loss_, zd.data(), y_.data(), n_, c_, 0.0, w_) + beta_ * pen;
   n_active_ = count_active();
   if (!std::isfinite(primal)) {
     status_ = "diverged";
@@ -94,13 +105,13 @@ double Run<T>::global_check() {
   const double safety = cop_ ? 1.0 : adjoint_safety<T>(n_);
   // Candidate 1: theta = -grad L_mu(z).
   std::vector<double> theta(static_cast<std::size_t>(nc_));
-  const double smooth_loss = loss_value_grad(loss_, zd.data(), y_.data(), n_, c_, theta.data(), mu_);
+  const double smooth_loss = loss_value_grad(loss_, zd.data(), y_.data(), n_, c_, theta.data(), mu_, w_);
   for (double& v : theta) v = -v;
   std::vector<double> norms;
   const double mx = full_dual_norm(theta, &norms);
   double s = 1.0;
   double dual = dual_value(theta, mx, safety, &s, 0.0);
-  double smooth_dual = mu_ > 0 ? dual - 0.5 * mu_ * s * s * vec::sqnorm(nc_, theta.data()) : dual;
+  double smooth_dual = mu_ > 0 ? dual - 0.5 * mu_ * s * s * smoothing_norm(theta) : dual;
   update_scores(norms);
   // Candidate 2: dual extrapolation from the last K+1 predictions.
   std::vector<double> th2;
@@ -109,7 +120,7 @@ double Run<T>::global_check() {
     double s2 = 1.0;
     const double d2 = dual_value(th2, mx2, safety, &s2, 0.0);
     if (d2 > dual) dual = d2;
-    if (mu_ > 0) smooth_dual = std::max(smooth_dual, d2 - 0.5 * mu_ * s2 * s2 * vec::sqnorm(nc_, th2.data()));
+    if (mu_ > 0) smooth_dual = std::max(smooth_dual, d2 - 0.5 * mu_ * s2 * s2 * smoothing_norm(th2));
   }
   if (std::isfinite(dual)) best_dual_ = std::max(best_dual_, dual);
   last_zd_ = std::move(zd);
@@ -162,7 +173,7 @@ bool Run<T>::extrapolated_theta(std::vector<double>& th2) const {
   std::vector<double> zacc(static_cast<std::size_t>(nc_));
   th2.assign(static_cast<std::size_t>(nc_), 0.0);
   combine_snapshots(zhist_, cw, 0, nc_, zacc.data());
-  loss_value_grad(loss_, zacc.data(), y_.data(), n_, c_, th2.data(), mu_);
+  loss_value_grad(loss_, zacc.data(), y_.data(), n_, c_, th2.data(), mu_, w_);
   for (double& v : th2) v = -v;
   return vec::all_finite(nc_, th2.data());
 }
@@ -189,7 +200,7 @@ void Run<T>::offer_dual(const std::vector<double>& theta) {
 template <class T>
 double Run<T>::ws_check(const std::vector<index_t>& W, double& best_ws_dual) {
   PhaseTimes::Scope timed(times_, kCertificate);
-  const double loss_v = loss_value_grad(loss_, z_.data(), y_.data(), n_, c_, g_.data(), mu_);
+  const double loss_v = loss_value_grad(loss_, z_.data(), y_.data(), n_, c_, g_.data(), mu_, w_);
   std::vector<T> Uw;
   gather(W, Uw);
   const double primal = loss_v + beta_ * penalty(Uw.data(), static_cast<index_t>(W.size()));
@@ -231,6 +242,7 @@ bool Run<T>::ws_at_precision_floor(double ws_gap) {
 
 #define CONVEXNN_GATED_CERTIFICATE(T)                                                                          \
   template double Run<T>::dual_value(const std::vector<double>&, double, double, double*, double) const;       \
+  template double Run<T>::smoothing_norm(const std::vector<double>&) const;                                    \
   template double Run<T>::full_dual_norm(const std::vector<double>&, std::vector<double>*);                    \
   template void Run<T>::certified_predictions(std::vector<double>&);                                           \
   template void Run<T>::update_scores(const std::vector<double>&);                                             \

@@ -100,7 +100,7 @@ template <class T>
 double NewtonSystem<T>::gradient() {
   const index_t nc = r_.nc_;
   std::vector<T> gl(static_cast<std::size_t>(nc)), Gt(static_cast<std::size_t>(len_));
-  f0_loss_ = loss_value_grad(r_.loss_, r_.z_.data(), r_.y_.data(), r_.n_, r_.c_, gl.data(), r_.mu_);
+  f0_loss_ = loss_value_grad(r_.loss_, r_.z_.data(), r_.y_.data(), r_.n_, r_.c_, gl.data(), r_.mu_, r_.w_);
   r_.adjoint(gl.data(), Gt.data(), &S_);
   R_.assign(static_cast<std::size_t>(len_), 0.0);
   for (index_t b = 0; b < m_; ++b)
@@ -113,7 +113,7 @@ double NewtonSystem<T>::gradient() {
     }
   const double r0 = std::sqrt(vec::sqnorm(len_, R_.data()));
   if (r0 > 0) {
-    curv_.emplace(r_.loss_, r_.z_.data(), r_.y_.data(), r_.n_, r_.c_, r_.mu_);
+    curv_.emplace(r_.loss_, r_.z_.data(), r_.y_.data(), r_.n_, r_.c_, r_.mu_, r_.w_);
     omega_ = std::max(curv_->mean_diagonal(), 1e-12);
   }
   return r0;
@@ -280,7 +280,7 @@ bool NewtonSystem<T>::line_search(const std::vector<double>& x, bool* full_step)
     for (index_t k = 0; k < nc; ++k)
       ztry[k] = static_cast<T>(static_cast<double>(r_.z_[k]) + t * static_cast<double>(zdir[k]) -
                                (any_zeroed ? static_cast<double>(zcorr[k]) : 0.0));
-    const double Ft = loss_value(r_.loss_, ztry.data(), r_.y_.data(), r_.n_, r_.c_, r_.mu_) +
+    const double Ft = loss_value(r_.loss_, ztry.data(), r_.y_.data(), r_.n_, r_.c_, r_.mu_, r_.w_) +
                       r_.beta_ * r_.penalty(Utry.data(), m_);
     if (std::isfinite(Ft) && Ft <= F0 + 1e-4 * t * sl) {
       r_.scatter(S_, Utry);

@@ -84,7 +84,7 @@ double Run<T>::op_norm_sq() {
 // z += dz, and update the gradient where the predictions changed.
 template <class T>
 void Run<T>::apply_prediction_change(const T* dz) {
-  if (loss_ == Loss::squared) {
+  if (loss_ == Loss::squared && !w_) {
     vec::parallel_for(nc_, [&](index_t k) {
       if (dz[k] != T(0)) {
         z_[k] += dz[k];
@@ -100,7 +100,9 @@ void Run<T>::apply_prediction_change(const T* dz) {
         z_[r * c_ + j] += dz[r * c_ + j];
         changed = true;
       }
-    if (changed) loss_value_grad(loss_, z_.data() + r * c_, y_.data() + r * c_, 1, c_, g_.data() + r * c_, mu_);
+    if (changed)
+      loss_value_grad(loss_, z_.data() + r * c_, y_.data() + r * c_, 1, c_, g_.data() + r * c_, mu_,
+                      w_ ? w_ + r : nullptr);
   });
 }
 
@@ -224,8 +226,8 @@ bool Run<T>::anderson_step(const std::vector<index_t>& W, SnapshotRing<T>& ring,
   std::vector<T> Uacc(static_cast<std::size_t>(m * bs_)), zacc(static_cast<std::size_t>(nc_));
   combine_snapshots(ring, cw, 0, m * bs_, Uacc.data());
   combine_snapshots(ring, cw, m * bs_, nc_, zacc.data());
-  const double f_cur = loss_value(loss_, z_.data(), y_.data(), n_, c_, mu_) + beta_ * penalty(snap.data(), m);
-  const double f_acc = loss_value(loss_, zacc.data(), y_.data(), n_, c_, mu_) + beta_ * penalty(Uacc.data(), m);
+  const double f_cur = loss_value(loss_, z_.data(), y_.data(), n_, c_, mu_, w_) + beta_ * penalty(snap.data(), m);
+  const double f_acc = loss_value(loss_, zacc.data(), y_.data(), n_, c_, mu_, w_) + beta_ * penalty(Uacc.data(), m);
   if (!(f_acc < f_cur)) return false;
   scatter(W, Uacc);
   z_ = zacc;
@@ -323,7 +325,7 @@ bool Run<T>::fista_round(const std::vector<index_t>& W, double tol_in, bool glob
   };
   while (true) {
     if (should_stop()) break;
-    loss_value_grad(loss_, zy.data(), y_.data(), n_, c_, gy.data(), mu_);
+    loss_value_grad(loss_, zy.data(), y_.data(), n_, c_, gy.data(), mu_, w_);
     adjoint(gy.data(), G.data(), &W);
     fista_L_ = fista_backtrack(len, nc_, fista_L_, smooth(), yv, G, zy, xn, zn, prox,
                                [&] { forward(xn.data(), zn.data(), &W); });

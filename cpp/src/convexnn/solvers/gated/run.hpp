@@ -57,7 +57,12 @@ constexpr double kNewtonMinForcing = 1e-8;  // smallest relative CG residual ask
 constexpr int kFloorChecks = 10;
 constexpr double kFloorProgress = 0.7;
 constexpr double kFloorCeiling = 1e-3;
-constexpr double kCallbackPollSeconds = 0.5;  // callback at least this often inside loops that count no iterations
+constexpr double kCallbackPollSeconds = 0.5;
+// Hinge polish budget, in flops (deterministic, unlike seconds): its dense solves (9 N^3 each) may use at most
+// kPolishFlopAllowance plus kPolishShare times the flops of the iterations so far (4 n P d c per iteration, an
+// upper bound). Measured: without it a polish that never succeeds took 80 of 87 s (n = 600, P = 200, docs/tuning.md).
+constexpr double kPolishFlopAllowance = 2e9;
+constexpr double kPolishShare = 1.0;  // callback at least this often inside loops that count no iterations
 
 // Relative error allowance of float32 adjoints when a certificate has no float64 operator: the dual norm is
 // inflated by (1 + 4 eps_f32 sqrt(n)) so that the scaled dual point stays feasible despite float roundoff.
@@ -89,10 +94,12 @@ class Run {
   using Cache = typename GatedSolver<T>::Cache;
 
   Run(const BlockOperator<T>& op, const BlockOperator<double>* cop, const std::vector<double>& y, index_t c, Loss loss,
-      Groups groups, Cache& cache, const GatedOptions& opt, double beta)
+      Groups groups, Cache& cache, const GatedOptions& opt, double beta, const double* w = nullptr)
       : op_(op),
         cop_(cop),
         y_(y),
+        w_(w),
+        wmax_(max_weight(w, op.n_samples())),
         n_(op.n_samples()),
         d_(op.block_dim()),
         p_(op.n_blocks()),
@@ -113,6 +120,8 @@ class Run {
   const BlockOperator<T>& op_;
   const BlockOperator<double>* cop_;
   const std::vector<double>& y_;
+  const double* w_;  // sample weights (n), or null: all ones
+  double wmax_;      // their maximum (1 without weights): the factor of the loss's smoothness
   index_t n_, d_, p_, c_, bs_, nc_;
   Loss loss_;
   Groups groups_;
@@ -148,10 +157,7 @@ class Run {
   index_t n_active_ = 0;
   index_t ws_size_ = 0;
   double fista_L_ = -1.0;
-  // Seconds per N^3 of the hinge polish's dense solve: the largest measured, before the first measurement a
-  // pessimistic 9 N^3 flops at 0.1 GFlop/s (measured 31 s for N = 800 on 2 cores at load 11).
-  double polish_seconds_per_n3_ = 9e-8;
-  bool polish_rate_measured_ = false;
+  double polish_flops_ = 0.0;    // flops of the hinge polish's dense solves so far
   double floor_ref_gap_ = kInf;  // best gap when progress was last made (precision floor)
   int floor_stalled_ = 0;        // global checks since then
   double ws_floor_ref_ = kInf;   // the same for the working-set gap of the current round
@@ -159,7 +165,8 @@ class Run {
 
   // ---- small helpers ----
   double elapsed() const { return clock_.elapsed(); }
-  double smooth() const { return loss_smoothness(loss_, mu_); }
+  double smooth() const { return w_ ? loss_smoothness(loss_, mu_) * wmax_ : loss_smoothness(loss_, mu_); }
+  double weight(index_t k) const { return w_ ? w_[k] : 1.0; }
   T* block(index_t i) { return U_.data() + i * bs_; }
   index_t groups_per_block() const { return groups_ == Groups::neuron ? 1 : c_; }  // c (output) or 1 (neuron)
   bool block_is_zero(const T* u) const {
@@ -218,6 +225,7 @@ class Run {
   double dual_value(const std::vector<double>& theta, double max_norm, double safety, double* s_out,
                     double conj_mu) const;
   double full_dual_norm(const std::vector<double>& theta, std::vector<double>* norms);
+  double smoothing_norm(const std::vector<double>& theta) const;
   void certified_predictions(std::vector<double>& zd);
   double global_check();
   void check_precision_floor();
@@ -232,7 +240,17 @@ class Run {
   // ---- hinge continuation (hinge.cpp) ----
   void hinge_polish();
   bool hinge_newton_polish(double band);
+  int hinge_kkt_newton(const std::vector<index_t>& act, const std::vector<index_t>& M, const std::vector<double>& aL,
+                       std::vector<double>& u, std::vector<double>& a);
+  bool hinge_polish_candidate(const std::vector<index_t>& act, const std::vector<double>& u,
+                              const std::vector<char>& side, const std::vector<double>& dual);
   bool maybe_shrink_mu();
+  bool polish_affordable(index_t N) const {
+    const double iteration_flops = 4.0 * static_cast<double>(n_) * static_cast<double>(p_) * static_cast<double>(bs_) *
+                                   static_cast<double>(iter_);
+    const double n3 = static_cast<double>(N) * static_cast<double>(N) * static_cast<double>(N);
+    return polish_flops_ + 9.0 * n3 <= kPolishFlopAllowance + kPolishShare * iteration_flops;
+  }
 
   // ---- active-set Newton phase (newton.cpp) ----
   bool group_is_zero(const T* u, index_t k) const;
@@ -243,7 +261,7 @@ class Run {
   // ---- inner solvers and their caches (rounds.cpp) ----
   void ensure_cache(const std::vector<index_t>& W);
   double op_norm_sq();
-  void refresh_grad() { loss_value_grad(loss_, z_.data(), y_.data(), n_, c_, g_.data(), mu_); }
+  void refresh_grad() { loss_value_grad(loss_, z_.data(), y_.data(), n_, c_, g_.data(), mu_, w_); }
   void apply_prediction_change(const T* dz);
   std::vector<index_t> build_working_set();
   bool inner_check(const std::vector<index_t>& W, double tol_in, bool global, double& best_ws_dual, bool& mu_changed);
