@@ -256,8 +256,7 @@ def main():
     train_torch(task, args.filters, "adam", 1e-2, 128, 99, 0.2, 1)
     convexnn_pipeline(task, args.filters, 5, 4, 1e-2, 2.0, rounds=1, descent_epochs=5)
 
-    cvx = []
-    for r in range(args.repeats):
+    def run_convexnn():
         cvx.append(
             convexnn_pipeline(
                 task,
@@ -271,29 +270,36 @@ def main():
                 args.round_tol,
             )
         )
-        print(f"convexnn run {r}: {cvx[-1][0].objective:.4f} in {cvx[-1][2]:.1f} s", file=sys.stderr, flush=True)
+        print(f"convexnn run {len(cvx) - 1}: {cvx[-1][0].objective:.4f} in {cvx[-1][2]:.1f} s", file=sys.stderr)
+
+    # interleaved (convexnn run, PyTorch run, convexnn run, ...) so that load changes hit both libraries alike
+    cvx, runs = [], []
+    jobs = [(opt, lr, batch, s) for opt, lr, batch in _configs(args.quick) for s in range(args.torch_seeds)]
+    for i in range(max(len(jobs), args.repeats)):
+        if i < args.repeats:
+            run_convexnn()
+        if i >= len(jobs):
+            continue
+        opt, lr, batch, s = jobs[i]
+        b = n if batch is None else batch
+        snaps = train_torch(task, args.filters, opt, lr, b, s, args.torch_time, 5 if b < n else 50)
+        tcurve, (best_F, best_net) = score_snapshots(task, snaps)
+        runs.append(
+            dict(
+                name=f"{opt} lr={lr:g} {'full batch' if b == n else f'batch {b}'} seed {s}",
+                curve=tcurve,
+                best=best_F,
+                net=best_net,
+                t_best=first_time(tcurve, best_F),
+            )
+        )
+        print(f"{runs[-1]['name']}: {best_F:.4f}", file=sys.stderr, flush=True)
     order = np.argsort([c[2] for c in cvx])
     res, curve, total, n_pats, _ = cvx[order[len(order) // 2]]  # the median-time run
     c_obj = res.objective
     c_net = res.network()
-
-    runs = []
-    for opt, lr, batch in _configs(args.quick):
-        for s in range(args.torch_seeds):
-            b = n if batch is None else batch
-            snaps = train_torch(task, args.filters, opt, lr, b, s, args.torch_time, 5 if b < n else 50)
-            tcurve, (best_F, best_net) = score_snapshots(task, snaps)
-            runs.append(
-                dict(
-                    name=f"{opt} lr={lr:g} {'full batch' if b == n else f'batch {b}'} seed {s}",
-                    curve=tcurve,
-                    best=best_F,
-                    net=best_net,
-                    t_best=first_time(tcurve, best_F),
-                    t_to_cvx=first_time(tcurve, c_obj),
-                )
-            )
-            print(f"{runs[-1]['name']}: {best_F:.4f}", file=sys.stderr, flush=True)
+    for r in runs:
+        r["t_to_cvx"] = first_time(r["curve"], c_obj)
     load1 = _load()
 
     print(
