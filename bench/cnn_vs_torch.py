@@ -16,12 +16,14 @@ minibatch 128 and full batch, each for --torch-time seconds of training. Its wei
 conv bias) and scored by
 ``ReLUCNN.objective`` (float64) at snapshots; snapshot scoring is not timed.
 
-convexnn ("pattern generation"): a short NumPy Adam run of the CNN (``convexnn.cnn.train_cnn``, --seed-epochs,
-its filters give patterns and its weights the warm start), 60 Gaussian and 20 k-means gates, then the exact
-program (``solve_relu_cnn(formulation="relu")``) warm-started at the seed network (``network_warm_start``). Its
-iterates are feasible, so each point of the solver's history is the objective of a mapped CNN; the history is
-placed on the pipeline's clock with all setup counted before the first iteration (conservative). Every time is
-the median of --repeats runs after one untimed warm-up call of each library.
+convexnn ("pattern generation", ``convexnn.cnn.solve_relu_cnn_generating``): a short NumPy Adam run of the CNN
+(--seed-epochs; its filters give patterns and its weights the warm start), 60 Gaussian and 20 k-means gates, the
+exact program (``formulation="relu"``), then --rounds rounds of: map the solution to its CNN, --descent-epochs of
+full-batch NumPy Adam on the non-convex objective from it, add the descended filters' patterns, re-solve
+warm-started. Every round's optimum is <= the network it starts from. Earlier rounds use --round-tol, the last
+--tol. The curve has one point per round, at the end of its solve, on the process CPU clock of the whole call
+(seed, pattern building, solves and descents all counted; conservative). Every time is the median of --repeats
+runs after one untimed warm-up call of each library.
 
 Reported: final objectives and test accuracies; PyTorch's time to reach convexnn's final objective (per run);
 convexnn's time to reach each PyTorch run's best objective; machine (lscpu) and load average.
@@ -158,58 +160,41 @@ def _phase(curve, wall0, cpu0, wall1, cpu1, start):
     return [(start + t * scale, F) for t, F in curve], start + (wall1 - wall0) * scale
 
 
-def convexnn_pipeline(task, filters, seed_epochs, clusters, tol, time_limit):
-    """Seed Adam + Gaussian / k-means / seed patterns + the exact program.
+def convexnn_pipeline(
+    task, filters, seed_epochs, clusters, tol, time_limit, rounds=3, descent_epochs=100, round_tol=1e-3
+):
+    """``convexnn.cnn.solve_relu_cnn_generating``: seed Adam + Gaussian / k-means / seed patterns, the exact
+    program, then `rounds` rounds of descent-generated patterns and warm-started re-solves.
 
-    Returns (result, curve [(clock, objective)], total clock, n_patterns, total wall seconds).
+    Returns (result, curve [(clock, objective)], total clock, n_patterns, total wall seconds). The curve has one
+    point per round, at the END of that round's solve (conservative: the objective was reached earlier).
     """
-    from convexnn.cnn import (
-        cluster_gates,
-        network_gates,
-        network_warm_start,
-        patterns_from_gates,
-        solve_relu_cnn,
-        train_cnn,
-    )
+    from convexnn.cnn import solve_relu_cnn_generating
 
-    Ptr, ytr, beta = task["Ptr"], task["ytr"], task["beta"]
     w0, c0 = time.perf_counter(), time.process_time()
-    seed = train_cnn(
-        Ptr,
-        ytr,
-        beta,
-        filters,
+    res = solve_relu_cnn_generating(
+        task["Ptr"],
+        task["ytr"],
+        task["beta"],
+        n_filters=filters,
+        rounds=rounds,
+        n_gaussian=60,  # the 60 sampled gates of digits_task (same seed)
+        n_clusters=clusters,
         loss="logistic",
         bias=True,
-        lr=1e-2,
-        n_epochs=seed_epochs,
-        batch_size=128,
-        seed=0,
-        record_every=max(1, seed_epochs // 10),
-    )
-    gates = np.hstack([task["g0"].gates, cluster_gates(Ptr, clusters, seed=0, bias=True), network_gates(seed.network)])
-    pats = patterns_from_gates(Ptr, gates, bias=True)
-    warm = network_warm_start(seed.network, Ptr, pats)
-    w1, c1 = time.perf_counter(), time.process_time()
-    curve, t1 = _phase(list(zip(*seed.times_objectives())), w0, c0, w1, c1, 0.0)
-    res = solve_relu_cnn(
-        Ptr,
-        ytr,
-        beta,
-        patterns=pats,
-        formulation="relu",
-        loss="logistic",
-        bias=True,
+        seed_epochs=seed_epochs,
+        descent_epochs=descent_epochs,
         tol=tol,
+        round_tol=round_tol,
         time_limit=time_limit,
-        warm_start=warm,
     )
-    w2, c2 = time.perf_counter(), time.process_time()
-    hist = [(float(r["time"]), float(r["objective"])) for r in res.history]
-    shift = (w2 - w1) - (hist[-1][0] if hist else 0.0)  # all setup before the first iteration
-    solve_curve, total = _phase([(t + shift, F) for t, F in hist], w1, c1, w2, c2, t1)
-    curve += solve_curve + [(total, res.objective)]
-    return res, curve, total, pats.n_patterns, w2 - w0
+    w1, c1 = time.perf_counter(), time.process_time()
+    key = "cpu_time" if CLOCK == "cpu" else "wall_time"
+    curve = [(e[key], e["objective"]) for e in res.rounds]
+    best = np.minimum.accumulate([F for _, F in curve])
+    curve = [(t, F) for (t, _), F in zip(curve, best)]
+    total = (c1 - c0) if CLOCK == "cpu" else (w1 - w0)
+    return res, curve, total, res.rounds[-1]["n_patterns"], w1 - w0
 
 
 def accuracy(net, P, y):
@@ -239,7 +224,10 @@ def main():
     ap.add_argument("--torch-seeds", type=int, default=1)
     ap.add_argument("--seed-epochs", type=int, default=150)
     ap.add_argument("--clusters", type=int, default=20)
-    ap.add_argument("--tol", type=float, default=1e-4)
+    ap.add_argument("--tol", type=float, default=1e-4, help="the last round's tolerance")
+    ap.add_argument("--round-tol", type=float, default=1e-3, help="the earlier rounds' tolerance")
+    ap.add_argument("--rounds", type=int, default=3, help="pattern-generation rounds after the first solve")
+    ap.add_argument("--descent-epochs", type=int, default=100, help="full-batch Adam epochs per round")
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--repeats", type=int, default=3, help="convexnn pipeline runs (median time)")
     ap.add_argument("--quick", action="store_true", help="two PyTorch configurations, short budgets")
@@ -266,34 +254,52 @@ def main():
 
     # warm-up, untimed: one short call of each library
     train_torch(task, args.filters, "adam", 1e-2, 128, 99, 0.2, 1)
-    convexnn_pipeline(task, args.filters, 5, 4, 1e-2, 2.0)
+    convexnn_pipeline(task, args.filters, 5, 4, 1e-2, 2.0, rounds=1, descent_epochs=5)
 
-    cvx = []
-    for r in range(args.repeats):
-        cvx.append(convexnn_pipeline(task, args.filters, args.seed_epochs, args.clusters, args.tol, args.time_limit))
-        print(f"convexnn run {r}: {cvx[-1][0].objective:.4f} in {cvx[-1][2]:.1f} s", file=sys.stderr, flush=True)
+    def run_convexnn():
+        cvx.append(
+            convexnn_pipeline(
+                task,
+                args.filters,
+                args.seed_epochs,
+                args.clusters,
+                args.tol,
+                args.time_limit,
+                args.rounds,
+                args.descent_epochs,
+                args.round_tol,
+            )
+        )
+        print(f"convexnn run {len(cvx) - 1}: {cvx[-1][0].objective:.4f} in {cvx[-1][2]:.1f} s", file=sys.stderr)
+
+    # interleaved (convexnn run, PyTorch run, convexnn run, ...) so that load changes hit both libraries alike
+    cvx, runs = [], []
+    jobs = [(opt, lr, batch, s) for opt, lr, batch in _configs(args.quick) for s in range(args.torch_seeds)]
+    for i in range(max(len(jobs), args.repeats)):
+        if i < args.repeats:
+            run_convexnn()
+        if i >= len(jobs):
+            continue
+        opt, lr, batch, s = jobs[i]
+        b = n if batch is None else batch
+        snaps = train_torch(task, args.filters, opt, lr, b, s, args.torch_time, 5 if b < n else 50)
+        tcurve, (best_F, best_net) = score_snapshots(task, snaps)
+        runs.append(
+            dict(
+                name=f"{opt} lr={lr:g} {'full batch' if b == n else f'batch {b}'} seed {s}",
+                curve=tcurve,
+                best=best_F,
+                net=best_net,
+                t_best=first_time(tcurve, best_F),
+            )
+        )
+        print(f"{runs[-1]['name']}: {best_F:.4f}", file=sys.stderr, flush=True)
     order = np.argsort([c[2] for c in cvx])
     res, curve, total, n_pats, _ = cvx[order[len(order) // 2]]  # the median-time run
     c_obj = res.objective
     c_net = res.network()
-
-    runs = []
-    for opt, lr, batch in _configs(args.quick):
-        for s in range(args.torch_seeds):
-            b = n if batch is None else batch
-            snaps = train_torch(task, args.filters, opt, lr, b, s, args.torch_time, 5 if b < n else 50)
-            tcurve, (best_F, best_net) = score_snapshots(task, snaps)
-            runs.append(
-                dict(
-                    name=f"{opt} lr={lr:g} {'full batch' if b == n else f'batch {b}'} seed {s}",
-                    curve=tcurve,
-                    best=best_F,
-                    net=best_net,
-                    t_best=first_time(tcurve, best_F),
-                    t_to_cvx=first_time(tcurve, c_obj),
-                )
-            )
-            print(f"{runs[-1]['name']}: {best_F:.4f}", file=sys.stderr, flush=True)
+    for r in runs:
+        r["t_to_cvx"] = first_time(r["curve"], c_obj)
     load1 = _load()
 
     print(
@@ -308,7 +314,8 @@ def main():
     times = sorted(c[2] for c in cvx)
     walls = sorted(c[4] for c in cvx)
     print(
-        f"convexnn pipeline (seed Adam {args.seed_epochs} epochs + {n_pats} patterns + exact program, tol "
+        f"convexnn pipeline (seed Adam {args.seed_epochs} epochs, exact program + {args.rounds} rounds of "
+        f"{args.descent_epochs}-epoch descent patterns, {n_pats} patterns at the end, tol {args.round_tol:g} / "
         f"{args.tol:g}): objective {c_obj:.4f} (runs: {', '.join(f'{c[0].objective:.4f}' for c in cvx)}), "
         f"{res.status}, gap {res.gap:.1e}, violation {res.max_violation:.1e}, {c_net.n_filters} filters, "
         f"test accuracy {100 * accuracy(c_net, task['Pte'], task['yte']):.1f}%, time median "
@@ -336,6 +343,13 @@ def main():
         f"{c_obj:.4f} ({'<=' if c_obj <= best['best'] else '>'}) in {total:.1f} s; fastest PyTorch run to "
         f"convexnn's objective: {'none' if not reached else '%.1f s' % min(reached)}; convexnn to the best "
         f"PyTorch objective: {'never' if t_c is None else '%.1f s' % t_c}"
+    )
+    print(
+        "convexnn rounds: "
+        + "; ".join(
+            f"{e['round']}: {e['objective']:.4f} at {e['cpu_time']:.1f} CPU s ({e['n_patterns']} patterns)"
+            for e in res.rounds
+        )
     )
     print(
         "convexnn curve (s, objective): "

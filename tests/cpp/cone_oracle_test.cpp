@@ -814,3 +814,71 @@ TEST(PatternConeProjector, BatchedProjectionsAgreeWithSingleOnes) {
 
 }  // namespace
 }  // namespace convexnn
+
+// ---- PatternConeProjector: safe screening of the constraint passes ---------------------------------------
+
+namespace convexnn {
+namespace {
+
+// Screened projections (near rows only while the iterate stays within the radius) agree with unscreened
+// ones over a solver-like sequence of nearby inputs, with occasional jumps (which must fall back to full
+// passes), early stops and batched calls; and the screened passes actually happen.
+TEST(PatternConeProjector, ScreenedPassesGiveTheUnscreenedProjections) {
+  std::mt19937_64 rng(31);
+  std::normal_distribution<double> normal;
+  for (index_t n : {300, 1000}) {
+    for (index_t d : {3, 7}) {
+      const Dense X = random_matrix(n, d, rng);
+      std::vector<double> gates(4 * d);
+      for (auto& x : gates) x = normal(rng);
+      const auto view = MatrixView<double>::c_order(X.a.data(), n, d);
+      const PatternSet pats = PatternSet::from_gates(view, gates.data(), 4);
+      const index_t P = pats.n_patterns(), count = 2 * P;
+      PatternConeProjector<double> plain(view, pats, count), screened(view, pats, count), batched(view, pats, count);
+      plain.set_screening(0);
+      screened.set_screening(1, n / 10);
+      batched.set_screening(1, n / 10);
+      EXPECT_THROW(screened.set_screening(-1), std::invalid_argument);
+      std::vector<index_t> slots(count), patterns(count);
+      for (index_t s = 0; s < count; ++s) {
+        slots[s] = s;
+        patterns[s] = s % P;
+      }
+      std::vector<double> G(count * d), U(count * d), norms(count), below(count, -1.0), u(d), v(d);
+      for (index_t s = 0; s < count; ++s)  // start near the gate (a point of the cone): partial active sets
+        for (index_t j = 0; j < d; ++j) G[s * d + j] = gates[patterns[s] * d + j] + 0.3 * normal(rng);
+      for (int step = 0; step < 30; ++step) {
+        const double jump = step % 10 == 9 ? 1.0 : 0.01;
+        for (auto& x : G) x += jump * normal(rng);
+        for (index_t s = 0; s < count; ++s) below[s] = step % 4 == 3 ? 0.5 : -1.0;
+        batched.project_batch(count, slots.data(), patterns.data(), G.data(), 1e-12, U.data(), norms.data(),
+                              below.data());
+        for (index_t s = 0; s < count; ++s) {
+          const double* g = G.data() + s * d;
+          const double scale = std::max(1.0, std::sqrt(std::inner_product(g, g + d, g, 0.0)));
+          bool converged = false;
+          const double expect = plain.project(s, patterns[s], g, 1e-12, u.data(), nullptr, nullptr, below[s]);
+          const double got = screened.project(s, patterns[s], g, 1e-12, v.data(), &converged, nullptr, below[s]);
+          ASSERT_TRUE(converged);
+          if (below[s] >= 0.0 && (expect <= below[s] || got <= below[s] || norms[s] <= below[s])) {
+            EXPECT_EQ(expect <= below[s] + 1e-12 * scale, got <= below[s] + 1e-12 * scale);
+            EXPECT_EQ(expect <= below[s] + 1e-12 * scale, norms[s] <= below[s] + 1e-12 * scale);
+            continue;
+          }
+          EXPECT_NEAR(got, expect, 1e-9 * scale);
+          EXPECT_NEAR(norms[s], expect, 1e-9 * scale);
+          for (index_t j = 0; j < d; ++j) {
+            EXPECT_NEAR(v[j], u[j], 1e-8 * scale);
+            EXPECT_NEAR(U[s * d + j], u[j], 1e-8 * scale);
+          }
+        }
+      }
+      EXPECT_EQ(plain.stats().screened_passes, 0);
+      EXPECT_GT(screened.stats().screened_passes, screened.stats().passes);  // small steps: mostly screened
+      EXPECT_GT(batched.stats().screened_passes, 0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace convexnn

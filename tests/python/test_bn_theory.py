@@ -203,6 +203,10 @@ def test_pytorch_export_reproduces_training_and_inference_outputs():
     module.train()
     out = module(torch.as_tensor(X)).detach().numpy()
     np.testing.assert_allclose(out, res.training_output(), atol=1e-8)
+    # a train-mode forward must not move the running statistics that eval() uses (BatchNorm1d momentum 0)
+    params = bn.export.torch_parameters(net)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_array_equal(getattr(module[1], name).numpy(), params[f"bn.{name}"])
     module.eval()
     Xnew = np.random.default_rng(5).standard_normal((6, 3))
     np.testing.assert_allclose(module(torch.as_tensor(Xnew)).detach().numpy(), res.predict(Xnew), atol=1e-8)

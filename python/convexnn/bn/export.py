@@ -6,8 +6,9 @@ With ``weight = gamma/sqrt(n)`` and ``bias = alpha/sqrt(n)`` they agree for eps 
 non-constant first-layer row is rescaled (BN is invariant to that scale) so that its training variance is
 ``1e12 * eps``, making the eps term a relative perturbation of ~5e-13. Constant neurons (w = 0) output
 ``bias = alpha / sqrt(n)`` exactly, as in the paper. The running statistics are set to the full-training-set
-statistics, so ``eval()`` mode reproduces :meth:`BNReLUNetwork.predict` and ``train()`` mode on the training batch
-reproduces :meth:`BNReLUNetwork.forward`.
+statistics and ``momentum=0.0`` keeps them there (a train-mode forward does not update them), so ``eval()`` mode
+reproduces :meth:`BNReLUNetwork.predict` and ``train()`` mode on the training batch reproduces
+:meth:`BNReLUNetwork.forward`, in either order.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def to_torch(net, X_train=None, eps: float = 1e-5, dtype=None):
     nn = torch.nn
     layers = [
         nn.Linear(d, m, bias=False, dtype=tdtype),
-        nn.BatchNorm1d(m, eps=float(eps), dtype=tdtype),
+        # momentum 0: a train-mode forward leaves the running statistics (the full-training-set ones) unchanged;
+        # PyTorch's default 0.1 would blend in the batch's UNBIASED variance and break eval() afterwards.
+        nn.BatchNorm1d(m, eps=float(eps), momentum=0.0, dtype=tdtype),
         nn.ReLU(),
         nn.Linear(m, W2.shape[1], bias=False, dtype=tdtype),
     ]

@@ -2,6 +2,7 @@
 
 from .circular import CircularCNNResult, circular_patches, fourier_features, solve_circular_cnn
 from .estimators import ConvexCNNClassifier, ConvexCNNRegressor
+from .generation import solve_relu_cnn_generating
 from .linear import LinearCNNResult, linear_cnn_beta_max, solve_linear_cnn
 from .network import GatedReLUCNN, LinearCNN, ReLUCNN
 from .operator import PatchOperator, operator_interface_available
@@ -36,6 +37,7 @@ __all__ = [
     "solve_circular_cnn",
     "solve_linear_cnn",
     "solve_relu_cnn",
+    "solve_relu_cnn_generating",
     "stacked_patches",
     "train_cnn",
 ]

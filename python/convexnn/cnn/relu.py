@@ -68,6 +68,8 @@ class ReLUCNNResult:
     patterns : Patterns
         On the n K rows of the stacked patches.
     pooling, formulation, loss, beta, bias
+    rounds : list of dict
+        The round log of :func:`convexnn.cnn.solve_relu_cnn_generating` (empty for a plain solve).
     """
 
     objective: float
@@ -89,6 +91,7 @@ class ReLUCNNResult:
     max_violation: float = 0.0
     kkt_residual: float = float("nan")
     history: list = field(default_factory=list)
+    rounds: list = field(default_factory=list)
 
     @property
     def converged(self):

@@ -112,6 +112,14 @@ class PatternConeProjector {
   // rounding (the GEMM rounds differently from the gemv); they do not depend on the thread count.
   void project_batch(index_t count, const index_t* slots, const index_t* patterns, const double* G, double tol,
                      double* U, double* norms, const double* stop_below = nullptr);
+  // Safe screening of the constraint passes: with n >= min_rows (0: never), each slot also keeps the
+  // `near_rows` rows (0: n / 16) of smallest normalized margin s_k x_k^T u / ||x_k|| at the point u_ref of its
+  // last full pass; while a later iterate u stays within the next margin (the radius) of u_ref every other
+  // row provably holds (Cauchy-Schwarz), so the pass checks only the near rows. The projections found are
+  // those without screening (the violated constraints are the same; only the rounding of the near rows'
+  // values differs). Default: off (it did not pay on the digits CNN's patch rows; docs/tuning.md); near_rows n / 16
+  // on top of the rows at margin ~0. Drops the slots' near sets.
+  void set_screening(index_t min_rows, index_t near_rows = 0);
   // Drops the warm start of a slot (e.g. when its column became zero).
   void forget(index_t slot);
   // Gives slot `to` the warm start of slot `from` (both for the same pattern; a no-op when `from` has none):
@@ -124,11 +132,13 @@ class PatternConeProjector {
   void multiply_X(const double* B, index_t k, double* out) const;
 
   // Work counters summed over all threads since construction (or the last reset_stats): projections that made
-  // at least one full O(n d) pass over the constraints, such passes, active-set steps. Read them between calls.
+  // at least one pass over the constraints, full O(n d) passes, screened passes (near rows only), active-set
+  // steps. Read them between calls.
   struct Stats {
     index_t projections = 0;
     index_t passes = 0;
     index_t steps = 0;
+    index_t screened_passes = 0;
   };
   Stats stats() const;
   void reset_stats();

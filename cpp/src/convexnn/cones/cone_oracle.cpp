@@ -123,13 +123,33 @@ inline bool mask_bit(const Word* mask, index_t k) {
 // treated as linearly dependent (no primal step; only a dual step that drops a constraint).
 constexpr double kDependentSine = 1e-12;
 
+// Screening defaults (docs/tuning.md): OFF (min_rows 0). Measured on the pooled CNN's 48492 patch rows (d = 10,
+// 95 patterns): half the passes were screened, but the near sets averaged 17.5k rows (thousands of rows sit at
+// margin ~0: active constraints and duplicate background patches) and the solve was no faster (8.9-10.8 vs
+// 8.3 CPU s, same iterates). Near sets are n / 16 rows on top of the margin-0 rows when a caller turns it on.
+constexpr index_t kDefaultScreenMinRows = 0;
+constexpr index_t kDefaultNearRowsDivisor = 16;
+
 struct ProjectionOutcome {
   bool below = false;  // stopped early: ||Pi_K(g)|| <= norm <= stop_below
   double norm = 0.0;
   double max_violation = 0.0;
   index_t iterations = 0;
-  index_t passes = 0;  // full O(n d) passes over the constraints (one gemv each)
+  index_t passes = 0;           // full O(n d) passes over the constraints (one gemv each)
+  index_t screened_passes = 0;  // passes over the near rows only (see Screening)
+  bool screened = false;        // initial_only: the starting point's first pass can be a screened one
   bool converged = false;
+};
+
+// Safe screening of the constraint passes for repeated projections onto one cone (PatternConeProjector).
+// A full pass at a point u_ref gives every row's normalized margin m_k = s_k x_k^T u_ref / ||x_k||; the
+// `near` rows are those with m_k < radius. At any u with ||u - u_ref|| < radius every other row keeps
+// s_k x_k^T u / ||x_k|| >= m_k - ||u - u_ref|| > 0 (Cauchy-Schwarz), i.e. holds, so a pass over the near rows
+// alone finds exactly the violated constraints a full pass would find. A solver's consecutive projections
+// move u little, so most passes then cost O(|near| d) instead of O(n d).
+struct Screening {
+  index_t min_rows = 0;   // screen only when n >= min_rows (0: never)
+  index_t near_rows = 0;  // rows kept in a near set (the smallest margins)
 };
 
 // One solver per thread: the workspace of the dual active-set method for a fixed X.
@@ -151,39 +171,122 @@ class ConeProjector {
   }
 
   // The active set and its orthogonal factorization (J, R) left by a projection: a warm start for the next
-  // projection onto the SAME cone (e.g. the same block column at the next solver iteration).
+  // projection onto the SAME cone (e.g. the same block column at the next solver iteration), and the near
+  // rows of the screening (empty unless screening is on).
   struct Factorization {
     std::vector<index_t> active;  // q constraint indices
     std::vector<double> J, R;     // d x d each (empty: none stored)
+    std::vector<index_t> near;    // rows with margin < radius at u_ref (ascending)
+    std::vector<double> u_ref;    // (d) the point of the full pass that built `near` (empty: none)
+    double radius = 0.0;          // every row not in `near` has margin >= radius at u_ref
   };
+
+  void set_screening(Screening s) { screening_ = s; }
 
   // u (d) = Pi_K(g) for the cone of `mask`. `state` (optional, same mask as the call that filled it) is
   // the warm start: its factorization is reloaded, the multipliers lambda = -R^{-1} J_1^T g of the new g are
   // computed and negative ones dropped, which gives a valid Goldfarb-Idnani state (u = Pi_null(A_S) g,
   // lambda_S >= 0); on return it holds the final factorization. A nearby g then costs about one O(n d) pass
-  // instead of ~d add steps.
+  // instead of ~d add steps (with screening, one pass over the near rows).
   // `stop_below` >= 0: stop as soon as ||u|| <= stop_below. Every iterate's norm is an upper bound on
   // ||Pi_K(g)|| (see the header), so the answer "the projection has norm <= stop_below" is then exact; the
   // outcome says so with `below` (u is then not the projection). The exact solver's prox needs only that.
   // `first_values` (optional, n): X u0 for the starting point u0 of this call (the warm start's or g), computed
   // by the caller (e.g. one GEMM for many projections); it replaces the first pass's gemv. `initial_only`:
   // return right after computing u0 into u (state untouched; `below` says whether u0 already proves
-  // ||Pi_K(g)|| <= stop_below), so a caller can batch the first passes of many projections.
+  // ||Pi_K(g)|| <= stop_below, `screened` whether its first pass will be a screened one), so a caller can
+  // batch the first passes of many projections.
   ProjectionOutcome project(const Word* mask, const double* g, double tol, index_t max_iter, double* u,
                             Factorization* state = nullptr, double stop_below = -1.0,
                             const double* first_values = nullptr, bool initial_only = false) {
     ProjectionOutcome out;
     const index_t d = d_;
-    double g2 = 0.0;
-    for (index_t j = 0; j < d; ++j) g2 += g[j] * g[j];
-    const double gnorm = std::sqrt(g2);
+    const double gnorm = norm_of(g);
     if (gnorm == 0.0) {
       std::fill(u, u + d, 0.0);
       out.converged = true;
       return out;  // the stored state stays valid for the next g
     }
-    const double threshold = tol * gnorm;  // on the row-normalized violation -a_k^T u / ||x_k||
+    threshold_ = tol * gnorm;  // on the row-normalized violation -a_k^T u / ||x_k||
+    stop_below_ = stop_below;
+    max_iter_ = max_iter;
+    start(mask, g, state, u);
+    iterations_ = 0;
+    stalled_ = false;
+    below_ = small_enough(u);
+    const bool screen = state != nullptr && screening_.min_rows > 0 && n_ >= screening_.min_rows;
+    if (initial_only) {
+      out.screened = screen && covered(*state, u);
+      for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
+      q_ = 0;
+      out.below = below_;
+      out.norm = norm_of(u);
+      return out;
+    }
+    // Working-set screening: a full O(n d) pass collects the 4d + 16 most violated constraints into a
+    // working set W, and the Goldfarb-Idnani steps then pick their entering constraint from W only
+    // (O(|W| d) per step) until W is satisfied; then the next full pass. The method accepts any violated
+    // constraint as the entering one, so this changes only the order of the steps, not the result; the
+    // final full pass finds no violation, which is the termination test over all n constraints.
+    working_.clear();
+    for (index_t j = 0; j < q_; ++j) {  // the reloaded active constraints start the working set
+      working_.push_back(active_[j]);
+      in_working_[active_[j]] = 1;
+    }
+    while (!below_) {
+      if (screen && first_values == nullptr && covered(*state, u)) {
+        out.max_violation = near_pass(*state, u);
+        ++out.screened_passes;
+      } else {
+        const double* values = first_values;
+        first_values = nullptr;
+        if (values == nullptr) {
+          X_.times(u, values_.data());
+          values = values_.data();
+        }
+        out.max_violation = full_pass(values, screen ? state : nullptr, u);
+        ++out.passes;
+      }
+      if (candidates_.empty() || stalled_ || iterations_ >= max_iter_) {
+        out.converged = candidates_.empty() && out.max_violation <= threshold_;
+        break;
+      }
+      refresh_working_set();
+      const index_t iterations_before = iterations_;
+      steps_on_working_set(u);
+      // The pass (gemv) and the per-row dots round differently: a violation right at the threshold can look
+      // violated to one and not to the other. Without a step in between, the next pass would see the same
+      // u, so stop (not converged) instead of cycling through such candidates.
+      if (iterations_ == iterations_before) stalled_ = true;
+    }
+    for (const index_t k : working_) in_working_[k] = 0;
+    working_.clear();
+    out.below = below_;
+    if (below_) out.converged = true;  // the question "norm <= stop_below?" is answered exactly
+    if (state != nullptr) {
+      state->active.assign(active_.begin(), active_.begin() + q_);
+      state->J.assign(J_.begin(), J_.end());
+      state->R.assign(R_.begin(), R_.end());
+    }
+    for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
+    q_ = 0;
+    out.norm = norm_of(u);
+    out.iterations = iterations_;
+    return out;
+  }
 
+ private:
+  double norm_of(const double* v) const {
+    double s = 0.0;
+    for (index_t j = 0; j < d_; ++j) s += v[j] * v[j];
+    return std::sqrt(s);
+  }
+
+  bool small_enough(const double* u) const { return stop_below_ >= 0.0 && norm_of(u) <= stop_below_; }
+
+  // The starting point: the warm start's factorization (multipliers restored for this g) or u = g.
+  void start(const Word* mask, const double* g, const Factorization* state, double* u) {
+    const index_t d = d_;
     mask_ = mask;
     g_ = g;
     q_ = 0;
@@ -202,133 +305,125 @@ class ConeProjector {
       for (index_t j = 0; j < d; ++j) J_[j * d + j] = 1.0;
       std::copy(g, g + d, u);
     }
-
-    index_t iterations = 0;
-    bool stalled = false;
-    // Working-set screening: a full O(n d) pass collects the 4d + 16 most violated constraints into a
-    // working set W, and the Goldfarb-Idnani steps then pick their entering constraint from W only
-    // (O(|W| d) per step) until W is satisfied; then the next full pass. The method accepts any violated
-    // constraint as the entering one, so this changes only the order of the steps, not the result; the
-    // final full pass finds no violation, which is the termination test over all n constraints.
-    working_.clear();
-    const auto small_enough = [&]() {
-      if (stop_below < 0.0) return false;
-      double u2 = 0.0;
-      for (index_t j = 0; j < d; ++j) u2 += u[j] * u[j];
-      return std::sqrt(u2) <= stop_below;
-    };
-    bool below = small_enough();
-    if (initial_only) {
-      for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
-      q_ = 0;
-      out.below = below;
-      double u2 = 0.0;
-      for (index_t j = 0; j < d; ++j) u2 += u[j] * u[j];
-      out.norm = std::sqrt(u2);
-      return out;
-    }
-    // Goldfarb-Idnani steps whose entering constraint is the most violated one of the working set.
-    const auto steps_on_working_set = [&]() {
-      const auto rows = static_cast<index_t>(working_.size());
-      while (!stalled && !below && iterations < max_iter) {
-        index_t entering = -1;
-        double entering_violation = threshold;
-        // working_violation[w] = -b_w^T u with b_w = s_k x_k / ||x_k||, the packed rows of the working set.
-        blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, rows, d, -1.0, working_rows_.data(), d, u, 1, 0.0,
-                           working_violation_.data(), 1);
-        for (index_t w = 0; w < rows; ++w) {
-          const index_t k = working_[static_cast<std::size_t>(w)];
-          if (is_active_[k]) continue;
-          const double violation = working_violation_[static_cast<std::size_t>(w)];
-          if (violation > entering_violation) {
-            entering_violation = violation;
-            entering = k;
-          }
-        }
-        if (entering < 0) break;
-        stalled = !add_constraint(entering, max_iter, iterations, u);
-        below = small_enough();
-      }
-    };
-    if (q_ > 0) {
-      // The reloaded active constraints start the working set (they are likely to stay relevant).
-      for (index_t j = 0; j < q_; ++j) {
-        working_.push_back(active_[j]);
-        in_working_[active_[j]] = 1;
-      }
-    }
-    for (;;) {
-      if (below) break;
-      const double* values = values_.data();
-      if (first_values != nullptr) {
-        values = first_values;
-        first_values = nullptr;
-      } else {
-        X_.times(u, values_.data());
-      }
-      ++out.passes;
-      double max_violation = 0.0;
-      candidates_.clear();
-      for (index_t k = 0; k < n_; ++k) {
-        if (norms_[k] == 0.0) continue;  // 0 >= 0 always holds
-        const double c = mask_bit(mask, k) ? values[k] : -values[k];
-        const double violation = -c / norms_[k];
-        if (violation > max_violation) max_violation = violation;
-        if (violation > threshold && !is_active_[k] && !in_working_[k]) candidates_.push_back({violation, k});
-      }
-      out.max_violation = max_violation;
-      if (candidates_.empty() || stalled || iterations >= max_iter) {
-        out.converged = candidates_.empty() && max_violation <= threshold;
-        break;
-      }
-      // The most violated first; ties by index, so the order (and the result) is deterministic.
-      const auto more_violated = [](const Candidate& x, const Candidate& y) {
-        return x.violation > y.violation || (x.violation == y.violation && x.k < y.k);
-      };
-      const auto batch = std::min<std::size_t>(candidates_.size(), static_cast<std::size_t>(4 * d + 16));
-      std::partial_sort(candidates_.begin(), candidates_.begin() + batch, candidates_.end(), more_violated);
-      // W keeps the active constraints and the new batch only: the others hold at this point, and a full
-      // pass brings any of them back once violated again (keeps the O(|W| d) scan per step near O(d^2)).
-      std::size_t kept = 0;
-      for (const index_t k : working_) {
-        if (is_active_[k]) {
-          working_[kept++] = k;
-        } else {
-          in_working_[k] = 0;
-        }
-      }
-      working_.resize(kept);
-      for (std::size_t c = 0; c < batch; ++c) {
-        working_.push_back(candidates_[c].k);
-        in_working_[candidates_[c].k] = 1;
-      }
-      pack_working_rows();
-      const index_t iterations_before = iterations;
-      steps_on_working_set();
-      // The pass (gemv) and the per-row dots round differently: a violation right at the threshold can look
-      // violated to one and not to the other. Without a step in between, the next pass would see the same
-      // u, so stop (not converged) instead of cycling through such candidates.
-      if (iterations == iterations_before) stalled = true;
-    }
-    for (const index_t k : working_) in_working_[k] = 0;
-    working_.clear();
-    out.below = below;
-    if (below) out.converged = true;  // the question "norm <= stop_below?" is answered exactly
-    if (state != nullptr) {
-      state->active.assign(active_.begin(), active_.begin() + q_);
-      state->J.assign(J_.begin(), J_.end());
-      state->R.assign(R_.begin(), R_.end());
-    }
-    for (index_t j = 0; j < q_; ++j) is_active_[active_[j]] = 0;
-    q_ = 0;
-    double u2 = 0.0;
-    for (index_t j = 0; j < d; ++j) u2 += u[j] * u[j];
-    out.norm = std::sqrt(u2);
-    out.iterations = iterations;
-    return out;
   }
 
- private:
+  // Whether the near rows of `state` certify every other row at u: ||u - u_ref|| below the radius, with a
+  // relative slack for the rounding of the margins (|error| <~ d eps ||x_k|| ||u||).
+  bool covered(const Factorization& state, const double* u) const {
+    if (state.u_ref.size() != static_cast<std::size_t>(d_) || state.radius <= 0.0) return false;
+    double dist2 = 0.0, ref2 = 0.0;
+    for (index_t j = 0; j < d_; ++j) {
+      const double e = u[j] - state.u_ref[j];
+      dist2 += e * e;
+      ref2 += state.u_ref[j] * state.u_ref[j];
+    }
+    const double slack = 1e-10 * (std::sqrt(ref2) + norm_of(u));
+    return std::sqrt(dist2) < state.radius - slack;
+  }
+
+  // A full pass: values = X u; the violated candidates and the max normalized violation. With `screen` (the
+  // slot's state) it also rebuilds the near rows around this u.
+  double full_pass(const double* values, Factorization* screen, const double* u) {
+    double max_violation = 0.0;
+    candidates_.clear();
+    for (index_t k = 0; k < n_; ++k) {
+      if (norms_[k] == 0.0) continue;  // 0 >= 0 always holds
+      const double c = mask_bit(mask_, k) ? values[k] : -values[k];
+      const double violation = -c / norms_[k];
+      if (violation > max_violation) max_violation = violation;
+      if (violation > threshold_ && !is_active_[k] && !in_working_[k]) candidates_.push_back({violation, k});
+    }
+    if (screen != nullptr) rebuild_near_rows(values, *screen, u);
+    return max_violation;
+  }
+
+  // The near rows at u: the near_rows smallest margins (radius = the next margin up).
+  void rebuild_near_rows(const double* values, Factorization& state, const double* u) {
+    margins_.resize(static_cast<std::size_t>(n_));
+    for (index_t k = 0; k < n_; ++k) {
+      const double c = mask_bit(mask_, k) ? values[k] : -values[k];
+      margins_[k] = norms_[k] == 0.0 ? std::numeric_limits<double>::infinity() : c / norms_[k];
+    }
+    // Rows at margin ~0 (the active constraints and their duplicates, e.g. the many identical background
+    // patches of an image set) always stay near: the near_rows come on top of them, or the radius would be 0.
+    const double floor = 1e-9 * norm_of(u);
+    index_t tight = 0;
+    for (index_t k = 0; k < n_; ++k) tight += margins_[k] <= floor;
+    const index_t keep = std::min(n_ - 1, tight + std::max<index_t>(screening_.near_rows, 4 * d_ + 16));
+    sorted_.assign(margins_.begin(), margins_.end());
+    std::nth_element(sorted_.begin(), sorted_.begin() + keep, sorted_.end());
+    state.radius = sorted_[static_cast<std::size_t>(keep)];
+    state.near.clear();
+    for (index_t k = 0; k < n_; ++k)
+      if (margins_[k] < state.radius) state.near.push_back(k);
+    state.u_ref.assign(u, u + d_);
+    if (!(state.radius > 0.0) || !std::isfinite(state.radius)) state.u_ref.clear();  // nothing to gain / all rows
+  }
+
+  // A pass over the near rows only (valid when covered(): every other row holds with a positive margin).
+  double near_pass(const Factorization& state, const double* u) {
+    double max_violation = 0.0;
+    candidates_.clear();
+    for (const index_t k : state.near) {
+      double dot = 0.0;
+      for (index_t j = 0; j < d_; ++j) dot += X_(k, j) * u[j];
+      const double c = mask_bit(mask_, k) ? dot : -dot;
+      const double violation = -c / norms_[k];
+      if (violation > max_violation) max_violation = violation;
+      if (violation > threshold_ && !is_active_[k] && !in_working_[k]) candidates_.push_back({violation, k});
+    }
+    return max_violation;
+  }
+
+  // W keeps the active constraints and the 4d + 16 most violated candidates only: the others hold at this
+  // point, and a later pass brings any of them back once violated again (keeps the O(|W| d) scan per step near
+  // O(d^2)). The most violated first; ties by index, so the order (and the result) is deterministic.
+  void refresh_working_set() {
+    const auto more_violated = [](const Candidate& x, const Candidate& y) {
+      return x.violation > y.violation || (x.violation == y.violation && x.k < y.k);
+    };
+    const auto batch = std::min<std::size_t>(candidates_.size(), static_cast<std::size_t>(4 * d_ + 16));
+    std::partial_sort(candidates_.begin(), candidates_.begin() + batch, candidates_.end(), more_violated);
+    std::size_t kept = 0;
+    for (const index_t k : working_) {
+      if (is_active_[k]) {
+        working_[kept++] = k;
+      } else {
+        in_working_[k] = 0;
+      }
+    }
+    working_.resize(kept);
+    for (std::size_t c = 0; c < batch; ++c) {
+      working_.push_back(candidates_[c].k);
+      in_working_[candidates_[c].k] = 1;
+    }
+    pack_working_rows();
+  }
+
+  // Goldfarb-Idnani steps whose entering constraint is the most violated one of the working set.
+  void steps_on_working_set(double* u) {
+    const index_t d = d_;
+    const auto rows = static_cast<index_t>(working_.size());
+    while (!stalled_ && !below_ && iterations_ < max_iter_) {
+      index_t entering = -1;
+      double entering_violation = threshold_;
+      // working_violation[w] = -b_w^T u with b_w = s_k x_k / ||x_k||, the packed rows of the working set.
+      blas::gemv<double>(blas::Layout::RowMajor, blas::Op::NoTrans, rows, d, -1.0, working_rows_.data(), d, u, 1, 0.0,
+                         working_violation_.data(), 1);
+      for (index_t w = 0; w < rows; ++w) {
+        const index_t k = working_[static_cast<std::size_t>(w)];
+        if (is_active_[k]) continue;
+        const double violation = working_violation_[static_cast<std::size_t>(w)];
+        if (violation > entering_violation) {
+          entering_violation = violation;
+          entering = k;
+        }
+      }
+      if (entering < 0) break;
+      stalled_ = !add_constraint(entering, max_iter_, iterations_, u);
+      below_ = small_enough(u);
+    }
+  }
   // Multipliers of the reloaded active set for the current g: R lambda = -J_1^T g (from u - g = A_S^T lambda
   // and J_1^T u = 0). While one is negative the most negative constraint is dropped (its factor updated),
   // so the state satisfies the Goldfarb-Idnani invariant lambda_S >= 0 before the usual steps resume.
@@ -536,6 +631,12 @@ class ConeProjector {
   index_t q_ = 0;
   index_t pending_ = -1;
   double lambda_pending_ = 0.0;
+  // Per-call settings and progress of project() (shared with its helpers).
+  double threshold_ = 0.0, stop_below_ = -1.0;
+  index_t max_iter_ = 0, iterations_ = 0;
+  bool stalled_ = false, below_ = false;
+  Screening screening_;
+  std::vector<double> margins_, sorted_;  // rebuild_near_rows workspace (n each, allocated on first use)
 };
 
 void check_tol(double tol) {
@@ -709,6 +810,7 @@ struct PatternConeProjector<T>::Impl {
   std::vector<typename PatternConeProjector<T>::Stats> stats;   // one per OpenMP thread
   std::vector<std::vector<double>> batch_values, batch_points;  // project_batch buffers, one per thread
   index_t max_iter = 0;
+  Screening screening;
   explicit Impl(const PatternSet& p) : pats(p) {}
 };
 
@@ -731,6 +833,22 @@ PatternConeProjector<T>::PatternConeProjector(MatrixView<T> X, const PatternSet&
   impl_->warm.resize(static_cast<std::size_t>(n_slots));
   impl_->warm_pattern.assign(static_cast<std::size_t>(n_slots), -1);
   impl_->max_iter = default_cone_max_iter(X.rows, X.cols);
+  set_screening(kDefaultScreenMinRows, 0);
+}
+
+template <class T>
+void PatternConeProjector<T>::set_screening(index_t min_rows, index_t near_rows) {
+  CONVEXNN_CHECK(min_rows >= 0, "min_rows must be >= 0, got " << min_rows);
+  CONVEXNN_CHECK(near_rows >= 0, "near_rows must be >= 0, got " << near_rows);
+  Screening s;
+  s.min_rows = min_rows;
+  s.near_rows = near_rows > 0 ? near_rows : impl_->rows.n / kDefaultNearRowsDivisor;
+  impl_->screening = s;
+  for (auto& w : impl_->workspaces) w->set_screening(s);
+  for (auto& f : impl_->warm) {  // near sets of another size: rebuilt at the next full pass
+    f.near.clear();
+    f.u_ref.clear();
+  }
 }
 
 template <class T>
@@ -779,7 +897,7 @@ void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots,
     const double below = stop_below != nullptr ? stop_below[s] : -1.0;
     const ProjectionOutcome start = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter,
                                                points.data() + needs.size() * d, &warm_state(s), below, nullptr, true);
-    if (!start.below && start.norm > 0.0) needs.push_back(s);
+    if (!start.below && start.norm > 0.0 && !start.screened) needs.push_back(s);
   }
   // 2. Their first passes in one product: values (m x n) = U0 (m x d) X^T.
   const auto m = static_cast<index_t>(needs.size());
@@ -799,8 +917,9 @@ void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots,
     const ProjectionOutcome out = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter, U + s * d,
                                              &warm_state(s), below, first);
     norms[s] = out.norm;
-    counters.projections += out.passes > 0 ? 1 : 0;
+    counters.projections += out.passes + out.screened_passes > 0 ? 1 : 0;
     counters.passes += out.passes;
+    counters.screened_passes += out.screened_passes;
     counters.steps += out.iterations;
   }
 }
@@ -810,7 +929,8 @@ void PatternConeProjector<T>::copy_warm_start(index_t from, index_t to) {
   CONVEXNN_CHECK(from >= 0 && from < n_slots(), "slot " << from << " out of range [0, " << n_slots() << ")");
   CONVEXNN_CHECK(to >= 0 && to < n_slots(), "slot " << to << " out of range [0, " << n_slots() << ")");
   const auto f = static_cast<std::size_t>(from), t = static_cast<std::size_t>(to);
-  if (from == to || impl_->warm_pattern[f] < 0 || impl_->warm[f].active.empty()) return;
+  if (from == to || impl_->warm_pattern[f] < 0 || (impl_->warm[f].active.empty() && impl_->warm[f].u_ref.empty()))
+    return;
   impl_->warm[t] = impl_->warm[f];
   impl_->warm_pattern[t] = impl_->warm_pattern[f];
 }
@@ -835,8 +955,9 @@ double PatternConeProjector<T>::project(index_t slot, index_t pattern, const dou
   if (converged != nullptr) *converged = out.converged;
   if (iterations != nullptr) *iterations = out.iterations;
   auto& counters = impl_->stats[thread];
-  counters.projections += out.passes > 0 ? 1 : 0;
+  counters.projections += out.passes + out.screened_passes > 0 ? 1 : 0;
   counters.passes += out.passes;
+  counters.screened_passes += out.screened_passes;
   counters.steps += out.iterations;
   return out.norm;
 }
@@ -859,6 +980,7 @@ typename PatternConeProjector<T>::Stats PatternConeProjector<T>::stats() const {
   for (const auto& s : impl_->stats) {
     total.projections += s.projections;
     total.passes += s.passes;
+    total.screened_passes += s.screened_passes;
     total.steps += s.steps;
   }
   return total;
