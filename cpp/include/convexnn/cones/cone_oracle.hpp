@@ -29,6 +29,7 @@
 //     violates constraints by <= tol (the value is then still an upper bound).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -104,14 +105,19 @@ class PatternConeProjector {
   // proves ||Pi_K(g)|| <= stop_below and then returns a value <= stop_below with u NOT the projection: callers
   // that only need "is it below the threshold" (the prox of a zero column, the dual constraint vs beta) save
   // most of the steps.
+  // `interrupt` (optional, any thread) is polled once per constraint pass; when it returns true the projection
+  // stops with u and the returned value NOT the projection (the caller discards them; the warm start stays valid).
   double project(index_t slot, index_t pattern, const double* g, double tol, double* u, bool* converged = nullptr,
-                 index_t* iterations = nullptr, double stop_below = -1.0);
+                 index_t* iterations = nullptr, double stop_below = -1.0,
+                 const std::function<bool()>* interrupt = nullptr);
   // `count` projections at once (as project(), one per (slots[s], patterns[s], g = G + s * d, u = U + s * d,
   // stop_below[s] or none when stop_below is null)), norms into norms[s]: the first O(n d) pass of all of
   // them is one GEMM instead of `count` gemvs. The slots must be distinct. Results equal project()'s up to
   // rounding (the GEMM rounds differently from the gemv); they do not depend on the thread count.
+  // `interrupt` as in project(): once it fires, the remaining projections are skipped (norms 0, U unset).
   void project_batch(index_t count, const index_t* slots, const index_t* patterns, const double* G, double tol,
-                     double* U, double* norms, const double* stop_below = nullptr);
+                     double* U, double* norms, const double* stop_below = nullptr,
+                     const std::function<bool()>* interrupt = nullptr);
   // Safe screening of the constraint passes: with n >= min_rows (0: never), each slot also keeps the
   // `near_rows` rows (0: n / 16) of smallest normalized margin s_k x_k^T u / ||x_k|| at the point u_ref of its
   // last full pass; while a later iterate u stays within the next margin (the radius) of u_ref every other

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -139,6 +140,7 @@ struct ProjectionOutcome {
   index_t screened_passes = 0;  // passes over the near rows only (see Screening)
   bool screened = false;        // initial_only: the starting point's first pass can be a screened one
   bool converged = false;
+  bool interrupted = false;  // the caller's interrupt stopped it (u and norm are not the projection)
 };
 
 // Safe screening of the constraint passes for repeated projections onto one cone (PatternConeProjector).
@@ -198,7 +200,8 @@ class ConeProjector {
   // batch the first passes of many projections.
   ProjectionOutcome project(const Word* mask, const double* g, double tol, index_t max_iter, double* u,
                             Factorization* state = nullptr, double stop_below = -1.0,
-                            const double* first_values = nullptr, bool initial_only = false) {
+                            const double* first_values = nullptr, bool initial_only = false,
+                            const std::function<bool()>* interrupt = nullptr) {
     ProjectionOutcome out;
     const index_t d = d_;
     const double gnorm = norm_of(g);
@@ -234,6 +237,11 @@ class ConeProjector {
       in_working_[active_[j]] = 1;
     }
     while (!below_) {
+      // Polled once per pass (a pass is O(n d); a cold projection on many rows takes thousands of them).
+      if (interrupt != nullptr && (*interrupt)()) {
+        out.interrupted = true;
+        break;
+      }
       if (screen && first_values == nullptr && covered(*state, u)) {
         out.max_violation = near_pass(*state, u);
         ++out.screened_passes;
@@ -869,7 +877,7 @@ void PatternConeProjector<T>::forget(index_t slot) {
 template <class T>
 void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots, const index_t* patterns,
                                             const double* G, double tol, double* U, double* norms,
-                                            const double* stop_below) {
+                                            const double* stop_below, const std::function<bool()>* interrupt) {
   check_tol(tol);
   if (count <= 0) return;
   const index_t d = impl_->rows.d, n = impl_->rows.n;
@@ -910,12 +918,18 @@ void PatternConeProjector<T>::project_batch(index_t count, const index_t* slots,
   // 3. The projections, each starting from its precomputed pass.
   auto& counters = impl_->stats[thread];
   std::size_t next = 0;
+  bool interrupted = false;
   for (index_t s = 0; s < count; ++s) {
     const double below = stop_below != nullptr ? stop_below[s] : -1.0;
     const double* first = nullptr;
     if (next < needs.size() && needs[next] == s) first = values.data() + static_cast<index_t>(next++) * n;
+    if (interrupted) {
+      norms[s] = 0.0;
+      continue;
+    }
     const ProjectionOutcome out = ws.project(impl_->pats.mask(patterns[s]), G + s * d, tol, impl_->max_iter, U + s * d,
-                                             &warm_state(s), below, first);
+                                             &warm_state(s), below, first, false, interrupt);
+    interrupted = out.interrupted;
     norms[s] = out.norm;
     counters.projections += out.passes + out.screened_passes > 0 ? 1 : 0;
     counters.passes += out.passes;
@@ -937,7 +951,8 @@ void PatternConeProjector<T>::copy_warm_start(index_t from, index_t to) {
 
 template <class T>
 double PatternConeProjector<T>::project(index_t slot, index_t pattern, const double* g, double tol, double* u,
-                                        bool* converged, index_t* iterations, double stop_below) {
+                                        bool* converged, index_t* iterations, double stop_below,
+                                        const std::function<bool()>* interrupt) {
   CONVEXNN_CHECK(slot >= 0 && slot < n_slots(), "slot " << slot << " out of range [0, " << n_slots() << ")");
   CONVEXNN_CHECK(pattern >= 0 && pattern < impl_->pats.n_patterns(),
                  "pattern " << pattern << " out of range [0, " << impl_->pats.n_patterns() << ")");
@@ -951,7 +966,8 @@ double PatternConeProjector<T>::project(index_t slot, index_t pattern, const dou
     impl_->warm_pattern[static_cast<std::size_t>(slot)] = pattern;
   }
   const ProjectionOutcome out =
-      impl_->workspaces[thread]->project(impl_->pats.mask(pattern), g, tol, impl_->max_iter, u, &warm, stop_below);
+      impl_->workspaces[thread]->project(impl_->pats.mask(pattern), g, tol, impl_->max_iter, u, &warm, stop_below,
+                                         nullptr, false, interrupt);
   if (converged != nullptr) *converged = out.converged;
   if (iterations != nullptr) *iterations = out.iterations;
   auto& counters = impl_->stats[thread];

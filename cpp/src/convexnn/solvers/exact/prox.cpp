@@ -2,6 +2,7 @@
 // group shrinkage) and the dual-constraint oracle of the certificate (the largest cone projection of +-G).
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "convexnn/core/blas.hpp"
@@ -22,6 +23,8 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
   // Columns in chunks of kProxChunk: the first pass over the constraints of all projections of a chunk is one
   // GEMM (PatternConeProjector::project_batch); a warm-started projection usually needs only that pass.
   const index_t n_chunks = (n_cols + kProxChunk - 1) / kProxChunk;
+  const std::function<bool()> poll = [stop] { return stop->poll(); };
+  const std::function<bool()>* interrupt = stop != nullptr ? &poll : nullptr;
   {
     const blas::SingleThreadedScope serial_blas;
     // One chunk: no thread team (on a loaded machine its fork and join cost more than the chunk).
@@ -49,7 +52,7 @@ double ReluSolver<T>::prox_columns(const std::vector<double>& x_in, double thres
         }
         const auto count = static_cast<index_t>(cols.size());
         projector_->project_batch(count, slots.data(), patterns.data(), G.data(), cone_tol, U.data(), norms.data(),
-                                  below.data());
+                                  below.data(), interrupt);
         for (index_t s = 0; s < count; ++s) {
           const double pnorm = norms[static_cast<std::size_t>(s)];
           if (pnorm <= thresh) continue;
@@ -77,6 +80,8 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
                                           Stop* stop) const {
   const index_t n_cols = p_ * c_;
   std::vector<double> worst(static_cast<std::size_t>(n_cols), 0.0);
+  const std::function<bool()> poll = [stop] { return stop->poll(); };
+  const std::function<bool()>* interrupt = stop != nullptr ? &poll : nullptr;
   {
     const blas::SingleThreadedScope serial_blas;
 #pragma omp parallel if (n_cols > 1)
@@ -95,11 +100,11 @@ double ReluSolver<T>::dual_constraint_max(const std::vector<double>& G, double c
         // columns, exactly up to the factor t) the same directions, so their active sets start these projections.
         projector_->copy_warm_start(kSlotW * n_cols + col, kSlotDualPlus * n_cols + col);
         projector_->copy_warm_start(kSlotV * n_cols + col, kSlotDualMinus * n_cols + col);
-        double w =
-            projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr, nullptr, floor);
+        double w = projector_->project(kSlotDualPlus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr, nullptr,
+                                       floor, interrupt);
         for (index_t j = 0; j < d_; ++j) g[j] = -g[j];
         w = std::max(w, projector_->project(kSlotDualMinus * n_cols + col, i, g.data(), cone_tol, u.data(), nullptr,
-                                            nullptr, floor));
+                                            nullptr, floor, interrupt));
         worst[static_cast<std::size_t>(col)] = w;
       }
     }
