@@ -42,6 +42,9 @@ SOLVER_NAME = "distributed constraint generation (exact C++ solver on a working 
 # A row outside the working set joins it when its relative violation exceeds this (rounding of the margins
 # is ~1e-16 relative; the cone projections on S are accurate to 1e-12).
 _ADD_TOL = 1e-12
+# A warm start's rows active within this relative slack seed the working set (at an optimum of the full
+# program they hold its active constraints; without them the first restricted solve would move away from it).
+_ACTIVE_TOL = 1e-9
 _LOOSE_TOL = 1e-4  # tolerance of the rounds that only choose rows (tightened to tol when none is violated)
 _MAX_ADD = 4096  # rows added per round at most (the most violated ones)
 _MAX_ROUNDS = 200
@@ -87,7 +90,7 @@ def _seed_rows(n, d) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, 2 * d)).astype(np.int64))
 
 
-def check_rows(op, V, W, x_norm, per_group):
+def check_rows(op, V, W, x_norm, per_group, add_tol=_ADD_TOL):
     """The cone constraints of (V, W) over ALL rows, on the workers.
 
     Returns
@@ -95,7 +98,8 @@ def check_rows(op, V, W, x_norm, per_group):
     rel_violation : float
         max over nonzero columns u of max_rows (s_r x_r^T u)_- / (||X||_2 ||u||) (the single-machine measure).
     candidates : ndarray of int64
-        Global rows violated beyond _ADD_TOL: per column its ``per_group`` worst, the union ordered by violation.
+        Global rows with relative violation above ``add_tol``: per column its ``per_group`` worst, the union
+        ordered by violation.
     """
     U = np.stack([V, W])  # (2, P, d, c)
     norms = np.linalg.norm(U, axis=2)  # (2, P, c)
@@ -104,7 +108,7 @@ def check_rows(op, V, W, x_norm, per_group):
         return 0.0, np.zeros(0, dtype=np.int64)
     vectors = np.ascontiguousarray(U[s_idx, p_idx, :, k_idx].T)  # (d, m)
     scale = 1.0 / (x_norm * norms[s_idx, p_idx, k_idx])
-    parts = op._map(_worker.block_cone_check, (vectors, p_idx, scale, int(per_group), _ADD_TOL))
+    parts = op._map(_worker.block_cone_check, (vectors, p_idx, scale, int(per_group), float(add_tol)))
     viol = np.max([p[0] for p in parts], axis=0)
     starts = [r0 for r0, _ in op.design.block_rows]
     group = np.concatenate([p[1] for p in parts])
@@ -215,8 +219,8 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
     x_norm = op.design.spectral_norm()
     ws = _WorkingSet(op)
     ws.add(_seed_rows(n, d))
-    if V is not None:  # rows the warm start violates
-        ws.add(check_rows(op, V, W, x_norm, d)[1][:_MAX_ADD])
+    if V is not None:  # rows the warm start violates or holds active
+        ws.add(check_rows(op, V, W, x_norm, d, -_ACTIVE_TOL)[1][:_MAX_ADD])
     progress = _Progress(callback, start)
     best_dual, round_tol, rounds = -math.inf, max(tol, _LOOSE_TOL), 0
     while True:
@@ -267,7 +271,7 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
         max_violation=violation,
         status=status,
         n_iter=progress.done,
-        solver=SOLVER_NAME,
+        solver=f"{SOLVER_NAME}: {rounds} rounds, cone constraints on {len(ws.index)} of {n} rows",
         V=V,
         W=W,
         history=progress.history(),

@@ -217,14 +217,15 @@ def block_cone_check(mblock: MaskedBlock, vectors, pattern, scale, per_group: in
     scale : ndarray (m,)
         1 / (||X||_2 ||u||): the relative violation of a row is (s_r x_r^T u)_- * scale.
     per_group : int
-        Keep, per column, the ``per_group`` rows of largest relative violation above ``add_tol``.
+        Keep, per column, the ``per_group`` rows of largest relative violation -s_r x_r^T u * scale above
+        ``add_tol`` (a negative ``add_tol`` also keeps rows that are active within that slack).
 
     Returns
     -------
     viol : ndarray (m,)
         max over the block's rows of the raw violation (s_r x_r^T u)_- (0 on an empty block).
     group, row, score : ndarray (q,)
-        The kept (column, block-local row, relative violation) triples.
+        The kept (column, block-local row, signed relative violation) triples.
     """
     n_k = mblock.Xb.shape[0]
     m = vectors.shape[1]
@@ -238,8 +239,8 @@ def block_cone_check(mblock: MaskedBlock, vectors, pattern, scale, per_group: in
         chunk = np.ascontiguousarray(words[:, r0 // 64 : (r1 + 63) // 64])
         bits = np.unpackbits(chunk.view(np.uint8), axis=1, bitorder="little")
         sign = 2.0 * bits[:, : r1 - r0].T - 1.0
-        neg = np.maximum(-(sign * margins), 0.0)
-        viol = np.maximum(viol, neg.max(axis=0))
+        neg = -(sign * margins)
+        viol = np.maximum(viol, neg.max(axis=0, initial=0.0))
         rows = np.broadcast_to(np.arange(r0, r1)[:, None], neg.shape)
         best_row = np.concatenate([best_row, rows])
         best_score = np.concatenate([best_score, neg * scale[None, :]])
