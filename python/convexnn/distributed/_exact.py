@@ -23,7 +23,8 @@ Guarantees (the single-machine ones):
   workers, in the single-machine definition. ``status="converged"`` only when the last solve certified gap <= tol,
   the violation over ALL rows is <= tol, and no row outside S was violated beyond rounding.
 
-Rounds before the last solve at a loose tolerance (their points only choose rows); the final rounds at ``tol``.
+Rounds that still add rows solve at a loose tolerance and at most _LOOSE_ITER iterations (their points only
+choose rows); a round after which no row is violated is followed by one at ``tol``.
 A lost worker is handled by the operator (its blocks are recomputed and the product re-run); the working set is
 on the driver, so nothing of the solve's state is lost with a worker.
 """
@@ -46,8 +47,10 @@ _ADD_TOL = 1e-12
 # program they hold its active constraints; without them the first restricted solve would move away from it).
 _ACTIVE_TOL = 1e-9
 _LOOSE_TOL = 1e-4  # tolerance of the rounds that only choose rows (tightened to tol when none is violated)
+_LOOSE_ITER = 20  # iterations of such a round at most: a few rows' relaxation is nearly gated, and slow to solve
 _MAX_ADD = 4096  # rows added per round at most (the most violated ones)
 _MAX_ROUNDS = 200
+_MEMO_BYTES = 64 << 20  # products remembered across rounds (the C++ solver's start-up power iteration)
 
 
 class _WorkingSet:
@@ -213,6 +216,15 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
     dict with objective, dual_objective, gap, max_violation, status, n_iter, solver, V, W (P, d, c), history,
     n_rounds and working_set (the global indices of the constraint rows of the last round).
     """
+    op.memoize(_MEMO_BYTES)
+    try:
+        return _constraint_generation(op, Y, beta, loss, tol, max_iter, time_limit, warm_start, verbose, callback)
+    finally:
+        op.memoize(0)
+
+
+def _constraint_generation(op, Y, beta, loss, tol, max_iter, time_limit, warm_start, verbose, callback):
+    """The rounds of solve_exact (see the module docstring)."""
     start = _time.perf_counter()
     n, P, d, c = op.n_samples, op.n_blocks, op.block_dim, Y.shape[1]
     V, W = warm_point(warm_start, P, d, c)
@@ -233,7 +245,7 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
             beta,
             loss,
             round_tol,
-            max_iter - progress.done,
+            max_iter - progress.done if round_tol <= tol else min(max_iter - progress.done, _LOOSE_ITER),
             max(time_limit - (progress.round_start - start), 1e-6),
             V,
             W,
@@ -254,10 +266,10 @@ def solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start=None, v
             )
         if raw["status"] not in ("converged", "max_iter") or progress.done >= max_iter or rounds >= _MAX_ROUNDS:
             break
-        if not added:
-            if round_tol <= tol:
-                break
-            round_tol = tol  # no row violated: the last rounds certify at the caller's tolerance
+        if not added and round_tol <= tol:
+            break
+        # no row violated: the next round certifies at the caller's tolerance; rows added: back to choosing rows
+        round_tol = max(tol, _LOOSE_TOL) if added else tol
     objective = float(raw["objective"])
     dual = best_dual if math.isfinite(best_dual) else float(raw["dual_objective"])
     gap = (objective - dual) / abs(objective) if objective != 0 else (0.0 if dual == 0 else math.inf)
