@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BlockOperatorF32', 'BlockOperatorF64', 'MaskedOperatorF32', 'MaskedOperatorF64', 'PatternSet', 'amx_available', 'arrangement_summary', 'blas_num_threads', 'block_norms', 'cover_count', 'dual_constraint_oracle', 'enumerate_patterns', 'estimate_region_count', 'flip_patterns', 'gated_beta_max', 'gated_certificate', 'get_num_threads', 'loss_conjugate', 'loss_gradient', 'loss_value', 'masked_kernel_isa', 'project_onto_pattern_cone', 'project_onto_sign_cone', 'set_num_threads', 'solve_gated', 'solve_gated_path', 'solve_relu']
+__all__: list[str] = ['BlockOperatorF32', 'BlockOperatorF64', 'ConeOperatorF32', 'ConeOperatorF64', 'MaskedOperatorF32', 'MaskedOperatorF64', 'PatternSet', 'amx_available', 'arrangement_summary', 'bf16_available', 'blas_num_threads', 'block_norms', 'cover_count', 'dual_constraint_oracle', 'enumerate_patterns', 'estimate_region_count', 'flip_patterns', 'gated_beta_max', 'gated_certificate', 'get_num_threads', 'loss_conjugate', 'loss_gradient', 'loss_value', 'masked_kernel_isa', 'project_onto_pattern_cone', 'project_onto_sign_cone', 'set_num_threads', 'solve_gated', 'solve_gated_path', 'solve_relu']
 class PatternSet:
     """
     Bit-packed sign patterns D_i = diag(1[X g_i >= 0]) with one float64 gate per pattern.
@@ -144,7 +144,33 @@ class BlockOperatorF64:
         """
         n, the number of output rows.
         """
-class MaskedOperatorF64(BlockOperatorF64):
+class ConeOperatorF64(BlockOperatorF64):
+    """
+    The operator of the exact ReLU program (solve_relu): a block operator that also exposes the rows of its cone
+    constraints (2 D_i - I) X v >= 0, i.e. X (m, d) and a PatternSet on those m rows (pattern i constrains block i).
+    MaskedOperatorF64 is one (built from a PatternSet); this constructor makes one of any operator:
+    
+    ConeOperatorF64(op, X, patterns)
+        op : BlockOperator of this dtype (n outputs, P blocks of dimension d), e.g. a Python subclass (kept alive).
+        X : ndarray (m, d) of this dtype, C- or F-ordered (viewed, never copied; kept alive).
+        patterns : PatternSet on the m rows of X with P patterns (kept alive).
+    m = n asserts that op is the masked operator A_i = D_i X on these rows (the ray-Newton design is then built
+    from X and the masks); m != n, e.g. a pooled convolutional operator (n images, m = n K patch rows), builds
+    it from op's single-block products. Products are forwarded to op.
+    """
+    def __init__(self, op: BlockOperatorF64, X: typing.Any, patterns: PatternSet) -> None:
+        ...
+    @property
+    def masked_outputs(self) -> bool:
+        """
+        True when the outputs are the constraint rows (A_i = D_i X, m = n).
+        """
+    @property
+    def n_constraint_rows(self) -> int:
+        """
+        m, the number of rows of the cone constraints.
+        """
+class MaskedOperatorF64(ConeOperatorF64):
     """
     Matrix-free masked products with bit-packed patterns: A(U) = sum_i D_i X U_i and its adjoint.
     
@@ -152,13 +178,15 @@ class MaskedOperatorF64(BlockOperatorF64):
         X : ndarray (n, d) of this operator's dtype, C- or F-ordered (viewed, never copied; kept alive).
         patterns : convexnn._core.PatternSet on the same n rows (kept alive), or a boolean array (n, P)
             of dense masks (packed once into bits owned by the operator).
-        method : "auto", "gemm", "tables" or "amx". How forward/adjoint compute: row tiles of X times
+        method : "auto", "gemm", "tables", "amx" or "bf16". How forward/adjoint compute: row tiles of X times
             coefficient blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"); subset-sum tables over
             groups of 4 rows / 4 patterns, about 4x fewer operations ("tables"); float32 only, the masks as a
             bf16 0/1 matrix on Intel AMX tiles with the float32 operand split exactly into three bf16 terms
-            and float32 accumulation ("amx", where amx_available()). "auto" picks the tables when there are
+            and float32 accumulation ("amx", where amx_available()); the same exact split on the AVX-512 BF16
+            dot-product instruction for CPUs without AMX ("bf16", float32 only, where bf16_available(); measured
+            slower than the tables, so "auto" never picks it: docs/tuning.md). "auto" picks the tables when there are
             enough patterns, and then AMX instead in float32 where the CPU has it. All are exact up to rounding
-            (they round differently). Also a settable property. With the tables or AMX the operator also keeps
+            (they round differently). Also a settable property. With the tables, AMX or bf16 the operator also keeps
             the masks row-major (n * P / 8 more bytes, up to 256 MiB; beyond that the forward transposes them
             per call), which the full-set forward reads.
     
@@ -191,7 +219,7 @@ class MaskedOperatorF64(BlockOperatorF64):
         """
     def resolved_method(self, c: typing.SupportsInt | typing.SupportsIndex = 1, n_blocks: typing.SupportsInt | typing.SupportsIndex = -1) -> str:
         """
-        The method ('gemm', 'tables' or 'amx') a product with c columns over n_blocks blocks (default: all P) runs.
+        The method ('gemm', 'tables', 'amx' or 'bf16') a product with c columns over n_blocks blocks (default: all P) runs.
         """
     def uses_tables(self, c: typing.SupportsInt | typing.SupportsIndex = 1, n_blocks: typing.SupportsInt | typing.SupportsIndex = -1) -> bool:
         """
@@ -203,7 +231,7 @@ class MaskedOperatorF64(BlockOperatorF64):
     @property
     def method(self) -> str:
         """
-        Product method of forward/adjoint: 'auto', 'gemm', 'tables' or 'amx'.
+        Product method of forward/adjoint: 'auto', 'gemm', 'tables', 'amx' or 'bf16'.
         """
     @method.setter
     def method(self, arg1: str) -> None:
@@ -257,7 +285,33 @@ class BlockOperatorF32:
         """
         n, the number of output rows.
         """
-class MaskedOperatorF32(BlockOperatorF32):
+class ConeOperatorF32(BlockOperatorF32):
+    """
+    The operator of the exact ReLU program (solve_relu): a block operator that also exposes the rows of its cone
+    constraints (2 D_i - I) X v >= 0, i.e. X (m, d) and a PatternSet on those m rows (pattern i constrains block i).
+    MaskedOperatorF32 is one (built from a PatternSet); this constructor makes one of any operator:
+    
+    ConeOperatorF32(op, X, patterns)
+        op : BlockOperator of this dtype (n outputs, P blocks of dimension d), e.g. a Python subclass (kept alive).
+        X : ndarray (m, d) of this dtype, C- or F-ordered (viewed, never copied; kept alive).
+        patterns : PatternSet on the m rows of X with P patterns (kept alive).
+    m = n asserts that op is the masked operator A_i = D_i X on these rows (the ray-Newton design is then built
+    from X and the masks); m != n, e.g. a pooled convolutional operator (n images, m = n K patch rows), builds
+    it from op's single-block products. Products are forwarded to op.
+    """
+    def __init__(self, op: BlockOperatorF32, X: typing.Any, patterns: PatternSet) -> None:
+        ...
+    @property
+    def masked_outputs(self) -> bool:
+        """
+        True when the outputs are the constraint rows (A_i = D_i X, m = n).
+        """
+    @property
+    def n_constraint_rows(self) -> int:
+        """
+        m, the number of rows of the cone constraints.
+        """
+class MaskedOperatorF32(ConeOperatorF32):
     """
     Matrix-free masked products with bit-packed patterns: A(U) = sum_i D_i X U_i and its adjoint.
     
@@ -265,13 +319,15 @@ class MaskedOperatorF32(BlockOperatorF32):
         X : ndarray (n, d) of this operator's dtype, C- or F-ordered (viewed, never copied; kept alive).
         patterns : convexnn._core.PatternSet on the same n rows (kept alive), or a boolean array (n, P)
             of dense masks (packed once into bits owned by the operator).
-        method : "auto", "gemm", "tables" or "amx". How forward/adjoint compute: row tiles of X times
+        method : "auto", "gemm", "tables", "amx" or "bf16". How forward/adjoint compute: row tiles of X times
             coefficient blocks by BLAS GEMM with the masks in SIMD epilogues ("gemm"); subset-sum tables over
             groups of 4 rows / 4 patterns, about 4x fewer operations ("tables"); float32 only, the masks as a
             bf16 0/1 matrix on Intel AMX tiles with the float32 operand split exactly into three bf16 terms
-            and float32 accumulation ("amx", where amx_available()). "auto" picks the tables when there are
+            and float32 accumulation ("amx", where amx_available()); the same exact split on the AVX-512 BF16
+            dot-product instruction for CPUs without AMX ("bf16", float32 only, where bf16_available(); measured
+            slower than the tables, so "auto" never picks it: docs/tuning.md). "auto" picks the tables when there are
             enough patterns, and then AMX instead in float32 where the CPU has it. All are exact up to rounding
-            (they round differently). Also a settable property. With the tables or AMX the operator also keeps
+            (they round differently). Also a settable property. With the tables, AMX or bf16 the operator also keeps
             the masks row-major (n * P / 8 more bytes, up to 256 MiB; beyond that the forward transposes them
             per call), which the full-set forward reads.
     
@@ -304,7 +360,7 @@ class MaskedOperatorF32(BlockOperatorF32):
         """
     def resolved_method(self, c: typing.SupportsInt | typing.SupportsIndex = 1, n_blocks: typing.SupportsInt | typing.SupportsIndex = -1) -> str:
         """
-        The method ('gemm', 'tables' or 'amx') a product with c columns over n_blocks blocks (default: all P) runs.
+        The method ('gemm', 'tables', 'amx' or 'bf16') a product with c columns over n_blocks blocks (default: all P) runs.
         """
     def uses_tables(self, c: typing.SupportsInt | typing.SupportsIndex = 1, n_blocks: typing.SupportsInt | typing.SupportsIndex = -1) -> bool:
         """
@@ -316,7 +372,7 @@ class MaskedOperatorF32(BlockOperatorF32):
     @property
     def method(self) -> str:
         """
-        Product method of forward/adjoint: 'auto', 'gemm', 'tables' or 'amx'.
+        Product method of forward/adjoint: 'auto', 'gemm', 'tables', 'amx' or 'bf16'.
         """
     @method.setter
     def method(self, arg1: str) -> None:
@@ -328,6 +384,10 @@ def amx_available() -> bool:
 def arrangement_summary(X: typing.Any) -> dict:
     """
     dict(rank, n_hyperplanes, n_zero_rows, region_bound) of X's arrangement.
+    """
+def bf16_available() -> bool:
+    """
+    Whether this CPU and OS can run the 'bf16' product method (AVX512_BF16 with AVX512F, AVX512BW and AVX512VL, and an OS that saves the zmm state). False when the environment variable CONVEXNN_BF16=0 was set before the first product.
     """
 def blas_num_threads() -> int:
     """
@@ -455,8 +515,11 @@ def solve_gated(op: BlockOperatorF64, y: typing.Any, beta: typing.SupportsFloat 
     Ctrl-C stops with status "interrupted" and returns the best certified point so far.
     
     Returns dict(U (P, d, c), objective, dual_objective, gap, n_iter, status, time, solver, n_active,
-    history=dict of arrays iteration/objective/dual_objective/gap/time/n_active, one entry per global check).
-    status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged".
+    history=dict of arrays iteration/objective/dual_objective/gap/time/n_active, one entry per global check,
+    timings=dict phase -> seconds: forward, adjoint, prox, certificate, hinge_polish, newton, working_set, gram,
+    other (exclusive, adding up to at most) total).
+    status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged", "precision_floor" (a float32
+    solve whose certified gap stopped improving above tol: continue in float64 from U).
     """
 @typing.overload
 def solve_gated(op: BlockOperatorF32, y: typing.Any, beta: typing.SupportsFloat | typing.SupportsIndex, loss: str = 'squared', groups: str = 'output', tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06, max_iter: typing.Any = 10000, time_limit: typing.Any = None, solver: str = 'auto', warm_start: typing.Any = None, verbose: bool = False, check_every: typing.SupportsInt | typing.SupportsIndex = 10, certify_op: BlockOperatorF64 = None, callback: typing.Any = None, working_set: bool = True, newton: bool = True) -> dict:
@@ -478,8 +541,11 @@ def solve_gated(op: BlockOperatorF32, y: typing.Any, beta: typing.SupportsFloat 
     Ctrl-C stops with status "interrupted" and returns the best certified point so far.
     
     Returns dict(U (P, d, c), objective, dual_objective, gap, n_iter, status, time, solver, n_active,
-    history=dict of arrays iteration/objective/dual_objective/gap/time/n_active, one entry per global check).
-    status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged".
+    history=dict of arrays iteration/objective/dual_objective/gap/time/n_active, one entry per global check,
+    timings=dict phase -> seconds: forward, adjoint, prox, certificate, hinge_polish, newton, working_set, gram,
+    other (exclusive, adding up to at most) total).
+    status is one of "converged", "max_iter", "time_limit", "interrupted", "diverged", "precision_floor" (a float32
+    solve whose certified gap stopped improving above tol: continue in float64 from U).
     """
 @typing.overload
 def solve_gated_path(op: BlockOperatorF64, y: typing.Any, betas: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], loss: str = 'squared', groups: str = 'output', tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06, max_iter: typing.Any = 10000, time_limit: typing.Any = None, solver: str = 'auto', warm_start: typing.Any = None, verbose: bool = False, check_every: typing.SupportsInt | typing.SupportsIndex = 10, certify_op: BlockOperatorF64 = None, callback: typing.Any = None, working_set: bool = True, newton: bool = True) -> list:
@@ -496,7 +562,7 @@ def solve_gated_path(op: BlockOperatorF32, y: typing.Any, betas: collections.abc
     each solve. Returns a list of solve_gated dicts (with "beta"); stops early after an "interrupted" solve.
     """
 @typing.overload
-def solve_relu(op: BlockOperatorF64, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], patterns: PatternSet, y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], beta: typing.SupportsFloat | typing.SupportsIndex, loss: str = 'squared', tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06, max_iter: typing.SupportsInt | typing.SupportsIndex = 10000, time_limit: typing.SupportsFloat | typing.SupportsIndex = ..., check_every: typing.SupportsInt | typing.SupportsIndex = 5, warm_V: typing.Any = None, warm_W: typing.Any = None, verbose: bool = False, certify_op: BlockOperatorF64 = None, ray_newton: bool = True) -> dict:
+def solve_relu(op: ConeOperatorF64, y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], beta: typing.SupportsFloat | typing.SupportsIndex, loss: str = 'squared', tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06, max_iter: typing.SupportsInt | typing.SupportsIndex = 10000, time_limit: typing.SupportsFloat | typing.SupportsIndex = ..., check_every: typing.SupportsInt | typing.SupportsIndex = 5, warm_V: typing.Any = None, warm_W: typing.Any = None, verbose: bool = False, certify_op: BlockOperatorF64 = None, ray_newton: bool = True, callback: typing.Any = None, precision_floor: bool = False) -> dict:
     """
     Solve the exact (cone-constrained) two-layer ReLU program to a certified relative gap.
     
@@ -506,31 +572,40 @@ def solve_relu(op: BlockOperatorF64, X: typing.Annotated[numpy.typing.ArrayLike,
     (Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, eq. (3)-(4) for c = 1; c > 1 are
     output heads sharing the patterns). Accelerated proximal gradient whose prox is exact on the cones.
     
-    solve_relu(op, X, patterns, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf,
-               check_every=5, warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True)
+    solve_relu(op, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf, check_every=5,
+               warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True, callback=None,
+               precision_floor=False)
     
-    op : BlockOperatorF64 / BlockOperatorF32 with n outputs, P blocks of dimension d: MaskedOperator(X, patterns)
-        (A_i = D_i X), or any subclass, e.g. a Python operator (see BlockOperatorF64).
-    X : ndarray (m, d) of op's dtype, C- or F-ordered: the rows of the cone constraints. m = n is the masked
-        operator on the same rows; m != n constrains block i by pattern i on these m rows while op maps to n
-        outputs, e.g. a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each
-        image's K patches of D_i X U).
-    patterns : PatternSet on the m rows of X with P patterns (pattern i constrains block i).
+    op : ConeOperatorF64 / ConeOperatorF32 with n outputs, P blocks of dimension d, and the rows of the cone
+        constraints: a MaskedOperator(X, patterns) built from a PatternSet (A_i = D_i X), or
+        ConeOperatorF64(op, X, patterns) for any BlockOperator op, e.g. a Python subclass (see BlockOperatorF64)
+        such as a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each image's
+        K patches of D_i X U).
     y : (n, c) float64, the targets (binary losses: c = 1, values in {-1, +1}; cross_entropy: one-hot).
     beta : float >= 0.  loss : "squared", "logistic", "hinge", "squared_hinge" or "cross_entropy" (sums over samples).
     tol : > 0, on the relative duality gap and on the relative cone violation.
     max_iter : FISTA iterations.  time_limit : seconds.  check_every : iterations between certificates.
     warm_V, warm_W : (P, d, c) starting point (both or neither; projected onto the cones).
-    verbose : print one line per certificate.
+    verbose : print one line per certificate (and about every 0.5 s between certificates).
     certify_op : BlockOperatorF64 with op's blocks, for float64 certificates of float32 iterations.
     ray_newton : Newton steps on the scales of the nonzero columns at the checks (not for the hinge).
+    precision_floor : float32 only: stop with status "precision_floor" once the certified gap has stalled (above
+        tol, below 1e-3) for 10 certificates, so that the caller can continue in float64 (convexnn.solve does).
+    callback : None or callable(info dict: iteration, objective, dual_objective, gap, n_active, working_set, time),
+        called at every certificate and about every 0.5 s between them (then with the last certificate's values);
+        returning False stops the solve (status "interrupted"). Ctrl-C also stops it (within ~0.1 s plus one
+        cone projection), with the last certified point.
     
     Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation (relative, over the
-    rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history). status is one of
-    "converged", "max_iter", "time_limit", "interrupted", "diverged".
+    rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history, timings). timings:
+    dict str -> float, wall seconds per phase (setup, gradient, prox, forward, certificate_products,
+    certificate_oracle, ray_newton, other, total). status is one of "converged", "max_iter", "time_limit",
+    "interrupted", "diverged", "precision_floor". A stop by time_limit or an interrupt returns the last iterate with a fresh
+    certificate when that is cheap, else the point of the last certificate (n_iter is then that certificate's
+    iteration; max_dual_constraint NaN if that certificate was screened).
     """
 @typing.overload
-def solve_relu(op: BlockOperatorF32, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], patterns: PatternSet, y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], beta: typing.SupportsFloat | typing.SupportsIndex, loss: str = 'squared', tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06, max_iter: typing.SupportsInt | typing.SupportsIndex = 10000, time_limit: typing.SupportsFloat | typing.SupportsIndex = ..., check_every: typing.SupportsInt | typing.SupportsIndex = 5, warm_V: typing.Any = None, warm_W: typing.Any = None, verbose: bool = False, certify_op: BlockOperatorF64 = None, ray_newton: bool = True) -> dict:
+def solve_relu(op: ConeOperatorF32, y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], beta: typing.SupportsFloat | typing.SupportsIndex, loss: str = 'squared', tol: typing.SupportsFloat | typing.SupportsIndex = 1e-06, max_iter: typing.SupportsInt | typing.SupportsIndex = 10000, time_limit: typing.SupportsFloat | typing.SupportsIndex = ..., check_every: typing.SupportsInt | typing.SupportsIndex = 5, warm_V: typing.Any = None, warm_W: typing.Any = None, verbose: bool = False, certify_op: BlockOperatorF64 = None, ray_newton: bool = True, callback: typing.Any = None, precision_floor: bool = False) -> dict:
     """
     Solve the exact (cone-constrained) two-layer ReLU program to a certified relative gap.
     
@@ -540,27 +615,36 @@ def solve_relu(op: BlockOperatorF32, X: typing.Annotated[numpy.typing.ArrayLike,
     (Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, eq. (3)-(4) for c = 1; c > 1 are
     output heads sharing the patterns). Accelerated proximal gradient whose prox is exact on the cones.
     
-    solve_relu(op, X, patterns, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf,
-               check_every=5, warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True)
+    solve_relu(op, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf, check_every=5,
+               warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True, callback=None,
+               precision_floor=False)
     
-    op : BlockOperatorF64 / BlockOperatorF32 with n outputs, P blocks of dimension d: MaskedOperator(X, patterns)
-        (A_i = D_i X), or any subclass, e.g. a Python operator (see BlockOperatorF64).
-    X : ndarray (m, d) of op's dtype, C- or F-ordered: the rows of the cone constraints. m = n is the masked
-        operator on the same rows; m != n constrains block i by pattern i on these m rows while op maps to n
-        outputs, e.g. a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each
-        image's K patches of D_i X U).
-    patterns : PatternSet on the m rows of X with P patterns (pattern i constrains block i).
+    op : ConeOperatorF64 / ConeOperatorF32 with n outputs, P blocks of dimension d, and the rows of the cone
+        constraints: a MaskedOperator(X, patterns) built from a PatternSet (A_i = D_i X), or
+        ConeOperatorF64(op, X, patterns) for any BlockOperator op, e.g. a Python subclass (see BlockOperatorF64)
+        such as a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each image's
+        K patches of D_i X U).
     y : (n, c) float64, the targets (binary losses: c = 1, values in {-1, +1}; cross_entropy: one-hot).
     beta : float >= 0.  loss : "squared", "logistic", "hinge", "squared_hinge" or "cross_entropy" (sums over samples).
     tol : > 0, on the relative duality gap and on the relative cone violation.
     max_iter : FISTA iterations.  time_limit : seconds.  check_every : iterations between certificates.
     warm_V, warm_W : (P, d, c) starting point (both or neither; projected onto the cones).
-    verbose : print one line per certificate.
+    verbose : print one line per certificate (and about every 0.5 s between certificates).
     certify_op : BlockOperatorF64 with op's blocks, for float64 certificates of float32 iterations.
     ray_newton : Newton steps on the scales of the nonzero columns at the checks (not for the hinge).
+    precision_floor : float32 only: stop with status "precision_floor" once the certified gap has stalled (above
+        tol, below 1e-3) for 10 certificates, so that the caller can continue in float64 (convexnn.solve does).
+    callback : None or callable(info dict: iteration, objective, dual_objective, gap, n_active, working_set, time),
+        called at every certificate and about every 0.5 s between them (then with the last certificate's values);
+        returning False stops the solve (status "interrupted"). Ctrl-C also stops it (within ~0.1 s plus one
+        cone projection), with the last certified point.
     
     Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_violation (relative, over the
-    rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history). status is one of
-    "converged", "max_iter", "time_limit", "interrupted", "diverged".
+    rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history, timings). timings:
+    dict str -> float, wall seconds per phase (setup, gradient, prox, forward, certificate_products,
+    certificate_oracle, ray_newton, other, total). status is one of "converged", "max_iter", "time_limit",
+    "interrupted", "diverged", "precision_floor". A stop by time_limit or an interrupt returns the last iterate with a fresh
+    certificate when that is cheap, else the point of the last certificate (n_iter is then that certificate's
+    iteration; max_dual_constraint NaN if that certificate was screened).
     """
 __version__: str = '0.1.0'

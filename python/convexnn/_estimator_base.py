@@ -188,6 +188,34 @@ def _class_weight_valid(class_weight):
             raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0; got {weight!r}")
 
 
+class RegressorOutputMixin:
+    """The regressors' predictions (the fitted network's output plus the training mean ``y_mean_``, in the
+    fit's float dtype) and their multi-output tags; the class defines ``_raw_output``."""
+
+    def predict(self, X):
+        """Predictions in the units of y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw features (pre-processing is applied here); a CPU torch tensor is read as a numpy array.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs) (when fit on 2-D y)
+        """
+        Z = self._raw_output(X)
+        return (Z + self.y_mean_).astype(Z.dtype, copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
+
+
 class LabelsMixin:
     """Label handling of the classifiers: encoding, targets, class weights, scores to labels and probabilities."""
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["PRODUCT_METHODS", "PRODUCT_METHOD_ENV", "make_operator", "product_method"]
+__all__ = ["PRODUCT_METHODS", "PRODUCT_METHOD_ENV", "cone_operator", "make_operator", "product_method"]
 
 PRODUCT_METHODS = ("auto", "gemm", "tables", "amx", "bf16")
 _FLOAT32_ONLY = ("amx", "bf16")  # bf16-split products of float32 operands
@@ -21,6 +21,7 @@ _FLOAT32_ONLY = ("amx", "bf16")  # bf16-split products of float32 operands
 PRODUCT_METHOD_ENV = "CONVEXNN_PRODUCT_METHOD"
 
 _CLASSES = {np.dtype(np.float32): _core.MaskedOperatorF32, np.dtype(np.float64): _core.MaskedOperatorF64}
+_CONE_CLASSES = {np.dtype(np.float32): _core.ConeOperatorF32, np.dtype(np.float64): _core.ConeOperatorF64}
 
 
 def _resolve_dtype(dtype, Xb):
@@ -104,3 +105,38 @@ def make_operator(Xb, patterns, dtype=None, device="cpu", method="auto"):
     dt = _resolve_dtype(dtype, Xb)
     masks = getattr(patterns, "_set", patterns)  # a Patterns wraps its C++ PatternSet
     return _CLASSES[dt](Xb.astype(dt, copy=False), masks, method=product_method(dt, method))
+
+
+def cone_operator(op, X, patterns):
+    """The operator of the exact solver (``_core.solve_relu``): ``op`` with the rows of its cone constraints.
+
+    A ``MaskedOperatorF32`` / ``MaskedOperatorF64`` built from a PatternSet already is one; this wraps any other
+    block operator (e.g. a Python subclass such as the pooled convolutional operator of ``convexnn.cnn``).
+
+    Parameters
+    ----------
+    op : convexnn._core.BlockOperatorF32 or BlockOperatorF64
+        n outputs, P blocks of dimension d.
+    X : ndarray of shape (m, d), op's dtype
+        The rows of the constraints (2 D_i - I) X v >= 0, C- or F-ordered (viewed; kept alive).
+    patterns : Patterns or convexnn._core.PatternSet
+        P patterns on the m rows of X (pattern i constrains block i).
+
+    Returns
+    -------
+    convexnn._core.ConeOperatorF32 or convexnn._core.ConeOperatorF64
+
+    Raises
+    ------
+    TypeError
+        ``op`` is not a block operator.
+    ValueError
+        X of another dtype, or X / patterns that do not match op's blocks.
+    """
+    if isinstance(op, _core.BlockOperatorF32):
+        dt = np.dtype(np.float32)
+    elif isinstance(op, _core.BlockOperatorF64):
+        dt = np.dtype(np.float64)
+    else:
+        raise TypeError(f"op must be a convexnn._core.BlockOperatorF32 or BlockOperatorF64; got {type(op).__name__}")
+    return _CONE_CLASSES[dt](op, X, getattr(patterns, "_set", patterns))

@@ -36,6 +36,7 @@ from ._estimator_base import (
     FLOAT_DTYPES,
     ConvexEstimatorBase,
     LabelsMixin,
+    RegressorOutputMixin,
     check_random_state_seed,
     repeat_integer_weights,
     sk_validate_data,
@@ -382,7 +383,7 @@ _ATTR_DOC = """
 """
 
 
-class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
+class ConvexReLURegressor(RegressorOutputMixin, RegressorMixin, _ConvexReLUBase):
     __doc__ = (
         """Two-layer ReLU network regression, trained to a certified optimum of its convex program.
 
@@ -472,29 +473,6 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.y_mean_ = np.average(Y, axis=0, weights=w) if self.standardize else np.zeros(Y.shape[1:])
         self._solve(Xs, Y - self.y_mean_, "squared", w)
         return self
-
-    def predict(self, X):
-        """Predictions in the units of y.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Raw features (pre-processing is applied here); a CPU torch tensor is read as a numpy array.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_outputs) (when fit on 2-D y)
-        """
-        Z = self._raw_output(X)
-        return (Z + self.y_mean_).astype(Z.dtype, copy=False)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
-    def _more_tags(self):  # scikit-learn < 1.6
-        return {"multioutput": True}
 
 
 class ConvexReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexReLUBase):

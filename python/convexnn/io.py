@@ -61,7 +61,26 @@ def _jsonable(value):
             return np.dtype(value).name
         except TypeError:
             return None
+    if isinstance(value, dict):  # e.g. class_weight {label: weight}: JSON keys are strings, so keep (key, value) pairs
+        pairs = [[_jsonable(k), _jsonable(v)] for k, v in value.items()]
+        if all(k is not None and v is not None for k, v in pairs):
+            return {_DICT_TAG: pairs}
     return None
+
+
+# The JSON form of a dict-valued parameter: {"__dict_items__": [[key, value], ...]} (keys keep their type).
+_DICT_TAG = "__dict_items__"
+
+
+def _param_value(value):
+    """A parameter read back from the model file (the inverse of :func:`_jsonable` for dicts)."""
+    if isinstance(value, dict) and set(value) == {_DICT_TAG} and isinstance(value[_DICT_TAG], list):
+        pairs = value[_DICT_TAG]
+        if all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], (str, int, float, bool)) for p in pairs):
+            return {k: v for k, v in pairs}
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"a parameter in the model file is not a value convexnn writes: {value!r:.80}")
+    return value
 
 
 def _float_json(x):
@@ -270,7 +289,7 @@ def load(path):
     est = classes[kind]()
     params = meta.get("params") or {}
     valid = est.get_params(deep=False)
-    est.set_params(**{k: v for k, v in params.items() if k in valid})
+    est.set_params(**{k: _param_value(v) for k, v in params.items() if k in valid})
     _need(arrays, path, "x_mean", "x_scale")
     est.network_ = net
     est.result_ = None

@@ -186,7 +186,8 @@ class SolveResult:
         """The network this solution maps to (zero groups dropped).
 
         relu: a :class:`Network` by Pilanci & Ergen (ICML 2020) Theorem 1 (u = v / sqrt||v||,
-        alpha = +-sqrt||v||), whose non-convex objective equals :attr:`objective`. gated: a :class:`GatedNetwork` with each neuron's gate.
+        alpha = +-sqrt||v||), whose non-convex objective equals :attr:`objective`. gated: a :class:`GatedNetwork`
+        with each neuron's gate.
         """
         if self.formulation == "relu":
             V, W = self.coef_

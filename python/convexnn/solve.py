@@ -204,7 +204,7 @@ def solve(
         return _on_cluster("solve", locals())  # every argument, by name
     start = _time.perf_counter()
     groups_given = groups
-    X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = _check_common(
+    checked = _check_common(
         X,
         y,
         beta,
@@ -218,19 +218,53 @@ def solve(
         device,
         dtype,
     )
-    if (
-        groups_given is None
-        and formulation == "relu"
-        and Y.shape[1] > 1
-        and (cutting_planes or pattern_generation == "oracle")
-    ):
-        groups = "neuron"  # the search generates neurons shared by the outputs, as a trained network has
+    X, Y, was_1d, formulation, loss, groups, bias, beta, tol, max_iter, time_limit = checked
+    if _shared_neurons_default(groups_given, formulation, Y, cutting_planes, pattern_generation):
+        groups = "neuron"
     seed = check_scalar(seed, "seed", low=0, high=2**64 - 1, integer=True)
-    verbose = check_verbose(verbose)
-    callback = check_callback(callback)
+    verbose, callback = check_verbose(verbose), check_callback(callback)
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False; got {progress!r}")
-    sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    sample_weight = _check_solve_weights(sample_weight, X.shape[0], loss, cutting_planes)
+    Xb = add_bias_column(X) if bias else X
+    pats = as_patterns(patterns, X, bias, seed)
+    generation = _check_pattern_generation(pattern_generation, formulation, cutting_planes, warm_start)
+    cutting_planes = bool(cutting_planes) or generation == "oracle"
+    seed_net = None
+    if generation == "adam-seeded":  # a short Adam run's patterns join the set, its network is the warm start
+        from .generation import seeded_patterns
+
+        limit = None if math.isinf(time_limit) else time_limit
+        pats, warm_start, seed_net = seeded_patterns(X, Y, beta, pats, loss, bias, seed, limit)
+        if not cutting_planes:
+            time_limit = max(1e-3, time_limit - (_time.perf_counter() - start))
+    remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
+    if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
+        res = _solve_shared_neurons(
+            X, Xb, Y, beta, pats, loss, bias, tol, remaining, max_iter, seed, was_1d, seed_net, verbose, cutting_planes
+        )
+    elif cutting_planes:
+        res = _solve_by_column_generation(
+            X, Xb, Y, y, beta, pats, loss, bias, seed, tol, remaining, verbose, groups, max_iter, dtype, warm_start
+        )
+    else:
+        problem = dict(Xb=Xb, Y=Y, beta=beta, pats=pats, formulation=formulation, loss=loss, groups=groups)
+        problem.update(tol=tol, max_iter=max_iter, time_limit=time_limit, sample_weight=sample_weight)
+        res = _solve_fixed_patterns(problem, warm_start, verbose, callback, progress, bias, was_1d, start)
+    _warn_unconverged(res, tol, max_iter, time_limit)
+    return res
+
+
+def _shared_neurons_default(groups_given, formulation, Y, cutting_planes, pattern_generation):
+    """Whether ``groups=None`` means "neuron": the exact program with vector outputs and a pattern search generates
+    neurons shared by the outputs, as a trained network has (otherwise ``None`` means "output")."""
+    search = cutting_planes or pattern_generation == "oracle"
+    return groups_given is None and formulation == "relu" and Y.shape[1] > 1 and bool(search)
+
+
+def _check_solve_weights(sample_weight, n, loss, cutting_planes):
+    """Validated per-row weights (or None) for the losses and modes that take them."""
+    sample_weight = check_sample_weight(sample_weight, n)
     if sample_weight is not None and loss != "squared":
         raise ValueError(
             f"sample_weight needs loss='squared' (weighted rows are exact there); loss={loss!r} takes "
@@ -238,95 +272,78 @@ def solve(
         )
     if sample_weight is not None and cutting_planes:
         raise ValueError("sample_weight cannot be combined with cutting_planes=True in this version")
-    Xb = add_bias_column(X) if bias else X
-    pats = as_patterns(patterns, X, bias, seed)
-    generation = _check_pattern_generation(pattern_generation, formulation, cutting_planes, warm_start)
-    cutting_planes = bool(cutting_planes) or generation == "oracle"
-    if generation == "adam-seeded":
-        from .generation import seeded_patterns
+    return sample_weight
 
-        pats, warm_start, seed_net = seeded_patterns(
-            X, Y, beta, pats, loss, bias, seed, None if math.isinf(time_limit) else time_limit
-        )
-        if not cutting_planes:
-            time_limit = max(1e-3, time_limit - (_time.perf_counter() - start))
-    else:
-        seed_net = None
-    if formulation == "relu" and groups == "neuron" and Y.shape[1] > 1:
-        from .cutting_planes import enumerate_or_none
-        from .shared import solve_shared
 
-        remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
-        res = solve_shared(
+def _solve_shared_neurons(
+    X, Xb, Y, beta, pats, loss, bias, tol, remaining, max_iter, seed, was_1d, seed_net, verbose, search
+):
+    """The exact program for vector outputs with hidden neurons shared by the outputs (``groups="neuron"``)."""
+    from .cutting_planes import enumerate_or_none
+    from .shared import solve_shared
+
+    return solve_shared(
+        X,
+        Xb,
+        Y,
+        beta,
+        pats,
+        loss=loss,
+        bias=bias,
+        tol=tol,
+        time_limit=remaining,
+        max_iter=max_iter,
+        seed=seed,
+        output_1d=was_1d,
+        network=seed_net,
+        pool=enumerate_or_none(X, bias),
+        verbose=verbose,
+        search=search,
+    )
+
+
+def _solve_by_column_generation(
+    X, Xb, Y, y, beta, pats, loss, bias, seed, tol, remaining, verbose, groups, max_iter, dtype, warm_start
+):
+    """Cutting planes / pattern generation: restricted solves over a growing pattern set (one final warning)."""
+    from .cutting_planes import solve_cutting_planes
+
+    with warnings.catch_warnings():  # the rounds' restricted solves; the final status is warned by the caller
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return solve_cutting_planes(
+            solve,
             X,
             Xb,
             Y,
+            y,
             beta,
             pats,
             loss=loss,
             bias=bias,
+            seed=seed,
             tol=tol,
             time_limit=remaining,
-            max_iter=max_iter,
-            seed=seed,
-            output_1d=was_1d,
-            network=seed_net,
-            pool=enumerate_or_none(X, bias),
             verbose=verbose,
-            search=cutting_planes,
+            groups=groups,
+            max_iter=max_iter,
+            dtype=dtype,
+            warm_start=warm_start,
         )
-        _warn_unconverged(res, tol, max_iter, time_limit)
-        return res
-    if cutting_planes:
-        from .cutting_planes import solve_cutting_planes
 
-        remaining = None if math.isinf(time_limit) else max(1e-3, time_limit - (_time.perf_counter() - start))
-        with warnings.catch_warnings():  # the rounds' restricted solves; the final status is warned below
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            res = solve_cutting_planes(
-                solve,
-                X,
-                Xb,
-                Y,
-                y,
-                beta,
-                pats,
-                loss=loss,
-                bias=bias,
-                seed=seed,
-                tol=tol,
-                time_limit=remaining,
-                verbose=verbose,
-                groups=groups,
-                max_iter=max_iter,
-                dtype=dtype,
-                warm_start=warm_start,
-            )
-        _warn_unconverged(res, tol, max_iter, time_limit)
-        return res
+
+def _solve_fixed_patterns(problem, warm_start, verbose, callback, progress, bias, was_1d, start):
+    """One certified solve over the given patterns, as a :class:`SolveResult`."""
+    Xb, formulation, tol = problem["Xb"], problem["formulation"], problem["tol"]
     if formulation == "relu" and Xb.dtype == np.float32 and tol < _RELU_FLOAT32_TOL_FLOOR:
         warnings.warn(
             f"formulation='relu' with float32 iterations rarely certifies a gap below "
             f"{_RELU_FLOAT32_TOL_FLOOR:g} (float32 predictions limit the dual point); tol={tol:g} may run to "
             "max_iter. Use dtype=float64 or a looser tol.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    problem = dict(
-        Xb=Xb,
-        Y=Y,
-        beta=beta,
-        pats=pats,
-        formulation=formulation,
-        loss=loss,
-        groups=groups,
-        tol=tol,
-        max_iter=max_iter,
-        time_limit=time_limit,
-        sample_weight=sample_weight,
-    )
     raw, coef = _solve_on_patterns(problem, warm_start, verbose, callback, progress)
-    res = SolveResult(
+    return SolveResult(
         objective=raw["objective"],
         dual_objective=raw["dual_objective"],
         gap=raw["gap"],
@@ -339,18 +356,16 @@ def solve(
         kkt_residual=raw.get("kkt_residual", raw["gap"]),
         max_dual_violation=raw.get("max_dual_constraint", float("nan")),
         history=_history_rows(raw["history"]),
-        patterns=pats,
+        patterns=problem["pats"],
         formulation=formulation,
-        loss=loss,
-        beta=beta,
-        groups=groups,
+        loss=problem["loss"],
+        beta=problem["beta"],
+        groups=problem["groups"],
         bias=bias,
         output_1d=was_1d,
         dtype=Xb.dtype.name,
         timings=raw.get("timings", {}),
     )
-    _warn_unconverged(res, tol, max_iter, time_limit)
-    return res
 
 
 # Data whose largest entry exceeds this (per dtype) is scaled by a power of two before solving (exact: the
@@ -418,7 +433,9 @@ def _solve_on_patterns(problem, warm_start, verbose, callback, progress):
         V0, W0 = _warm_start_relu(warm_start, pats, Xb, c)
         if V0 is not None:
             V0, W0 = V0 * scale, W0 * scale
-        raw = _solve_relu_hooked(_operator(Xw, pats), Xw, pats, Yw, beta, V0, W0, hook, dict(options))
+        raw = _solve_relu_hooked(
+            _operator(Xw, pats), Yw, beta, V0, W0, hook, dict(options, precision_floor=Xw.dtype == np.float32)
+        )
         raw = _float64_continuation(raw, problem, Xw, Yw, beta, hook, options)
         return raw, (np.asarray(raw["V"], dtype=np.float64) / scale, np.asarray(raw["W"], dtype=np.float64) / scale)
     finally:
@@ -460,8 +477,6 @@ def _float64_continuation(raw, problem, Xw, Yw, beta, hook, options):
     else:
         cont = _solve_relu_hooked(
             op,
-            X64,
-            problem["pats"],
             Yw,
             beta,
             np.asarray(raw["V"], dtype=np.float64),
@@ -485,10 +500,10 @@ def _float64_continuation(raw, problem, Xw, Yw, beta, hook, options):
     )
 
 
-def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
-    """solve_relu, or with a hook (the exact solver's binding takes no callback) in warm-started chunks of ~0.5 s."""
+def _solve_relu_hooked(op, Y, beta, V0, W0, hook, options):
+    """solve_relu on the masked (cone) operator op, or with a hook in warm-started chunks of ~0.5 s."""
     if hook is None:
-        return _core.solve_relu(op, Xw, pats._set, Y, beta, warm_V=V0, warm_W=W0, **options)
+        return _core.solve_relu(op, Y, beta, warm_V=V0, warm_W=W0, **options)
     max_iter, time_limit = options.pop("max_iter"), options.pop("time_limit")
     t0, done, chunk, rows, timings = _time.perf_counter(), 0, 50, [], {}
     while True:
@@ -496,8 +511,6 @@ def _solve_relu_hooked(op, Xw, pats, Y, beta, V0, W0, hook, options):
         remaining = time_limit - (t_chunk - t0)
         raw = _core.solve_relu(
             op,
-            Xw,
-            pats._set,
             Y,
             beta,
             warm_V=V0,

@@ -16,6 +16,7 @@
 
 #include "array_utils.hpp"
 #include "bindings.hpp"
+#include "convexnn/operator/cone_operator.hpp"
 #include "convexnn/operator/masked_operator.hpp"
 #include "convexnn/patterns/pattern_set.hpp"
 #include "py_operator.hpp"
@@ -175,8 +176,8 @@ std::string base_doc() {
   const std::string dt = dtype_name<T>();
   return R"doc(
 Block operator A(U) = sum_i A_i U_i with blocks A_i (n x d), i = 0..P-1, and its adjoint: the interface
-every convexnn solver (solve_gated, solve_gated_path, gated_beta_max, gated_certificate, solve_relu) is
-written against. MaskedOperator)doc" +
+every convexnn solver (solve_gated, solve_gated_path, gated_beta_max, gated_certificate; solve_relu through a
+ConeOperator, which adds the rows of the cone constraints) is written against. MaskedOperator)doc" +
          std::string(sizeof(T) == sizeof(float) ? "F32" : "F64") + R"doc( implements it in C++ (A_i = D_i X).
 
 Subclass it in Python to drive the C++ solvers with your own products:
@@ -211,6 +212,41 @@ n_blocks : int >= 0
 )doc";
 }
 
+// ConeOperatorF64(op, X, patterns): any BlockOperator with the rows of its cone constraints, for solve_relu.
+template <class T>
+std::unique_ptr<ConeOperator<T>> make_cone_operator(const BlockOperator<T>& op, const py::object& X_obj,
+                                                    const PatternSet& patterns) {
+  auto Xa = exact_array<T>(X_obj, "X", false);
+  return std::make_unique<CompositeConeOperator<T>>(op, matrix_view<T>(Xa, "X"), patterns);
+}
+
+template <class T>
+void bind_cone_operator(py::module_& m) {
+  using Cone = ConeOperator<T>;
+  const std::string self = sizeof(T) == sizeof(float) ? "ConeOperatorF32" : "ConeOperatorF64";
+  const std::string doc = R"doc(
+The operator of the exact ReLU program (solve_relu): a block operator that also exposes the rows of its cone
+constraints (2 D_i - I) X v >= 0, i.e. X (m, d) and a PatternSet on those m rows (pattern i constrains block i).
+MaskedOperator)doc" + std::string(sizeof(T) == sizeof(float) ? "F32" : "F64") +
+                          R"doc( is one (built from a PatternSet); this constructor makes one of any operator:
+
+)doc" + self + R"doc((op, X, patterns)
+    op : BlockOperator of this dtype (n outputs, P blocks of dimension d), e.g. a Python subclass (kept alive).
+    X : ndarray (m, d) of this dtype, C- or F-ordered (viewed, never copied; kept alive).
+    patterns : PatternSet on the m rows of X with P patterns (kept alive).
+m = n asserts that op is the masked operator A_i = D_i X on these rows (the ray-Newton design is then built
+from X and the masks); m != n, e.g. a pooled convolutional operator (n images, m = n K patch rows), builds
+it from op's single-block products. Products are forwarded to op.)doc";
+  py::class_<Cone, BlockOperator<T>>(m, self.c_str(), doc.c_str())
+      .def(py::init(&make_cone_operator<T>), py::arg("op"), py::arg("X"), py::arg("patterns"),
+           py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::keep_alive<1, 4>())
+      .def_property_readonly("masked_outputs", &Cone::masked_outputs,
+                             "True when the outputs are the constraint rows (A_i = D_i X, m = n).")
+      .def_property_readonly(
+          "n_constraint_rows", [](const Cone& op) { return op.constraint_rows().rows; },
+          "m, the number of rows of the cone constraints.");
+}
+
 template <class T>
 void bind_masked_operator(py::module_& m, const char* base_name, const char* name) {
   using Op = MaskedOperator<T>;
@@ -222,7 +258,8 @@ void bind_masked_operator(py::module_& m, const char* base_name, const char* nam
       .def_property_readonly("block_dim", &Base::block_dim, "d, the dimension of every block.")
       .def_property_readonly("n_blocks", &Base::n_blocks, "P, the number of blocks.");
 
-  py::class_<Op, Base>(m, name, R"doc(
+  bind_cone_operator<T>(m);
+  py::class_<Op, ConeOperator<T>>(m, name, R"doc(
 Matrix-free masked products with bit-packed patterns: A(U) = sum_i D_i X U_i and its adjoint.
 
 MaskedOperator(X, patterns, method="auto")
@@ -313,7 +350,7 @@ Results are bitwise identical for every thread count.)doc")
             T* o = out.mutable_data();
             if (c > 0) {
               py::gil_scoped_release release;
-              op.cone_violation(V.a.data(), c, o, subset.view());
+              op.cone_violation_gemm(V.a.data(), c, o, subset.view());
             }
             return out;
           },

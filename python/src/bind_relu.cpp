@@ -35,12 +35,11 @@ const T* optional_blocks(const py::object& obj, index_t P, index_t d, index_t c,
 }
 
 template <class T>
-py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, const PatternSet& patterns,
-                    const py::array_t<double, py::array::c_style | py::array::forcecast>& y, double beta,
-                    const std::string& loss, double tol, index_t max_iter, double time_limit, index_t check_every,
-                    const py::object& warm_V, const py::object& warm_W, bool verbose,
-                    const BlockOperator<double>* certify_op, bool ray_newton, const py::object& callback) {
-  const MatrixView<T> Xv = matrix_view<T>(X, "X");
+py::dict solve_relu(const ConeOperator<T>& op, const py::array_t<double, py::array::c_style | py::array::forcecast>& y,
+                    double beta, const std::string& loss, double tol, index_t max_iter, double time_limit,
+                    index_t check_every, const py::object& warm_V, const py::object& warm_W, bool verbose,
+                    const BlockOperator<double>* certify_op, bool ray_newton, const py::object& callback,
+                    bool precision_floor) {
   CONVEXNN_CHECK(y.ndim() == 2 && y.shape(0) == op.n_samples(),
                  "y must have shape (" << op.n_samples() << ", c), got ndim = " << y.ndim());
   const index_t c = y.shape(1), P = op.n_blocks(), d = op.block_dim();
@@ -48,13 +47,14 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
   const T* V0 = optional_blocks<T>(warm_V, P, d, c, "warm_start V", hv);
   const T* W0 = optional_blocks<T>(warm_W, P, d, c, "warm_start W", hw);
   CONVEXNN_CHECK((V0 == nullptr) == (W0 == nullptr), "warm_start needs both V and W");
-  ReluSolver<T> solver(op, Xv, patterns, y.data(), c, parse_loss(loss), certify_op);
+  ReluSolver<T> solver(op, y.data(), c, parse_loss(loss), certify_op);
   ReluOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
   options.time_limit = time_limit;
   options.check_every = check_every;
   options.ray_newton = ray_newton;
+  options.precision_floor = precision_floor;
   std::shared_ptr<py::error_already_set> error;
   const std::string label = "relu";
   options.callback = progress_callback(verbose, callback, &error, &label);
@@ -85,11 +85,12 @@ py::dict solve_relu(const BlockOperator<T>& op, const py::array_t<T, 0>& X, cons
 
 template <class T>
 void bind_relu_for(py::module_& m) {
-  m.def("solve_relu", &solve_relu<T>, py::arg("op"), py::arg("X"), py::arg("patterns"), py::arg("y"), py::arg("beta"),
+  m.def("solve_relu", &solve_relu<T>, py::arg("op"), py::arg("y"), py::arg("beta"),
         py::arg("loss") = "squared", py::arg("tol") = 1e-6, py::arg("max_iter") = 10000,
         py::arg("time_limit") = std::numeric_limits<double>::infinity(), py::arg("check_every") = 5,
         py::arg("warm_V") = py::none(), py::arg("warm_W") = py::none(), py::arg("verbose") = false,
         py::arg("certify_op") = nullptr, py::arg("ray_newton") = true, py::arg("callback") = py::none(),
+        py::arg("precision_floor") = false,
         R"doc(Solve the exact (cone-constrained) two-layer ReLU program to a certified relative gap.
 
     min_{V, W}  L(sum_i A_i (V_i - W_i), y) + beta * sum_i sum_k (||V_i[:, k]||_2 + ||W_i[:, k]||_2)
@@ -98,17 +99,15 @@ void bind_relu_for(py::module_& m) {
 (Pilanci & Ergen, "Neural Networks are Convex Regularizers", ICML 2020, eq. (3)-(4) for c = 1; c > 1 are
 output heads sharing the patterns). Accelerated proximal gradient whose prox is exact on the cones.
 
-solve_relu(op, X, patterns, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf,
-           check_every=5, warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True,
-           callback=None)
+solve_relu(op, y, beta, loss="squared", tol=1e-6, max_iter=10000, time_limit=inf, check_every=5,
+           warm_V=None, warm_W=None, verbose=False, certify_op=None, ray_newton=True, callback=None,
+           precision_floor=False)
 
-op : BlockOperatorF64 / BlockOperatorF32 with n outputs, P blocks of dimension d: MaskedOperator(X, patterns)
-    (A_i = D_i X), or any subclass, e.g. a Python operator (see BlockOperatorF64).
-X : ndarray (m, d) of op's dtype, C- or F-ordered: the rows of the cone constraints. m = n is the masked
-    operator on the same rows; m != n constrains block i by pattern i on these m rows while op maps to n
-    outputs, e.g. a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each
-    image's K patches of D_i X U).
-patterns : PatternSet on the m rows of X with P patterns (pattern i constrains block i).
+op : ConeOperatorF64 / ConeOperatorF32 with n outputs, P blocks of dimension d, and the rows of the cone
+    constraints: a MaskedOperator(X, patterns) built from a PatternSet (A_i = D_i X), or
+    ConeOperatorF64(op, X, patterns) for any BlockOperator op, e.g. a Python subclass (see BlockOperatorF64)
+    such as a pooled convolutional operator (n images, m = n K patch rows, A_i U = the sum over each image's
+    K patches of D_i X U).
 y : (n, c) float64, the targets (binary losses: c = 1, values in {-1, +1}; cross_entropy: one-hot).
 beta : float >= 0.  loss : "squared", "logistic", "hinge", "squared_hinge" or "cross_entropy" (sums over samples).
 tol : > 0, on the relative duality gap and on the relative cone violation.
@@ -117,6 +116,8 @@ warm_V, warm_W : (P, d, c) starting point (both or neither; projected onto the c
 verbose : print one line per certificate (and about every 0.5 s between certificates).
 certify_op : BlockOperatorF64 with op's blocks, for float64 certificates of float32 iterations.
 ray_newton : Newton steps on the scales of the nonzero columns at the checks (not for the hinge).
+precision_floor : float32 only: stop with status "precision_floor" once the certified gap has stalled (above
+    tol, below 1e-3) for 10 certificates, so that the caller can continue in float64 (convexnn.solve does).
 callback : None or callable(info dict: iteration, objective, dual_objective, gap, n_active, working_set, time),
     called at every certificate and about every 0.5 s between them (then with the last certificate's values);
     returning False stops the solve (status "interrupted"). Ctrl-C also stops it (within ~0.1 s plus one
@@ -126,7 +127,7 @@ Returns dict(V, W (P, d, c), objective, dual_objective, gap, kkt_residual, max_v
 rows of X), max_dual_constraint, n_iter, status, time, n_newton, solver, n_active, history, timings). timings:
 dict str -> float, wall seconds per phase (setup, gradient, prox, forward, certificate_products,
 certificate_oracle, ray_newton, other, total). status is one of "converged", "max_iter", "time_limit",
-"interrupted", "diverged". A stop by time_limit or an interrupt returns the last iterate with a fresh
+"interrupted", "diverged", "precision_floor". A stop by time_limit or an interrupt returns the last iterate with a fresh
 certificate when that is cheap, else the point of the last certificate (n_iter is then that certificate's
 iteration; max_dual_constraint NaN if that certificate was screened).)doc");
 }

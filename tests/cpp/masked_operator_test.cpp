@@ -220,7 +220,7 @@ void check_all_products(const Shape& sh, bool f_order, index_t c, unsigned seed,
     expect_close(z, naive_forward(p, blocks, U, c), tolerance<T>(), "forward " + tag);
     op.adjoint(R.data(), c, G.data(), subset);
     expect_close(G, naive_adjoint(p, blocks, R, c), tolerance<T>(), "adjoint " + tag);
-    op.cone_violation(U.data(), c, viol.data(), subset);
+    op.cone_violation_gemm(U.data(), c, viol.data(), subset);
     expect_close(viol, naive_cone_violation(p, blocks, U, c), tolerance<T>(), "cone_violation " + tag);
   }
 }
@@ -307,7 +307,7 @@ void check_bitwise_reproducible(cnn::ProductMethod method) {
           std::vector<T> z(sh.n * c), G(sh.P * sh.d * c), v(sh.P * c);
           op.forward(U.data(), c, z.data());
           op.adjoint(R.data(), c, G.data());
-          op.cone_violation(U.data(), c, v.data());
+          op.cone_violation_gemm(U.data(), c, v.data());
           if (!have_reference) {
             z0 = z, G0 = G, v0 = v, have_reference = true;
             continue;
@@ -380,10 +380,10 @@ TEST(MaskedOperator, ConeViolationIsZeroInsideTheCone) {
     }
   const auto op = p.op();
   std::vector<double> viol(P, -1.0), flipped(P);
-  op.cone_violation(gates.data(), 1, viol.data());
+  op.cone_violation_gemm(gates.data(), 1, viol.data());
   for (double v : viol) EXPECT_EQ(v, 0.0);
   for (auto& g : gates) g = -g;  // the opposite direction violates wherever X g != 0
-  op.cone_violation(gates.data(), 1, flipped.data());
+  op.cone_violation_gemm(gates.data(), 1, flipped.data());
   for (double v : flipped) EXPECT_GT(v, 0.0);
 }
 
@@ -579,4 +579,70 @@ TEST(OperatorInterface, AdjointDualNormsEqualAdjointThenNormsBitwise) {
       }
     }
   }
+}
+
+// The exact solver's cone violation (ConeOperator::cone_violation, double): MaskedOperator's SIMD kernel has the
+// bits of the default row loop (a CompositeConeOperator around the same operator) for every kernel variant,
+// thread count, subset, c and X order, and agrees with the long-double reference to rounding.
+template <class T>
+void check_exact_cone_violation() {
+  const std::vector<Shape> shapes = {{37, 3, 5}, {64, 4, 7}, {200, 6, 9}, {1500, 5, 12}};
+  for (const auto& sh : shapes)
+    for (bool f_order : {false, true})
+      for (index_t c : {1, 3}) {
+        const auto p = make_problem<T>(sh.n, sh.d, sh.P, f_order, 41);
+        const auto op = p.op();
+        // The default needs a PatternSet: the same words (gates are not read by the violation).
+        const cnn::PatternSet pats = cnn::PatternSet::from_words(
+            sh.n, sh.d, cnn::pack_masks(p.m.data(), sh.n, sh.P, sh.P, 1), std::vector<double>(sh.P * sh.d, 0.0));
+        const cnn::CompositeConeOperator<T> composite(op, p.X(), pats);
+        const std::vector<index_t> blocks = {sh.P - 1, 0, sh.P / 2, 0};
+        const auto subset = cnn::BlockSubset::of(blocks);
+        const auto U = random_vec<T>(4 * sh.d * c, 42);
+        std::vector<double> want(4 * c);
+        composite.cone_violation(U.data(), c, want.data(), subset);
+        const auto naive = naive_cone_violation(p, blocks, U, c);
+        for (std::size_t e = 0; e < want.size(); ++e)
+          EXPECT_NEAR(want[e], static_cast<double>(naive[e]), 1e-12 * (1.0 + std::abs(static_cast<double>(naive[e]))));
+        for (const char* isa : {"generic", "avx2", "avx512"}) {
+          if (!cnn::force_masked_kernel_isa(isa)) continue;
+          for (int threads : {1, 2}) {
+            ThreadCount tc(threads);
+            std::vector<double> got(4 * c, -1.0);
+            op.cone_violation(U.data(), c, got.data(), subset);
+            EXPECT_EQ(got, want) << isa << " threads=" << threads << " n=" << sh.n << " c=" << c;
+          }
+        }
+        ASSERT_TRUE(cnn::force_masked_kernel_isa("auto"));
+      }
+}
+
+TEST(ConeOperator, MaskedSimdViolationHasTheBitsOfTheDefaultLoop) {
+  check_exact_cone_violation<double>();
+  check_exact_cone_violation<float>();
+}
+
+TEST(ConeOperator, CompositeForwardsAndValidates) {
+  const auto p = make_problem<double>(50, 3, 4, false, 51);
+  const auto op = p.op();
+  const cnn::PatternSet pats = cnn::PatternSet::from_words(50, 3, cnn::pack_masks(p.m.data(), 50, 4, 4, 1),
+                                                           std::vector<double>(12, 0.0));
+  const cnn::CompositeConeOperator<double> cone(op, p.X(), pats);
+  EXPECT_TRUE(cone.masked_outputs());
+  EXPECT_EQ(cone.n_samples(), 50);
+  const auto U = random_vec<double>(4 * 3, 52);
+  std::vector<double> z0(50), z1(50);
+  op.forward(U.data(), 1, z0.data());
+  cone.forward(U.data(), 1, z1.data());
+  EXPECT_EQ(z0, z1);
+  // Rows, columns and patterns must match the operator's blocks.
+  const auto fewer = cnn::MatrixView<double>::c_order(p.x.data(), 49, 3);
+  EXPECT_THROW(cnn::CompositeConeOperator<double>(op, fewer, pats), std::invalid_argument);
+  const auto narrow = cnn::MatrixView<double>{p.x.data(), 50, 2, 3, 1};
+  EXPECT_THROW(cnn::CompositeConeOperator<double>(op, narrow, pats), std::invalid_argument);
+  // A MaskedOperator of packed masks has no PatternSet; one built from a PatternSet has it.
+  EXPECT_THROW(op.patterns(), std::invalid_argument);
+  const cnn::MaskedOperator<double> with_set(p.X(), pats);
+  EXPECT_EQ(&with_set.patterns(), &pats);
+  EXPECT_TRUE(with_set.masked_outputs());
 }

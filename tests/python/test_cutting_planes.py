@@ -144,7 +144,7 @@ def test_round_cap_is_reported_not_converged():
 
 
 def test_two_dimensional_classification_is_certified_and_beats_sgd():
-    """Seed 003 Fig. 3 setting: n = 50 points in 2-D, binary labels, bias; 10 Adam runs of the network."""
+    """Pilanci & Ergen (ICML 2020), Fig. 3 setting: n = 50 points in 2-D, binary labels, bias; 10 Adam runs."""
     from convexnn.nonconvex import train_nonconvex
 
     rng = np.random.default_rng(3)

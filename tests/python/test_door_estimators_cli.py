@@ -168,3 +168,32 @@ def test_help_shows_examples_and_option_help(capsys):
     text = capsys.readouterr().out
     assert "examples:" in text and "--dtype" in text and "--verbose" in text
     assert "iteration cap" in text and "relative duality gap" in text and "not available" in text
+
+
+@pytest.mark.parametrize("class_weight", [{0: 1.0, 1: 3.0}, "balanced", None])
+def test_model_file_keeps_class_weight(tmp_path, class_weight):
+    """A dict class_weight (label -> weight, int labels) survives save/load with its key types."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    est = ConvexReLUClassifier(formulation="gated", n_patterns=10, loss="squared", class_weight=class_weight)
+    est.fit(X, y)
+    path = tmp_path / "m.npz"
+    io.save(est, path)
+    back = io.load(path)
+    assert back.get_params()["class_weight"] == class_weight
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+
+
+def test_model_file_with_a_foreign_dict_parameter_is_refused(tmp_path):
+    est = ConvexReLURegressor(formulation="gated", n_patterns=10).fit(np.eye(5), np.arange(5.0))
+    path = tmp_path / "m.npz"
+    io.save(est, path)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = dict(f)
+    meta = json.loads(arrays["metadata"].tobytes().decode("utf-8"))
+    meta["params"]["tol"] = {"x": 1}
+    arrays["metadata"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="parameter in the model file"):
+        io.load(path)

@@ -185,7 +185,7 @@ def test_bad_input_raises_value_error_naming_the_argument():
 
 
 def test_issue_certificate_is_tight_at_scale():
-    """Issue 4: at tol 1e-7 on an n = 10k problem the certificate must not overstate the gap so badly that a
+    """At tol 1e-7 on an n = 10k problem the certificate must not overstate the gap so badly that a
     tight tol wastes iterations (plain rescaled residuals of first-order iterates: 6e-4 reported at a true
     excess of 1e-7).
 

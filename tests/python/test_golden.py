@@ -120,7 +120,7 @@ def _run(name: str, inputs: dict) -> dict:
         for k, r in enumerate(rs):
             out.update({f"coef_U{k}": r["U"], **{f"{s}{k}": r[s] for s in SCALARS}})
     else:
-        r = _core.solve_relu(op, X, pats, y, beta, loss=loss, tol=tol, max_iter=3000, certify_op=cert, **extra)
+        r = _core.solve_relu(op, y, beta, loss=loss, tol=tol, max_iter=3000, certify_op=cert, **extra)
         out.update(coef_V=r["V"], coef_W=r["W"], max_violation=r["max_violation"], **{k: r[k] for k in SCALARS})
     return out
 

@@ -114,9 +114,7 @@ def test_relu_ray_newton_and_plain_fista_certify_the_same_optimum(loss, c):
     Y = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
     beta = 0.3 if loss == "squared" else 0.5
     runs = {
-        flag: _core.solve_relu(
-            _operator(Xb, pats), Xb, pats._set, Y, beta, loss=loss, tol=1e-8, max_iter=100_000, ray_newton=flag
-        )
+        flag: _core.solve_relu(_operator(Xb, pats), Y, beta, loss=loss, tol=1e-8, max_iter=100_000, ray_newton=flag)
         for flag in (True, False)
     }
     opt = cvx.solve_relu_cvxpy(Xb, pats.dense(), Y, beta, loss=loss)["objective"]
@@ -130,3 +128,39 @@ def test_relu_ray_newton_and_plain_fista_certify_the_same_optimum(loss, c):
             raw["objective"], rel=1e-10
         )
     assert runs[True]["objective"] == pytest.approx(runs[False]["objective"], rel=1e-7)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_relu_float32_stops_at_its_floor_and_float64_finishes_in_fewer_iterations(seed):
+    """A float32 exact solve to a tol below its rounding floor stops there ("precision_floor", far from
+    max_iter; it used to run to max_iter at gaps ~1e-2 when backtracking halved the step on float32 rounding), and
+    the float64 continuation from that point never takes more iterations than the float64 solve from scratch:
+    the float32 route is never slower in float64 iterations. Counted in iterations and statuses, not wall time."""
+    from convexnn import _core
+    from convexnn.solve import _operator
+
+    rng = np.random.default_rng(seed)
+    n, d = 150, 4
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal((d, 3)), 0) @ rng.standard_normal(3) + 0.1 * rng.standard_normal(n)
+    Y = y[:, None]
+    Xb = np.hstack([X, np.ones((n, 1))])
+    pats = cnn.sample_patterns(X, 16, seed=seed, bias=True)
+    op64, op32 = _operator(Xb, pats), _operator(Xb.astype(np.float32), pats)
+    tol, max_iter, beta = 1e-8, 20_000, 0.5
+    r64 = _core.solve_relu(op64, Y, beta, tol=tol, max_iter=max_iter)
+    r32 = _core.solve_relu(op32, Y, beta, tol=tol, max_iter=max_iter, precision_floor=True, certify_op=op64)
+    assert r64["status"] == "converged"
+    assert r32["status"] == "precision_floor" and r32["n_iter"] < max_iter // 4
+    assert tol < r32["gap"] <= 1e-3  # the floor rule's ceiling
+    assert r32["dual_objective"] <= r64["objective"] * (1 + 1e-9)  # an honest bound at the floor too
+    V0, W0 = (np.asarray(r32[k], dtype=np.float64) for k in ("V", "W"))
+    cont = _core.solve_relu(op64, Y, beta, tol=tol, max_iter=max_iter, warm_V=V0, warm_W=W0)
+    assert cont["status"] == "converged"
+    assert cont["n_iter"] <= r64["n_iter"]
+    assert cont["objective"] == pytest.approx(r64["objective"], rel=1e-7)
+    # convexnn.solve takes the same route: float32 to the floor, then float64 to the certified tol.
+    with pytest.warns(RuntimeWarning, match="float32"):  # tol below the float32 floor: solve() says so
+        res = cnn.solve(X, y, beta, patterns=pats, bias=True, formulation="relu", tol=tol, dtype=np.float32)
+    assert res.status == "converged" and res.gap <= tol and "float64 continuation" in res.solver
+    assert res.objective == pytest.approx(r64["objective"], rel=1e-7)

@@ -97,9 +97,7 @@ def test_nan_objective_is_diverged_in_the_binding():
     # as "max_iter" / "time_limit", and without limits the solve ran forever).
     Xb = np.hstack([_HUGE, np.ones((1, 1))])
     pats = cnn.sample_patterns(_HUGE, 9, seed=0, bias=True)
-    r = _core.solve_relu(
-        _operator(Xb, pats), Xb, pats._set, np.array([[1.0]]), 1.0, loss="squared_hinge", max_iter=10**9
-    )
+    r = _core.solve_relu(_operator(Xb, pats), np.array([[1.0]]), 1.0, loss="squared_hinge", max_iter=10**9)
     assert r["status"] == "diverged" and not np.isfinite(r["objective"])
     assert r["n_iter"] <= 10
 
@@ -125,9 +123,7 @@ def _slow_problem(n=2000, d=10, P=60, seed=0):
 def test_time_limit_is_kept_between_checks():
     Xb, Y, pats = _slow_problem()
     t0 = time.perf_counter()
-    r = _core.solve_relu(
-        _operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max_iter=10**8, time_limit=0.5, check_every=10**8
-    )
+    r = _core.solve_relu(_operator(Xb, pats), Y, 1e-3, tol=1e-14, max_iter=10**8, time_limit=0.5, check_every=10**8)
     elapsed = time.perf_counter() - t0
     assert r["status"] == "time_limit"
     assert elapsed < 0.5 * 1.1 + 1.0  # 1.1 x the limit + one iteration, with slack for a loaded machine
@@ -146,8 +142,6 @@ def test_callback_false_stops_between_checks():
     t0 = time.perf_counter()
     r = _core.solve_relu(
         _operator(Xb, pats),
-        Xb,
-        pats._set,
         Y,
         1e-3,
         tol=1e-14,
@@ -171,7 +165,7 @@ from convexnn import _core
 from convexnn.solve import _operator
 Xb, Y, pats = _slow_problem()
 print("start", flush=True)
-r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, 1e-3, tol=1e-14, max_iter=10**8, check_every=10**8,
+r = _core.solve_relu(_operator(Xb, pats), Y, 1e-3, tol=1e-14, max_iter=10**8, check_every=10**8,
                      time_limit=60)
 print(r["status"], time.time(), flush=True)
 """
@@ -198,7 +192,7 @@ print(r["status"], time.time(), flush=True)
 
 def test_timings_are_reported():
     Xb, Y, pats = _slow_problem(n=200, P=10)
-    r = _core.solve_relu(_operator(Xb, pats), Xb, pats._set, Y, 0.1, max_iter=200)
+    r = _core.solve_relu(_operator(Xb, pats), Y, 0.1, max_iter=200)
     t = r["timings"]
     assert {"prox", "forward", "certificate_oracle", "ray_newton", "total"} <= set(t)
     assert all(isinstance(v, float) and v >= 0.0 for v in t.values())

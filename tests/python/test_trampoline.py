@@ -136,12 +136,30 @@ def test_numpy_operator_reproduces_the_cpp_exact_solve(loss, c):
     cpp = _core.MaskedOperatorF64(Xb, pats)
     npo = NumpyMaskedOperator(Xb, pats.dense())
     kw = dict(loss=loss, tol=1e-12, max_iter=3000)
-    ref = _core.solve_relu(cpp, Xb, pats, y, 1.0, **kw)
-    got = _core.solve_relu(npo, Xb, pats, y, 1.0, **kw)
+    ref = _core.solve_relu(cpp, y, 1.0, **kw)
+    got = _core.solve_relu(_core.ConeOperatorF64(npo, Xb, pats), y, 1.0, **kw)
     assert ref["status"] == got["status"] == "converged"
     assert got["objective"] == pytest.approx(ref["objective"], rel=1e-12)
     assert _rel(got["V"], ref["V"]) <= 1e-12
     assert _rel(got["W"], ref["W"]) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cone_operator_around_the_cpp_operator_is_bitwise_the_masked_operator(dtype):
+    # The composite forwards the products to the same operator, and its default cone violation (a row loop)
+    # has the bits of the MaskedOperator's SIMD kernel: the same solve, bit for bit, max_violation included.
+    Xb, pats, y = _problem(seed=4, n=150, d=3, P=6)
+    X = Xb.astype(dtype)
+    cpp = (_core.MaskedOperatorF32 if dtype == np.float32 else _core.MaskedOperatorF64)(X, pats)
+    cone = (_core.ConeOperatorF32 if dtype == np.float32 else _core.ConeOperatorF64)(cpp, X, pats)
+    assert cone.masked_outputs and cone.n_constraint_rows == 150
+    kw = dict(tol=1e-10, max_iter=300)
+    ref = _core.solve_relu(cpp, y, 1.0, **kw)
+    got = _core.solve_relu(cone, y, 1.0, **kw)
+    for key in ("objective", "dual_objective", "gap", "max_violation", "max_dual_constraint", "n_iter", "status"):
+        assert got[key] == ref[key] or (np.isnan(got[key]) and np.isnan(ref[key])), key
+    assert np.array_equal(got["V"], ref["V"]) and np.array_equal(got["W"], ref["W"])
+    assert ref["max_violation"] > 0.0  # rounding-level, but computed (not a trivially equal zero)
 
 
 class _Broken(NumpyMaskedOperator):
@@ -189,7 +207,7 @@ def test_bad_overrides_raise_errors_naming_the_method(which, how, exc, pattern):
         _core.solve_gated(op, y[:, 0], beta, solver="bcd", working_set=False, max_iter=50)
     if which != "block_gram":
         with pytest.raises(exc, match=pattern.format(w=which)):
-            _core.solve_relu(op, Xb, pats, y, beta, max_iter=20)
+            _core.solve_relu(_core.ConeOperatorF64(op, Xb, pats), y, beta, max_iter=20)
 
 
 def test_missing_override_and_keyboard_interrupt():
@@ -294,7 +312,9 @@ def _explicit_relu_cvxpy(op, y, beta):
 def test_pooled_operator_exact_solve_matches_the_explicit_program(beta):
     Xc, pats, op, y = _pooled_problem()
     assert (Xc.shape[0], op.n_samples) == (36, 12)
-    res = _core.solve_relu(op, Xc, pats, y, beta, tol=1e-9, max_iter=3000)
+    cone = _core.ConeOperatorF64(op, Xc, pats)
+    assert not cone.masked_outputs and cone.n_constraint_rows == 36
+    res = _core.solve_relu(cone, y, beta, tol=1e-9, max_iter=3000)
     assert res["status"] == "converged"
     assert res["n_newton"] >= 1  # ray-Newton steps built from the operator's single-block products were accepted
     opt = _explicit_relu_cvxpy(op, y, beta)
@@ -310,7 +330,7 @@ def test_pooled_operator_exact_solve_matches_the_explicit_program(beta):
     assert obj == pytest.approx(res["objective"], rel=1e-10)
     # Ray Newton (which needs the operator's single-block products here) reaches the same optimum as plain FISTA.
     if beta >= 1.0:  # (plain FISTA needs ~1000 iterations of Python products at beta = 0.3)
-        plain = _core.solve_relu(op, Xc, pats, y, beta, tol=1e-9, max_iter=3000, ray_newton=False)
+        plain = _core.solve_relu(cone, y, beta, tol=1e-9, max_iter=3000, ray_newton=False)
         assert plain["status"] == "converged"
         assert plain["objective"] == pytest.approx(res["objective"], rel=1e-9)
 
@@ -318,11 +338,20 @@ def test_pooled_operator_exact_solve_matches_the_explicit_program(beta):
 def test_cone_rows_must_match_the_patterns_and_the_blocks():
     Xc, pats, op, y = _pooled_problem()
     with pytest.raises(ValueError, match="patterns .* do not match the constraint rows"):
-        _core.solve_relu(op, Xc[:-1], pats, y, 0.1)
+        _core.ConeOperatorF64(op, Xc[:-1], pats)
     with pytest.raises(ValueError, match="columns but the operator's blocks have dimension"):
-        _core.solve_relu(op, np.ascontiguousarray(Xc[:, :-1]), pats, y, 0.1)
+        _core.ConeOperatorF64(op, np.ascontiguousarray(Xc[:, :-1]), pats)
+    with pytest.raises(ValueError, match="X must have dtype float64"):
+        _core.ConeOperatorF64(op, Xc.astype(np.float32), pats)
     with pytest.raises(ValueError, match="y must have shape"):
-        _core.solve_relu(op, Xc, pats, np.zeros((Xc.shape[0], 1)), 0.1)
+        _core.solve_relu(_core.ConeOperatorF64(op, Xc, pats), np.zeros((Xc.shape[0], 1)), 0.1)
+    # A plain block operator is not a cone operator, and a MaskedOperator of dense masks has no PatternSet.
+    with pytest.raises(TypeError):
+        _core.solve_relu(op, y, 0.1)
+    Xb, pats2, y2 = _problem(seed=3)
+    dense = _core.MaskedOperatorF64(Xb, pats2.dense())
+    with pytest.raises(ValueError, match="built from packed or dense masks, not a PatternSet"):
+        _core.solve_relu(dense, y2, 0.1)
 
 
 def test_adjoint_dual_norms_override_is_used_and_checked():
@@ -345,3 +374,19 @@ def test_adjoint_dual_norms_override_is_used_and_checked():
 
     with pytest.raises(ValueError, match=r"WrongNorms\.adjoint_dual_norms must return shape \(S, c\)"):
         _core.gated_beta_max(WrongNorms(Xb, pats.dense()), y[:, 0])
+
+
+def test_cone_operator_helper_wraps_any_block_operator():
+    from convexnn._operators import cone_operator
+
+    Xb, pats, y = _problem(seed=5, n=60, d=3, P=5)
+    npo = NumpyMaskedOperator(Xb, pats.dense())
+    cone = cone_operator(npo, Xb, pats)
+    assert isinstance(cone, _core.ConeOperatorF64) and cone.masked_outputs
+    ref = _core.solve_relu(_core.MaskedOperatorF64(Xb, pats), y, 1.0, tol=1e-10, max_iter=500)
+    got = _core.solve_relu(cone, y, 1.0, tol=1e-10, max_iter=500)
+    assert got["objective"] == pytest.approx(ref["objective"], rel=1e-12)
+    X32 = Xb.astype(np.float32)
+    assert isinstance(cone_operator(NumpyMaskedOperatorF32(X32, pats.dense()), X32, pats), _core.ConeOperatorF32)
+    with pytest.raises(TypeError, match="op must be a convexnn._core.BlockOperatorF32 or BlockOperatorF64"):
+        cone_operator(np.zeros((3, 3)), Xb, pats)

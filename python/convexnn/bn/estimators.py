@@ -32,6 +32,7 @@ from .._estimator_base import (
     FLOAT_DTYPES,
     ConvexEstimatorBase,
     LabelsMixin,
+    RegressorOutputMixin,
     check_random_state_seed,
     repeated_rows,
     sk_validate_data,
@@ -147,7 +148,7 @@ _ATTRS = """
 """
 
 
-class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
+class ConvexBNReLURegressor(RegressorOutputMixin, RegressorMixin, _ConvexBNBase):
     __doc__ = (
         """Two-layer BN ReLU network regression trained to a certified optimum of its convex program.
 
@@ -205,25 +206,6 @@ class ConvexBNReLURegressor(RegressorMixin, _ConvexBNBase):
         self.y_mean_ = Y.mean(axis=0)
         self._solve(Xs, Y - self.y_mean_, "squared")
         return self
-
-    def predict(self, X):
-        """Predictions in the units of y (the BN statistics of the training set).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Raw features (pre-processing is applied here); a CPU torch tensor is read as a numpy array.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        """
-        return self._raw_output(X) + self.y_mean_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
 
 
 class ConvexBNReLUClassifier(ClassifierMixin, LabelsMixin, _ConvexBNBase):

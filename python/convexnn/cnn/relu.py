@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _core
+from .._operators import cone_operator
 from .._validation import (
     FORMULATIONS,
     GROUPS,
@@ -405,9 +406,7 @@ def _solve_pooled(
         extra = dict(kkt_residual=raw["gap"])
     else:
         raw = _core.solve_relu(
-            op,
-            np.ascontiguousarray(Xb, dtype=op.dtype),
-            pats._set,
+            cone_operator(op, np.ascontiguousarray(Xb, dtype=op.dtype), pats),
             Y,
             beta,
             loss=loss,

@@ -274,7 +274,8 @@ def cover_count(n, r):
 
 
 def flip_patterns(X, g, threshold):
-    """Seed 003 "Alg3": a gate's pattern plus single-entry flips of its uncertain entries.
+    """The "Alg3" sampling heuristic of Pilanci & Ergen (ICML 2020), Sec. 3 experiments: a gate's pattern plus
+    single-entry flips of its uncertain entries.
 
     For each gate g, the base pattern is ``1[X g >= 0]``; for every sample k with
     ``|x_k^T g| <= threshold`` (the entries closest to the gate's hyperplane) one extra pattern is

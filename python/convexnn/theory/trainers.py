@@ -172,47 +172,32 @@ def train(
         raise ValueError(f"y has {Y.shape[1]} outputs but the network has {mlp.weights[-1].shape[1]}")
     W = [w.copy() for w in mlp.weights]
     b = [None if v is None else v.copy() for v in mlp.biases]
+    first_order_args = (
+        W,
+        b,
+        mlp.activation,
+        X,
+        Y,
+        beta,
+        loss,
+        masks,
+        optimizer,
+        lr,
+        n_iter,
+        momentum,
+        batch_size,
+        seed,
+        record_every,
+    )
     if backend == "torch":
         from ._torch import train_torch
 
-        W, b, hist, status = train_torch(
-            W,
-            b,
-            mlp.activation,
-            X,
-            Y,
-            beta,
-            loss,
-            masks,
-            optimizer,
-            lr,
-            n_iter,
-            momentum,
-            batch_size,
-            seed,
-            record_every,
-        )
+        W, b, hist, status = train_torch(*first_order_args)
     elif optimizer == "lbfgs":
         W, b, hist, status = _lbfgs(W, b, mlp.activation, X, Y, beta, loss, masks, n_iter)
     else:
         with np.errstate(over="ignore", invalid="ignore"):
-            W, b, hist, status = _momentum(
-                W,
-                b,
-                mlp.activation,
-                X,
-                Y,
-                beta,
-                loss,
-                masks,
-                optimizer,
-                lr,
-                n_iter,
-                momentum,
-                batch_size,
-                seed,
-                record_every,
-            )
+            W, b, hist, status = _momentum(*first_order_args)
     if status == "diverged":
         warnings.warn(
             f"train: the objective became non-finite (lr={lr:g} too large?); the last finite weights are returned",

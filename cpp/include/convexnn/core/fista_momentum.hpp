@@ -22,6 +22,19 @@ class FistaMomentum {
              (static_cast<double>(x_new[j]) - static_cast<double>(x[j]));
     return dir > 0;
   }
+  // The same test on two arrays at once (e.g. the exact solver's V and W): the terms of both at index j are
+  // added before they are accumulated, in order.
+  template <class T>
+  static bool opposes_pair(index_t len, const T* y1, const T* x_new1, const T* x1, const T* y2, const T* x_new2,
+                           const T* x2) {
+    double dir = 0.0;
+    for (index_t j = 0; j < len; ++j)
+      dir += (static_cast<double>(y1[j]) - static_cast<double>(x_new1[j])) *
+                 (static_cast<double>(x_new1[j]) - static_cast<double>(x1[j])) +
+             (static_cast<double>(y2[j]) - static_cast<double>(x_new2[j])) *
+                 (static_cast<double>(x_new2[j]) - static_cast<double>(x2[j]));
+    return dir > 0;
+  }
   // Advance t (after a restart if asked) and return the extrapolation weight (t_k - 1) / t_{k+1}.
   double advance(bool restart) {
     if (restart) t_ = 1.0;

@@ -79,6 +79,14 @@ class PhaseTimes {
     int saved_;
   };
 
+  // Lap-style timing (no scopes): charge the time since the last switch or lap to `phase`, the phase that has
+  // just run; the running phase stays as it is.
+  void lap(int phase) {
+    const Clock::time_point now = Clock::now();
+    acc_[static_cast<std::size_t>(phase)] += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
   // Seconds per phase so far (the running phase charged up to now), plus "total" = their sum.
   std::map<std::string, double> snapshot() {
     switch_to(current_);

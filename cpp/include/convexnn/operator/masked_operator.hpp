@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "convexnn/operator/cone_operator.hpp"
 #include "convexnn/operator/operator.hpp"
 #include "convexnn/patterns/pattern_set.hpp"
 
@@ -64,11 +65,12 @@ enum class LipschitzMethod {
 };
 
 template <class T>
-class MaskedOperator final : public BlockOperator<T> {
+class MaskedOperator final : public ConeOperator<T> {
  public:
   using Word = PackedMasks::Word;
 
-  // Non-owning: X and `patterns` must outlive the operator (the Python binding keeps both alive).
+  // Non-owning: X and `patterns` must outlive the operator (the Python binding keeps both alive). Only an
+  // operator built from a PatternSet has patterns() (the exact solver's cone projections need its set).
   MaskedOperator(MatrixView<T> X, const PatternSet& patterns);
   MaskedOperator(MatrixView<T> X, PackedMasks masks);
   // Owning the packed words (e.g. from pack_masks); X is still only viewed.
@@ -85,9 +87,18 @@ class MaskedOperator final : public BlockOperator<T> {
   // X^T D_i X (d x d, row-major). Single-threaded (one block); use block_lipschitz for all blocks at once.
   void block_gram(index_t i, T* gram) const override;
 
-  // Cone-constraint violation of the exact ReLU program, never materialising (2 D_i - I) X V_i:
-  // out[k, j] = max(0, max_rows ( -((2 D_{s_k} - I) X V_k)[row, j] )), V (|S| x d x c), out (|S| x c).
-  void cone_violation(const T* V, index_t c, T* out, BlockSubset subset = {}) const;
+  // Cone-constraint violation of the exact ReLU program by GEMM tiles in T, never materialising
+  // (2 D_i - I) X V_i: out[k, j] = max(0, max_rows ( -((2 D_{s_k} - I) X V_k)[row, j] )), V (|S| x d x c),
+  // out (|S| x c). Fast; rounds like BLAS (Python's MaskedOperator.cone_violation).
+  void cone_violation_gemm(const T* V, index_t c, T* out, BlockSubset subset = {}) const;
+
+  // ConeOperator: the rows X, the PatternSet of the constructor (std::invalid_argument when built from packed
+  // or dense masks), masked outputs, and the same violation accumulated in double in the default's order
+  // (bitwise equal to ConeOperator's row loop) by a SIMD kernel (masked_violation.cpp).
+  MatrixView<T> constraint_rows() const override { return X_; }
+  const PatternSet& patterns() const override;
+  bool masked_outputs() const override { return true; }
+  void cone_violation(const T* V, index_t c, double* out, BlockSubset subset = {}) const override;
 
   // out[k] = ||D_{s_k} X||_2^2 (|S| values), the block Lipschitz constants of the squared loss.
   void block_lipschitz(T* out, BlockSubset subset = {}, LipschitzMethod method = LipschitzMethod::Auto) const;
@@ -113,6 +124,7 @@ class MaskedOperator final : public BlockOperator<T> {
 
   MatrixView<T> X_;
   PackedMasks masks_;
+  const PatternSet* pattern_set_ = nullptr;               // set only by the PatternSet constructor
   std::shared_ptr<const std::vector<Word>> owned_words_;  // set only by the owning constructor
   std::shared_ptr<const std::vector<Word>> row_bits_;     // the masks row-major, or null (cache_row_bits)
   ProductMethod method_ = ProductMethod::Auto;

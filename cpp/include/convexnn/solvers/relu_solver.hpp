@@ -11,15 +11,16 @@
 #include <vector>
 
 #include "convexnn/cones/cone_oracle.hpp"
-#include "convexnn/solvers/gated_solver.hpp"
-#include "convexnn/problem/losses.hpp"
+#include "convexnn/operator/cone_operator.hpp"
 #include "convexnn/operator/operator.hpp"
 #include "convexnn/patterns/pattern_set.hpp"
+#include "convexnn/problem/losses.hpp"
+#include "convexnn/solvers/gated_solver.hpp"
 
 namespace convexnn {
 
-namespace detail {
-class StopControl;  // time limit, interrupt and callback polling of one solve (relu_solver.cpp)
+namespace exact {
+class StopControl;  // time limit, interrupt and callback polling of one solve (solvers/exact/stop_control.hpp)
 }
 
 struct ReluOptions {
@@ -35,6 +36,10 @@ struct ReluOptions {
   // Polled about every 0.05 s, also inside long iterations (the cone projections); true -> status
   // "interrupted" (e.g. Ctrl-C). Runs on the thread that called solve().
   std::function<bool()> interrupt;
+  // float32 only: stop with status "precision_floor" once the best certified gap (<= 1e-3, above tol) has not
+  // shrunk by 0.7 over 10 checks (the gated solver's rule), so that a caller can continue in float64. Off by
+  // default: a direct float32 solve keeps iterating as before.
+  bool precision_floor = false;
 };
 
 template <class T>
@@ -47,7 +52,7 @@ struct ReluResult {
   double max_violation = 0.0;        // relative cone violation of (V, W)
   double max_dual_constraint = 0.0;  // max_i,k oracle value at the final point (<= beta(1+tol) at optimum)
   index_t n_iter = 0;
-  std::string status;
+  std::string status;  // converged, max_iter, time_limit, interrupted, diverged, precision_floor (float32)
   double time = 0.0;
   std::vector<HistoryEntry> history;
   index_t n_active = 0;  // nonzero columns of V and W
@@ -65,19 +70,19 @@ struct ReluCertificate {
   double max_violation = 0.0;
 };
 
-// One exact problem. `op` computes the products A(U) = sum_i A_i U_i (any backend, n outputs); X (m x d) and
-// `patterns` (m rows, one pattern per block of `op`) are the rows of the cone constraints
-// (2 D_i - I) X v >= 0, on which the cone projections run. m = n is the masked operator A_i = D_i X on the same
-// rows (the ray-Newton design is then formed from X and the masks); m != n is any operator whose block i is
-// constrained by pattern i on those rows, e.g. a pooled convolutional operator (n images, m = n K patch rows,
-// A_i U = the sum over each image's K patches of D_i X U), whose ray-Newton design comes from single-block
-// forward products. y (n x c) float64 is copied. `certify_op` (optional, float64, the same blocks) recomputes
-// predictions and adjoints of every certificate in double when `op` runs in float32.
+// One exact problem. `op` computes the products A(U) = sum_i A_i U_i (any backend, n outputs) and exposes the
+// rows of the cone constraints (2 D_i - I) X v >= 0 (cone_operator.hpp): X (m x d) and its patterns (m rows,
+// one per block), on which the cone projections run, and the cone violation. With masked outputs (m = n,
+// A_i = D_i X, e.g. MaskedOperator) the ray-Newton design is formed from X and the masks; otherwise (e.g. a
+// pooled convolutional operator: n images, m = n K patch rows, A_i U = the sum over each image's K patches of
+// D_i X U, wrapped in a CompositeConeOperator) from single-block forward products. op must outlive the solver.
+// y (n x c) float64 is copied. `certify_op` (optional, float64, the same blocks) recomputes predictions and
+// adjoints of every certificate in double when `op` runs in float32.
 template <class T>
 class ReluSolver {
  public:
-  ReluSolver(const BlockOperator<T>& op, MatrixView<T> X, const PatternSet& patterns, const double* y, index_t c,
-             Loss loss, const BlockOperator<double>* certify_op = nullptr);
+  ReluSolver(const ConeOperator<T>& op, const double* y, index_t c, Loss loss,
+             const BlockOperator<double>* certify_op = nullptr);
 
   ReluResult<T> solve(double beta, const ReluOptions& options, const T* V0 = nullptr, const T* W0 = nullptr);
   ReluCertificate certificate(const T* V, const T* W, double beta, double cone_tol = 1e-12) const;
@@ -87,8 +92,8 @@ class ReluSolver {
 
  private:
   struct Point;
-  class Run;  // the state of one solve() call (relu_solver.cpp)
-  using Stop = detail::StopControl;
+  class Run;  // the state of one solve() call (solvers/exact/run.hpp)
+  using Stop = exact::StopControl;
   // Warm-start slots of the projector: one per block column for V, for W, and for the two signs of the
   // dual-constraint projections of the certificate.
   enum SlotKind : index_t { kSlotV = 0, kSlotW = 1, kSlotDualPlus = 2, kSlotDualMinus = 3 };
@@ -114,14 +119,14 @@ class ReluSolver {
                                std::vector<double>& grad, std::vector<double>& G,
                                std::vector<double>* z = nullptr) const;
 
-  const BlockOperator<T>& op_;
+  const ConeOperator<T>& op_;
   const BlockOperator<double>* cert_op_;
   MatrixView<T> X_;
   const PatternSet& pats_;
   std::vector<double> y_;
   index_t n_, d_, p_, c_;
   Loss loss_;
-  bool masked_outputs_ = true;  // X has the operator's n rows: A_i = D_i X (see the constructor's comment)
+  bool masked_outputs_ = true;  // op_.masked_outputs(): A_i = D_i X (see the constructor's comment)
   double x_norm_ = 0.0;
   std::unique_ptr<PatternConeProjector<T>> projector_;  // warm-started across iterations (mutable state)
 };

@@ -144,7 +144,17 @@ MaskedOperator<T>::MaskedOperator(MatrixView<T> X, PackedMasks masks) : X_(norma
 
 template <class T>
 MaskedOperator<T>::MaskedOperator(MatrixView<T> X, const PatternSet& patterns)
-    : MaskedOperator(X, PackedMasks::of(patterns)) {}
+    : MaskedOperator(X, PackedMasks::of(patterns)) {
+  pattern_set_ = &patterns;
+}
+
+template <class T>
+const PatternSet& MaskedOperator<T>::patterns() const {
+  CONVEXNN_CHECK(pattern_set_ != nullptr,
+                 "this MaskedOperator was built from packed or dense masks, not a PatternSet: the exact solver's "
+                 "cone projections need the PatternSet");
+  return *pattern_set_;
+}
 
 template <class T>
 MaskedOperator<T>::MaskedOperator(MatrixView<T> X, std::vector<Word> words, index_t n_patterns)
@@ -296,7 +306,7 @@ void MaskedOperator<T>::adjoint(const T* R, index_t c, T* G, BlockSubset subset)
 }
 
 template <class T>
-void MaskedOperator<T>::cone_violation(const T* V, index_t c, T* out, BlockSubset subset) const {
+void MaskedOperator<T>::cone_violation_gemm(const T* V, index_t c, T* out, BlockSubset subset) const {
   CONVEXNN_CHECK(c >= 1, "cone_violation: c must be >= 1, got " << c);
   check_subset(subset, "subset");
   const index_t n = X_.rows, d = X_.cols, S = subset.count(masks_.n_patterns);
