@@ -9,11 +9,12 @@ The loss and the products A(U) = sum_i D_i X U_i involve all n rows and run dist
 :class:`DistributedOperator`). The cone constraints are per row, and at the optimum only few rows are active,
 so the driver keeps a working set S of rows (|S| x d numbers and their |S| x P mask bits, gathered from the
 workers) and runs the library's exact C++ solver with the cone constraints restricted to S
-(``_core.solve_relu`` with constraint rows X_S != X: the same FISTA with the exact cone prox, ray Newton and
-cone-oracle certificate as on one machine). Then the workers check every row of the returned point (the
-relative violation (s_r x_r^T u)_- / (||X||_2 ||u||) of each nonzero column u), the most violated rows join S,
-and the solve is warm-started again, until no row outside S is violated. The sequence is the classical
-cutting-plane (constraint generation) method for the row constraints: each restricted program is a relaxation.
+(``_core.solve_relu`` on ``_core.ConeOperatorF64(op, X_S, masks of S)``: the same FISTA with the exact cone
+prox, ray Newton and cone-oracle certificate as on one machine). Then the workers check every row of the
+returned point (the relative violation (s_r x_r^T u)_- / (||X||_2 ||u||) of each nonzero column u), the most
+violated rows join S, and the solve is warm-started again, until no row outside S is violated. The sequence is
+the classical cutting-plane (constraint generation) method for the row constraints: each restricted program is
+a relaxation.
 
 Guarantees (the single-machine ones):
 
@@ -129,10 +130,10 @@ def check_rows(op, V, W, x_norm, per_group, add_tol=_ADD_TOL):
 
 def _solve_restricted(op, ws, Y, beta, loss, tol, max_iter, time_limit, V0, W0, verbose, callback):
     """The exact C++ solver with the products on ``op`` (all rows) and the cone constraints on the rows of S."""
+    # ConeOperatorF64 keeps op, X_S and the PatternSet alive; m = |S| < n: ray Newton uses single-block products
+    cone = _core.ConeOperatorF64(op, ws.rows, ws.patterns())
     return _core.solve_relu(
-        op,
-        ws.rows,
-        ws.patterns(),
+        cone,
         Y,
         beta,
         loss=loss,
