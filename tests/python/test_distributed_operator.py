@@ -58,6 +58,19 @@ def test_operator_matches_masked_operator(client):
     assert op.stats["forward"] >= 3 and op.stats["bytes_received"] > 0
     with pytest.raises(IndexError, match="block index 25"):
         op.block_gram(25)
+    # memoized products: a repeated input is answered without a round trip, a new one (or a subset) is not
+    op.memoize(1 << 20)
+    z, g = op.forward(U), op.adjoint(R)
+    moved = op.stats["bytes_received"]
+    np.testing.assert_array_equal(op.forward(U), z)
+    np.testing.assert_array_equal(op.adjoint(R), g)
+    assert op.stats["memo_hits"] == 2 and op.stats["bytes_received"] == moved
+    np.testing.assert_allclose(op.forward(U[sub], sub), ref.forward(U[sub], sub), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(op.adjoint(2.0 * R), 2.0 * g, rtol=0, atol=1e-12)
+    assert op.stats["memo_hits"] == 2 and op.stats["bytes_received"] > moved
+    op.memoize(0)
+    op.forward(U)
+    assert op.stats["memo_hits"] == 2
     op.release()
     design.release()
 

@@ -25,21 +25,6 @@ pytestmark = pytest.mark.skipif(
     "interface (BlockOperatorF64 cannot be subclassed): rebuild the extension",
 )
 
-CHUNKS = (7, 1, 0, 13, 19)  # n = 40
-
-
-def _problem(loss, seed=0, n=40, d=3):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d)) + np.array([0.5, -1.0, 2.0])
-    y = np.maximum(X @ rng.standard_normal(d), 0) + 0.1 * rng.standard_normal(n)
-    if loss in ("logistic", "hinge", "squared_hinge"):
-        y = np.where(y > np.median(y), 1.0, -1.0)
-    elif loss == "cross_entropy":
-        y = np.eye(3)[rng.integers(0, 3, n)]
-    Xd = da.from_array(X, chunks=(CHUNKS, d))
-    yd = da.from_array(y, chunks=((10, 30),) + y.shape[1:])
-    return X, y, Xd, yd
-
 
 def _check_certificate(res, X, y, loss, groups="output"):
     """The returned point's certificate recomputed on one machine, and the solver's own bounds."""
@@ -66,8 +51,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("loss, seed, ratio", CASES)
-def test_gated_solve_matches_single_machine(client, loss, seed, ratio):
-    X, y, Xd, yd = _problem(loss, seed)
+def test_gated_solve_matches_single_machine(client, loss, seed, ratio, distributed_problem):
+    X, y, Xd, yd = distributed_problem(loss, seed)
     beta = ratio * cnn.beta_max(X, y, 20, loss=loss, bias=True)
     ref = cnn.solve(X, y, beta, patterns=20, loss=loss, bias=True, tol=1e-8)
     res = cnn.solve(Xd, yd, beta, patterns=20, loss=loss, bias=True, tol=1e-8)
@@ -81,8 +66,8 @@ def test_gated_solve_matches_single_machine(client, loss, seed, ratio):
 
 
 @pytest.mark.parametrize("loss, groups", [("squared", "output"), ("cross_entropy", "neuron")])
-def test_beta_max_matches_single_machine(client, loss, groups):
-    X, y, Xd, yd = _problem(loss)
+def test_beta_max_matches_single_machine(client, loss, groups, distributed_problem):
+    X, y, Xd, yd = distributed_problem(loss)
     pats = cnn.sample_patterns(X, 30, seed=1, bias=True)
     np.testing.assert_allclose(
         cnn.beta_max(Xd, yd, pats, loss=loss, groups=groups, bias=True),
@@ -96,10 +81,10 @@ def test_beta_max_matches_single_machine(client, loss, groups):
     )
 
 
-def test_squared_solve_inside_cvxpy_bounds(client):
+def test_squared_solve_inside_cvxpy_bounds(client, distributed_problem):
     from convexnn.reference.cvx import solve_gated_cvxpy
 
-    X, y, Xd, yd = _problem("squared", seed=1)
+    X, y, Xd, yd = distributed_problem("squared", seed=1)
     res = cnn.solve(Xd, yd, 1.0, patterns=10, bias=True, tol=1e-8)
     Xb = np.hstack([X, np.ones((len(X), 1))])
     masks = cnn.Patterns.from_gates(X, res.patterns.gates, bias=True).dense()
@@ -108,8 +93,8 @@ def test_squared_solve_inside_cvxpy_bounds(client):
     np.testing.assert_allclose(res.objective, opt, rtol=1e-6)
 
 
-def test_numpy_with_client_neuron_groups_two_outputs(client):
-    X, y, _, _ = _problem("squared", seed=2)
+def test_numpy_with_client_neuron_groups_two_outputs(client, distributed_problem):
+    X, y, _, _ = distributed_problem("squared", seed=2)
     Y = np.column_stack([y, -0.5 * y + 1.0])
     ref = cnn.solve(X, Y, 2.0, patterns=15, groups="neuron", bias=True, tol=1e-8)
     res = cnn.solve(X, Y, 2.0, patterns=15, groups="neuron", bias=True, tol=1e-8, client=client)
@@ -117,8 +102,8 @@ def test_numpy_with_client_neuron_groups_two_outputs(client):
     _check_certificate(res, X, Y, "squared", groups="neuron")
 
 
-def test_solve_path_and_explicit_patterns(client):
-    X, y, Xd, yd = _problem("squared", seed=3)
+def test_solve_path_and_explicit_patterns(client, distributed_problem):
+    X, y, Xd, yd = distributed_problem("squared", seed=3)
     pats = cnn.sample_patterns(X, 15, seed=4, bias=True)
     ref = cnn.solve_path(X, y, patterns=pats, n_betas=3, beta_min_ratio=0.1, bias=True, tol=1e-8)
     res = cnn.solve_path(Xd, yd, patterns=pats, n_betas=3, beta_min_ratio=0.1, bias=True, tol=1e-8)
@@ -135,14 +120,12 @@ def test_solve_path_and_explicit_patterns(client):
     )
 
 
-def test_bad_arguments(client):
-    X, y, Xd, yd = _problem("squared")
+def test_bad_arguments(client, distributed_problem):
+    X, y, Xd, yd = distributed_problem("squared")
     with pytest.raises(ValueError, match="float32"):
         cnn.solve(Xd, yd, 1.0, patterns=5, dtype=np.float32)
     with pytest.raises(ValueError, match="cutting_planes"):
         cnn.solve(Xd, yd, 1.0, patterns=5, cutting_planes=True)
-    with pytest.raises(ValueError, match="loss='hinge' is not available for distributed formulation='relu'"):
-        cnn.solve(Xd, da.sign(yd - 1.0), 1.0, patterns=5, formulation="relu", loss="hinge")
     with pytest.raises(ValueError, match="y has 39 rows"):
         cnn.solve(Xd, yd[:39], 1.0, patterns=5)
     with pytest.raises(ValueError, match="loss='logistic' needs y"):

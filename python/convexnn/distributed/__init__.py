@@ -10,8 +10,10 @@ Each worker holds row blocks X_(b) of the data and the bit-packed masks of the b
 the library's C++ solvers run on the driver against a :class:`DistributedOperator`, whose products fan out to
 the blocks (forward: the row parts are concatenated; adjoint: the d x P x c parts are summed). The gated
 program of Pilanci & Ergen, "Neural Networks are Convex Regularizers" (ICML 2020), is solved for every loss with
-its dual certificate. Enumerating the full hyperplane arrangement stays single-machine. See docs/distributed.md
-for the communication model and the behaviour when a worker is lost.
+its dual certificate, and the exact (cone-constrained) program by constraint generation over the rows (the cone
+constraints of a working set of rows on the driver, the violation over all rows checked on the workers).
+Enumerating the full hyperplane arrangement stays single-machine. See docs/distributed.md for the communication
+model and the behaviour when a worker is lost.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ block order. Per product the driver sends U (S x d x c numbers) to every block a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 
 import numpy as np
 
@@ -65,7 +67,8 @@ class DistributedOperator(_Base):
     ----------
     stats : dict
         Counters: "forward", "adjoint", "gram" (calls), "bytes_sent", "bytes_received" (numpy payloads
-        between driver and workers), "recovered" (products re-run after scattered blocks were restored).
+        between driver and workers), "recovered" (products re-run after scattered blocks were restored),
+        "memo_hits" (products answered from :meth:`memoize`'s store).
     """
 
     def __init__(self, design, gates: np.ndarray, kept=None, timeout=None):
@@ -78,8 +81,11 @@ class DistributedOperator(_Base):
         self.design, self.client = design, design.client
         self.gates_all, self.kept = gates, (None if kept is None else np.asarray(kept, dtype=np.int64))
         self.timeout = timeout
-        self.stats = dict(forward=0, adjoint=0, gram=0, bytes_sent=0, bytes_received=0, recovered=0, time=0.0)
+        self.stats = dict(
+            forward=0, adjoint=0, gram=0, bytes_sent=0, bytes_received=0, recovered=0, memo_hits=0, time=0.0
+        )
         self._grams = {}
+        self._memo, self._memo_bytes, self._memo_max = OrderedDict(), 0, 0
         self.recovered_from = []
         self.mblocks = [self._build(b) for b in range(design.n_blocks)]
         self._servers = []
@@ -218,6 +224,37 @@ class DistributedOperator(_Base):
             "no certificate was computed from incomplete data."
         )
 
+    # ---- memoized products ----------------------------------------------------------------------------
+    def memoize(self, max_bytes: int):
+        """Answer a product whose input was seen before from a store of up to ``max_bytes`` of outputs (0: off).
+
+        The exact program's constraint generation restarts the C++ solver on the same operator every round, and
+        each start repeats the same power iteration (15 forward + adjoint products from a fixed vector): with the
+        store those cost no round trip after the first round. Inputs are keyed by their BLAKE2b digest.
+        """
+        self._memo, self._memo_bytes, self._memo_max = OrderedDict(), 0, int(max_bytes)
+
+    def _memo_key(self, kind, A, subset):
+        if not self._memo_max:
+            return None
+        digest = hashlib.blake2b(memoryview(np.ascontiguousarray(A)).cast("B"), digest_size=16).digest()
+        return kind, A.shape, None if subset is None else tuple(int(i) for i in subset), digest
+
+    def _memo_get(self, key):
+        if key is None or key not in self._memo:
+            return None
+        self._memo.move_to_end(key)
+        self.stats["memo_hits"] += 1
+        return self._memo[key].copy()
+
+    def _memo_put(self, key, out):
+        if key is None or out.nbytes > self._memo_max:
+            return
+        self._memo[key] = out.copy()
+        self._memo_bytes += out.nbytes
+        while self._memo_bytes > self._memo_max:
+            self._memo_bytes -= self._memo.popitem(last=False)[1].nbytes
+
     # ---- the operator interface ----------------------------------------------------------------------
     def forward(self, U, subset=None):
         """z = sum_k D_{s_k} X U_k, U (S, d, c) -> z (n, c) (or (S, d) -> (n,))."""
@@ -225,12 +262,16 @@ class DistributedOperator(_Base):
         squeeze = U.ndim == 2
         U3 = U[:, :, None] if squeeze else U
         self.stats["forward"] += 1
-        n, c = self.n_samples, U3.shape[2]
-        z = np.zeros((n, c))
-        if U3.shape[0] and self.mblocks:
-            parts = self._map(_worker.block_forward, (U3, subset), sent_bytes=U3.nbytes * len(self._servers))
-            for (r0, r1), part in zip(self.design.block_rows, parts):
-                z[r0:r1] = part
+        key = self._memo_key("forward", U3, subset)
+        z = self._memo_get(key)
+        if z is None:
+            n, c = self.n_samples, U3.shape[2]
+            z = np.zeros((n, c))
+            if U3.shape[0] and self.mblocks:
+                parts = self._map(_worker.block_forward, (U3, subset), sent_bytes=U3.nbytes * len(self._servers))
+                for (r0, r1), part in zip(self.design.block_rows, parts):
+                    z[r0:r1] = part
+            self._memo_put(key, z)
         return z[:, 0] if squeeze else z
 
     def adjoint(self, R, subset=None):
@@ -240,16 +281,20 @@ class DistributedOperator(_Base):
         R2 = R[:, None] if squeeze else R
         S = self.n_blocks if subset is None else len(subset)
         self.stats["adjoint"] += 1
-        G = np.zeros((S, self.block_dim, R2.shape[1]))
-        if S and self.mblocks:
-            rows = self.design.block_rows
-            G = self._map(
-                _worker.block_adjoint,
-                (subset,),
-                lambda b: (np.ascontiguousarray(R2[slice(*rows[b])]),),
-                reduce_sum=True,
-                sent_bytes=R2.nbytes,
-            )
+        key = self._memo_key("adjoint", R2, subset)
+        G = self._memo_get(key)
+        if G is None:
+            G = np.zeros((S, self.block_dim, R2.shape[1]))
+            if S and self.mblocks:
+                rows = self.design.block_rows
+                G = self._map(
+                    _worker.block_adjoint,
+                    (subset,),
+                    lambda b: (np.ascontiguousarray(R2[slice(*rows[b])]),),
+                    reduce_sum=True,
+                    sent_bytes=R2.nbytes,
+                )
+            self._memo_put(key, G)
         return G[:, :, 0] if squeeze else G
 
     def block_gram(self, i):

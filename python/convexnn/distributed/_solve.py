@@ -184,7 +184,7 @@ def _solve_on(
             callback=callback,
         )
         return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)
-    from ._exact import solve_exact  # the exact program: augmented Lagrangian, multipliers on the workers
+    from ._exact import solve_exact  # the exact program: constraint generation over the cone rows
 
     raw = solve_exact(op, Y, beta, loss, tol, max_iter, time_limit, warm_start, verbose, callback)
     return _result(raw, start, pats, formulation, loss, beta, groups, bias, was_1d)

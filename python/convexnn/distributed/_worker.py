@@ -168,29 +168,6 @@ class BlockServer:
             return total
         return out
 
-    def exact_init(self, key, Y_parts, loss):
-        """Create this worker's ExactBlocks for the solve ``key`` (multipliers start at 0)."""
-        if not hasattr(self, "exact"):
-            self.exact = {}
-        self.exact[key] = [ExactBlock(b, Y, loss) for b, Y in zip(self.blocks, Y_parts)]
-        return len(self.exact[key])
-
-    def exact_eval(self, key, points, flags, rho):
-        """For each point x (2, P, d, c) with flags (want_grad, want_t): the worker's summed block terms."""
-        blocks = self.exact[key]
-        return [_exact_sum([b.evaluate(x, rho, *f) for b in blocks]) for x, f in zip(points, flags)]
-
-    def exact_update(self, key, x, rho):
-        """Multiplier step on every block of this worker."""
-        for b in self.exact[key]:
-            b.update(x, rho)
-        return True
-
-    def exact_drop(self, key):
-        """Free the solve's multipliers."""
-        getattr(self, "exact", {}).pop(key, None)
-        return True
-
 
 def block_margin_bounds(mblock: MaskedBlock, G: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """For gates G (d + 1, k) with training patterns ``rows`` (k,): per gate, on the block's rows,
@@ -212,64 +189,65 @@ def block_margin_bounds(mblock: MaskedBlock, G: np.ndarray, rows: np.ndarray) ->
     )
 
 
-# ---- the exact (cone-constrained) program: per-row augmented-Lagrangian terms ----------------------------
-class ExactBlock:
-    """One row block's share of the augmented Lagrangian of the exact program (multipliers kept here).
+# ---- the exact (cone-constrained) program: the working-set rows and the violation check ------------------
+_CHECK_ROWS = 4096  # rows per chunk of the violation check (bounds the chunk's margins to 4096 x groups floats)
 
-    Attributes
+
+def _mask_bits(words: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mask bits (len(rows), P) bool of block-local rows from the packed (P, ceil(n_k / 64)) uint64 words."""
+    shift = (rows % 64).astype(np.uint64)
+    return ((words[:, rows // 64] >> shift[None, :]) & np.uint64(1)).astype(bool).T
+
+
+def block_cone_rows(mblock: MaskedBlock, local_index: np.ndarray):
+    """Rows of X_k (bias column included) and their masks of all P patterns: ((m, d), (m, P) bool)."""
+    rows = np.asarray(local_index, dtype=np.int64)
+    return mblock.Xb[rows], _mask_bits(mblock.patterns.words(), rows)
+
+
+def block_cone_check(mblock: MaskedBlock, vectors, pattern, scale, per_group: int, add_tol: float):
+    """The exact program's cone constraints on the block's rows, for the nonzero groups of (V, W).
+
+    Parameters
     ----------
-    Y : ndarray (n_k, c)
-        The block's targets.
-    lam : ndarray (2, n_k, P, c)
-        Multipliers >= 0 of the constraints s_r x_r^T v_i >= 0 (index 0) and s_r x_r^T w_i >= 0 (index 1),
-        s_r = 2 D_i[r] - 1, one per (sign, row, pattern, output).
+    vectors : ndarray (d, m)
+        The nonzero columns u = v_i[:, k] or w_i[:, k] (sign patterns apply alike to v and w).
+    pattern : ndarray (m,) of int64
+        The pattern i of each column.
+    scale : ndarray (m,)
+        1 / (||X||_2 ||u||): the relative violation of a row is (s_r x_r^T u)_- * scale.
+    per_group : int
+        Keep, per column, the ``per_group`` rows of largest relative violation -s_r x_r^T u * scale above
+        ``add_tol`` (a negative ``add_tol`` also keeps rows that are active within that slack).
+
+    Returns
+    -------
+    viol : ndarray (m,)
+        max over the block's rows of the raw violation (s_r x_r^T u)_- (0 on an empty block).
+    group, row, score : ndarray (q,)
+        The kept (column, block-local row, signed relative violation) triples.
     """
-
-    def __init__(self, mblock: MaskedBlock, Y: np.ndarray, loss: str):
-        self.mblock, self.loss = mblock, loss
-        self.Y = np.ascontiguousarray(Y, dtype=np.float64)
-        self.D = mblock.patterns.dense().astype(np.float64)  # (n_k, P): dense, the AL terms need S X v per row
-        self.S = 2.0 * self.D - 1.0
-        P, c = self.D.shape[1], self.Y.shape[1]
-        self.lam = np.zeros((2, self.Y.shape[0], P, c))
-
-    def _cones(self, x):
-        """(S_i X v_i, S_i X w_i) per row: (2, n_k, P, c), and the prediction z (n_k, c)."""
-        XU = np.einsum("nd,spdc->snpc", self.mblock.Xb, x)
-        z = np.einsum("np,npc->nc", self.D, XU[0] - XU[1])
-        return XU * self.S[None, :, :, None], z
-
-    def evaluate(self, x, rho, want_grad, want_t):
-        """loss, AL term, max raw violation (2, P, c), gradient (2, P, d, c) or None, loss gradient t or None.
-
-        AL term: sum_r ((lam_r - rho g_r)_+^2 - lam_r^2) / (2 rho) over the constraints g_r = s_r x_r^T u >= 0
-        (Rockafellar's augmented Lagrangian); its gradient is -X^T (S_i mu) with mu = (lam - rho g)_+.
-        """
-        g, z = self._cones(x)
-        mu = np.maximum(self.lam - rho * g, 0.0)
-        al = float((np.sum(mu * mu) - np.sum(self.lam * self.lam)) / (2.0 * rho))
-        viol = np.maximum(-g, 0.0).max(axis=1)
-        lossv = float(_core.loss_value(z, self.Y, self.loss))
-        grad = t = None
-        if want_grad or want_t:
-            t = _core.loss_gradient(z, self.Y, self.loss)
-        if want_grad:
-            Dt = self.D[:, :, None] * t[:, None, :]
-            coef = np.stack([Dt, -Dt]) - self.S[None, :, :, None] * mu
-            grad = np.einsum("nd,snpc->spdc", self.mblock.Xb, coef)
-        return lossv, al, viol, grad, (t if want_t else None)
-
-    def update(self, x, rho):
-        """lam <- (lam - rho g(x))_+ (the method of multipliers' step)."""
-        g, _ = self._cones(x)
-        self.lam = np.maximum(self.lam - rho * g, 0.0)
-
-
-def _exact_sum(parts):
-    """Sum the blocks' (loss, al, viol, grad, t) tuples: sums, max of violations, t in block order."""
-    loss = sum(p[0] for p in parts)
-    al = sum(p[1] for p in parts)
-    viol = np.max([p[2] for p in parts], axis=0)
-    grad = None if parts[0][3] is None else np.sum([p[3] for p in parts], axis=0)
-    t = None if parts[0][4] is None else [p[4] for p in parts]
-    return loss, al, viol, grad, t
+    n_k = mblock.Xb.shape[0]
+    m = vectors.shape[1]
+    viol = np.zeros(m)
+    words = mblock.patterns.words()[np.asarray(pattern, dtype=np.int64)]  # (m, ceil(n_k / 64))
+    best_row = np.zeros((0, m), dtype=np.int64)
+    best_score = np.zeros((0, m))
+    for r0 in range(0, n_k, _CHECK_ROWS):  # chunk starts are multiples of 64: whole mask words
+        r1 = min(n_k, r0 + _CHECK_ROWS)
+        margins = mblock.Xb[r0:r1] @ vectors  # (rows, m)
+        chunk = np.ascontiguousarray(words[:, r0 // 64 : (r1 + 63) // 64])
+        bits = np.unpackbits(chunk.view(np.uint8), axis=1, bitorder="little")
+        sign = 2.0 * bits[:, : r1 - r0].T - 1.0
+        neg = -(sign * margins)
+        viol = np.maximum(viol, neg.max(axis=0, initial=0.0))
+        rows = np.broadcast_to(np.arange(r0, r1)[:, None], neg.shape)
+        best_row = np.concatenate([best_row, rows])
+        best_score = np.concatenate([best_score, neg * scale[None, :]])
+        if best_row.shape[0] > per_group:
+            top = np.argpartition(-best_score, per_group - 1, axis=0)[:per_group]
+            best_row = np.take_along_axis(best_row, top, axis=0)
+            best_score = np.take_along_axis(best_score, top, axis=0)
+    keep = best_score > add_tol
+    group = np.broadcast_to(np.arange(m)[None, :], keep.shape)[keep]
+    return viol, group.astype(np.int64), best_row[keep], best_score[keep]
