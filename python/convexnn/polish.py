@@ -14,7 +14,7 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from .nonconvex import objective_and_grad
+from .nonconvex import objective_and_grad, small_product_threads
 
 # L-BFGS iterations per refinement and its history length.
 POLISH_MAX_ITER = 300
@@ -43,12 +43,13 @@ def polish_network(W1, W2, Xb, Y, beta, loss, max_iter=POLISH_MAX_ITER, time_lim
         return F, np.concatenate([dA.ravel(), dB.ravel()])
 
     x0 = np.concatenate([W1.ravel(), W2.ravel()])
-    fun(x0)
-    F0 = best["F"]
-    try:
-        minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "maxcor": POLISH_MEMORY})
-    except _OutOfTime:
-        pass
+    with small_product_threads(Xb.shape[0], m, d, c):
+        fun(x0)
+        F0 = best["F"]
+        try:
+            minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "maxcor": POLISH_MEMORY})
+        except _OutOfTime:
+            pass
     if best["x"] is None or not best["F"] <= F0:
         return W1, W2, F0
     x = best["x"]
