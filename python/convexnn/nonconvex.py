@@ -53,8 +53,10 @@ def loss_and_grad(Z, Y, loss):
 
 # Products of the network's forward/backward pass below this size (rows x neurons x inputs x outputs) run on one
 # BLAS thread: measured on diabetes (n = 442, 300 neurons), one evaluation costs 4.5 ms of CPU on one thread
-# against 20 ms on two (the threads spin; under load far worse); larger ones keep the library's own threading.
-SMALL_PRODUCT = 1 << 22
+# against 20 ms on two (the threads spin; under load far worse), and 6000 Adam epochs on breast cancer
+# (569 x 300 x 31, 5.3e6) took 62 s of CPU on two threads against 5.5 s at 170 neurons on one; larger ones keep
+# the library's own threading.
+SMALL_PRODUCT = 1 << 24
 
 
 def small_product_threads(n, m, d, c):
