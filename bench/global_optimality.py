@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import time
@@ -142,7 +143,7 @@ def main(argv=None):
             if args.adam_only:
                 continue
             adam, t_adam, n_runs, n_conv = (cache[key][k] for k in ("best", "time", "runs", "converged"))
-            t0 = time.perf_counter()
+            t0, c0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
             res = cnn.solve(
                 X,
                 y,
@@ -154,7 +155,8 @@ def main(argv=None):
                 cutting_planes=True,
                 time_limit=args.time_limit,
             )
-            t_cnn = time.perf_counter() - t0
+            t_cnn, cpu_cnn = time.perf_counter() - t0, time.process_time() - c0
+            load = 0.5 * (load0 + os.getloadavg()[0])
             obj = res.network().objective(X, y, beta, loss=loss)
             rows.append(
                 dict(
@@ -166,6 +168,8 @@ def main(argv=None):
                     beta=beta,
                     convexnn=obj,
                     convexnn_time=t_cnn,
+                    convexnn_cpu=cpu_cnn,
+                    load=load,
                     status=res.status,
                     neurons=res.network().n_neurons,
                     certified_global=bool(res.certified_global),
@@ -179,7 +183,8 @@ def main(argv=None):
             )
             r = rows[-1]
             print(
-                f"{name:20s} beta={ratio:g}*bmax convexnn {obj:.8g} ({t_cnn:.1f}s, {res.status}) "
+                f"{name:20s} beta={ratio:g}*bmax convexnn {obj:.8g} ({t_cnn:.1f}s, cpu {cpu_cnn:.1f}s, "
+                f"load {load:.1f}, {res.status}) "
                 f"adam best {adam:.8g} ({n_runs} runs, {n_conv} converged, {t_adam:.1f}s) ratio {obj / adam:.6f}",
                 flush=True,
             )
@@ -190,14 +195,15 @@ def main(argv=None):
     out.write_text(json.dumps(dict(machine=machine(), quick=args.quick, rows=rows), indent=1))
     print(f"\nMachine: {machine()}\n")
     print(
-        "| data set | beta / beta_max | convexnn objective (time, status) | best Adam objective (runs, total time) "
-        "| convexnn / Adam |"
+        "| data set | beta / beta_max | convexnn objective (wall, CPU, load, status) | best Adam objective (runs, "
+        "total time) | convexnn / Adam |"
     )
     print("|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['set']} (n={r['n']}, d={r['d']}, {r['loss']}) | {r['ratio']:g} | {r['convexnn']:.8g} "
-            f"({r['convexnn_time']:.1f} s, {r['status']}) | {r['adam_best']:.8g} ({r['adam_runs']}, "
+            f"({r['convexnn_time']:.1f} s, {r['convexnn_cpu']:.1f} s, {r['load']:.1f}, {r['status']}) | "
+            f"{r['adam_best']:.8g} ({r['adam_runs']}, "
             f"{r['adam_time']:.0f} s) | {r['convexnn'] / r['adam_best']:.6f} |"
         )
     _plot(rows, out.with_suffix(".png"))

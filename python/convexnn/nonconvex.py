@@ -51,6 +51,21 @@ def loss_and_grad(Z, Y, loss):
     return float(_core.loss_value(Z, Y, loss)), _core.loss_gradient(Z, Y, loss)
 
 
+# Products of the network's forward/backward pass below this size (rows x neurons x inputs x outputs) run on one
+# BLAS thread: measured on diabetes (n = 442, 300 neurons), one evaluation costs 4.5 ms of CPU on one thread
+# against 20 ms on two (the threads spin; under load far worse), and 6000 Adam epochs on breast cancer
+# (569 x 300 x 31, 5.3e6) took 62 s of CPU on two threads against 5.5 s at 170 neurons on one; larger ones keep
+# the library's own threading.
+SMALL_PRODUCT = 1 << 24
+
+
+def small_product_threads(n, m, d, c):
+    """A context limiting BLAS to one thread when the network's products are small (see SMALL_PRODUCT)."""
+    if n * m * d * max(c, 1) < SMALL_PRODUCT:
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
+
+
 def objective_and_grad(Xb, Y, W1, W2, beta, loss, gates=None, scale=1.0, gate_mask=None):
     """F and its gradients for weights W1 (m, d~) and W2 (m, c) on design Xb (n, d~).
 
@@ -58,6 +73,19 @@ def objective_and_grad(Xb, Y, W1, W2, beta, loss, gates=None, scale=1.0, gate_ma
     precomputed ``Xb @ gates >= 0``. Returns (F, dW1, dW2).
     """
     H = Xb @ W1.T  # (n, m) pre-activations
+    if gates is None and gate_mask is None:
+        # The ReLU network: in-place masking, no (n, m) temporaries beyond A and one product (3-4x faster at
+        # 300 neurons on diabetes than the np.where form below, which the gated network needs).
+        A = np.maximum(H, 0.0)
+        value, G = loss_and_grad(A @ W2, Y, loss)
+        G *= scale
+        dW2 = A.T @ G
+        dW2 += beta * W2
+        M = G @ W2.T
+        M *= H > 0
+        dW1 = M.T @ Xb
+        dW1 += beta * W1
+        return scale * value + 0.5 * beta * (float(np.vdot(W1, W1)) + float(np.vdot(W2, W2))), dW1, dW2
     if gate_mask is not None:
         active = gate_mask
     else:
@@ -291,10 +319,7 @@ def train_nonconvex(
                 break
         return history, step, status, best, train_time
 
-    # Per-step products this small run faster on one BLAS thread than on several (and far faster when other
-    # processes share the cores); larger ones keep the BLAS library's own threading.
-    small = batch_size * m * d_tilde * max(c, 1) < (1 << 22)
-    with threadpool_limits(limits=1, user_api="blas") if small else contextlib.nullcontext():
+    with small_product_threads(batch_size, m, d_tilde, c):
         history, step, status, best, train_time = run()
     F, W1_out, W2_out = best if status == "diverged" else (full_objective(), W1, W2)
     w2_out = W2_out[:, 0] if was_1d else W2_out

@@ -14,11 +14,16 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from .nonconvex import objective_and_grad
+from .nonconvex import objective_and_grad, small_product_threads
 
 # L-BFGS iterations per refinement and its history length.
 POLISH_MAX_ITER = 300
 POLISH_MEMORY = 20
+# Restarts after a failed line search, from the best point perturbed by this relative amount.
+MAX_RESTARTS = 3
+PERTURB = 1e-3
+# A run that stops (line search failed, or "converged") within this many iterations counts as stuck at a kink.
+STUCK_ITER = 10
 
 
 def polish_network(W1, W2, Xb, Y, beta, loss, max_iter=POLISH_MAX_ITER, time_limit=None):
@@ -43,12 +48,24 @@ def polish_network(W1, W2, Xb, Y, beta, loss, max_iter=POLISH_MAX_ITER, time_lim
         return F, np.concatenate([dA.ravel(), dB.ravel()])
 
     x0 = np.concatenate([W1.ravel(), W2.ravel()])
-    fun(x0)
-    F0 = best["F"]
-    try:
-        minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "maxcor": POLISH_MEMORY})
-    except _OutOfTime:
-        pass
+    rng = np.random.default_rng(0)
+    with small_product_threads(Xb.shape[0], m, d, c):
+        fun(x0)
+        F0 = best["F"]
+        x, left = x0, max_iter
+        for _ in range(MAX_RESTARTS + 1):
+            try:
+                out = minimize(fun, x, jac=True, method="L-BFGS-B", options={"maxiter": left, "maxcor": POLISH_MEMORY})
+            except _OutOfTime:
+                break
+            left -= max(1, out.nit)
+            stuck = out.status == 2 or (out.status == 0 and out.nit < STUCK_ITER)  # 2: the line search failed
+            if not stuck or left <= 0:
+                break
+            # A network from the convex program has neurons on their cones' boundaries (X u = 0 on some samples),
+            # kinks of F where the line search fails or "converges" at once; a small relative perturbation of the
+            # best point leaves them (measured on diabetes: 26.35 -> 25.01 in 1000 iterations, against 0).
+            x = best["x"] * (1.0 + PERTURB * rng.standard_normal(best["x"].size))
     if best["x"] is None or not best["F"] <= F0:
         return W1, W2, F0
     x = best["x"]
